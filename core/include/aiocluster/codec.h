@@ -1,0 +1,49 @@
+// Encoding and decoding of packets in the protobuf wire format, and the exact
+// encoded size of every part, so a sender can fill a packet up to its budget
+// without ever exceeding it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <variant>
+
+#include "aiocluster/messages.h"
+#include "aiocluster/types.h"
+
+namespace aiocluster {
+
+enum class DecodeError : std::uint8_t {
+  kMalformed,      // not a parseable PacketPb
+  kNoMessage,      // no known oneof member set (empty, or a newer message kind)
+  kInvalidField,   // parseable but out of range (a port above 65535, an unknown status)
+};
+
+std::string_view to_string(DecodeError error);
+
+using DecodeResult = std::variant<Packet, DecodeError>;
+
+Bytes encode(const Packet& packet);
+DecodeResult decode(ByteView bytes);
+
+// Exact sizes in bytes of the protobuf encoding (proto3 rules: default scalars
+// and empty strings are left out; message fields we set are always written).
+namespace wire_size {
+
+std::size_t varint(std::uint64_t value);
+// A length-delimited field (string or sub-message) whose payload is `length`
+// bytes, with a one-byte tag (all our field numbers are below 16).
+inline std::size_t length_delimited(std::size_t length) { return 1 + varint(length) + length; }
+
+std::size_t node_id(const NodeId& id);                    // NodeIdPb body
+std::size_t node_digest(const NodeDigest& digest);        // NodeDigestPb body
+std::size_t key_value(std::string_view key, std::string_view value, std::uint64_t version,
+                      KeyStatus status);                   // KeyValueUpdatePb body
+std::size_t digest(const Digest& digest);                 // DigestPb body
+std::size_t node_delta(const NodeDelta& delta);           // NodeDeltaPb body
+std::size_t delta(const Delta& delta);                    // DeltaPb body
+std::size_t packet(const Packet& packet);                 // whole encoded packet
+
+}  // namespace wire_size
+
+}  // namespace aiocluster

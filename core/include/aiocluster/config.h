@@ -1,0 +1,64 @@
+// Configuration of one node, with the defaults of PROTOCOL.md. A Node
+// validates its Config when it is built and throws ConfigError naming the
+// offending field; nothing is checked later.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "aiocluster/types.h"
+
+namespace aiocluster {
+
+using namespace std::chrono_literals;
+
+struct FailureDetectorConfig {
+  double phi_threshold = 8.0;
+  std::size_t sampling_window_size = 1000;
+  // Longer inter-arrival intervals are not recorded.
+  Duration max_interval = 10s;
+  // The prior of the mean interval, weighted as kPriorWeight samples.
+  Duration initial_interval = 5s;
+};
+
+// Resource limits: what a hostile or broken peer can make us hold.
+struct Limits {
+  std::size_t max_nodes = 10'000;           // known nodes, self included
+  std::size_t max_keys_per_node = 1'000'000;
+  std::size_t max_key_size = 4'096;
+  std::size_t max_value_size = 60'000;
+  std::size_t max_pending_exchanges = 1'024;  // datagram exchanges awaiting a reply
+};
+
+struct Config {
+  std::string cluster_id;
+  NodeId node_id;
+  // Addresses to contact when joining. They may be unreachable, repeated,
+  // or this node's own address.
+  std::vector<Address> seeds;
+
+  Duration gossip_interval = 1s;
+  std::size_t gossip_count = 3;
+  std::size_t max_payload_size = 65'507;
+  Duration marked_for_deletion_grace_period = 2h;
+  Duration dead_node_grace_period = 24h;
+  // How long a datagram exchange waits for its next message.
+  Duration exchange_timeout = 3s;
+  FailureDetectorConfig failure_detector;
+  Limits limits;
+
+  // Why this config is unusable, naming the field; nullopt when it is fine.
+  std::optional<std::string> validate() const;
+};
+
+class ConfigError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+}  // namespace aiocluster

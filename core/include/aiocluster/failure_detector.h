@@ -1,0 +1,55 @@
+// Phi accrual failure detection (PROTOCOL.md section 6): per node, a window of
+// heartbeat inter-arrival times, and phi = time since the last arrival over
+// the smoothed mean interval.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "aiocluster/config.h"
+#include "aiocluster/types.h"
+
+namespace aiocluster {
+
+class ArrivalWindow {
+ public:
+  // The prior interval counts as this many samples in the mean.
+  static constexpr std::int64_t kPriorWeight = 5;
+
+  void record(Instant now, const FailureDetectorConfig& config);
+  // Mean inter-arrival interval with additive smoothing; nullopt until two
+  // arrivals have been seen.
+  std::optional<double> phi(Instant now, const FailureDetectorConfig& config) const;
+  std::size_t intervals() const { return count_; }
+
+ private:
+  std::vector<std::int64_t> ring_;  // nanoseconds, at most sampling_window_size
+  std::size_t head_ = 0;
+  std::size_t count_ = 0;
+  std::int64_t sum_ = 0;
+  std::size_t arrivals_ = 0;
+  Instant last_arrival_{};
+};
+
+class FailureDetector {
+ public:
+  explicit FailureDetector(FailureDetectorConfig config) : config_(config) {}
+
+  void report_heartbeat(const NodeId& node, Instant now);
+  // nullopt while fewer than two arrivals are known.
+  std::optional<double> phi(const NodeId& node, Instant now) const;
+  bool is_live(const NodeId& node, Instant now) const;
+  // Drops the node's window: on death, so a return starts afresh, and on removal.
+  void forget(const NodeId& node) { windows_.erase(node); }
+
+  const FailureDetectorConfig& config() const { return config_; }
+
+ private:
+  FailureDetectorConfig config_;
+  std::map<NodeId, ArrivalWindow, std::less<>> windows_;
+};
+
+}  // namespace aiocluster

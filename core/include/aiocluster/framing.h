@@ -1,0 +1,49 @@
+// Length-prefixed framing of the TCP transport (PROTOCOL.md section 2): a
+// 4-byte big-endian length, then that many bytes of a PacketPb. Every stream
+// driver feeds received bytes through a FrameDecoder so they all enforce the
+// same limits.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "aiocluster/types.h"
+
+namespace aiocluster {
+
+inline constexpr std::size_t kFrameHeaderSize = 4;
+
+// Prepends the length prefix to a packet.
+Bytes encode_frame(ByteView packet);
+
+enum class FrameError : std::uint8_t {
+  kEmpty,     // a length of zero
+  kTooLarge,  // a length above the maximum payload size
+};
+
+// Reassembles frames from a byte stream in arbitrary chunks. After an error
+// the stream is unusable: the connection must be closed.
+class FrameDecoder {
+ public:
+  explicit FrameDecoder(std::size_t max_payload_size) : max_payload_size_(max_payload_size) {}
+
+  // Appends received bytes; returns how many were consumed (fewer than given
+  // only once a whole frame is buffered, so a peer cannot make us buffer
+  // more than one frame).
+  std::size_t feed(ByteView bytes);
+  // The next whole frame's payload, if one is complete.
+  std::optional<Bytes> next_frame();
+  std::optional<FrameError> error() const { return error_; }
+  // Bytes still needed to complete the current frame (header included).
+  std::size_t wanted() const;
+  bool idle() const { return buffer_.empty(); }
+
+ private:
+  std::size_t max_payload_size_;
+  Bytes buffer_;
+  std::optional<std::size_t> payload_size_;
+  std::optional<FrameError> error_;
+};
+
+}  // namespace aiocluster

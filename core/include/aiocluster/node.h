@@ -1,0 +1,158 @@
+// Node: one cluster member as a sans-IO state machine. It never touches a
+// socket, a clock or a thread; a driver feeds it bytes and time and carries
+// out what it asks.
+//
+//   aiocluster::Node node(config, now, seed, {{"role", "db"}});
+//   // after every input (handle_timeout, handle_packet, a mutation), drain:
+//   while (auto tx = node.poll_transmit()) send_syn(tx->to, tx->payload);
+//   arm_timer(node.poll_timeout());
+//   while (auto ev = node.poll_event()) dispatch(*ev);
+//
+// Drain order after each input: transmits first, then the next timeout, then
+// events. Extra handle_timeout calls are harmless.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "aiocluster/cluster_state.h"
+#include "aiocluster/config.h"
+#include "aiocluster/events.h"
+#include "aiocluster/failure_detector.h"
+#include "aiocluster/messages.h"
+#include "aiocluster/random.h"
+#include "aiocluster/stats.h"
+#include "aiocluster/types.h"
+
+namespace aiocluster {
+
+// A Syn to send: the start of an exchange with `to`.
+struct Transmit {
+  Address to;
+  Bytes payload;
+};
+
+// Where an incoming packet sits in an exchange, as the driver knows it.
+enum class Stage : std::uint8_t {
+  kDatagram,     // any message on a datagram socket; the core matches it
+                 // against the exchanges it has pending with `from`
+  kStreamOpen,   // first message on an accepted connection: must be a Syn
+  kStreamAck,    // second message on an accepted connection: must be an Ack
+  kStreamReply,  // the reply on a connection we opened: SynAck or BadCluster
+};
+
+struct Inbound {
+  Address from;
+  Stage stage = Stage::kDatagram;
+};
+
+// A packet to send back on the channel the input came from.
+struct Reply {
+  Bytes payload;
+  // A SynAck: the channel stays open for the peer's Ack. Otherwise the
+  // exchange is over once this is sent.
+  bool awaits_ack = false;
+};
+
+struct NodeSnapshot {
+  NodeId id;
+  std::uint64_t heartbeat = 0;
+  std::uint64_t max_version = 0;
+  std::uint64_t last_gc_version = 0;
+  bool live = false;
+  std::map<std::string, VersionedValue> key_values;  // every entry, tombstones too
+};
+
+struct ClusterSnapshot {
+  NodeId self;
+  std::vector<NodeSnapshot> nodes;  // in id order
+};
+
+using KeyValues = std::vector<std::pair<std::string, std::string>>;
+
+class Node {
+ public:
+  // Throws ConfigError when `config` is unusable.
+  Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values = {});
+
+  // --- Inputs ---
+  // Runs what is due: gossip rounds, liveness, garbage collection.
+  void handle_timeout(Instant now);
+  // Handles one packet; returns what to send back on the same channel. Never
+  // throws on bad input: it is dropped and counted in stats().
+  std::optional<Reply> handle_packet(ByteView bytes, Instant now, const Inbound& from);
+
+  // --- Outputs ---
+  std::optional<Transmit> poll_transmit();
+  std::optional<Instant> poll_timeout() const { return next_round_; }
+  std::optional<Event> poll_event();
+
+  // --- This node's key-values (PROTOCOL.md section 4). Mutations take the
+  // time of the latest input as their local timestamp. ---
+  void set(std::string_view key, std::string_view value);
+  void remove(std::string_view key);
+  void set_with_ttl(std::string_view key, std::string_view value);
+  void delete_after_ttl(std::string_view key);
+  std::optional<std::string> get(std::string_view key) const;
+
+  // --- Getters ---
+  const NodeId& self_id() const { return cluster_.self_id(); }
+  const Config& config() const { return config_; }
+  // Live nodes in id order, this node included.
+  std::vector<NodeId> live_nodes() const;
+  // Known nodes that are not live, in id order.
+  std::vector<NodeId> dead_nodes() const;
+  bool is_live(const NodeId& id) const;
+  const ClusterState& cluster_state() const { return cluster_; }
+  const NodeState* node_state(const NodeId& id) const { return cluster_.find(id); }
+  ClusterSnapshot snapshot() const;
+  const Stats& stats() const { return stats_; }
+  std::optional<double> phi(const NodeId& id) const { return detector_.phi(id, now_); }
+
+ private:
+  void advance_clock(Instant now);
+  void run_round();
+  void select_peers(std::vector<Address>& out);
+  void update_liveness();
+  void report_heartbeats(const Digest& digest);
+  void apply_delta(const Delta& delta);
+  void emit_change(const NodeId& node, KeyChange change);
+  void note_node(const NodeId& id, bool created);
+
+  Digest make_digest(std::size_t budget);
+  Bytes make_syn();
+  Bytes make_synack(const Digest& peer_digest);
+  Bytes make_ack(const Digest& peer_digest);
+  Bytes make_bad_cluster();
+  Bytes finish(const Packet& packet);
+
+  bool take_pending(std::map<Address, Instant>& pending, const Address& from);
+  void add_pending(std::map<Address, Instant>& pending, const Address& to);
+  void expire_pending();
+
+  Config config_;
+  Instant now_;
+  Rng rng_;
+  ClusterState cluster_;
+  FailureDetector detector_;
+  Stats stats_;
+
+  std::optional<Instant> next_round_;
+  std::set<NodeId, std::less<>> live_;
+  std::map<NodeId, Instant, std::less<>> dead_since_;  // known, not live, not self
+
+  std::deque<Transmit> transmits_;
+  std::deque<Event> events_;
+  // Datagram exchanges awaiting their next message, by peer address.
+  std::map<Address, Instant> pending_syns_;     // we sent a Syn: expect SynAck
+  std::map<Address, Instant> pending_synacks_;  // we sent a SynAck: expect Ack
+};
+
+}  // namespace aiocluster

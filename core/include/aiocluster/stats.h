@@ -1,0 +1,45 @@
+// Counters a Node keeps about its traffic and about what it refused. Every
+// dropped input increments exactly one drop counter.
+#pragma once
+
+#include <cstdint>
+
+namespace aiocluster {
+
+struct MessageCounts {
+  std::uint64_t syn = 0;
+  std::uint64_t synack = 0;
+  std::uint64_t ack = 0;
+  std::uint64_t bad_cluster = 0;
+};
+
+struct Stats {
+  MessageCounts packets_in;
+  MessageCounts packets_out;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+
+  // Packets dropped, by reason.
+  std::uint64_t dropped_oversized = 0;     // larger than max_payload_size
+  std::uint64_t dropped_malformed = 0;     // not a PacketPb, or fields out of range
+  std::uint64_t dropped_unknown_message = 0;  // no known message in the oneof
+  std::uint64_t dropped_wrong_cluster = 0;  // another cluster id (a Syn is answered)
+  std::uint64_t dropped_out_of_place = 0;   // a message its channel does not expect
+
+  // Node deltas inside accepted packets.
+  std::uint64_t node_deltas_applied = 0;
+  std::uint64_t resets_applied = 0;
+  std::uint64_t rejected_gap = 0;
+  std::uint64_t rejected_reset = 0;
+  std::uint64_t rejected_malformed = 0;
+  std::uint64_t rejected_limit = 0;
+  std::uint64_t key_values_applied = 0;
+
+  std::uint64_t rounds = 0;
+  std::uint64_t nodes_refused = 0;   // digest entries beyond limits.max_nodes
+  std::uint64_t nodes_removed = 0;   // dead nodes garbage-collected
+  std::uint64_t tombstones_removed = 0;
+  std::uint64_t digests_truncated = 0;  // digests that did not fit one packet
+};
+
+}  // namespace aiocluster

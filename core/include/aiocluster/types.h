@@ -1,0 +1,84 @@
+// Value types shared by the whole library: time, bytes, addresses, node
+// identities and versioned values (PROTOCOL.md section 4).
+#pragma once
+
+#include <chrono>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aiocluster {
+
+// The core never reads a clock: every call that depends on time takes an
+// Instant from the caller. Drivers pass steady_clock::now(); the simulator
+// passes virtual time.
+using Instant = std::chrono::steady_clock::time_point;
+using Duration = std::chrono::steady_clock::duration;
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
+
+// A gossip address: a host (name or numeric) and a port. The core compares
+// addresses as strings; resolving names is the driver's job.
+struct Address {
+  std::string host;
+  std::uint16_t port = 0;
+
+  // "host:port", with IPv6 hosts in brackets.
+  std::string to_string() const;
+  // Parses "host:port" or "[v6]:port"; nullopt when malformed.
+  static std::optional<Address> parse(std::string_view text);
+
+  friend auto operator<=>(const Address&, const Address&) = default;
+  friend bool operator==(const Address&, const Address&) = default;
+};
+
+// The identity of one incarnation of a node. Two ids name the same node only
+// when all five fields are equal: a restart picks a new generation_id and is
+// therefore a new node.
+struct NodeId {
+  std::string name;
+  std::uint64_t generation_id = 0;
+  Address gossip_advertise_addr;
+  std::string tls_name;  // empty: none
+
+  friend auto operator<=>(const NodeId&, const NodeId&) = default;
+  friend bool operator==(const NodeId&, const NodeId&) = default;
+};
+
+enum class KeyStatus : std::uint8_t {
+  kSet = 0,
+  kDeleted = 1,
+  kDeleteAfterTtl = 2,
+};
+
+// A value as it is replicated: the owner's version stamps every mutation.
+struct VersionedValue {
+  std::string value;
+  std::uint64_t version = 0;
+  KeyStatus status = KeyStatus::kSet;
+
+  // DELETED keys are invisible; DELETE_AFTER_TTL keys stay readable until GC.
+  bool visible() const { return status != KeyStatus::kDeleted; }
+  bool is_tombstone() const { return status != KeyStatus::kSet; }
+
+  friend bool operator==(const VersionedValue&, const VersionedValue&) = default;
+};
+
+}  // namespace aiocluster
+
+template <>
+struct std::hash<aiocluster::Address> {
+  std::size_t operator()(const aiocluster::Address& a) const noexcept;
+};
+
+template <>
+struct std::hash<aiocluster::NodeId> {
+  std::size_t operator()(const aiocluster::NodeId& id) const noexcept;
+};

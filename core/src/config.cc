@@ -1,0 +1,40 @@
+#include "aiocluster/config.h"
+
+namespace aiocluster {
+
+std::optional<std::string> Config::validate() const {
+  if (cluster_id.empty()) return "cluster_id: must not be empty";
+  if (node_id.name.empty()) return "node_id.name: must not be empty";
+  if (node_id.gossip_advertise_addr.host.empty()) {
+    return "node_id.gossip_advertise_addr.host: must not be empty";
+  }
+  if (node_id.gossip_advertise_addr.port == 0) {
+    return "node_id.gossip_advertise_addr.port: must not be 0";
+  }
+  for (const auto& seed : seeds) {
+    if (seed.host.empty() || seed.port == 0) return "seeds: '" + seed.to_string() + "' is not host:port";
+  }
+  if (gossip_interval <= Duration::zero()) return "gossip_interval: must be positive";
+  if (gossip_count == 0) return "gossip_count: must be at least 1";
+  // A packet must at least hold a Syn with our own digest entry.
+  if (max_payload_size < 512) return "max_payload_size: must be at least 512";
+  if (max_payload_size > 16 * 1024 * 1024) return "max_payload_size: must be at most 16 MiB";
+  if (marked_for_deletion_grace_period <= Duration::zero()) {
+    return "marked_for_deletion_grace_period: must be positive";
+  }
+  if (dead_node_grace_period <= Duration::zero()) return "dead_node_grace_period: must be positive";
+  if (exchange_timeout <= Duration::zero()) return "exchange_timeout: must be positive";
+  const auto& fd = failure_detector;
+  if (!(fd.phi_threshold > 0.0)) return "failure_detector.phi_threshold: must be positive";
+  if (fd.sampling_window_size == 0) return "failure_detector.sampling_window_size: must be at least 1";
+  if (fd.max_interval <= Duration::zero()) return "failure_detector.max_interval: must be positive";
+  if (fd.initial_interval <= Duration::zero()) {
+    return "failure_detector.initial_interval: must be positive";
+  }
+  if (limits.max_nodes < 1) return "limits.max_nodes: must be at least 1";
+  if (limits.max_key_size < 1) return "limits.max_key_size: must be at least 1";
+  if (limits.max_pending_exchanges < 1) return "limits.max_pending_exchanges: must be at least 1";
+  return std::nullopt;
+}
+
+}  // namespace aiocluster

@@ -1,0 +1,424 @@
+#include "aiocluster/node.h"
+
+#include <algorithm>
+
+#include "aiocluster/codec.h"
+
+namespace aiocluster {
+
+namespace {
+
+// Bytes of a packet around its digest or delta body, rounded up: the
+// cluster id, the oneof member's tag and length, the body's tag and length.
+std::size_t envelope_size(const std::string& cluster_id, std::size_t max_payload_size) {
+  const std::size_t cluster_field =
+      cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
+  return cluster_field + 2 * (1 + wire_size::varint(max_payload_size));
+}
+
+std::size_t cluster_field(const std::string& cluster_id) {
+  return cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
+}
+
+}  // namespace
+
+Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
+    : config_((config.validate() ? throw ConfigError(*config.validate()) : std::move(config))),
+      now_(now),
+      rng_(seed),
+      cluster_(config_.node_id),
+      detector_(config_.failure_detector),
+      next_round_(now) {
+  for (const auto& [key, value] : initial_key_values) set(key, value);
+}
+
+void Node::advance_clock(Instant now) {
+  // Time never runs backwards inside the core, whatever the driver passes.
+  if (now > now_) now_ = now;
+}
+
+void Node::handle_timeout(Instant now) {
+  advance_clock(now);
+  if (!next_round_ || now_ < *next_round_) return;
+  run_round();
+  *next_round_ += config_.gossip_interval;
+  if (*next_round_ <= now_) next_round_ = now_ + config_.gossip_interval;
+}
+
+void Node::run_round() {
+  ++stats_.rounds;
+  cluster_.self().increment_heartbeat();
+  expire_pending();
+  std::vector<Address> peers;
+  select_peers(peers);
+  if (!peers.empty()) {
+    const Bytes syn = make_syn();
+    for (auto& peer : peers) {
+      add_pending(pending_syns_, peer);
+      transmits_.push_back(Transmit{std::move(peer), syn});
+    }
+    // make_syn counted one packet; every copy goes out.
+    stats_.packets_out.syn += peers.size() - 1;
+    stats_.bytes_out += syn.size() * (peers.size() - 1);
+  }
+  update_liveness();
+  stats_.tombstones_removed += cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
+}
+
+void Node::select_peers(std::vector<Address>& out) {
+  const Address& self_addr = self_id().gossip_advertise_addr;
+  std::vector<const NodeId*> live;
+  std::vector<const NodeId*> dead;
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
+    (live_.contains(id) ? live : dead).push_back(&id);
+  }
+  auto add = [&](const Address& addr) {
+    if (addr == self_addr || std::find(out.begin(), out.end(), addr) != out.end()) return;
+    out.push_back(addr);
+  };
+
+  // Up to gossip_count distinct peers among the live ones (among every known
+  // peer while none is live): a partial Fisher-Yates shuffle.
+  std::vector<const NodeId*> pool = live.empty() ? dead : live;
+  const std::size_t picks = std::min(config_.gossip_count, pool.size());
+  for (std::size_t i = 0; i < picks; ++i) {
+    std::swap(pool[i], pool[i + rng_.below(pool.size() - i)]);
+    add(pool[i]->gossip_advertise_addr);
+  }
+  // Sometimes a dead node, so a recovered one is heard again.
+  if (!dead.empty() &&
+      rng_.chance(static_cast<double>(dead.size()) / static_cast<double>(live.size() + 1))) {
+    add(dead[rng_.below(dead.size())]->gossip_advertise_addr);
+  }
+  // A seed, while the cluster may still be split or nothing is live.
+  std::vector<const Address*> seeds;
+  for (const auto& seed : config_.seeds) {
+    if (seed == self_addr) continue;
+    if (std::none_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == seed; })) {
+      seeds.push_back(&seed);
+    }
+  }
+  if (seeds.empty()) return;
+  const bool seed_picked = std::any_of(out.begin(), out.end(), [&](const Address& a) {
+    return std::any_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == a; });
+  });
+  if (seed_picked && live.size() >= seeds.size()) return;
+  const double p = live.empty() ? 1.0
+                                : static_cast<double>(seeds.size()) /
+                                      static_cast<double>(live.size() + dead.size());
+  if (live.empty() || rng_.chance(p)) add(*seeds[rng_.below(seeds.size())]);
+}
+
+void Node::update_liveness() {
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (&st == &cluster_.self()) continue;
+    const bool live = !st.scheduled_for_deletion() && detector_.is_live(id, now_);
+    const bool was_live = live_.contains(id);
+    if (live && !was_live) {
+      live_.insert(id);
+      dead_since_.erase(id);
+      events_.push_back(NodeJoined{id});
+    } else if (!live && was_live) {
+      live_.erase(id);
+      dead_since_[id] = now_;
+      detector_.forget(id);
+      events_.push_back(NodeLeft{id});
+    } else if (!live && !dead_since_.contains(id)) {
+      dead_since_[id] = now_;
+    }
+  }
+  const Duration grace = config_.dead_node_grace_period;
+  for (auto it = dead_since_.begin(); it != dead_since_.end();) {
+    const Duration dead_for = now_ - it->second;
+    if (dead_for >= grace) {
+      cluster_.remove(it->first);
+      detector_.forget(it->first);
+      ++stats_.nodes_removed;
+      it = dead_since_.erase(it);
+      continue;
+    }
+    if (dead_for >= grace / 2) {
+      if (NodeState* st = cluster_.find(it->first)) st->schedule_for_deletion();
+    }
+    ++it;
+  }
+}
+
+void Node::note_node(const NodeId& id, bool created) {
+  if (created && id != self_id() && !live_.contains(id)) dead_since_.try_emplace(id, now_);
+}
+
+void Node::report_heartbeats(const Digest& digest) {
+  for (const auto& nd : digest.node_digests) {
+    if (nd.node_id == self_id()) continue;
+    bool created = false;
+    NodeState* st = cluster_.find_or_create(nd.node_id, config_.limits.max_nodes, &created);
+    if (st == nullptr) {
+      ++stats_.nodes_refused;
+      continue;
+    }
+    note_node(nd.node_id, created);
+    if (st->scheduled_for_deletion()) continue;
+    // The first heartbeat seen of a node says nothing about when it beat.
+    const bool first = st->heartbeat() == 0;
+    if (st->observe_heartbeat(nd.heartbeat) && !first) detector_.report_heartbeat(nd.node_id, now_);
+  }
+}
+
+void Node::apply_delta(const Delta& delta) {
+  const std::size_t known_before = cluster_.size();
+  const ApplyLimits limits{config_.limits.max_nodes, config_.limits.max_keys_per_node,
+                           config_.limits.max_key_size, config_.limits.max_value_size};
+  const ApplyReport report = cluster_.apply(
+      delta, now_, limits,
+      [this](const NodeId& node, KeyChange change) { emit_change(node, std::move(change)); });
+  stats_.node_deltas_applied += report.applied;
+  stats_.resets_applied += report.resets;
+  stats_.rejected_gap += report.rejected_gap;
+  stats_.rejected_reset += report.rejected_reset;
+  stats_.rejected_malformed += report.rejected_malformed;
+  stats_.rejected_limit += report.rejected_limit;
+  stats_.key_values_applied += report.key_values;
+  if (cluster_.size() != known_before) {
+    for (const auto& nd : delta.node_deltas) {
+      if (cluster_.find(nd.node_id) != nullptr) note_node(nd.node_id, !dead_since_.contains(nd.node_id));
+    }
+  }
+}
+
+void Node::emit_change(const NodeId& node, KeyChange change) {
+  events_.push_back(KeyChanged{node, std::move(change.key), std::move(change.old_value),
+                               std::move(change.new_value)});
+}
+
+Digest Node::make_digest(std::size_t budget) {
+  Digest digest = cluster_.digest(budget, rng_);
+  if (digest.node_digests.size() < cluster_.size()) {
+    std::size_t announced = 0;
+    for (const auto& [id, st] : cluster_.nodes()) announced += st.scheduled_for_deletion() ? 0 : 1;
+    if (digest.node_digests.size() < announced) ++stats_.digests_truncated;
+  }
+  return digest;
+}
+
+Bytes Node::finish(const Packet& packet) {
+  Bytes bytes = encode(packet);
+  stats_.bytes_out += bytes.size();
+  std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Syn>) ++stats_.packets_out.syn;
+        if constexpr (std::is_same_v<T, SynAck>) ++stats_.packets_out.synack;
+        if constexpr (std::is_same_v<T, Ack>) ++stats_.packets_out.ack;
+        if constexpr (std::is_same_v<T, BadCluster>) ++stats_.packets_out.bad_cluster;
+      },
+      packet.message);
+  return bytes;
+}
+
+Bytes Node::make_syn() {
+  const std::size_t budget =
+      config_.max_payload_size - envelope_size(config_.cluster_id, config_.max_payload_size);
+  return finish(Packet{config_.cluster_id, Syn{make_digest(budget)}});
+}
+
+Bytes Node::make_synack(const Digest& peer_digest) {
+  // The digest takes at most three quarters of a SynAck, so some delta
+  // always fits beside it.
+  const std::size_t budget = config_.max_payload_size * 3 / 4 -
+                             envelope_size(config_.cluster_id, config_.max_payload_size);
+  SynAck synack{make_digest(budget), {}};
+  const std::size_t digest_field = wire_size::length_delimited(wire_size::digest(synack.digest));
+  const std::size_t cid = cluster_field(config_.cluster_id);
+  synack.delta = cluster_.delta_for(
+      peer_digest,
+      [&](std::size_t delta_len) {
+        return cid + wire_size::length_delimited(digest_field + wire_size::length_delimited(delta_len));
+      },
+      config_.max_payload_size, rng_);
+  return finish(Packet{config_.cluster_id, std::move(synack)});
+}
+
+Bytes Node::make_ack(const Digest& peer_digest) {
+  const std::size_t cid = cluster_field(config_.cluster_id);
+  Ack ack{cluster_.delta_for(
+      peer_digest,
+      [&](std::size_t delta_len) {
+        return cid + wire_size::length_delimited(wire_size::length_delimited(delta_len));
+      },
+      config_.max_payload_size, rng_)};
+  return finish(Packet{config_.cluster_id, std::move(ack)});
+}
+
+Bytes Node::make_bad_cluster() { return finish(Packet{config_.cluster_id, BadCluster{}}); }
+
+std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbound& from) {
+  advance_clock(now);
+  stats_.bytes_in += bytes.size();
+  if (bytes.size() > config_.max_payload_size) {
+    ++stats_.dropped_oversized;
+    return std::nullopt;
+  }
+  DecodeResult decoded = decode(bytes);
+  if (const auto* error = std::get_if<DecodeError>(&decoded)) {
+    ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message : stats_.dropped_malformed);
+    return std::nullopt;
+  }
+  Packet& packet = std::get<Packet>(decoded);
+
+  const bool datagram = from.stage == Stage::kDatagram;
+  if (std::holds_alternative<BadCluster>(packet.message)) {
+    ++stats_.packets_in.bad_cluster;
+    if (from.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, from.from))) {
+      ++stats_.dropped_out_of_place;
+    }
+    return std::nullopt;
+  }
+  if (auto* syn = std::get_if<Syn>(&packet.message)) {
+    ++stats_.packets_in.syn;
+    if (from.stage != Stage::kStreamOpen && !datagram) {
+      ++stats_.dropped_out_of_place;
+      return std::nullopt;
+    }
+    if (packet.cluster_id != config_.cluster_id) {
+      ++stats_.dropped_wrong_cluster;
+      return Reply{make_bad_cluster(), false};
+    }
+    report_heartbeats(syn->digest);
+    Reply reply{make_synack(syn->digest), true};
+    if (datagram) add_pending(pending_synacks_, from.from);
+    return reply;
+  }
+  if (auto* synack = std::get_if<SynAck>(&packet.message)) {
+    ++stats_.packets_in.synack;
+    if (from.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, from.from))) {
+      ++stats_.dropped_out_of_place;
+      return std::nullopt;
+    }
+    if (packet.cluster_id != config_.cluster_id) {
+      ++stats_.dropped_wrong_cluster;
+      return std::nullopt;
+    }
+    report_heartbeats(synack->digest);
+    apply_delta(synack->delta);
+    return Reply{make_ack(synack->digest), false};
+  }
+  auto& ack = std::get<Ack>(packet.message);
+  ++stats_.packets_in.ack;
+  if (from.stage != Stage::kStreamAck && !(datagram && take_pending(pending_synacks_, from.from))) {
+    ++stats_.dropped_out_of_place;
+    return std::nullopt;
+  }
+  if (packet.cluster_id != config_.cluster_id) {
+    ++stats_.dropped_wrong_cluster;
+    return std::nullopt;
+  }
+  apply_delta(ack.delta);
+  return std::nullopt;
+}
+
+bool Node::take_pending(std::map<Address, Instant>& pending, const Address& from) {
+  const auto it = pending.find(from);
+  if (it == pending.end()) return false;
+  const bool fresh = it->second > now_;
+  pending.erase(it);
+  return fresh;
+}
+
+void Node::add_pending(std::map<Address, Instant>& pending, const Address& to) {
+  if (pending.size() >= config_.limits.max_pending_exchanges && !pending.contains(to)) {
+    auto oldest = std::min_element(pending.begin(), pending.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    pending.erase(oldest);
+  }
+  pending[to] = now_ + config_.exchange_timeout;
+}
+
+void Node::expire_pending() {
+  for (auto* pending : {&pending_syns_, &pending_synacks_}) {
+    std::erase_if(*pending, [&](const auto& entry) { return entry.second <= now_; });
+  }
+}
+
+std::optional<Transmit> Node::poll_transmit() {
+  if (transmits_.empty()) return std::nullopt;
+  Transmit tx = std::move(transmits_.front());
+  transmits_.pop_front();
+  return tx;
+}
+
+std::optional<Event> Node::poll_event() {
+  if (events_.empty()) return std::nullopt;
+  Event ev = std::move(events_.front());
+  events_.pop_front();
+  return ev;
+}
+
+namespace {
+void check_user_input(std::string_view key, std::string_view value, const Limits& limits) {
+  if (key.size() > limits.max_key_size) {
+    throw std::invalid_argument("key of " + std::to_string(key.size()) +
+                                " bytes exceeds limits.max_key_size");
+  }
+  if (value.size() > limits.max_value_size) {
+    throw std::invalid_argument("value of " + std::to_string(value.size()) +
+                                " bytes exceeds limits.max_value_size");
+  }
+}
+}  // namespace
+
+void Node::set(std::string_view key, std::string_view value) {
+  check_user_input(key, value, config_.limits);
+  if (auto change = cluster_.self().set(key, value, now_)) emit_change(self_id(), std::move(*change));
+}
+
+void Node::remove(std::string_view key) {
+  if (auto change = cluster_.self().remove(key, now_)) emit_change(self_id(), std::move(*change));
+}
+
+void Node::set_with_ttl(std::string_view key, std::string_view value) {
+  check_user_input(key, value, config_.limits);
+  if (auto change = cluster_.self().set_with_ttl(key, value, now_)) {
+    emit_change(self_id(), std::move(*change));
+  }
+}
+
+void Node::delete_after_ttl(std::string_view key) {
+  if (auto change = cluster_.self().delete_after_ttl(key, now_)) {
+    emit_change(self_id(), std::move(*change));
+  }
+}
+
+std::optional<std::string> Node::get(std::string_view key) const { return cluster_.self().value(key); }
+
+std::vector<NodeId> Node::live_nodes() const {
+  std::vector<NodeId> out(live_.begin(), live_.end());
+  out.insert(std::upper_bound(out.begin(), out.end(), self_id()), self_id());
+  return out;
+}
+
+std::vector<NodeId> Node::dead_nodes() const {
+  std::vector<NodeId> out;
+  out.reserve(dead_since_.size());
+  for (const auto& [id, since] : dead_since_) out.push_back(id);
+  return out;
+}
+
+bool Node::is_live(const NodeId& id) const { return id == self_id() || live_.contains(id); }
+
+ClusterSnapshot Node::snapshot() const {
+  ClusterSnapshot snap;
+  snap.self = self_id();
+  snap.nodes.reserve(cluster_.size());
+  for (const auto& [id, st] : cluster_.nodes()) {
+    NodeSnapshot ns{id, st.heartbeat(), st.max_version(), st.last_gc_version(), is_live(id), {}};
+    st.for_each([&](std::string_view key, const VersionedValue& vv) {
+      ns.key_values.emplace(std::string(key), vv);
+    });
+    snap.nodes.push_back(std::move(ns));
+  }
+  return snap;
+}
+
+}  // namespace aiocluster
