@@ -11,6 +11,14 @@ ClusterState::ClusterState(NodeId self) : self_id_(std::move(self)) {
   self_ = &nodes_.emplace(self_id_, NodeState(self_id_)).first->second;
 }
 
+ClusterState::ClusterState(const ClusterState& other)
+    : self_id_(other.self_id_), nodes_(other.nodes_), self_(&nodes_.find(self_id_)->second) {}
+
+ClusterState& ClusterState::operator=(const ClusterState& other) {
+  if (this != &other) *this = ClusterState(other);
+  return *this;
+}
+
 const NodeState* ClusterState::find(const NodeId& id) const {
   const auto it = nodes_.find(id);
   return it == nodes_.end() ? nullptr : &it->second;

@@ -20,6 +20,22 @@ std::size_t cluster_field(const std::string& cluster_id) {
   return cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
 }
 
+// The tls_name rule of mutual TLS: the peer's certificate must carry the
+// tls_name of some node its digest announces (host names compare without case).
+bool names_a_digest_node(const std::vector<std::string>& peer_names, const Digest& digest) {
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+             return lower(x) == lower(y);
+           });
+  };
+  return std::any_of(digest.node_digests.begin(), digest.node_digests.end(), [&](const NodeDigest& nd) {
+    const std::string& name = nd.node_id.tls_name;
+    return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
+                                        [&](const std::string& p) { return same(p, name); });
+  });
+}
+
 }  // namespace
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -55,7 +71,16 @@ void Node::run_round() {
     const Bytes syn = make_syn();
     for (auto& peer : peers) {
       add_pending(pending_syns_, peer);
-      transmits_.push_back(Transmit{std::move(peer), syn});
+      // The certificate to expect is the one of the node known at this
+      // address (a live one first); a bare seed has none.
+      std::string tls_name;
+      for (const auto& [id, st] : cluster_.nodes()) {
+        if (id.gossip_advertise_addr == peer && !id.tls_name.empty() &&
+            (tls_name.empty() || live_.contains(id))) {
+          tls_name = id.tls_name;
+        }
+      }
+      transmits_.push_back(Transmit{std::move(peer), syn, std::move(tls_name)});
     }
     // make_syn counted one packet; every copy goes out.
     stats_.packets_out.syn += peers.size() - 1;
@@ -281,6 +306,10 @@ std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbo
       ++stats_.dropped_out_of_place;
       return std::nullopt;
     }
+    if (from.peer_names && !names_a_digest_node(*from.peer_names, syn->digest)) {
+      ++stats_.dropped_tls_name;
+      return std::nullopt;
+    }
     if (packet.cluster_id != config_.cluster_id) {
       ++stats_.dropped_wrong_cluster;
       return Reply{make_bad_cluster(), false};
@@ -364,6 +393,11 @@ void check_user_input(std::string_view key, std::string_view value, const Limits
   if (value.size() > limits.max_value_size) {
     throw std::invalid_argument("value of " + std::to_string(value.size()) +
                                 " bytes exceeds limits.max_value_size");
+  }
+  // Protobuf refuses to parse a string field that is not UTF-8: one such key
+  // would make every SynAck and Ack this node sends unreadable.
+  if (!is_valid_utf8(key) || !is_valid_utf8(value)) {
+    throw std::invalid_argument("key and value must be valid UTF-8");
   }
 }
 }  // namespace

@@ -2,6 +2,22 @@
 
 namespace aiocluster {
 
+NodeState::NodeState(const NodeState& other)
+    : id_(other.id_),
+      heartbeat_(other.heartbeat_),
+      max_version_(other.max_version_),
+      last_gc_version_(other.last_gc_version_),
+      scheduled_for_deletion_(other.scheduled_for_deletion_),
+      entries_(other.entries_),
+      tombstones_(other.tombstones_) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) by_version_.emplace(it->second.value.version, it);
+}
+
+NodeState& NodeState::operator=(const NodeState& other) {
+  if (this != &other) *this = NodeState(other);
+  return *this;
+}
+
 const VersionedValue* NodeState::find(std::string_view key) const {
   const auto it = entries_.find(key);
   return it == entries_.end() ? nullptr : &it->second.value;

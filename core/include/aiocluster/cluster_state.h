@@ -53,6 +53,11 @@ class ClusterState {
   using Nodes = std::map<NodeId, NodeState, std::less<>>;
 
   explicit ClusterState(NodeId self);
+  // A copy points self() into its own map.
+  ClusterState(const ClusterState& other);
+  ClusterState& operator=(const ClusterState& other);
+  ClusterState(ClusterState&&) = default;
+  ClusterState& operator=(ClusterState&&) = default;
 
   const NodeId& self_id() const { return self_id_; }
   NodeState& self() { return *self_; }

@@ -26,6 +26,10 @@ using DecodeResult = std::variant<Packet, DecodeError>;
 Bytes encode(const Packet& packet);
 DecodeResult decode(ByteView bytes);
 
+// Whether `text` is well-formed UTF-8 (RFC 3629), as protobuf requires of
+// every string field: a packet holding anything else is unreadable to peers.
+bool is_valid_utf8(std::string_view text);
+
 // Exact sizes in bytes of the protobuf encoding (proto3 rules: default scalars
 // and empty strings are left out; message fields we set are always written).
 namespace wire_size {

@@ -37,6 +37,10 @@ namespace aiocluster {
 struct Transmit {
   Address to;
   Bytes payload;
+  // The tls_name of the known node picked at `to`; empty for a seed address
+  // or a node without one. A TLS driver verifies the server's certificate
+  // against it, else against to.host.
+  std::string tls_name;
 };
 
 // Where an incoming packet sits in an exchange, as the driver knows it.
@@ -51,6 +55,11 @@ enum class Stage : std::uint8_t {
 struct Inbound {
   Address from;
   Stage stage = Stage::kDatagram;
+  // Names of the peer's verified certificate (mutual TLS), set by the driver.
+  // When set, a Syn is accepted only if its digest includes a node whose
+  // tls_name is among them (ASCII case-insensitive); otherwise it is dropped
+  // and counted in Stats::dropped_tls_name.
+  std::optional<std::vector<std::string>> peer_names = std::nullopt;
 };
 
 // A packet to send back on the channel the input came from.

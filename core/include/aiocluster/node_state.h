@@ -25,6 +25,12 @@ struct KeyChange {
 class NodeState {
  public:
   explicit NodeState(NodeId id) : id_(std::move(id)) {}
+  // A copy rebuilds its version index, whose iterators point into its own
+  // entries; moves keep them valid.
+  NodeState(const NodeState& other);
+  NodeState& operator=(const NodeState& other);
+  NodeState(NodeState&&) = default;
+  NodeState& operator=(NodeState&&) = default;
 
   const NodeId& id() const { return id_; }
   std::uint64_t heartbeat() const { return heartbeat_; }

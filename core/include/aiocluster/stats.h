@@ -25,6 +25,7 @@ struct Stats {
   std::uint64_t dropped_unknown_message = 0;  // no known message in the oneof
   std::uint64_t dropped_wrong_cluster = 0;  // another cluster id (a Syn is answered)
   std::uint64_t dropped_out_of_place = 0;   // a message its channel does not expect
+  std::uint64_t dropped_tls_name = 0;  // a Syn naming no node of the peer's certificate
 
   // Node deltas inside accepted packets.
   std::uint64_t node_deltas_applied = 0;

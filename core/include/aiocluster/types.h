@@ -16,7 +16,7 @@
 namespace aiocluster {
 
 // The core never reads a clock: every call that depends on time takes an
-// Instant from the caller. Drivers pass steady_clock::now(); the simulator
+// Instant from the caller. Drivers pass the steady clock; the simulator
 // passes virtual time.
 using Instant = std::chrono::steady_clock::time_point;
 using Duration = std::chrono::steady_clock::duration;

@@ -1,0 +1,215 @@
+#include <doctest/doctest.h>
+
+#include "harness.h"
+
+using namespace testing;
+
+namespace {
+
+NodeId nid(const std::string& name) { return NodeId{name, 1, Address{"h", 1}, ""}; }
+
+// Whole-packet size of an Ack carrying a delta body of `len` bytes.
+PacketSizeForDelta ack_size(const std::string& cluster_id) {
+  return [cluster_id](std::size_t len) {
+    return wire_size::length_delimited(cluster_id.size()) +
+           wire_size::length_delimited(wire_size::length_delimited(len));
+  };
+}
+
+Delta delta_for(const ClusterState& cs, const Digest& peer, std::size_t budget = 65507) {
+  Rng rng(1);
+  return cs.delta_for(peer, ack_size("c"), budget, rng);
+}
+
+const auto no_events = [](const NodeId&, KeyChange) {};
+
+}  // namespace
+
+TEST_CASE("digest lists every node not scheduled for deletion, self first") {
+  ClusterState cs(nid("self"));
+  cs.self().set("k", "v", t0());
+  cs.find_or_create(nid("a"), 10);
+  cs.find_or_create(nid("b"), 10)->schedule_for_deletion();
+  Rng rng(1);
+  const Digest d = cs.digest(65507, rng);
+  REQUIRE(d.node_digests.size() == 2);
+  CHECK(d.node_digests[0].node_id == nid("self"));
+  CHECK(d.node_digests[0].max_version == 1);
+  CHECK(d.node_digests[1].node_id == nid("a"));
+}
+
+TEST_CASE("a digest too large for its budget is cut, self kept") {
+  ClusterState cs(nid("self"));
+  for (int i = 0; i < 100; ++i) cs.find_or_create(nid("n" + std::to_string(i)), 1000);
+  Rng rng(1);
+  const std::size_t budget = 500;
+  const Digest d = cs.digest(budget, rng);
+  CHECK(d.node_digests.size() < 101);
+  CHECK(d.node_digests[0].node_id == nid("self"));
+  CHECK(wire_size::digest(d) <= budget);
+  CHECK(wire_size::digest(d) > budget - 30);  // filled, not merely cut short
+}
+
+TEST_CASE("delta: skip what the peer has, send from its max_version") {
+  ClusterState cs(nid("self"));
+  for (int i = 0; i < 5; ++i) cs.self().set("k" + std::to_string(i), "v", t0());
+  // Peer has versions up to 3.
+  Digest peer{{NodeDigest{nid("self"), 1, 0, 3}}};
+  Delta d = delta_for(cs, peer);
+  REQUIRE(d.node_deltas.size() == 1);
+  const NodeDelta& nd = d.node_deltas[0];
+  CHECK(nd.from_version_excluded == 3);
+  REQUIRE(nd.key_values.size() == 2);
+  CHECK(nd.key_values[0].version == 4);
+  CHECK(nd.key_values[1].version == 5);
+  CHECK(nd.max_version == 5);
+  // Up to date: nothing to send.
+  CHECK(delta_for(cs, Digest{{NodeDigest{nid("self"), 1, 0, 5}}}).node_deltas.empty());
+}
+
+TEST_CASE("delta: reset from 0 when the peer is behind our last_gc_version") {
+  ClusterState cs(nid("self"));
+  cs.self().set("a", "1", t0());     // v1
+  cs.self().set("b", "2", t0());     // v2
+  cs.self().remove("b", t0());       // v3
+  cs.self().set("c", "3", t0());     // v4
+  cs.self().gc_tombstones(t0());     // last_gc_version = 3
+  REQUIRE(cs.self().last_gc_version() == 3);
+  // Peer at (0, 2): behind the GC horizon, must reset.
+  Delta d = delta_for(cs, Digest{{NodeDigest{nid("self"), 1, 0, 2}}});
+  REQUIRE(d.node_deltas.size() == 1);
+  CHECK(d.node_deltas[0].from_version_excluded == 0);
+  CHECK(d.node_deltas[0].last_gc_version == 3);
+  CHECK(d.node_deltas[0].key_values.size() == 2);  // a and c
+  // Peer at (0, 3) already holds everything up to the GC horizon: no reset.
+  Delta d2 = delta_for(cs, Digest{{NodeDigest{nid("self"), 1, 0, 3}}});
+  CHECK(d2.node_deltas[0].from_version_excluded == 3);
+  CHECK(d2.node_deltas[0].key_values.size() == 1);
+}
+
+TEST_CASE("delta: max_version announced even with no stale key-values (after GC)") {
+  ClusterState cs(nid("self"));
+  cs.self().set("a", "1", t0());
+  cs.self().remove("a", t0());
+  cs.self().gc_tombstones(t0());  // lgc 2, max 2, no entries
+  Delta d = delta_for(cs, Digest{{NodeDigest{nid("self"), 1, 2, 1}}});
+  REQUIRE(d.node_deltas.size() == 1);
+  CHECK(d.node_deltas[0].key_values.empty());
+  CHECK(d.node_deltas[0].max_version == 2);
+}
+
+TEST_CASE("delta: the packet never exceeds the budget, and a partial node ends at its last version") {
+  ClusterState cs(nid("self"));
+  for (int i = 0; i < 200; ++i) cs.self().set("key" + std::to_string(i), std::string(50, 'x'), t0());
+  for (std::size_t budget : {200u, 333u, 1000u, 4096u, 9999u}) {
+    Delta d = delta_for(cs, Digest{}, budget);
+    const Packet p{"c", Ack{d}};
+    CHECK(encode(p).size() <= budget);
+    CHECK(encode(p).size() > budget - 80);  // nearly full
+    REQUIRE(d.node_deltas.size() == 1);
+    const auto& nd = d.node_deltas[0];
+    CHECK(nd.max_version == nd.key_values.back().version);
+    CHECK(nd.key_values.back().version < 200);
+  }
+}
+
+TEST_CASE("delta: unknown nodes first, then the most stale") {
+  ClusterState cs(nid("self"));
+  auto fill = [&](const std::string& name, int n) {
+    NodeState* st = cs.find_or_create(nid(name), 10);
+    Delta d{{NodeDelta{nid(name), 0, 0, {}, std::nullopt}}};
+    for (int i = 1; i <= n; ++i) d.node_deltas[0].key_values.push_back({"k" + std::to_string(i), "v", static_cast<std::uint64_t>(i), KeyStatus::kSet});
+    cs.apply(d, t0(), ApplyLimits{}, no_events);
+    REQUIRE(st->max_version() == static_cast<std::uint64_t>(n));
+  };
+  fill("known-far", 50);
+  fill("known-near", 10);
+  fill("unknown", 2);
+  Digest peer{{NodeDigest{nid("self"), 0, 0, 0}, NodeDigest{nid("known-far"), 0, 0, 0},
+               NodeDigest{nid("known-near"), 0, 0, 5}}};
+  Delta d = delta_for(cs, peer);
+  REQUIRE(d.node_deltas.size() == 3);
+  CHECK(d.node_deltas[0].node_id == nid("unknown"));
+  CHECK(d.node_deltas[1].node_id == nid("known-far"));
+  CHECK(d.node_deltas[2].node_id == nid("known-near"));
+}
+
+TEST_CASE("apply: gap, reset and tombstone rules") {
+  ClusterState cs(nid("self"));
+  auto kv = [](std::string k, std::uint64_t v, KeyStatus s = KeyStatus::kSet) {
+    return KeyValueUpdate{std::move(k), s == KeyStatus::kDeleted ? "" : "v", v, s};
+  };
+  // A node we do not know must start at 0.
+  ApplyReport r = cs.apply(Delta{{NodeDelta{nid("a"), 2, 0, {kv("x", 3)}, 3}}}, t0(), {}, no_events);
+  CHECK(r.rejected_gap == 1);
+  CHECK(cs.find(nid("a")) == nullptr);
+
+  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("x", 1), kv("y", 2)}, 4}}}, t0(), {}, no_events);
+  CHECK(r.applied == 1);
+  const NodeState* a = cs.find(nid("a"));
+  CHECK(a->max_version() == 4);
+  CHECK(a->size() == 2);
+
+  // Gap: from 5 > our max 4.
+  r = cs.apply(Delta{{NodeDelta{nid("a"), 5, 0, {kv("z", 6)}, 6}}}, t0(), {}, no_events);
+  CHECK(r.rejected_gap == 1);
+  // Reset needed (lgc 7 > our max 4) but not from 0: rejected.
+  r = cs.apply(Delta{{NodeDelta{nid("a"), 4, 7, {kv("z", 8)}, 8}}}, t0(), {}, no_events);
+  CHECK(r.rejected_reset == 1);
+  CHECK(a->max_version() == 4);
+  // Reset from 0: the replica is wiped, old tombstones at or below lgc skipped.
+  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 7,
+                                 {kv("x", 1), kv("old", 6, KeyStatus::kDeleted), kv("z", 8),
+                                  kv("gone", 9, KeyStatus::kDeleted)},
+                                 9}}},
+               t0(), {}, no_events);
+  CHECK(r.resets == 1);
+  CHECK(a->last_gc_version() == 7);
+  CHECK(a->max_version() == 9);
+  CHECK(a->find("y") == nullptr);    // wiped
+  CHECK(a->find("old") == nullptr);  // tombstone below the GC horizon
+  CHECK(a->find("gone")->status == KeyStatus::kDeleted);
+  CHECK(a->value("z") == "v");
+
+  // Key-values at or below our max_version are not re-applied; a delta about
+  // ourselves is ignored.
+  std::size_t changes = 0;
+  cs.apply(Delta{{NodeDelta{nid("a"), 0, 7, {kv("z", 8)}, 9},
+                  NodeDelta{nid("self"), 0, 0, {kv("evil", 100)}, 100}}},
+           t0(), {}, [&](const NodeId&, KeyChange) { ++changes; });
+  CHECK(changes == 0);
+  CHECK(cs.self().find("evil") == nullptr);
+}
+
+TEST_CASE("apply: malformed node deltas are rejected whole") {
+  ClusterState cs(nid("self"));
+  auto apply = [&](NodeDelta nd) { return cs.apply(Delta{{std::move(nd)}}, t0(), {}, no_events); };
+  // Versions not increasing.
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 2, {}}, {"y", "", 2, {}}}, 2}).rejected_malformed == 1);
+  // A version beyond max_version.
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 5, {}}}, 4}).rejected_malformed == 1);
+  // A version at or below from_version_excluded.
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 0, {}}}, 4}).rejected_malformed == 1);
+  CHECK(cs.find(nid("a")) == nullptr);
+  // Without max_version (older peers) the last key-value's version counts.
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 3, {}}}, std::nullopt}).applied == 1);
+  CHECK(cs.find(nid("a"))->max_version() == 3);
+}
+
+TEST_CASE("apply: limits on nodes and keys") {
+  ClusterState cs(nid("self"));
+  ApplyLimits limits;
+  limits.max_nodes = 2;
+  limits.max_keys_per_node = 2;
+  limits.max_key_size = 4;
+  CHECK(cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {{"k1", "", 1, {}}, {"k2", "", 2, {}}, {"k3", "", 3, {}}}, 3}}},
+                 t0(), limits, no_events)
+            .rejected_limit == 1);
+  CHECK(cs.apply(Delta{{NodeDelta{nid("b"), 0, 0, {{"k1", "", 1, {}}}, 1}}}, t0(), limits, no_events)
+            .applied == 1);
+  CHECK(cs.apply(Delta{{NodeDelta{nid("c"), 0, 0, {{"k1", "", 1, {}}}, 1}}}, t0(), limits, no_events)
+            .rejected_limit == 1);
+  CHECK(cs.apply(Delta{{NodeDelta{nid("b"), 1, 0, {{"long-key", "", 2, {}}}, 2}}}, t0(), limits, no_events)
+            .rejected_malformed == 1);
+  CHECK(cs.size() == 2);
+}

@@ -1,0 +1,85 @@
+#include <doctest/doctest.h>
+
+#include "harness.h"
+
+using namespace testing;
+
+namespace {
+NodeState fresh() { return NodeState(NodeId{"n", 1, Address{"h", 1}, ""}); }
+
+std::vector<std::uint64_t> versions_since(const NodeState& st, std::uint64_t v) {
+  std::vector<std::uint64_t> out;
+  st.for_each_since(v, [&](std::string_view, const VersionedValue& vv) {
+    out.push_back(vv.version);
+    return true;
+  });
+  return out;
+}
+}  // namespace
+
+TEST_CASE("every local mutation takes max_version + 1") {
+  NodeState st = fresh();
+  const Instant now = t0();
+  auto c1 = st.set("a", "1", now);
+  REQUIRE(c1);
+  CHECK(c1->new_value == VersionedValue{"1", 1, KeyStatus::kSet});
+  CHECK_FALSE(c1->old_value);
+  CHECK_FALSE(st.set("a", "1", now));  // same value: no-op
+  CHECK(st.max_version() == 1);
+  auto c2 = st.set("a", "2", now);
+  CHECK(c2->old_value->value == "1");
+  CHECK(st.max_version() == 2);
+
+  auto del = st.remove("a", now);
+  CHECK(del->new_value == VersionedValue{"", 3, KeyStatus::kDeleted});
+  CHECK_FALSE(st.value("a"));
+  CHECK(st.find("a")->status == KeyStatus::kDeleted);
+  CHECK_FALSE(st.remove("a", now));        // already deleted
+  CHECK_FALSE(st.remove("missing", now));  // nothing to delete
+
+  auto ttl = st.set_with_ttl("t", "x", now);
+  CHECK(ttl->new_value == VersionedValue{"x", 4, KeyStatus::kDeleteAfterTtl});
+  CHECK(st.value("t") == "x");  // still readable
+  CHECK_FALSE(st.set_with_ttl("t", "x", now));
+
+  st.set("b", "keep", now);
+  auto dat = st.delete_after_ttl("b", now);
+  CHECK(dat->new_value == VersionedValue{"keep", 6, KeyStatus::kDeleteAfterTtl});
+  CHECK(st.value("b") == "keep");
+  CHECK_FALSE(st.delete_after_ttl("b", now));
+  CHECK(st.max_version() == 6);
+}
+
+TEST_CASE("stale entries come in version order from the index") {
+  NodeState st = fresh();
+  for (int i = 0; i < 10; ++i) st.set("k" + std::to_string(i), "v", t0());
+  st.set("k3", "changed", t0());  // k3 moves to version 11
+  CHECK(versions_since(st, 0) == std::vector<std::uint64_t>{1, 2, 3, 5, 6, 7, 8, 9, 10, 11});
+  CHECK(versions_since(st, 8) == std::vector<std::uint64_t>{9, 10, 11});
+  CHECK(versions_since(st, 11).empty());
+}
+
+TEST_CASE("tombstones are collected after the grace period, raising last_gc_version") {
+  NodeState st = fresh();
+  st.set("a", "1", t0());
+  st.remove("a", t0());                    // v2 at t0
+  st.set_with_ttl("b", "x", t0() + 10s);   // v3 at t0+10s
+  st.set("c", "live", t0());               // v4
+  CHECK(st.gc_tombstones(t0() - 1s) == 0);
+  CHECK(st.gc_tombstones(t0()) == 1);
+  CHECK(st.last_gc_version() == 2);
+  CHECK(st.find("a") == nullptr);
+  CHECK(st.gc_tombstones(t0() + 10s) == 1);
+  CHECK(st.last_gc_version() == 3);
+  CHECK(st.max_version() == 4);
+  CHECK(st.value("c") == "live");
+  CHECK(st.size() == 1);
+}
+
+TEST_CASE("heartbeats only grow") {
+  NodeState st = fresh();
+  CHECK(st.observe_heartbeat(5));
+  CHECK_FALSE(st.observe_heartbeat(5));
+  CHECK_FALSE(st.observe_heartbeat(3));
+  CHECK(st.heartbeat() == 5);
+}

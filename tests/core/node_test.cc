@@ -1,0 +1,293 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "harness.h"
+
+using namespace testing;
+
+namespace {
+
+std::vector<std::string> names(const std::vector<NodeId>& ids) {
+  std::vector<std::string> out;
+  for (const auto& id : ids) out.push_back(id.name);
+  return out;
+}
+
+template <typename T>
+std::vector<T> of_type(const std::vector<Event>& events) {
+  std::vector<T> out;
+  for (const auto& ev : events) {
+    if (const T* e = std::get_if<T>(&ev)) out.push_back(*e);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("bad configuration is refused with the field's name") {
+  auto refused = [](const std::function<void(Config&)>& tweak, const std::string& field) {
+    Config c = make_config(0);
+    tweak(c);
+    try {
+      Node node(c, t0(), 1);
+      FAIL("accepted a bad config");
+    } catch (const ConfigError& e) {
+      CHECK(std::string(e.what()).find(field) != std::string::npos);
+    }
+  };
+  refused([](Config& c) { c.cluster_id.clear(); }, "cluster_id");
+  refused([](Config& c) { c.node_id.name.clear(); }, "node_id.name");
+  refused([](Config& c) { c.node_id.gossip_advertise_addr.port = 0; }, "gossip_advertise_addr.port");
+  refused([](Config& c) { c.gossip_interval = 0s; }, "gossip_interval");
+  refused([](Config& c) { c.gossip_count = 0; }, "gossip_count");
+  refused([](Config& c) { c.max_payload_size = 10; }, "max_payload_size");
+  refused([](Config& c) { c.failure_detector.phi_threshold = -1; }, "phi_threshold");
+  refused([](Config& c) { c.seeds.push_back(Address{"", 1}); }, "seeds");
+}
+
+TEST_CASE("defaults follow PROTOCOL.md") {
+  const Config c;
+  CHECK(c.gossip_interval == 1s);
+  CHECK(c.gossip_count == 3);
+  CHECK(c.max_payload_size == 65507);
+  CHECK(c.marked_for_deletion_grace_period == 2h);
+  CHECK(c.dead_node_grace_period == 24h);
+  CHECK(c.failure_detector.phi_threshold == 8.0);
+  CHECK(c.failure_detector.sampling_window_size == 1000);
+  CHECK(c.failure_detector.max_interval == 10s);
+  CHECK(c.failure_detector.initial_interval == 5s);
+}
+
+TEST_CASE("initial key-values are versioned local mutations") {
+  Node node(make_config(0), t0(), 1, {{"a", "1"}, {"b", "2"}});
+  CHECK(node.get("a") == "1");
+  CHECK(node.cluster_state().self().max_version() == 2);
+  auto first = node.poll_event();
+  REQUIRE(first);
+  const auto& kc = std::get<KeyChanged>(*first);
+  CHECK(kc.node == node.self_id());
+  CHECK(kc.key == "a");
+  CHECK_FALSE(kc.old_value);
+  CHECK(kc.new_value.version == 1);
+}
+
+TEST_CASE("the first round is due at once, then every gossip_interval") {
+  Node node(make_config(0, {1}), t0(), 1);
+  CHECK(node.poll_timeout() == t0());
+  node.handle_timeout(t0());
+  CHECK(node.poll_timeout() == t0() + 1s);
+  auto tx = node.poll_transmit();
+  REQUIRE(tx);  // nothing live: the seed is always contacted
+  CHECK(tx->to == Address{"127.0.0.1", 7001});
+  CHECK_FALSE(node.poll_transmit());
+  node.handle_timeout(t0() + 500ms);  // early: harmless
+  CHECK_FALSE(node.poll_transmit());
+  CHECK(node.cluster_state().self().heartbeat() == 1);
+  node.handle_timeout(t0() + 1s);
+  CHECK(node.cluster_state().self().heartbeat() == 2);
+}
+
+TEST_CASE("a node never gossips with its own address, even as a seed") {
+  Node node(make_config(0, {0}), t0(), 1);
+  for (int i = 0; i < 5; ++i) node.handle_timeout(t0() + i * 1s);
+  CHECK_FALSE(node.poll_transmit());
+}
+
+TEST_CASE("three nodes converge: all live, every key seen, join events fired") {
+  MemCluster c = MemCluster::ring(3);
+  c.run(10s);
+  REQUIRE(c.converged());
+  for (int i = 0; i < 3; ++i) {
+    CHECK(names(c.nodes[i]->live_nodes()) == std::vector<std::string>{"node0", "node1", "node2"});
+    CHECK(c.nodes[i]->dead_nodes().empty());
+    for (int j = 0; j < 3; ++j) CHECK(c.value_seen(i, j, "cluster") == std::to_string(j));
+    const auto events = c.drain(i);
+    CHECK(of_type<NodeJoined>(events).size() == 2);
+    CHECK(of_type<NodeLeft>(events).empty());
+  }
+}
+
+TEST_CASE("set, delete and TTL propagate, with key-change events on every node") {
+  MemCluster c = MemCluster::ring(3);
+  c.run(10s);
+  for (int i = 0; i < 3; ++i) c.drain(i);
+  c.nodes[0]->set("color", "red");
+  c.nodes[0]->set("tmp", "x");
+  c.run(5s);
+  CHECK(c.value_seen(2, 0, "color") == "red");
+  auto changes = of_type<KeyChanged>(c.drain(2));
+  REQUIRE(changes.size() == 2);
+  CHECK(changes[0].key == "color");
+  CHECK(changes[0].node == c.nodes[0]->self_id());
+  CHECK_FALSE(changes[0].old_value);
+  CHECK(changes[0].new_value.value == "red");
+
+  for (int i = 0; i < 3; ++i) c.drain(i);
+  c.nodes[0]->set("color", "blue");
+  c.nodes[0]->remove("tmp");
+  c.nodes[0]->set_with_ttl("lease", "held");
+  c.run(5s);
+  for (int i = 1; i < 3; ++i) {
+    CHECK(c.value_seen(i, 0, "color") == "blue");
+    CHECK_FALSE(c.value_seen(i, 0, "tmp"));
+    CHECK(c.value_seen(i, 0, "lease") == "held");
+  }
+  changes = of_type<KeyChanged>(c.drain(1));
+  REQUIRE(changes.size() == 3);
+  CHECK(changes[0].old_value->value == "red");
+  CHECK(changes[0].new_value.value == "blue");
+  CHECK(changes[1].new_value.status == KeyStatus::kDeleted);
+  CHECK(changes[2].new_value.status == KeyStatus::kDeleteAfterTtl);
+}
+
+TEST_CASE("tombstones are collected everywhere and the key never comes back") {
+  MemCluster c = MemCluster::ring(3, [](Config& config) {
+    config.marked_for_deletion_grace_period = 30s;
+  });
+  c.nodes[1]->set("doomed", "1");
+  c.run(10s);
+  c.nodes[1]->remove("doomed");
+  c.run(60s);
+  for (int i = 0; i < 3; ++i) {
+    const NodeState* st = c.nodes[i]->node_state(c.nodes[1]->self_id());
+    CHECK(st->find("doomed") == nullptr);
+    CHECK(st->last_gc_version() >= 3);  // cluster=1, doomed=2, tombstone=3
+  }
+  CHECK(c.converged());
+}
+
+TEST_CASE("a long disconnection heals through the reset path") {
+  MemCluster c = MemCluster::ring(3, [](Config& config) {
+    config.marked_for_deletion_grace_period = 20s;
+    config.dead_node_grace_period = 10min;
+  });
+  c.run(10s);
+  REQUIRE(c.converged());
+  // Node 2 is cut off while node 0 writes, deletes and collects tombstones.
+  for (int i = 0; i < 2; ++i) {
+    c.cut.insert({i, 2});
+    c.cut.insert({2, i});
+  }
+  c.nodes[0]->set("a", "1");
+  c.nodes[0]->set("b", "2");
+  c.run(3s);
+  c.nodes[0]->remove("a");
+  c.nodes[0]->remove("b");
+  c.nodes[0]->set("c", "3");
+  c.run(60s);
+  const NodeState* at0 = c.nodes[0]->node_state(c.nodes[0]->self_id());
+  REQUIRE(at0->last_gc_version() > c.nodes[2]->node_state(c.nodes[0]->self_id())->max_version());
+  c.cut.clear();
+  c.run(40s);
+  CHECK(c.converged());
+  CHECK(c.value_seen(2, 0, "c") == "3");
+  CHECK_FALSE(c.value_seen(2, 0, "a"));
+  CHECK(c.nodes[2]->stats().resets_applied >= 1);
+}
+
+TEST_CASE("a silent node is seen dead, then scheduled for deletion, then removed") {
+  MemCluster c = MemCluster::ring(3, [](Config& config) { config.dead_node_grace_period = 10min; });
+  c.run(20s);
+  REQUIRE(c.converged());
+  for (int i = 0; i < 3; ++i) c.drain(i);
+  const NodeId silent = c.nodes[2]->self_id();
+  c.down[2] = true;
+  c.run(60s);
+  for (int i = 0; i < 2; ++i) {
+    CHECK_FALSE(c.nodes[i]->is_live(silent));
+    CHECK(names(c.nodes[i]->dead_nodes()) == std::vector<std::string>{"node2"});
+    const auto left = of_type<NodeLeft>(c.drain(i));
+    REQUIRE(left.size() == 1);
+    CHECK(left[0].node == silent);
+  }
+  c.run(5min);  // dead for more than half the grace period
+  CHECK(c.nodes[0]->node_state(silent)->scheduled_for_deletion());
+  Rng rng(1);
+  const Digest d = c.nodes[0]->cluster_state().digest(65507, rng);
+  CHECK(std::none_of(d.node_digests.begin(), d.node_digests.end(),
+                     [&](const NodeDigest& nd) { return nd.node_id == silent; }));
+  c.run(5min);
+  CHECK(c.nodes[0]->node_state(silent) == nullptr);
+  CHECK(c.nodes[0]->stats().nodes_removed == 1);
+  CHECK(c.nodes[0]->dead_nodes().empty());
+}
+
+TEST_CASE("a restart with a new generation is a new node that replaces the old one") {
+  MemCluster c = MemCluster::ring(3, [](Config& config) { config.dead_node_grace_period = 4min; });
+  c.run(15s);
+  REQUIRE(c.converged());
+  const NodeId old_id = c.nodes[1]->self_id();
+  Config config = c.nodes[1]->config();
+  config.node_id.generation_id = 2;
+  c.nodes[1] = std::make_unique<Node>(config, c.now, 99, KeyValues{{"cluster", "restarted"}});
+  c.run(60s);
+  CHECK(c.converged());
+  CHECK(c.value_seen(0, 1, "cluster") == "restarted");
+  CHECK_FALSE(c.nodes[0]->is_live(old_id));
+  c.run(4min);
+  CHECK(c.nodes[0]->node_state(old_id) == nullptr);
+  CHECK(c.nodes[2]->node_state(old_id) == nullptr);
+}
+
+TEST_CASE("unreachable and duplicated seeds do not stop a cluster from forming") {
+  MemCluster c;
+  for (int i = 0; i < 4; ++i) {
+    // Every node lists a seed nobody listens on, itself, and node 0 twice.
+    Config config = make_config(i, {9, i, 0, 0});
+    c.add(std::move(config));
+  }
+  c.run(15s);
+  CHECK(c.converged());
+}
+
+TEST_CASE("a node that joins late catches up") {
+  MemCluster c = MemCluster::ring(3);
+  c.nodes[0]->set("history", "long");
+  c.run(20s);
+  c.add(make_config(3, {0}), {{"cluster", "3"}});
+  c.run(15s);
+  CHECK(c.converged());
+  CHECK(c.value_seen(3, 0, "history") == "long");
+}
+
+TEST_CASE("exchanges over datagrams are matched to the pending Syn") {
+  Node a(make_config(0, {1}), t0(), 1);
+  Node b(make_config(1, {0}), t0(), 2);
+  const Address addr_a = a.self_id().gossip_advertise_addr;
+  const Address addr_b = b.self_id().gossip_advertise_addr;
+  for (int round = 0; round < 8; ++round) {
+    const Instant now = t0() + round * 1s;
+    for (auto [from, to, from_addr] : {std::tuple{&a, &b, addr_a}, std::tuple{&b, &a, addr_b}}) {
+      from->handle_timeout(now);
+      while (auto tx = from->poll_transmit()) {
+        auto synack = to->handle_packet(tx->payload, now, {from_addr, Stage::kDatagram});
+        REQUIRE(synack);
+        auto ack = from->handle_packet(synack->payload, now, {tx->to, Stage::kDatagram});
+        REQUIRE(ack);
+        CHECK_FALSE(to->handle_packet(ack->payload, now, {from_addr, Stage::kDatagram}));
+      }
+    }
+  }
+  CHECK(a.is_live(b.self_id()));
+  CHECK(b.is_live(a.self_id()));
+  CHECK(a.stats().dropped_out_of_place == 0);
+  CHECK(b.stats().dropped_out_of_place == 0);
+}
+
+TEST_CASE("snapshot and stats describe what the node knows") {
+  MemCluster c = MemCluster::ring(2);
+  c.run(10s);
+  const ClusterSnapshot snap = c.nodes[0]->snapshot();
+  CHECK(snap.self == c.nodes[0]->self_id());
+  REQUIRE(snap.nodes.size() == 2);
+  CHECK(snap.nodes[1].live);
+  CHECK(snap.nodes[1].key_values.at("cluster").value == "1");
+  const Stats& s = c.nodes[0]->stats();
+  CHECK(s.rounds == 10);  // due at t0, first run at t0 + 1 s, then every second
+  CHECK(s.packets_out.syn > 0);
+  CHECK(s.packets_in.synack > 0);
+  CHECK(s.packets_in.syn > 0);
+  CHECK(s.bytes_out > 0);
+  CHECK(s.bytes_in > 0);
+}
