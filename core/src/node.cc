@@ -111,6 +111,7 @@ void Node::select_peers(std::vector<Address>& out) {
     std::swap(pool[i], pool[i + rng_.below(pool.size() - i)]);
     add(pool[i]->gossip_advertise_addr);
   }
+  const std::size_t regular_picks = out.size();
   // Sometimes a dead node, so a recovered one is heard again.
   if (!dead.empty() &&
       rng_.chance(static_cast<double>(dead.size()) / static_cast<double>(live.size() + 1))) {
@@ -125,7 +126,9 @@ void Node::select_peers(std::vector<Address>& out) {
     }
   }
   if (seeds.empty()) return;
-  const bool seed_picked = std::any_of(out.begin(), out.end(), [&](const Address& a) {
+  // Only the regular picks count: a dead node that happens to be a seed
+  // does not stand in for one.
+  const bool seed_picked = std::any_of(out.begin(), out.begin() + regular_picks, [&](const Address& a) {
     return std::any_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == a; });
   });
   if (seed_picked && live.size() >= seeds.size()) return;

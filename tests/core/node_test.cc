@@ -291,3 +291,58 @@ TEST_CASE("snapshot and stats describe what the node knows") {
   CHECK(s.bytes_out > 0);
   CHECK(s.bytes_in > 0);
 }
+
+TEST_CASE("peer selection: gossip_count live peers, a seed now and then, a dead node sometimes") {
+  MemCluster c = MemCluster::ring(6);
+  c.run(20s);
+  REQUIRE(c.converged());
+  Node& node = *c.nodes[0];
+  const Address seed = node.config().seeds.at(0);
+  auto round = [&](std::vector<Address>& sent) {
+    c.now += 1s;
+    node.handle_timeout(c.now);
+    while (auto tx = node.poll_transmit()) sent.push_back(tx->to);
+  };
+  // Keep the others' heartbeats fresh without gossiping from node 0's side.
+  auto refresh = [&] {
+    for (std::size_t i = 1; i < c.nodes.size(); ++i) {
+      c.nodes[i]->handle_timeout(c.now);
+      while (auto tx = c.nodes[i]->poll_transmit()) c.exchange(static_cast<int>(i), *tx);
+    }
+  };
+  int extra_seed_rounds = 0;
+  const int rounds = 400;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<Address> sent;
+    round(sent);
+    refresh();
+    REQUIRE(sent.size() >= 3);
+    REQUIRE(sent.size() <= 4);
+    if (sent.size() == 4) {
+      CHECK(sent.back() == seed);  // no dead node: the extra one is the seed
+      ++extra_seed_rounds;
+    }
+  }
+  // P(extra seed) = P(seed not among the 3 of 5 live picks) * seeds / (live + dead)
+  //              = 2/5 * 1/5 = 0.08.
+  CHECK(extra_seed_rounds > rounds * 0.03);
+  CHECK(extra_seed_rounds < rounds * 0.15);
+
+  // With two of five peers dead, a dead one is picked with probability 2 / (3 + 1).
+  c.down[4] = c.down[5] = true;
+  c.run(60s);
+  REQUIRE(node.dead_nodes().size() == 2);
+  int dead_picks = 0;
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<Address> sent;
+    round(sent);
+    refresh();
+    for (const auto& to : sent) {
+      if (to == c.nodes[4]->self_id().gossip_advertise_addr || to == c.nodes[5]->self_id().gossip_advertise_addr) {
+        ++dead_picks;
+      }
+    }
+  }
+  CHECK(dead_picks > rounds * 0.35);
+  CHECK(dead_picks < rounds * 0.65);
+}
