@@ -1,5 +1,7 @@
 #include "aiocluster/config.h"
 
+#include "aiocluster/codec.h"
+
 namespace aiocluster {
 
 std::optional<std::string> Config::validate() const {
@@ -34,6 +36,16 @@ std::optional<std::string> Config::validate() const {
   if (limits.max_nodes < 1) return "limits.max_nodes: must be at least 1";
   if (limits.max_key_size < 1) return "limits.max_key_size: must be at least 1";
   if (limits.max_pending_exchanges < 1) return "limits.max_pending_exchanges: must be at least 1";
+  if (wire_size::node_id(node_id) > limits.max_node_id_size) {
+    return "node_id: larger than limits.max_node_id_size";
+  }
+  // Protobuf refuses to parse strings that are not UTF-8: peers could not
+  // read a single packet of this node.
+  if (!is_valid_utf8(cluster_id)) return "cluster_id: must be valid UTF-8";
+  if (!is_valid_utf8(node_id.name) || !is_valid_utf8(node_id.gossip_advertise_addr.host) ||
+      !is_valid_utf8(node_id.tls_name)) {
+    return "node_id: must be valid UTF-8";
+  }
   return std::nullopt;
 }
 

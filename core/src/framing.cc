@@ -36,8 +36,9 @@ std::size_t FrameDecoder::feed(ByteView bytes) {
       } else if (n > max_payload_size_) {
         error_ = FrameError::kTooLarge;
       } else {
+        // No reserve(n): a peer that announces a large frame and stalls holds
+        // only what it really sent.
         payload_size_ = n;
-        buffer_.reserve(kFrameHeaderSize + n);
       }
     }
   }

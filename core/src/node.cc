@@ -1,6 +1,7 @@
 #include "aiocluster/node.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "aiocluster/codec.h"
 
@@ -69,18 +70,21 @@ void Node::run_round() {
   select_peers(peers);
   if (!peers.empty()) {
     const Bytes syn = make_syn();
-    for (auto& peer : peers) {
-      add_pending(pending_syns_, peer);
-      // The certificate to expect is the one of the node known at this
-      // address (a live one first); a bare seed has none.
-      std::string tls_name;
-      for (const auto& [id, st] : cluster_.nodes()) {
-        if (id.gossip_advertise_addr == peer && !id.tls_name.empty() &&
-            (tls_name.empty() || live_.contains(id))) {
-          tls_name = id.tls_name;
+    // The certificate to expect is the one of the node known at this
+    // address (a live one first); a bare seed has none. One walk for all peers.
+    std::vector<std::string> tls_names(peers.size());
+    for (std::size_t i = 0; i < cluster_.size(); ++i) {
+      const NodeId& id = cluster_.at(i).id();
+      if (id.tls_name.empty()) continue;
+      for (std::size_t p = 0; p < peers.size(); ++p) {
+        if (id.gossip_advertise_addr == peers[p] && (tls_names[p].empty() || live_.contains(id))) {
+          tls_names[p] = id.tls_name;
         }
       }
-      transmits_.push_back(Transmit{std::move(peer), syn, std::move(tls_name)});
+    }
+    for (std::size_t p = 0; p < peers.size(); ++p) {
+      add_pending(pending_syns_, peers[p]);
+      transmits_.push_back(Transmit{std::move(peers[p]), syn, std::move(tls_names[p])});
     }
     // make_syn counted one packet; every copy goes out.
     stats_.packets_out.syn += peers.size() - 1;
@@ -94,9 +98,14 @@ void Node::select_peers(std::vector<Address>& out) {
   const Address& self_addr = self_id().gossip_advertise_addr;
   std::vector<const NodeId*> live;
   std::vector<const NodeId*> dead;
-  for (const auto& [id, st] : cluster_.nodes()) {
+  // live_ is in id order too: walk it alongside instead of searching it.
+  auto live_it = live_.begin();
+  for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
-    (live_.contains(id) ? live : dead).push_back(&id);
+    const NodeId& id = st.id();
+    while (live_it != live_.end() && *live_it < id) ++live_it;
+    (live_it != live_.end() && *live_it == id ? live : dead).push_back(&id);
   }
   auto add = [&](const Address& addr) {
     if (addr == self_addr || std::find(out.begin(), out.end(), addr) != out.end()) return;
@@ -139,16 +148,23 @@ void Node::select_peers(std::vector<Address>& out) {
 }
 
 void Node::update_liveness() {
-  for (const auto& [id, st] : cluster_.nodes()) {
+  // live_ and the detector's windows are in id order too: walk them
+  // alongside instead of searching them.
+  auto live_it = live_.begin();
+  FailureDetector::Cursor cursor;
+  for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
-    const bool live = !st.scheduled_for_deletion() && detector_.is_live(id, now_);
-    const bool was_live = live_.contains(id);
+    const NodeId& id = st.id();
+    while (live_it != live_.end() && *live_it < id) ++live_it;
+    const bool was_live = live_it != live_.end() && *live_it == id;
+    const bool live = !st.scheduled_for_deletion() && detector_.is_live(id, now_, cursor);
     if (live && !was_live) {
-      live_.insert(id);
+      live_it = std::next(live_.insert(live_it, id));
       dead_since_.erase(id);
       events_.push_back(NodeJoined{id});
     } else if (!live && was_live) {
-      live_.erase(id);
+      live_it = live_.erase(live_it);
       dead_since_[id] = now_;
       detector_.forget(id);
       events_.push_back(NodeLeft{id});
@@ -178,10 +194,21 @@ void Node::note_node(const NodeId& id, bool created) {
 }
 
 void Node::report_heartbeats(const Digest& digest) {
+  std::size_t hint = 0;
+  FailureDetector::Cursor cursor;
   for (const auto& nd : digest.node_digests) {
     if (nd.node_id == self_id()) continue;
     bool created = false;
-    NodeState* st = cluster_.find_or_create(nd.node_id, config_.limits.max_nodes, &created);
+    NodeState* st = nullptr;
+    if (std::as_const(cluster_).find(nd.node_id, hint) != nullptr) {
+      st = &cluster_.at(hint);
+    } else if (wire_size::node_id(nd.node_id) > config_.limits.max_node_id_size) {
+      // Only a node we would create needs this check: known ones passed it.
+      ++stats_.nodes_refused;
+      continue;
+    } else {
+      st = cluster_.find_or_create(nd.node_id, config_.limits.max_nodes, &created, hint);
+    }
     if (st == nullptr) {
       ++stats_.nodes_refused;
       continue;
@@ -190,14 +217,17 @@ void Node::report_heartbeats(const Digest& digest) {
     if (st->scheduled_for_deletion()) continue;
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
-    if (st->observe_heartbeat(nd.heartbeat) && !first) detector_.report_heartbeat(nd.node_id, now_);
+    if (st->observe_heartbeat(nd.heartbeat) && !first) {
+      detector_.report_heartbeat(nd.node_id, now_, cursor);
+    }
   }
 }
 
 void Node::apply_delta(const Delta& delta) {
   const std::size_t known_before = cluster_.size();
   const ApplyLimits limits{config_.limits.max_nodes, config_.limits.max_keys_per_node,
-                           config_.limits.max_key_size, config_.limits.max_value_size};
+                           config_.limits.max_key_size, config_.limits.max_value_size,
+                           config_.limits.max_node_id_size};
   const ApplyReport report = cluster_.apply(
       delta, now_, limits,
       [this](const NodeId& node, KeyChange change) { emit_change(node, std::move(change)); });
@@ -363,6 +393,7 @@ void Node::add_pending(std::map<Address, Instant>& pending, const Address& to) {
     auto oldest = std::min_element(pending.begin(), pending.end(),
                                    [](const auto& a, const auto& b) { return a.second < b.second; });
     pending.erase(oldest);
+    ++stats_.exchanges_evicted;
   }
   pending[to] = now_ + config_.exchange_timeout;
 }
@@ -388,7 +419,13 @@ std::optional<Event> Node::poll_event() {
 }
 
 namespace {
-void check_user_input(std::string_view key, std::string_view value, const Limits& limits) {
+void check_user_input(std::string_view key, std::string_view value, const Config& config,
+                      const NodeState& self) {
+  const Limits& limits = config.limits;
+  // Peers refuse a node with more keys than this: ours would stop spreading.
+  if (self.find(key) == nullptr && self.size() >= limits.max_keys_per_node) {
+    throw std::invalid_argument("a new key would exceed limits.max_keys_per_node");
+  }
   if (key.size() > limits.max_key_size) {
     throw std::invalid_argument("key of " + std::to_string(key.size()) +
                                 " bytes exceeds limits.max_key_size");
@@ -402,11 +439,26 @@ void check_user_input(std::string_view key, std::string_view value, const Limits
   if (!is_valid_utf8(key) || !is_valid_utf8(value)) {
     throw std::invalid_argument("key and value must be valid UTF-8");
   }
+  // A key-value that no packet can carry would stall this node's replication
+  // at its version for good: size the Ack carrying it alone, every version
+  // field at its widest.
+  using wire_size::length_delimited;
+  constexpr std::size_t kVersionField = 1 + 10;
+  const std::size_t kv = wire_size::key_value(key, value, UINT64_MAX, KeyStatus::kDeleteAfterTtl);
+  const std::size_t node_delta =
+      length_delimited(wire_size::node_id(self.id())) + 3 * kVersionField + length_delimited(kv);
+  const std::size_t cluster =
+      config.cluster_id.empty() ? 0 : length_delimited(config.cluster_id.size());
+  const std::size_t packet =
+      cluster + length_delimited(length_delimited(length_delimited(node_delta)));
+  if (packet > config.max_payload_size) {
+    throw std::invalid_argument("key and value together exceed what max_payload_size can carry");
+  }
 }
 }  // namespace
 
 void Node::set(std::string_view key, std::string_view value) {
-  check_user_input(key, value, config_.limits);
+  check_user_input(key, value, config_, cluster_.self());
   if (auto change = cluster_.self().set(key, value, now_)) emit_change(self_id(), std::move(*change));
 }
 
@@ -415,7 +467,7 @@ void Node::remove(std::string_view key) {
 }
 
 void Node::set_with_ttl(std::string_view key, std::string_view value) {
-  check_user_input(key, value, config_.limits);
+  check_user_input(key, value, config_, cluster_.self());
   if (auto change = cluster_.self().set_with_ttl(key, value, now_)) {
     emit_change(self_id(), std::move(*change));
   }

@@ -24,7 +24,7 @@ enum class NodeDeltaOutcome : std::uint8_t {
   kRejectedGap,     // from_version_excluded beyond what we hold
   kRejectedReset,   // a reset is needed but the delta does not start at 0
   kRejectedMalformed,  // versions out of order or beyond max_version, oversized keys
-  kRejectedLimit,   // would exceed the number of known nodes or keys per node
+  kRejectedLimit,   // would exceed the number of known nodes or keys per node, or an id too large
 };
 
 struct ApplyLimits {
@@ -32,6 +32,7 @@ struct ApplyLimits {
   std::size_t max_keys_per_node = SIZE_MAX;
   std::size_t max_key_size = SIZE_MAX;
   std::size_t max_value_size = SIZE_MAX;
+  std::size_t max_node_id_size = SIZE_MAX;  // encoded NodeIdPb of a node to create
 };
 
 struct ApplyReport {
@@ -64,12 +65,24 @@ class ClusterState {
   const NodeState& self() const { return *self_; }
   const Nodes& nodes() const { return nodes_; }
   std::size_t size() const { return nodes_.size(); }
+  // The known nodes by position in id order (the order of nodes()). A
+  // contiguous index: walking it costs far fewer cache misses than walking
+  // the map, which dominates with a thousand nodes.
+  const NodeState& at(std::size_t position) const { return *order_[position]; }
+  NodeState& at(std::size_t position) { return *order_[position]; }
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);
   // The node's state, created empty when unknown and below `max_nodes`;
   // nullptr at the limit. `created` tells whether it was new.
   NodeState* find_or_create(const NodeId& id, std::size_t max_nodes, bool* created = nullptr);
+  // The same, continuing from `hint`, the position of the previous lookup
+  // (start from 0); on return, the node's position. O(1) when ids come in
+  // increasing order, as in digests, instead of O(log n) comparisons of
+  // whole NodeIds.
+  const NodeState* find(const NodeId& id, std::size_t& hint) const;
+  NodeState* find_or_create(const NodeId& id, std::size_t max_nodes, bool* created,
+                            std::size_t& hint);
   void remove(const NodeId& id);
 
   // One entry per node not scheduled for deletion, self first, then in id
@@ -97,9 +110,18 @@ class ClusterState {
                                     const std::function<void(const NodeId&, KeyChange)>& on_change,
                                     std::size_t* key_values);
 
+  // The first position whose id is not before `id`, trying the two
+  // positions after `hint` before a binary search.
+  std::size_t seek(const NodeId& id, std::size_t hint) const;
+  NodeState* create_at(std::size_t position, const NodeId& id);
+
   NodeId self_id_;
   Nodes nodes_;
   NodeState* self_;
+  std::vector<NodeState*> order_;  // nodes_ in id order, by position
+  // Encoded NodeIdPb size of each, by position: ids never change, and every
+  // digest needs them.
+  std::vector<std::uint32_t> id_sizes_;
 };
 
 }  // namespace aiocluster

@@ -3,6 +3,7 @@
 // without ever exceeding it.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -26,6 +27,13 @@ using DecodeResult = std::variant<Packet, DecodeError>;
 Bytes encode(const Packet& packet);
 DecodeResult decode(ByteView bytes);
 
+// The same through the generated protobuf code: the reference that encode and
+// decode are checked against (encode writes the same bytes; decode reads the
+// canonical form itself and hands everything else to decode_reference).
+// Slower: every packet becomes a tree of protobuf objects.
+Bytes encode_reference(const Packet& packet);
+DecodeResult decode_reference(ByteView bytes);
+
 // Whether `text` is well-formed UTF-8 (RFC 3629), as protobuf requires of
 // every string field: a packet holding anything else is unreadable to peers.
 bool is_valid_utf8(std::string_view text);
@@ -34,7 +42,11 @@ bool is_valid_utf8(std::string_view text);
 // and empty strings are left out; message fields we set are always written).
 namespace wire_size {
 
-std::size_t varint(std::uint64_t value);
+// Inline and branch-free: sizes are computed for every field of every digest
+// entry, and this was the hottest function of a gossip exchange.
+constexpr std::size_t varint(std::uint64_t value) {
+  return static_cast<std::size_t>(std::bit_width(value | 1) + 6) / 7;
+}
 // A length-delimited field (string or sub-message) whose payload is `length`
 // bytes, with a one-byte tag (all our field numbers are below 16).
 inline std::size_t length_delimited(std::size_t length) { return 1 + varint(length) + length; }

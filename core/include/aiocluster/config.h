@@ -33,6 +33,9 @@ struct Limits {
   std::size_t max_key_size = 4'096;
   std::size_t max_value_size = 60'000;
   std::size_t max_pending_exchanges = 1'024;  // datagram exchanges awaiting a reply
+  // Encoded NodeIdPb of any node we track: with max_nodes, bounds what fake
+  // digest entries can make us hold.
+  std::size_t max_node_id_size = 1'024;
 };
 
 struct Config {

@@ -3,13 +3,14 @@
 // (PROTOCOL.md section 4).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "aiocluster/types.h"
 
@@ -25,35 +26,43 @@ struct KeyChange {
 class NodeState {
  public:
   explicit NodeState(NodeId id) : id_(std::move(id)) {}
-  // A copy rebuilds its version index, whose iterators point into its own
-  // entries; moves keep them valid.
-  NodeState(const NodeState& other);
-  NodeState& operator=(const NodeState& other);
-  NodeState(NodeState&&) = default;
-  NodeState& operator=(NodeState&&) = default;
 
   const NodeId& id() const { return id_; }
   std::uint64_t heartbeat() const { return heartbeat_; }
   std::uint64_t max_version() const { return max_version_; }
   std::uint64_t last_gc_version() const { return last_gc_version_; }
-  std::size_t size() const { return entries_.size(); }
+  std::size_t size() const { return live_; }
 
-  // The entry under `key` whatever its status; nullptr when absent.
+  // The entry under `key` whatever its status; nullptr when absent. The
+  // pointer (like the references for_each passes) is valid until the next
+  // mutation of this state.
   const VersionedValue* find(std::string_view key) const;
   // The value under `key` when it is visible (not DELETED).
   std::optional<std::string> value(std::string_view key) const;
 
-  // Calls f(key, versioned_value) for every entry, in key order.
+  // Calls f(key, versioned_value) for every entry, in key order (sorts them:
+  // O(n log n), meant for snapshots and checks, not for gossip).
   template <typename F>
   void for_each(F&& f) const {
-    for (const auto& [key, entry] : entries_) f(std::string_view(key), entry.value);
+    std::vector<std::uint32_t> slots;
+    slots.reserve(live_);
+    for (std::size_t i = 0; i < key_at_.size(); ++i) {
+      if (key_at_[i] != kHole) slots.push_back(static_cast<std::uint32_t>(i));
+    }
+    std::sort(slots.begin(), slots.end(),
+              [this](std::uint32_t a, std::uint32_t b) { return key_of(a) < key_of(b); });
+    for (std::uint32_t i : slots) f(key_of(i), log_[i]);
   }
   // Calls f(key, versioned_value) for every entry with version > `version`,
-  // in increasing version order, while f returns true. Costs O(log n + visited).
+  // in increasing version order, while f returns true. Costs O(log n + the
+  // number of versions after `version`).
   template <typename F>
   void for_each_since(std::uint64_t version, F&& f) const {
-    for (auto it = by_version_.upper_bound(version); it != by_version_.end(); ++it) {
-      if (!f(std::string_view(it->second->first), it->second->second.value)) return;
+    auto it = std::upper_bound(log_.begin(), log_.end(), version,
+                               [](std::uint64_t v, const VersionedValue& e) { return v < e.version; });
+    for (auto i = static_cast<std::size_t>(it - log_.begin()); i < log_.size(); ++i) {
+      if (key_at_[i] == kHole) continue;
+      if (!f(key_of(i), log_[i])) return;
     }
   }
 
@@ -66,6 +75,9 @@ class NodeState {
   std::uint64_t increment_heartbeat() { return ++heartbeat_; }
 
   // --- Mutations by replication. ---
+  // Makes room for `entries` more entries at once, before applying a delta:
+  // the storage then fits them exactly instead of growing step by step.
+  void reserve(std::size_t entries);
   // Replaces the entry under `key` with a replicated one.
   KeyChange apply(std::string_view key, VersionedValue value, Instant now);
   // Forgets every entry ahead of a reset; heartbeat is kept.
@@ -84,24 +96,59 @@ class NodeState {
   void schedule_for_deletion() { scheduled_for_deletion_ = true; }
 
  private:
-  struct Entry {
-    VersionedValue value;
-    Instant status_changed;
-  };
-  using Entries = std::map<std::string, Entry, std::less<>>;
+  // Storage, compact because a node replicates every key of the cluster
+  // (about 60 bytes per small key-value beyond its bytes, see bench/):
+  //   log_     entries in strictly increasing version order, so stale entries
+  //            are a binary search and a scan away. A rewritten key moves to
+  //            the end and leaves a hole (key_at_ == kHole, value emptied, its
+  //            version kept for the search); compact() drops the holes once
+  //            they outnumber live entries, so a scan from version v visits
+  //            at most the versions after v plus what is live after it.
+  //   key_at_  per log slot, where its key starts in keys_.
+  //   keys_    the key bytes, each after its varint length.
+  //   index_   open addressing (linear probing) from a key's hash to its slot.
+  //   tombstones_ (version, status change time) of tombstones, by version:
+  //            only they need a time, for garbage collection.
+  static constexpr std::uint32_t kHole = UINT32_MAX;
+  static constexpr std::uint32_t kFree = UINT32_MAX;
+
+  std::string_view key_of(std::size_t slot) const {
+    const char* p = keys_.data() + key_at_[slot];
+    std::size_t length = 0;
+    for (int shift = 0;; shift += 7) {
+      const auto byte = static_cast<unsigned char>(*p++);
+      length |= static_cast<std::size_t>(byte & 0x7f) << shift;
+      if (byte < 0x80) break;
+    }
+    return {p, length};
+  }
 
   KeyChange put(std::string_view key, VersionedValue value, Instant now);
+  static std::size_t hash(std::string_view key);
+  // Position in index_ holding `key`, or of the free cell where it belongs.
+  std::size_t probe(std::string_view key, std::size_t hash) const;
+  std::size_t slot_of(std::string_view key) const;  // log slot, or npos
+  std::uint32_t store_key(std::string_view key);
+  void unindex(std::size_t position);
+  void make_hole(std::size_t slot);
+  void drop_tombstone(std::uint64_t version);
+  void add_tombstone(std::uint64_t version, Instant now);
+  void reindex(std::size_t capacity);
+  void compact_if_sparse();
+  void compact();
 
   NodeId id_;
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
   bool scheduled_for_deletion_ = false;
-  Entries entries_;
-  // version -> entry: stale entries in version order without a scan.
-  std::map<std::uint64_t, Entries::iterator> by_version_;
-  // versions of the tombstones, so GC visits only them.
-  std::set<std::uint64_t> tombstones_;
+  std::size_t live_ = 0;
+  std::size_t dead_key_bytes_ = 0;  // in keys_, of keys no slot uses any more
+  std::vector<VersionedValue> log_;
+  std::vector<std::uint32_t> key_at_;
+  std::vector<char> keys_;
+  std::vector<std::uint32_t> index_;
+  std::vector<std::pair<std::uint64_t, Instant>> tombstones_;
 };
 
 }  // namespace aiocluster

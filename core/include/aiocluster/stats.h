@@ -37,10 +37,12 @@ struct Stats {
   std::uint64_t key_values_applied = 0;
 
   std::uint64_t rounds = 0;
-  std::uint64_t nodes_refused = 0;   // digest entries beyond limits.max_nodes
+  std::uint64_t nodes_refused = 0;   // digest entries beyond max_nodes or max_node_id_size
   std::uint64_t nodes_removed = 0;   // dead nodes garbage-collected
   std::uint64_t tombstones_removed = 0;
   std::uint64_t digests_truncated = 0;  // digests that did not fit one packet
+  // Datagram exchanges forgotten early to stay within limits.max_pending_exchanges.
+  std::uint64_t exchanges_evicted = 0;
 };
 
 }  // namespace aiocluster

@@ -1,0 +1,318 @@
+// aiocluster-sim: runs a whole cluster in one process on virtual time and
+// reports how fast it converges and detects crashes. Every packet is really
+// encoded and decoded by the core; the only real clock read is wall_ms.
+//
+//   aiocluster-sim --nodes 200 --seed 7 --rounds 60 --json
+//   aiocluster-sim --nodes 300 --rounds 60 --crash 1@20 --loss 0.1 --json
+#include <aiocluster/random.h>
+#include <aiocluster/sim/simulator.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace {
+
+using namespace std::chrono_literals;
+using aiocluster::sim::NodeIndex;
+using aiocluster::sim::Simulator;
+
+struct CrashPlan {
+  std::size_t count = 0;
+  double second = 0;
+};
+
+struct Args {
+  std::size_t nodes = 10;
+  std::uint64_t seed = 1;
+  std::uint64_t rounds = 60;
+  std::uint64_t gossip_interval_ms = 1000;
+  std::size_t keys_per_node = 3;
+  std::size_t seed_nodes = 3;
+  double loss = 0.0;
+  double duplicate = 0.0;
+  std::uint64_t latency_min_ms = 1;
+  std::uint64_t latency_max_ms = 10;
+  std::vector<CrashPlan> crashes;
+  aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
+  bool json = false;
+  bool progress = false;
+};
+
+const char* kUsage =
+    "usage: aiocluster-sim [options]\n"
+    "  --nodes N                cluster size (default 10)\n"
+    "  --seed S                 seed of every random draw (default 1)\n"
+    "  --rounds R               virtual run time, in gossip intervals (default 60)\n"
+    "  --gossip-interval-ms MS  gossip interval (default 1000)\n"
+    "  --keys-per-node K        key-values each node owns (default 3)\n"
+    "  --seed-nodes N           how many of the first nodes are everyone's seeds (default 3)\n"
+    "  --loss P                 packet loss, a fraction (0.1) or a percentage (10%)\n"
+    "  --duplicate P            datagram duplication, like --loss\n"
+    "  --latency-ms MIN:MAX     one-way latency, uniform (default 1:10)\n"
+    "  --crash COUNT@SECOND     crash COUNT random nodes at that virtual second (repeatable)\n"
+    "  --transport udp|tcp      datagrams, or three-message exchanges on a connection\n"
+    "  --json                   print one JSON object on the last line\n"
+    "  --progress               print each round's wall time and traffic to stderr\n";
+
+[[noreturn]] void fail(const std::string& message) {
+  std::fprintf(stderr, "aiocluster-sim: %s\n%s", message.c_str(), kUsage);
+  std::exit(2);
+}
+
+std::uint64_t parse_uint(std::string_view flag, std::string_view text) {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size()) {
+    fail(std::string(flag) + ": expected a non-negative integer, got '" + std::string(text) + "'");
+  }
+  return v;
+}
+
+double parse_fraction(std::string_view flag, std::string_view text) {
+  bool percent = !text.empty() && text.back() == '%';
+  if (percent) text.remove_suffix(1);
+  const std::string s(text);
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) {
+    fail(std::string(flag) + ": expected a probability, got '" + s + "'");
+  }
+  if (percent) v /= 100.0;
+  if (v < 0.0 || v > 1.0) fail(std::string(flag) + ": must be within [0, 1] (or 0%..100%)");
+  return v;
+}
+
+Args parse(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    if (flag == "--json") {
+      args.json = true;
+      continue;
+    }
+    if (flag == "--progress") {
+      args.progress = true;
+      continue;
+    }
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (i + 1 >= argc) fail(std::string(flag) + ": missing value");
+    const std::string_view value = argv[++i];
+    if (flag == "--nodes") {
+      args.nodes = parse_uint(flag, value);
+    } else if (flag == "--seed") {
+      args.seed = parse_uint(flag, value);
+    } else if (flag == "--rounds") {
+      args.rounds = parse_uint(flag, value);
+    } else if (flag == "--gossip-interval-ms") {
+      args.gossip_interval_ms = parse_uint(flag, value);
+    } else if (flag == "--keys-per-node") {
+      args.keys_per_node = parse_uint(flag, value);
+    } else if (flag == "--seed-nodes") {
+      args.seed_nodes = parse_uint(flag, value);
+    } else if (flag == "--loss") {
+      args.loss = parse_fraction(flag, value);
+    } else if (flag == "--duplicate") {
+      args.duplicate = parse_fraction(flag, value);
+    } else if (flag == "--latency-ms") {
+      const auto colon = value.find(':');
+      if (colon == std::string_view::npos) fail("--latency-ms: expected MIN:MAX");
+      args.latency_min_ms = parse_uint(flag, value.substr(0, colon));
+      args.latency_max_ms = parse_uint(flag, value.substr(colon + 1));
+      if (args.latency_min_ms > args.latency_max_ms) fail("--latency-ms: MIN must not exceed MAX");
+    } else if (flag == "--crash") {
+      const auto at = value.find('@');
+      if (at == std::string_view::npos) fail("--crash: expected COUNT@SECOND");
+      CrashPlan plan;
+      plan.count = parse_uint(flag, value.substr(0, at));
+      const std::string second(value.substr(at + 1));
+      char* end = nullptr;
+      plan.second = std::strtod(second.c_str(), &end);
+      if (second.empty() || end != second.c_str() + second.size() || !(plan.second >= 0)) {
+        fail("--crash: SECOND must be a non-negative number");
+      }
+      args.crashes.push_back(plan);
+    } else if (flag == "--transport") {
+      if (value == "udp") {
+        args.transport = aiocluster::sim::Transport::kUdp;
+      } else if (value == "tcp") {
+        args.transport = aiocluster::sim::Transport::kTcp;
+      } else {
+        fail("--transport: expected udp or tcp");
+      }
+    } else {
+      fail("unknown flag " + std::string(flag));
+    }
+  }
+  if (args.nodes == 0) fail("--nodes: must be at least 1");
+  if (args.nodes > 60'000) fail("--nodes: at most 60000");
+  if (args.gossip_interval_ms == 0) fail("--gossip-interval-ms: must be positive");
+  if (args.rounds == 0) fail("--rounds: must be at least 1");
+  return args;
+}
+
+std::string json_or_null(const std::optional<std::uint64_t>& v) {
+  return v ? std::to_string(*v) : "null";
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+#if defined(__GLIBC__)
+  // A large simulation allocates and frees 50 to 150 KB buffers (packets,
+  // digests) thousands of times a second; by default glibc hands such memory
+  // back to the kernel each time and page-faults it in again. Keep it.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+  const auto wall_start = std::chrono::steady_clock::now();
+
+  const std::chrono::milliseconds interval(args.gossip_interval_ms);
+  aiocluster::sim::Options options;
+  options.seed = args.seed;
+  options.transport = args.transport;
+  options.network.loss = args.loss;
+  options.network.duplicate = args.duplicate;
+  options.network.latency.min = std::chrono::milliseconds(args.latency_min_ms);
+  options.network.latency.max = std::chrono::milliseconds(args.latency_max_ms);
+  options.boot_jitter = interval;
+  Simulator sim(options);
+
+  std::vector<NodeIndex> seeds;
+  for (NodeIndex i = 0; i < std::min(args.seed_nodes, args.nodes); ++i) seeds.push_back(i);
+  for (NodeIndex i = 0; i < args.nodes; ++i) {
+    aiocluster::Config config = Simulator::make_config(i, seeds);
+    config.gossip_interval = interval;
+    aiocluster::KeyValues kvs;
+    for (std::size_t k = 0; k < args.keys_per_node; ++k) {
+      kvs.emplace_back("key-" + std::to_string(k), "value-" + std::to_string(i) + "-" + std::to_string(k));
+    }
+    sim.add_node(std::move(config), std::move(kvs));
+  }
+
+  // Which nodes crash is drawn from the seed as well, at the moment of the crash.
+  aiocluster::Rng crash_rng(args.seed ^ 0x6372617368ULL);
+  for (const CrashPlan& plan : args.crashes) {
+    const auto when = sim.epoch() + std::chrono::duration_cast<aiocluster::Duration>(
+                                        std::chrono::duration<double>(plan.second));
+    sim.at(when, [plan, &crash_rng](Simulator& s) {
+      std::vector<NodeIndex> up;
+      for (NodeIndex i = 0; i < s.size(); ++i) {
+        if (s.is_up(i)) up.push_back(i);
+      }
+      for (std::size_t c = 0; c < plan.count && !up.empty(); ++c) {
+        const std::size_t pick = crash_rng.below(up.size());
+        s.crash(up[pick]);
+        up.erase(up.begin() + static_cast<std::ptrdiff_t>(pick));
+      }
+    });
+  }
+
+  // Probe convergence ten times per round until it first holds.
+  const auto probe = std::max<aiocluster::Duration>(interval / 10, 1ms);
+  std::optional<aiocluster::Instant> converged_at;
+  for (std::uint64_t round = 1; round <= args.rounds; ++round) {
+    const auto round_start = std::chrono::steady_clock::now();
+    const aiocluster::Instant round_end = sim.epoch() + interval * round;
+    if (!converged_at) converged_at = sim.run_until_converged(round_end, probe);
+    sim.run_until(round_end);
+    if (args.progress) {
+      const auto& c = sim.counters();
+      std::fprintf(stderr, "round %" PRIu64 ": wall %lld ms, messages %" PRIu64 ", bytes %" PRIu64 "%s\n",
+                   round,
+                   static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - round_start)
+                                              .count()),
+                   c.messages, c.bytes, converged_at ? ", converged" : "");
+    }
+  }
+
+  std::optional<std::uint64_t> converged_ms;
+  std::optional<std::uint64_t> converged_round;
+  if (converged_at) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*converged_at - sim.epoch());
+    converged_ms = static_cast<std::uint64_t>(ms.count());
+    converged_round = (*converged_ms + args.gossip_interval_ms - 1) / args.gossip_interval_ms;
+  }
+  std::optional<std::uint64_t> detect_ms;
+  std::size_t undetected = 0;
+  for (const auto& crash : sim.crashes()) {
+    if (!crash.detected_at) {
+      ++undetected;
+      continue;
+    }
+    const auto ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(*crash.detected_at - crash.at).count());
+    detect_ms = std::max(detect_ms.value_or(0), ms);
+  }
+  if (undetected > 0) detect_ms.reset();
+
+  const auto& c = sim.counters();
+  const double bytes_per_node_round =
+      static_cast<double>(c.bytes) / static_cast<double>(args.nodes) / static_cast<double>(args.rounds);
+  char hash[32];
+  std::snprintf(hash, sizeof hash, "%016" PRIx64, sim.trace_hash());
+  const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - wall_start)
+                           .count();
+
+  if (!args.json) {
+    std::printf("nodes %zu, seed %" PRIu64 ", %" PRIu64 " rounds of %" PRIu64 " ms, %s, loss %s\n",
+                args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
+                args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp",
+                fixed(args.loss, 3).c_str());
+    std::printf("converged: %s\n",
+                converged_at ? ("round " + std::to_string(*converged_round) + " (" +
+                                std::to_string(*converged_ms) + " ms)")
+                                   .c_str()
+                             : "never");
+    if (!sim.crashes().empty()) {
+      std::printf("crashes: %zu, detected by all survivors: %s\n", sim.crashes().size(),
+                  detect_ms ? (std::to_string(*detect_ms) + " ms after the crash").c_str()
+                            : "not all");
+    }
+    std::printf("false deaths: %" PRIu64 "\n", c.false_deaths);
+    std::printf("messages %" PRIu64 ", bytes %" PRIu64 " (%.0f per node per round), max packet %" PRIu64
+                ", lost %" PRIu64 "\n",
+                c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
+    std::printf("trace hash %s, wall %lld ms\n", hash, static_cast<long long>(wall_ms));
+  }
+  if (!args.json) return 0;
+  std::printf(
+      "{\"nodes\":%zu,\"seed\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"gossip_interval_ms\":%" PRIu64
+      ",\"transport\":\"%s\",\"loss\":%s,\"converged_round\":%s,\"converged_ms\":%s,"
+      "\"crashed\":%zu,\"detect_ms\":%s,\"undetected\":%zu,\"false_deaths\":%" PRIu64
+      ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"bytes_per_node_per_round\":%s"
+      ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
+      ",\"delivered\":%" PRIu64 ",\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
+      args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
+      args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp", fixed(args.loss, 4).c_str(),
+      json_or_null(converged_round).c_str(), json_or_null(converged_ms).c_str(), sim.crashes().size(),
+      sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
+      c.messages, c.bytes, fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes,
+      c.oversized_packets, c.lost, c.delivered, hash, static_cast<long long>(wall_ms));
+  return 0;
+}

@@ -1,0 +1,278 @@
+// The node agent under test: aiocluster-node processes (AIOCLUSTER_NODE_BINARY)
+// whose JSON report lines are read and polled, and the three-agent scenario
+// (converge, kill one, the others report it dead, clean exits) shared by the
+// Asio agent tests and the mixed-driver agent tests of tests/libevent.
+#pragma once
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "json.h"
+#include "test_pki.h"
+
+extern char** environ;
+
+namespace aiocluster::testing {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+inline constexpr auto kPatience = 30s;
+
+// A directory of this test process's own for the agents' stderr files,
+// removed when the process exits.
+inline const std::string& log_dir() {
+  struct Dir {
+    Dir() {
+      path = (std::filesystem::temp_directory_path() / "aiocluster-agent-test-XXXXXX").string();
+      if (::mkdtemp(path.data()) == nullptr) path = std::filesystem::temp_directory_path().string();
+    }
+    ~Dir() {
+      std::error_code ignored;
+      if (path != std::filesystem::temp_directory_path().string()) std::filesystem::remove_all(path, ignored);
+    }
+    std::string path;
+  };
+  static const Dir dir;
+  return dir.path;
+}
+
+// A port free for both TCP and UDP on 127.0.0.1 right now.
+inline std::uint16_t free_port() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int tcp = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    std::uint16_t port = 0;
+    if (::bind(tcp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::getsockname(tcp, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+        ::bind(udp, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      port = ntohs(addr.sin_port);
+    }
+    ::close(tcp);
+    ::close(udp);
+    if (port != 0) return port;
+  }
+  FAIL("no free port");
+  return 0;
+}
+
+// One aiocluster-node process: stdout is read line by line, stderr goes to a file.
+class Agent {
+ public:
+  Agent(std::vector<std::string> args, const std::string& stderr_path) : stderr_path_(stderr_path) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, fds[0]);
+    posix_spawn_file_actions_addclose(&actions, fds[1]);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    args.insert(args.begin(), AIOCLUSTER_NODE_BINARY);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawn(&pid_, AIOCLUSTER_NODE_BINARY, &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    REQUIRE(rc == 0);
+    out_ = fds[0];
+    ::fcntl(out_, F_SETFL, ::fcntl(out_, F_GETFL) | O_NONBLOCK);
+  }
+
+  ~Agent() {
+    if (!exited_) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+    }
+    ::close(out_);
+  }
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Reads whatever stdout has; every complete line must be valid JSON.
+  void drain() {
+    char buf[4096];
+    while (true) {
+      const ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n <= 0) break;
+      pending_.append(buf, static_cast<std::size_t>(n));
+    }
+    std::size_t nl;
+    while ((nl = pending_.find('\n')) != std::string::npos) {
+      const std::string line = pending_.substr(0, nl);
+      pending_.erase(0, nl + 1);
+      INFO("line: " << line);
+      REQUIRE_NOTHROW(latest_ = Json::parse(line));
+      ++lines_;
+    }
+  }
+
+  const std::optional<Json>& latest() const { return latest_; }
+  std::size_t lines() const { return lines_; }
+  void signal(int sig) { ::kill(pid_, sig); }
+
+  // The exit status, once the process has exited within `timeout`.
+  std::optional<int> wait_exit(Clock::duration timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        drain();
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return std::nullopt;
+  }
+
+  std::string stderr_text() const {
+    std::ifstream in(stderr_path_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  bool exited_ = false;
+  std::string stderr_path_;
+  std::string pending_;
+  std::optional<Json> latest_;
+  std::size_t lines_ = 0;
+};
+
+inline std::set<std::string> names(const Json& array) {
+  std::set<std::string> out;
+  for (const auto& v : array.array()) out.insert(v.string());
+  return out;
+}
+
+// Polls every agent's stdout until `done()` or the patience runs out.
+template <typename Done>
+bool poll_until(std::vector<std::unique_ptr<Agent>>& agents, Done done) {
+  const auto deadline = Clock::now() + kPatience;
+  while (Clock::now() < deadline) {
+    for (auto& a : agents) a->drain();
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+// Every agent's latest line lists all three live, none dead, and every
+// node's "role" key.
+inline bool converged(const std::vector<std::unique_ptr<Agent>>& agents, const std::set<std::string>& all) {
+  for (const auto& a : agents) {
+    if (!a->latest()) return false;
+    const Json& j = *a->latest();
+    if (names(j["live"]) != all) return false;
+    for (const auto& n : all) {
+      const auto& kv = j["kv"].object();
+      auto it = kv.find(n);
+      if (it == kv.end()) return false;
+      auto role = it->second.object().find("role");
+      if (role == it->second.object().end() || role->second.string() != "role-of-" + n) return false;
+    }
+  }
+  return true;
+}
+
+struct Run {
+  std::string transport;  // tcp, udp
+  bool mutual_tls = false;
+  // --driver of each agent (asio, libevent); empty: the agent's default.
+  std::vector<std::string> drivers = {};
+  std::size_t killed = 2;  // the agent killed once they converged
+};
+
+inline void three_agents(const Run& run) {
+  std::optional<aiocluster::conformance::TestPki> pki;
+  if (run.mutual_tls) pki.emplace();
+  const std::string& logs = log_dir();
+  std::vector<std::uint16_t> ports = {free_port(), free_port(), free_port()};
+  std::vector<std::unique_ptr<Agent>> agents;
+  const std::set<std::string> all = {"agent1", "agent2", "agent3"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "agent" + std::to_string(i + 1);
+    std::vector<std::string> args = {"--name", name,
+                                     "--listen", "127.0.0.1:" + std::to_string(ports[i]),
+                                     "--seed", "127.0.0.1:" + std::to_string(ports[(i + 2) % 3]),
+                                     "--cluster-id", "agent-test-" + run.transport,
+                                     "--transport", run.transport,
+                                     "--gossip-interval-ms", "100",
+                                     "--report-ms", "100",
+                                     "--kv", "role=role-of-" + name};
+    if (!run.drivers.empty()) {
+      args.push_back("--driver");
+      args.push_back(run.drivers[static_cast<std::size_t>(i)]);
+    }
+    if (pki) {
+      const auto files = pki->issue(name, {name + ".test"});
+      for (const auto& extra : {std::string("--tls-cert"), files.cert, std::string("--tls-key"), files.key,
+                                std::string("--tls-ca"), files.ca, std::string("--tls-name"), name + ".test"}) {
+        args.push_back(extra);
+      }
+    }
+    agents.push_back(std::make_unique<Agent>(args, logs + "/" + run.transport + (run.mutual_tls ? "-tls-" : "-") + name + ".err"));
+  }
+  const bool ok = poll_until(agents, [&] { return converged(agents, all); });
+  if (!ok) {
+    for (const auto& a : agents) MESSAGE(a->stderr_text());
+  }
+  REQUIRE(ok);
+
+  // A killed agent (no goodbye) is reported dead by both others.
+  agents[run.killed]->signal(SIGKILL);
+  REQUIRE(agents[run.killed]->wait_exit(kPatience).has_value());
+  const std::string killed = "agent" + std::to_string(run.killed + 1);
+  std::set<std::string> survivors = all;
+  survivors.erase(killed);
+  std::vector<std::unique_ptr<Agent>> rest;
+  for (std::size_t i = 0; i < agents.size(); ++i) {
+    if (i != run.killed) rest.push_back(std::move(agents[i]));
+  }
+  CHECK(poll_until(rest, [&] {
+    for (const auto& a : rest) {
+      const Json& j = *a->latest();
+      if (names(j["dead"]) != std::set<std::string>{killed}) return false;
+      if (names(j["live"]) != survivors) return false;
+    }
+    return true;
+  }));
+
+  // SIGTERM and SIGINT are clean exits.
+  rest[0]->signal(SIGTERM);
+  rest[1]->signal(SIGINT);
+  CHECK(rest[0]->wait_exit(kPatience) == 0);
+  CHECK(rest[1]->wait_exit(kPatience) == 0);
+}
+
+}  // namespace aiocluster::testing

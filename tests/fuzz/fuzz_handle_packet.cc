@@ -1,0 +1,255 @@
+// Fuzz target: Node::handle_packet on a node that already holds a populated
+// cluster state (scenario.h). The input is a program of operations: raw
+// packets, packets built from typed fields around the node's real state (so
+// the fuzzer reaches the reset, gap and limit rules, not just the parser),
+// time steps and local writes, each on any Stage and from any address.
+//
+// After every operation: handle_packet did not throw; a reply fits in
+// max_payload_size, decodes, and matches the stage; every replica's
+// (last_gc_version, max_version) only grew; our own state is untouched by
+// peers; at most one drop counter moved; every node state is internally
+// consistent and within the limits. At the end, the node still answers a
+// valid Syn and converges with an honest peer.
+//
+// Operation format: one byte whose low two bits pick the kind (0 raw packet,
+// 1 typed packet, 2 time step, 3 local write); packets then take one byte
+// for stage (bits 0-1), TLS peer names (bits 2-3) and sender (bits 4-7),
+// and raw packets a 2-byte little-endian length before their bytes.
+#include <aiocluster/aiocluster.h>
+#include <google/protobuf/stubs/logging.h>
+
+#include <limits>
+#include <map>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "fuzz_support.h"
+#include "handle_packet_ops.h"
+#include "scenario.h"
+
+namespace {
+
+using namespace aiocluster;
+using fuzz::require;
+
+using Pairs = std::map<NodeId, std::pair<std::uint64_t, std::uint64_t>>;
+
+Pairs versions(const Node& node) {
+  Pairs out;
+  for (const auto& [id, st] : node.cluster_state().nodes())
+    out[id] = {st.last_gc_version(), st.max_version()};
+  return out;
+}
+
+std::uint64_t drops(const Stats& s) {
+  return s.dropped_oversized + s.dropped_malformed + s.dropped_unknown_message +
+         s.dropped_wrong_cluster + s.dropped_out_of_place + s.dropped_tls_name;
+}
+
+// Every node state is a consistent index within the configured limits.
+void check_states(const Node& node) {
+  const Limits& limits = node.config().limits;
+  const ClusterState& cs = node.cluster_state();
+  require(cs.size() <= limits.max_nodes, "known nodes within limits.max_nodes");
+  require(cs.find(node.self_id()) == &cs.self(), "self() is the node's own state");
+  for (const auto& entry : cs.nodes()) {
+    const NodeState& st = entry.second;  // named, not bound: lambdas below capture it
+    require(st.id() == entry.first, "a node state is filed under its own id");
+    require(st.size() <= limits.max_keys_per_node, "keys within limits.max_keys_per_node");
+    std::size_t count = 0;
+    std::uint64_t previous = 0;
+    st.for_each_since(0, [&](std::string_view key, const VersionedValue& vv) {
+      require(count == 0 || vv.version > previous, "versions are unique and indexed in order");
+      require(vv.version <= st.max_version(), "no entry is newer than max_version");
+      require(key.size() <= limits.max_key_size && vv.value.size() <= limits.max_value_size,
+              "keys and values within their size limits");
+      require(st.find(key) == &vv, "the version index and the key map agree");
+      previous = vv.version;
+      ++count;
+      return true;
+    });
+    require(count == st.size(), "every entry is in the version index");
+  }
+  const auto live = node.live_nodes();
+  for (const auto& id : node.dead_nodes()) {
+    require(std::find(live.begin(), live.end(), id) == live.end(), "no node is both live and dead");
+    require(cs.find(id) != nullptr, "dead nodes are known");
+  }
+}
+
+// A delta we send carries exactly what we hold.
+void check_outgoing_delta(const Node& node, const Delta& delta) {
+  for (const auto& nd : delta.node_deltas) {
+    const NodeState* st = node.node_state(nd.node_id);
+    require(st != nullptr && !st->scheduled_for_deletion(), "we only send nodes we announce");
+    require(nd.last_gc_version == st->last_gc_version(),
+            "a node delta carries our last_gc_version");
+    require(nd.max_version && *nd.max_version <= st->max_version(),
+            "a node delta's max_version is ours or less");
+    for (const auto& kv : nd.key_values) {
+      const VersionedValue* vv = st->find(kv.key);
+      require(vv != nullptr && vv->version == kv.version && vv->value == kv.value &&
+                  vv->status == kv.status,
+              "a node delta's key-values are ours");
+    }
+  }
+}
+
+Packet decode_ours(const Node& node, const Bytes& bytes, std::string_view what) {
+  require(bytes.size() <= node.config().max_payload_size, what);
+  DecodeResult result = decode(bytes);
+  require(std::holds_alternative<Packet>(result), what);
+  Packet packet = std::get<Packet>(std::move(result));
+  require(packet.cluster_id == node.config().cluster_id, what);
+  return packet;
+}
+
+void check_reply(const Node& node, const std::optional<Reply>& reply) {
+  if (!reply) return;
+  const Packet packet =
+      decode_ours(node, reply->payload, "a reply fits, decodes and names our cluster");
+  if (const auto* synack = std::get_if<SynAck>(&packet.message)) {
+    require(reply->awaits_ack, "a SynAck waits for the Ack");
+    require(!synack->digest.node_digests.empty() &&
+                synack->digest.node_digests.front().node_id == node.self_id(),
+            "our digest opens with ourselves");
+    check_outgoing_delta(node, synack->delta);
+  } else if (const auto* ack = std::get_if<Ack>(&packet.message)) {
+    require(!reply->awaits_ack, "an Ack ends the exchange");
+    check_outgoing_delta(node, ack->delta);
+  } else {
+    require(std::holds_alternative<BadCluster>(packet.message) && !reply->awaits_ack,
+            "the only other reply is a final BadCluster");
+  }
+}
+
+struct Harness {
+  Node node;
+  Instant now;
+  const fuzz::MemCluster& scenario;
+
+  void packet(const Bytes& bytes, const Inbound& from) {
+    const Pairs before = versions(node);
+    const NodeState& self = node.cluster_state().self();
+    const auto self_before =
+        std::tuple(self.max_version(), self.last_gc_version(), self.size(), self.heartbeat());
+    const std::uint64_t drops_before = drops(node.stats());
+
+    std::optional<Reply> reply;
+    try {
+      reply = node.handle_packet(bytes, now, from);
+    } catch (...) {
+      fuzz::fail("handle_packet threw");
+    }
+
+    check_reply(node, reply);
+    const Pairs after = versions(node);
+    for (const auto& [id, pair] : before) {
+      const auto it = after.find(id);
+      require(it != after.end(), "handle_packet forgets no node");
+      require(it->second >= pair, "(last_gc_version, max_version) never decreases");
+    }
+    require(std::tuple(self.max_version(), self.last_gc_version(), self.size(), self.heartbeat()) ==
+                self_before,
+            "peers never change our own state");
+    require(drops(node.stats()) - drops_before <= 1, "an input moves at most one drop counter");
+    while (auto ev = node.poll_event()) {
+      if (const auto* kc = std::get_if<KeyChanged>(&*ev)) {
+        require(kc->node != node.self_id(), "no peer writes our keys");
+      }
+    }
+    check_states(node);
+  }
+
+  void step(Duration by) {
+    now += by;
+    node.handle_timeout(now);
+    while (auto tx = node.poll_transmit()) {
+      const Packet p = decode_ours(node, tx->payload, "a Syn we send fits and decodes");
+      require(std::holds_alternative<Syn>(p.message), "rounds send Syns");
+    }
+    while (node.poll_event()) {
+    }
+    check_states(node);
+  }
+};
+
+// An honest peer's Syn is still answered, and after a few exchanges both ways
+// the two nodes agree on every version they both track.
+void check_still_works(Harness& h) {
+  Node peer = *h.scenario.nodes[1];
+  const Address node_addr = h.node.self_id().gossip_advertise_addr;
+  const Address peer_addr = peer.self_id().gossip_advertise_addr;
+  auto exchange = [&](Node& a, const Address& a_addr, Node& b, const Address& b_addr) {
+    // a opens an exchange with b.
+    Rng rng(7);
+    const Bytes syn =
+        encode(Packet{a.config().cluster_id, Syn{a.cluster_state().digest(40'000, rng)}});
+    auto synack = b.handle_packet(syn, h.now, {a_addr, Stage::kStreamOpen});
+    require(synack && synack->awaits_ack, "a valid Syn is answered with a SynAck");
+    auto ack = a.handle_packet(synack->payload, h.now, {b_addr, Stage::kStreamReply});
+    require(ack.has_value(), "a valid SynAck is answered with an Ack");
+    b.handle_packet(ack->payload, h.now, {a_addr, Stage::kStreamAck});
+  };
+  for (int i = 0; i < 3; ++i) {
+    exchange(peer, peer_addr, h.node, node_addr);
+    exchange(h.node, node_addr, peer, peer_addr);
+  }
+  check_states(h.node);
+  for (const auto& [id, st] : h.node.cluster_state().nodes()) {
+    if (id == h.node.self_id() || id == peer.self_id()) continue;  // their owners' word is final
+    const NodeState* other = peer.node_state(id);
+    if (other == nullptr || st.scheduled_for_deletion() || other->scheduled_for_deletion())
+      continue;
+    require(other->max_version() == st.max_version(),
+            "an honest peer converges on every shared node");
+  }
+}
+
+const fuzz::MemCluster& scenario() {
+  static const fuzz::MemCluster c = [] {
+    google::protobuf::SetLogHandler(nullptr);
+    return fuzz::build_scenario();
+  }();
+  return c;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const fuzz::MemCluster& c = scenario();
+  Harness h{*c.nodes[0], c.now, c};
+  fuzz::Input in({data, size});
+  fuzz::PacketBuilder builder(h.node, c);
+  for (int ops = 0; !in.empty() && ops < 64; ++ops) {
+    const std::uint8_t op = in.byte();
+    switch (op & 3) {
+      case 0:
+      case 1: {
+        const Inbound from = fuzz::inbound(in.byte());
+        if ((op & 3) == 0) {
+          const std::size_t len = in.u16();
+          const auto raw = in.take(len);
+          h.packet(Bytes(raw.begin(), raw.end()), from);
+        } else {
+          h.packet(encode(builder.packet(in)), from);
+        }
+        break;
+      }
+      case 2:
+        h.step(std::chrono::milliseconds(in.u16() % 4000));
+        break;
+      case 3: {
+        const std::string key = "local-" + std::to_string(in.byte() % 4);
+        h.node.set(key, std::to_string(in.byte()));
+        while (h.node.poll_event()) {
+        }
+        break;
+      }
+    }
+  }
+  check_still_works(h);
+  return 0;
+}

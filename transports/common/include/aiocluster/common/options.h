@@ -1,0 +1,73 @@
+// How a driver (Asio, libevent) carries a Node's packets: transport, TLS
+// files, timeouts and the caps that bound what peers can make it hold. Plain
+// values with no event-loop types, shared by every driver and checked once
+// when a Cluster is built.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "aiocluster/types.h"
+
+namespace aiocluster::driver {
+
+using namespace std::chrono_literals;
+
+enum class Transport : std::uint8_t {
+  kTcp,  // PROTOCOL.md section 2: length-prefixed, one connection per exchange (aiocluster)
+  kUdp,  // one packet per datagram (chitchat style)
+};
+
+// TLS over TCP. Files are PEM. The server's certificate is checked against
+// the target node's tls_name, else the host it was reached at.
+struct TlsOptions {
+  std::string cert_file;  // certificate chain this node presents
+  std::string key_file;   // its private key
+  std::string ca_file;    // CAs that sign the peers' certificates
+  // Mutual TLS: servers require a client certificate signed by the CA and
+  // accept a Syn only when it names a node of the Syn's digest (the
+  // tls_name rule). Off: servers ask for no certificate.
+  bool mutual = true;
+};
+
+struct Options {
+  Transport transport = Transport::kTcp;
+  // Where to bind; default: the node's advertise address. Port 0 takes an
+  // ephemeral port, which also becomes the advertise port when that is 0.
+  std::optional<Address> listen;
+  std::optional<TlsOptions> tls;  // TCP only
+
+  // Each step of a TCP exchange (connect and TLS handshake, every read,
+  // every write) must finish within its timeout or the exchange is dropped.
+  Duration connect_timeout = 3s;
+  Duration read_timeout = 3s;
+  Duration write_timeout = 3s;
+  // Exchanges this node runs at once as initiator; a Syn beyond the cap is
+  // dropped (the next round retries).
+  std::size_t max_outgoing_exchanges = 64;
+  // Accepted connections open at once; more are closed on accept.
+  std::size_t max_inbound_connections = 256;
+  // UDP sends in flight (waiting for the socket to take them); more are
+  // dropped.
+  std::size_t max_pending_datagrams = 1024;
+
+  // Events waiting for the hooks; more are dropped and counted.
+  std::size_t hook_queue_capacity = 10'000;
+  // How long stop() keeps running queued hooks before dropping the rest.
+  Duration hook_drain_timeout = 1s;
+
+  // Seed of the node's random generator; default: std::random_device.
+  std::optional<std::uint64_t> seed;
+  // Debug lines about I/O failures (one line each, no newline); default: none.
+  std::function<void(std::string_view)> log;
+
+  // Why these options are unusable, naming the field; nullopt when fine.
+  std::optional<std::string> validate() const;
+};
+
+}  // namespace aiocluster::driver

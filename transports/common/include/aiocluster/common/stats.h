@@ -1,0 +1,24 @@
+// What a driver saw on its sockets, the same counters for every driver; the
+// protocol's own counters are in Node::stats().
+#pragma once
+
+#include <cstdint>
+
+namespace aiocluster::driver {
+
+struct DriverStats {
+  std::uint64_t exchanges_started = 0;    // Syns sent: TCP exchanges opened, or datagrams
+  std::uint64_t exchanges_completed = 0;  // TCP exchanges that got their reply
+  std::uint64_t exchanges_refused = 0;    // Syns dropped at a cap on outgoing work
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_refused = 0;  // closed on accept at max_inbound_connections
+  std::uint64_t connect_failures = 0;     // name resolution or connect failed
+  std::uint64_t tls_failures = 0;         // TLS refused: certificate or name, either side
+  std::uint64_t timeouts = 0;             // a step outlived its timeout
+  std::uint64_t framing_errors = 0;       // a length prefix of zero or above the maximum
+  std::uint64_t io_errors = 0;            // other read / write failures, early close
+  std::uint64_t datagrams_in = 0;
+  std::uint64_t datagrams_out = 0;
+};
+
+}  // namespace aiocluster::driver

@@ -1,0 +1,64 @@
+// What a simulated network does to packets, and the options of one
+// simulation run. Everything random is drawn from `Options::seed`.
+//
+//   aiocluster::sim::Options options;
+//   options.seed = 42;
+//   options.network.loss = 0.1;                      // 10% of datagrams vanish
+//   options.network.latency = {1ms, 20ms};           // each packet draws its own delay
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+#include "aiocluster/types.h"
+
+namespace aiocluster::sim {
+
+using namespace std::chrono_literals;
+
+// How packets travel: one datagram per message (UDP), or the three messages
+// of an exchange on one connection (TCP, length-prefixed frames).
+enum class Transport : std::uint8_t { kUdp, kTcp };
+
+// One-way delay of a packet. Every packet draws its own delay, so packets
+// sent close together overtake each other: that is how the network reorders.
+// Draws are integer nanoseconds, so a run replays on every platform.
+struct Latency {
+  Duration min = 1ms;
+  Duration max = 10ms;  // uniform in [min, max]
+  // With this probability a packet is slow: uniform in [max, spike_max].
+  double spike_probability = 0.0;
+  Duration spike_max = Duration::zero();
+};
+
+// What one direction of a link does.
+struct LinkFaults {
+  Latency latency;
+  // UDP: the datagram is lost. TCP: the connection is cut before this
+  // message arrives (the rest of the exchange is lost with it).
+  double loss = 0.0;
+  // UDP only: the datagram arrives twice, each copy with its own delay.
+  double duplicate = 0.0;
+};
+
+struct Options {
+  // Drives every random choice of the run: the network, boot phases and the
+  // nodes' own generators (derived from it per node and incarnation).
+  std::uint64_t seed = 0;
+  Transport transport = Transport::kUdp;
+  // Every link, unless Simulator::set_link overrides one direction.
+  LinkFaults network;
+  // Virtual time starts here; it never reads a real clock.
+  Instant epoch = Instant{} + std::chrono::hours(1000);
+  // A node boots at a random moment in [0, boot_jitter) after add_node, so
+  // the nodes' gossip rounds are not all in phase (zero: boot at once).
+  Duration boot_jitter = 1s;
+  // TCP: a connection gives up this long after it was opened, so a message
+  // that arrives later (a slow link, a paused peer) is dropped.
+  Duration stream_timeout = 3s;
+  // Packets a paused node's socket holds until it resumes; more are dropped.
+  std::size_t pause_buffer = 1024;
+};
+
+}  // namespace aiocluster::sim

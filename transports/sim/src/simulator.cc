@@ -1,0 +1,852 @@
+#include "aiocluster/sim/simulator.h"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <variant>
+
+#include "aiocluster/framing.h"
+#include "aiocluster/random.h"
+#include "aiocluster/sim/trace_hash.h"
+
+namespace aiocluster::sim {
+
+namespace {
+
+std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Independent seeds for independent streams of draws, all from the run seed.
+std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b) {
+  return mix64(seed + 0x9e3779b97f4a7c15ULL * (a + 1)) ^ mix64(b * 0xd1b54a32d192ed03ULL + a);
+}
+
+// Stream ids of the run's own generators (nodes use derive_seed(seed, slot + 16, incarnation)).
+constexpr std::uint64_t kNetworkStream = 1;
+constexpr std::uint64_t kScheduleStream = 2;
+constexpr std::uint64_t kFirstNodeStream = 16;
+
+// Tags mixed into the trace before each record, so records of different
+// kinds never collide.
+enum class Tag : std::uint64_t {
+  kBoot = 1,
+  kCrash,
+  kPause,
+  kResume,
+  kTimer,
+  kDeliver,
+  kNoRoute,
+  kBlocked,
+  kLost,
+  kDuplicate,
+  kDown,
+  kTimedOut,
+  kOverflow,
+  kCut,
+  kEventJoined,
+  kEventLeft,
+  kEventKey,
+  kPartition,
+  kHeal,
+  kAction,
+};
+
+enum class Kind : std::uint8_t { kBoot, kTimer, kDeliver, kResume, kAction };
+
+struct Item {
+  Instant at;
+  std::uint64_t seq = 0;  // ties at one instant run in scheduling order
+  Kind kind = Kind::kAction;
+  NodeIndex slot = 0;
+  std::uint64_t incarnation = 0;  // of `slot`, for boots, timers and resumes
+  // Deliveries.
+  NodeIndex from = 0;
+  Stage stage = Stage::kDatagram;
+  std::uint64_t stream = 0;  // 0: a datagram
+  Bytes bytes;
+  // Timers: the deadline the node asked for (`at` is never in the past).
+  Instant wanted;
+  // Actions.
+  std::uint64_t action = 0;
+};
+
+struct Later {
+  bool operator()(const Item& a, const Item& b) const {
+    return std::tie(a.at, a.seq) > std::tie(b.at, b.seq);
+  }
+};
+
+struct Slot {
+  Config config;  // generation_id as of the latest boot
+  KeyValues initial;
+  bool fixed_generation = false;  // the caller chose the first generation id
+  std::unique_ptr<Node> node;
+  std::uint64_t incarnation = 0;  // bumped at every boot and crash
+  std::uint64_t boots = 0;
+  bool crashed = false;
+  std::optional<Instant> paused_until;
+  std::vector<Item> held;        // arrived while paused
+  std::optional<Instant> armed;  // the timer scheduled for this incarnation
+  bool healthy = true;
+};
+
+// One TCP connection carrying one exchange.
+struct Stream {
+  NodeIndex initiator = 0;
+  NodeIndex responder = 0;
+  std::uint64_t initiator_incarnation = 0;
+  std::uint64_t responder_incarnation = 0;  // known once the Syn arrived
+  Instant deadline;
+};
+
+struct Rule {
+  std::vector<NodeIndex> a;
+  std::vector<NodeIndex> b;
+  bool one_way = false;
+};
+
+bool contains(const std::vector<NodeIndex>& sorted, NodeIndex i) {
+  return std::binary_search(sorted.begin(), sorted.end(), i);
+}
+
+std::uint64_t nanos(Instant t) {
+  return static_cast<std::uint64_t>(t.time_since_epoch().count());
+}
+
+}  // namespace
+
+struct Simulator::State {
+  explicit State(Options opts)
+      : options(std::move(opts)),
+        now(options.epoch),
+        net(derive_seed(options.seed, kNetworkStream, 0)),
+        schedule(derive_seed(options.seed, kScheduleStream, 0)) {}
+
+  Options options;
+  Instant now;
+  Rng net;       // every network draw
+  Rng schedule;  // boot phases
+  std::vector<Slot> slots;
+  std::map<Address, NodeIndex> by_address;
+  std::map<NodeId, NodeIndex> by_id;  // every incarnation that ever booted
+  std::vector<Item> queue;            // a binary heap ordered by Later
+  std::uint64_t seq = 0;
+  std::map<std::pair<NodeIndex, NodeIndex>, LinkFaults> links;
+  std::map<PartitionId, Rule> rules;
+  PartitionId next_rule = 1;
+  std::map<std::uint64_t, Stream> streams;
+  std::uint64_t next_stream = 1;
+  std::map<std::uint64_t, std::function<void(Simulator&)>> actions;
+  std::uint64_t next_action = 1;
+  std::vector<CrashReport> crashes;
+  std::vector<std::size_t> undetected;  // indices into crashes
+  Counters counters;
+  TraceHash trace;
+  std::vector<std::function<void(NodeIndex, const Event&)>> event_hooks;
+  std::vector<std::function<void(NodeIndex)>> input_hooks;
+  // The pair that failed the last convergence probe: usually still failing,
+  // so checking it first keeps probes cheap on large clusters.
+  mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
+
+  // --- Scheduling ---
+  void push(Item item) {
+    item.seq = seq++;
+    queue.push_back(std::move(item));
+    std::push_heap(queue.begin(), queue.end(), Later{});
+  }
+
+  Item pop() {
+    std::pop_heap(queue.begin(), queue.end(), Later{});
+    Item item = std::move(queue.back());
+    queue.pop_back();
+    return item;
+  }
+
+  void trace_record(Tag tag, std::uint64_t a = 0, std::uint64_t b = 0) {
+    trace.add(static_cast<std::uint64_t>(tag));
+    trace.add(nanos(now));
+    trace.add(a);
+    trace.add(b);
+  }
+
+  bool is_up(NodeIndex i) const { return slots[i].node != nullptr; }
+  bool is_running(NodeIndex i) const { return is_up(i) && !slots[i].paused_until; }
+  const Address& address(NodeIndex i) const { return slots[i].config.node_id.gossip_advertise_addr; }
+
+  // --- Network ---
+  const LinkFaults& link(NodeIndex from, NodeIndex to) const {
+    if (links.empty()) return options.network;
+    const auto it = links.find({from, to});
+    return it == links.end() ? options.network : it->second;
+  }
+
+  bool blocked(NodeIndex from, NodeIndex to) const {
+    for (const auto& [id, rule] : rules) {
+      if (contains(rule.a, from) && contains(rule.b, to)) return true;
+      if (!rule.one_way && contains(rule.b, from) && contains(rule.a, to)) return true;
+    }
+    return false;
+  }
+
+  Duration draw(const Latency& latency) {
+    auto lo = latency.min.count();
+    auto hi = latency.max.count();
+    if (hi < lo) std::swap(lo, hi);
+    if (lo < 0) lo = 0;
+    if (hi < lo) hi = lo;
+    auto d = lo + static_cast<Duration::rep>(net.below(static_cast<std::uint64_t>(hi - lo) + 1));
+    if (latency.spike_probability > 0 && latency.spike_max.count() > hi &&
+        net.chance(latency.spike_probability)) {
+      d = hi + static_cast<Duration::rep>(
+                   net.below(static_cast<std::uint64_t>(latency.spike_max.count() - hi) + 1));
+    }
+    return Duration(d);
+  }
+
+  void account(NodeIndex from, const Bytes& bytes) {
+    ++counters.messages;
+    counters.bytes += bytes.size();
+    counters.max_packet_bytes = std::max<std::uint64_t>(counters.max_packet_bytes, bytes.size());
+    if (bytes.size() > slots[from].config.max_payload_size) ++counters.oversized_packets;
+  }
+
+  void send_datagram(NodeIndex from, const Address& to_addr, Bytes bytes) {
+    account(from, bytes);
+    const auto it = by_address.find(to_addr);
+    if (it == by_address.end()) {
+      ++counters.undeliverable;
+      trace_record(Tag::kNoRoute, from, to_addr.port);
+      return;
+    }
+    const NodeIndex to = it->second;
+    if (blocked(from, to)) {
+      ++counters.blocked;
+      trace_record(Tag::kBlocked, from, to);
+      return;
+    }
+    const LinkFaults& faults = link(from, to);
+    if (faults.loss > 0 && net.chance(faults.loss)) {
+      ++counters.lost;
+      trace_record(Tag::kLost, from, to);
+      return;
+    }
+    if (faults.duplicate > 0 && net.chance(faults.duplicate)) {
+      ++counters.duplicated;
+      trace_record(Tag::kDuplicate, from, to);
+      Item copy;
+      copy.at = now + draw(faults.latency);
+      copy.kind = Kind::kDeliver;
+      copy.slot = to;
+      copy.from = from;
+      copy.bytes = bytes;
+      push(std::move(copy));
+    }
+    Item item;
+    item.at = now + draw(faults.latency);
+    item.kind = Kind::kDeliver;
+    item.slot = to;
+    item.from = from;
+    item.bytes = std::move(bytes);
+    push(std::move(item));
+  }
+
+  void end_stream(std::uint64_t id) { streams.erase(id); }
+
+  // Carries one message of stream `id` from `sender` to `receiver`, after
+  // `extra` (the connection handshake, for the first message).
+  void send_on_stream(std::uint64_t id, NodeIndex sender, NodeIndex receiver, const Bytes& bytes,
+                      Stage stage, Duration extra) {
+    if (blocked(sender, receiver)) {
+      ++counters.blocked;
+      ++counters.streams_cut;
+      trace_record(Tag::kBlocked, sender, receiver);
+      end_stream(id);
+      return;
+    }
+    const LinkFaults& faults = link(sender, receiver);
+    if (faults.loss > 0 && net.chance(faults.loss)) {
+      ++counters.lost;
+      ++counters.streams_cut;
+      trace_record(Tag::kCut, sender, receiver);
+      end_stream(id);
+      return;
+    }
+    Item item;
+    item.at = now + extra + draw(faults.latency);
+    item.kind = Kind::kDeliver;
+    item.slot = receiver;
+    item.from = sender;
+    item.stage = stage;
+    item.stream = id;
+    item.bytes = encode_frame(bytes);
+    push(std::move(item));
+  }
+
+  void open_stream(NodeIndex from, const Address& to_addr, const Bytes& bytes) {
+    account(from, bytes);
+    ++counters.streams_opened;
+    const auto it = by_address.find(to_addr);
+    if (it == by_address.end()) {
+      ++counters.undeliverable;  // connection refused
+      trace_record(Tag::kNoRoute, from, to_addr.port);
+      return;
+    }
+    const NodeIndex to = it->second;
+    const std::uint64_t id = next_stream++;
+    streams.emplace(id, Stream{from, to, slots[from].incarnation, 0, now + options.stream_timeout});
+    // Connecting costs a round trip before the Syn travels.
+    const Duration handshake = draw(link(from, to).latency) + draw(link(to, from).latency);
+    send_on_stream(id, from, to, bytes, Stage::kStreamOpen, handshake);
+  }
+
+  // --- Nodes ---
+  void boot(NodeIndex i) {
+    Slot& slot = slots[i];
+    ++slot.incarnation;
+    ++slot.boots;
+    slot.crashed = false;
+    slot.paused_until.reset();
+    slot.held.clear();
+    slot.armed.reset();
+    std::uint64_t& generation = slot.config.node_id.generation_id;
+    if (slot.boots > 1 || !slot.fixed_generation) {
+      // Like a monotonic nanosecond clock read at start; strictly newer.
+      generation = std::max(nanos(now), generation + 1);
+    }
+    slot.node = std::make_unique<Node>(slot.config, now,
+                                       derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation),
+                                       slot.initial);
+    by_id[slot.config.node_id] = i;
+    trace_record(Tag::kBoot, i, generation);
+    slot.node->handle_timeout(now);
+    drain(i);
+  }
+
+  void drain(NodeIndex i) {
+    Slot& slot = slots[i];
+    Node& node = *slot.node;
+    while (auto tx = node.poll_transmit()) {
+      if (options.transport == Transport::kUdp) {
+        send_datagram(i, tx->to, std::move(tx->payload));
+      } else {
+        open_stream(i, tx->to, tx->payload);
+      }
+    }
+    if (const auto t = node.poll_timeout(); t && t != slot.armed) {
+      slot.armed = t;
+      Item timer;
+      timer.at = std::max(*t, now);
+      timer.wanted = *t;
+      timer.kind = Kind::kTimer;
+      timer.slot = i;
+      timer.incarnation = slot.incarnation;
+      push(std::move(timer));
+    }
+    while (auto ev = node.poll_event()) on_event(i, *ev);
+    for (const auto& hook : input_hooks) hook(i);
+  }
+
+  void on_event(NodeIndex observer, const Event& ev) {
+    ++counters.events;
+    std::visit(
+        [&](const auto& e) {
+          using T = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<T, NodeJoined>) {
+            trace_record(Tag::kEventJoined, observer, e.node.generation_id);
+            trace.add(e.node.name);
+          } else if constexpr (std::is_same_v<T, NodeLeft>) {
+            trace_record(Tag::kEventLeft, observer, e.node.generation_id);
+            trace.add(e.node.name);
+          } else {
+            trace_record(Tag::kEventKey, observer, e.node.generation_id);
+            trace.add(e.node.name);
+            trace.add(e.key);
+            trace.add(e.new_value.value);
+            trace.add(e.new_value.version);
+            trace.add(static_cast<std::uint64_t>(e.new_value.status));
+          }
+        },
+        ev);
+    for (const auto& hook : event_hooks) hook(observer, ev);
+    if (const auto* left = std::get_if<NodeLeft>(&ev)) {
+      const auto it = by_id.find(left->node);
+      if (it != by_id.end()) {
+        const Slot& subject = slots[it->second];
+        if (slots[observer].healthy && subject.healthy && subject.node != nullptr &&
+            subject.config.node_id == left->node) {
+          ++counters.false_deaths;
+        }
+      }
+      update_detections(&left->node);
+    }
+  }
+
+  bool seen_dead_by_all(const NodeId& id) const {
+    for (NodeIndex i = 0; i < slots.size(); ++i) {
+      if (!is_running(i) || slots[i].node->self_id() == id) continue;
+      if (slots[i].node->is_live(id)) return false;
+    }
+    return true;
+  }
+
+  // Records the crashes every survivor now sees dead (only those of `id`
+  // when given: the others did not change).
+  void update_detections(const NodeId* id = nullptr) {
+    std::erase_if(undetected, [&](std::size_t c) {
+      if (id != nullptr && crashes[c].id != *id) return false;
+      if (!seen_dead_by_all(crashes[c].id)) return false;
+      crashes[c].detected_at = now;
+      return true;
+    });
+  }
+
+  // A packet reaches slot `item.slot` (now, or on resume when it was held).
+  void receive(Item item) {
+    const NodeIndex to = item.slot;
+    Slot& slot = slots[to];
+    if (!is_up(to)) {
+      ++counters.undeliverable;
+      trace_record(Tag::kDown, item.from, to);
+      if (item.stream != 0) end_stream(item.stream);
+      return;
+    }
+    if (slot.paused_until) {
+      if (slot.held.size() >= options.pause_buffer) {
+        ++counters.overflowed;
+        trace_record(Tag::kOverflow, item.from, to);
+        if (item.stream != 0) end_stream(item.stream);
+        return;
+      }
+      slot.held.push_back(std::move(item));
+      return;
+    }
+    Bytes payload;
+    if (item.stream != 0) {
+      const auto it = streams.find(item.stream);
+      if (it == streams.end()) {
+        ++counters.undeliverable;
+        trace_record(Tag::kDown, item.from, to);
+        return;
+      }
+      Stream& stream = it->second;
+      if (item.stage == Stage::kStreamOpen) stream.responder_incarnation = slot.incarnation;
+      const std::uint64_t expected = item.stage == Stage::kStreamReply ? stream.initiator_incarnation
+                                                                       : stream.responder_incarnation;
+      if (slot.incarnation != expected) {
+        ++counters.undeliverable;  // the endpoint restarted: the connection was reset
+        trace_record(Tag::kDown, item.from, to);
+        end_stream(item.stream);
+        return;
+      }
+      if (now > stream.deadline) {
+        ++counters.timed_out;
+        trace_record(Tag::kTimedOut, item.from, to);
+        end_stream(item.stream);
+        return;
+      }
+      FrameDecoder decoder(slot.config.max_payload_size);
+      decoder.feed(item.bytes);
+      auto frame = decoder.next_frame();
+      if (!frame) {
+        ++counters.undeliverable;  // a frame the receiver refuses closes the connection
+        trace_record(Tag::kDown, item.from, to);
+        end_stream(item.stream);
+        return;
+      }
+      payload = std::move(*frame);
+    } else {
+      payload = std::move(item.bytes);
+    }
+
+    ++counters.delivered;
+    trace_record(Tag::kDeliver, item.from, to);
+    trace.add(static_cast<std::uint64_t>(item.stage));
+    trace.add(payload);
+
+    const NodeIndex from = item.from;
+    auto reply = slot.node->handle_packet(payload, now, Inbound{address(from), item.stage});
+    if (item.stream == 0) {
+      // A datagram reply goes to the source address, whoever holds it now.
+      if (reply) send_datagram(to, address(from), std::move(reply->payload));
+    } else if (reply && item.stage != Stage::kStreamAck) {
+      account(to, reply->payload);
+      const Stage next = item.stage == Stage::kStreamOpen ? Stage::kStreamReply : Stage::kStreamAck;
+      send_on_stream(item.stream, to, from, reply->payload, next, Duration::zero());
+    } else {
+      end_stream(item.stream);  // the exchange is over
+    }
+    drain(to);
+  }
+
+  void timer(const Item& item) {
+    Slot& slot = slots[item.slot];
+    if (slot.incarnation != item.incarnation || !slot.node || slot.armed != item.wanted) return;
+    if (slot.paused_until) return;  // resume runs it
+    slot.armed.reset();
+    trace_record(Tag::kTimer, item.slot, 0);
+    slot.node->handle_timeout(now);
+    drain(item.slot);
+  }
+
+  void resume(const Item& item) {
+    Slot& slot = slots[item.slot];
+    if (slot.incarnation != item.incarnation || !slot.node || slot.paused_until != item.at) return;
+    slot.paused_until.reset();
+    trace_record(Tag::kResume, item.slot, 0);
+    std::vector<Item> held = std::move(slot.held);
+    slot.held.clear();
+    for (Item& h : held) {
+      if (!is_running(item.slot)) break;  // a hook may have crashed it
+      receive(std::move(h));
+    }
+    if (!is_running(item.slot)) return;
+    slot.armed.reset();
+    slot.node->handle_timeout(now);
+    drain(item.slot);
+  }
+
+  void crash(NodeIndex i) {
+    Slot& slot = slots[i];
+    if (!slot.node) {
+      if (!slot.crashed) {  // not booted yet: cancel the boot
+        slot.crashed = true;
+        ++slot.incarnation;
+        slot.healthy = false;
+      }
+      return;
+    }
+    crashes.push_back(CrashReport{i, slot.node->self_id(), now, std::nullopt});
+    undetected.push_back(crashes.size() - 1);
+    trace_record(Tag::kCrash, i, slot.config.node_id.generation_id);
+    slot.node.reset();
+    slot.crashed = true;
+    ++slot.incarnation;
+    slot.paused_until.reset();
+    slot.held.clear();
+    slot.armed.reset();
+    slot.healthy = false;
+    update_detections();
+  }
+
+  bool pair_converged(NodeIndex observer, NodeIndex subject) const {
+    const Node& o = *slots[observer].node;
+    const Node& s = *slots[subject].node;
+    const NodeState* replica = o.node_state(s.self_id());
+    return replica != nullptr && replica->max_version() == s.cluster_state().self().max_version() &&
+           o.is_live(s.self_id());
+  }
+
+  struct Expected {
+    const NodeId* id;
+    std::uint64_t max_version;
+    NodeIndex slot;
+  };
+
+  // Whether `observer` sees every expected node live with its max_version;
+  // walks its known nodes and live set alongside `expected` (in id order),
+  // so a thousand-node check costs no searches. Sets `failed` otherwise.
+  bool observer_converged(NodeIndex observer, const std::vector<Expected>& expected,
+                          NodeIndex& failed) const {
+    const Node& node = *slots[observer].node;
+    const ClusterState& known = node.cluster_state();
+    const std::vector<NodeId> live = node.live_nodes();
+    std::size_t k = 0;
+    std::size_t l = 0;
+    for (const Expected& e : expected) {
+      if (e.slot == observer) continue;
+      failed = e.slot;
+      while (k < known.size() && known.at(k).id() < *e.id) ++k;
+      if (k == known.size() || known.at(k).id() != *e.id || known.at(k).max_version() != e.max_version) {
+        return false;
+      }
+      while (l < live.size() && live[l] < *e.id) ++l;
+      if (l == live.size() || live[l] != *e.id) return false;
+    }
+    return true;
+  }
+
+  bool converged() const {
+    std::vector<Expected> expected;
+    for (NodeIndex i = 0; i < slots.size(); ++i) {
+      if (!slots[i].node && !slots[i].crashed) return false;  // still to boot
+      if (!is_running(i)) continue;
+      const Node& node = *slots[i].node;
+      expected.push_back({&node.self_id(), node.cluster_state().self().max_version(), i});
+    }
+    // The pair that failed last time usually still fails: a cheap first test.
+    if (last_unconverged) {
+      const auto [o, s] = *last_unconverged;
+      if (is_running(o) && is_running(s) && !pair_converged(o, s)) return false;
+    }
+    std::sort(expected.begin(), expected.end(),
+              [](const Expected& a, const Expected& b) { return *a.id < *b.id; });
+    // Start with the observer that failed last time, then go round.
+    const std::size_t n = expected.size();
+    std::size_t first = 0;
+    if (last_unconverged) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (expected[i].slot == last_unconverged->first) first = i;
+      }
+    }
+    for (std::size_t step = 0; step < n; ++step) {
+      const NodeIndex observer = expected[(first + step) % n].slot;
+      NodeIndex failed = observer;
+      if (!observer_converged(observer, expected, failed)) {
+        last_unconverged = {observer, failed};
+        return false;
+      }
+    }
+    last_unconverged.reset();
+    return true;
+  }
+};
+
+Simulator::Simulator(Options options) : s_(std::make_unique<State>(std::move(options))) {}
+Simulator::~Simulator() = default;
+Simulator::Simulator(Simulator&&) noexcept = default;
+Simulator& Simulator::operator=(Simulator&&) noexcept = default;
+
+Address Simulator::address_of(NodeIndex index) {
+  const std::size_t n = index + 1;
+  return Address{"10." + std::to_string((n >> 16) & 255) + "." + std::to_string((n >> 8) & 255) +
+                     "." + std::to_string(n & 255),
+                 7946};
+}
+
+Config Simulator::make_config(NodeIndex index, std::span<const NodeIndex> seeds) {
+  Config config;
+  config.cluster_id = "sim";
+  config.node_id = NodeId{"node-" + std::to_string(index), 0, address_of(index), ""};
+  for (NodeIndex s : seeds) config.seeds.push_back(address_of(s));
+  return config;
+}
+
+NodeIndex Simulator::add_node(Config config, KeyValues initial_key_values) {
+  if (auto error = config.validate()) throw ConfigError(*error);
+  const Address addr = config.node_id.gossip_advertise_addr;
+  if (s_->by_address.contains(addr)) {
+    throw std::invalid_argument("add_node: address " + addr.to_string() + " is taken");
+  }
+  const NodeIndex i = s_->slots.size();
+  Slot slot;
+  slot.fixed_generation = config.node_id.generation_id != 0;
+  slot.config = std::move(config);
+  slot.initial = std::move(initial_key_values);
+  s_->slots.push_back(std::move(slot));
+  s_->by_address.emplace(addr, i);
+  Item boot;
+  const auto jitter = s_->options.boot_jitter.count();
+  boot.at = s_->now + Duration(jitter > 0 ? static_cast<Duration::rep>(s_->schedule.below(
+                                                static_cast<std::uint64_t>(jitter)))
+                                          : 0);
+  boot.kind = Kind::kBoot;
+  boot.slot = i;
+  boot.incarnation = 0;
+  s_->push(std::move(boot));
+  return i;
+}
+
+std::size_t Simulator::size() const { return s_->slots.size(); }
+Instant Simulator::epoch() const { return s_->options.epoch; }
+Instant Simulator::now() const { return s_->now; }
+
+bool Simulator::step() {
+  if (s_->queue.empty()) return false;
+  Item item = s_->pop();
+  if (item.at > s_->now) s_->now = item.at;
+  switch (item.kind) {
+    case Kind::kBoot: {
+      Slot& slot = s_->slots[item.slot];
+      if (slot.incarnation == item.incarnation && !slot.node && !slot.crashed) s_->boot(item.slot);
+      break;
+    }
+    case Kind::kTimer: s_->timer(item); break;
+    case Kind::kDeliver: s_->receive(std::move(item)); break;
+    case Kind::kResume: s_->resume(item); break;
+    case Kind::kAction: {
+      auto node = s_->actions.extract(item.action);
+      s_->trace_record(Tag::kAction, item.action, 0);
+      node.mapped()(*this);
+      break;
+    }
+  }
+  return true;
+}
+
+void Simulator::run_until(Instant deadline) {
+  while (!s_->queue.empty() && s_->queue.front().at <= deadline) step();
+  if (deadline > s_->now) s_->now = deadline;
+}
+
+std::optional<Instant> Simulator::run_until_converged(Instant deadline, Duration probe) {
+  if (probe <= Duration::zero()) throw std::invalid_argument("run_until_converged: probe must be positive");
+  for (Instant t = now() + probe;; t += probe) {
+    run_until(std::min(t, deadline));
+    if (converged()) return now();
+    if (t >= deadline) return std::nullopt;
+  }
+}
+
+void Simulator::at(Instant when, std::function<void(Simulator&)> action) {
+  Item item;
+  item.at = std::max(when, s_->now);
+  item.kind = Kind::kAction;
+  item.action = s_->next_action++;
+  s_->actions.emplace(item.action, std::move(action));
+  s_->push(std::move(item));
+}
+
+bool Simulator::is_up(NodeIndex slot) const { return s_->is_up(slot); }
+bool Simulator::is_paused(NodeIndex slot) const {
+  return s_->is_up(slot) && s_->slots[slot].paused_until.has_value();
+}
+
+const Node& Simulator::node(NodeIndex slot) const {
+  if (slot >= s_->slots.size() || !s_->slots[slot].node) {
+    throw std::logic_error("Simulator::node: slot " + std::to_string(slot) + " is not up");
+  }
+  return *s_->slots[slot].node;
+}
+
+const NodeId& Simulator::node_id(NodeIndex slot) const { return s_->slots.at(slot).config.node_id; }
+
+std::optional<NodeIndex> Simulator::slot_of(const NodeId& id) const {
+  const auto it = s_->by_id.find(id);
+  if (it == s_->by_id.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Simulator::is_healthy(NodeIndex slot) const { return s_->slots.at(slot).healthy; }
+
+void Simulator::update(NodeIndex slot, const std::function<void(Node&)>& mutation) {
+  if (slot >= s_->slots.size() || !s_->slots[slot].node) {
+    throw std::logic_error("Simulator::update: slot " + std::to_string(slot) + " is not up");
+  }
+  mutation(*s_->slots[slot].node);
+  s_->drain(slot);
+}
+
+void Simulator::set_network(const LinkFaults& faults) { s_->options.network = faults; }
+
+void Simulator::set_link(NodeIndex from, NodeIndex to, const LinkFaults& faults) {
+  s_->links[{from, to}] = faults;
+}
+
+void Simulator::clear_link(NodeIndex from, NodeIndex to) { s_->links.erase({from, to}); }
+
+PartitionId Simulator::partition(std::vector<NodeIndex> side_a, std::vector<NodeIndex> side_b,
+                                 bool one_way) {
+  for (auto* side : {&side_a, &side_b}) {
+    std::sort(side->begin(), side->end());
+    side->erase(std::unique(side->begin(), side->end()), side->end());
+    for (NodeIndex i : *side) {
+      if (i < s_->slots.size()) s_->slots[i].healthy = false;
+    }
+  }
+  const PartitionId id = s_->next_rule++;
+  s_->trace_record(Tag::kPartition, id, one_way ? 1 : 0);
+  s_->rules.emplace(id, Rule{std::move(side_a), std::move(side_b), one_way});
+  return id;
+}
+
+void Simulator::heal(PartitionId partition) {
+  s_->trace_record(Tag::kHeal, partition, 0);
+  s_->rules.erase(partition);
+}
+
+void Simulator::heal_all() {
+  s_->trace_record(Tag::kHeal, 0, 0);
+  s_->rules.clear();
+}
+
+void Simulator::crash(NodeIndex slot) { s_->crash(slot); }
+
+void Simulator::restart(NodeIndex slot) {
+  if (s_->is_up(slot)) s_->crash(slot);
+  s_->slots[slot].healthy = false;
+  s_->boot(slot);
+}
+
+void Simulator::pause(NodeIndex slot, Duration duration) {
+  if (!s_->is_up(slot) || duration <= Duration::zero()) return;
+  Slot& st = s_->slots[slot];
+  st.healthy = false;
+  const Instant until = std::max(s_->now + duration, st.paused_until.value_or(s_->now));
+  st.paused_until = until;
+  s_->trace_record(Tag::kPause, slot, nanos(until));
+  Item resume;
+  resume.at = until;
+  resume.kind = Kind::kResume;
+  resume.slot = slot;
+  resume.incarnation = st.incarnation;
+  s_->push(std::move(resume));
+  s_->update_detections();
+}
+
+bool Simulator::converged() const { return s_->converged(); }
+
+std::optional<std::string> Simulator::convergence_gap() const {
+  if (s_->converged()) return std::nullopt;
+  auto name = [](const NodeId& id) { return id.name + "/" + std::to_string(id.generation_id); };
+  for (NodeIndex i = 0; i < s_->slots.size(); ++i) {
+    if (!s_->slots[i].node && !s_->slots[i].crashed) return "slot " + std::to_string(i) + " has not booted";
+  }
+  if (!s_->last_unconverged) return "unknown";
+  const auto [o, subject] = *s_->last_unconverged;
+  const Node& observer = *s_->slots[o].node;
+  const Node& owner = *s_->slots[subject].node;
+  const NodeState* replica = observer.node_state(owner.self_id());
+  std::string what = name(observer.self_id()) + " sees " + name(owner.self_id()) + ": ";
+  if (replica == nullptr) return what + "unknown";
+  what += "max_version " + std::to_string(replica->max_version()) + " of " +
+          std::to_string(owner.cluster_state().self().max_version()) + ", heartbeat " +
+          std::to_string(replica->heartbeat()) + " of " +
+          std::to_string(owner.cluster_state().self().heartbeat());
+  if (replica->scheduled_for_deletion()) what += ", scheduled for deletion";
+  const auto phi = observer.phi(owner.self_id());
+  what += observer.is_live(owner.self_id()) ? ", live" : ", not live";
+  what += phi ? " (phi " + std::to_string(*phi) + ")" : " (phi undefined)";
+  return what;
+}
+const std::vector<CrashReport>& Simulator::crashes() const { return s_->crashes; }
+bool Simulator::seen_dead_by_all(const NodeId& id) const { return s_->seen_dead_by_all(id); }
+
+bool Simulator::removed_everywhere(const NodeId& id) const {
+  for (NodeIndex i = 0; i < s_->slots.size(); ++i) {
+    if (!s_->is_running(i) || s_->slots[i].node->self_id() == id) continue;
+    if (s_->slots[i].node->node_state(id) != nullptr) return false;
+  }
+  return true;
+}
+
+const Counters& Simulator::counters() const { return s_->counters; }
+
+std::uint64_t Simulator::trace_hash() const {
+  // The counters are part of the summary too: two runs that agree on every
+  // record but not on a counter differ.
+  TraceHash h = s_->trace;
+  const Counters& c = s_->counters;
+  for (std::uint64_t v : {c.messages, c.bytes, c.delivered, c.lost, c.duplicated, c.blocked,
+                          c.undeliverable, c.timed_out, c.overflowed, c.streams_opened,
+                          c.streams_cut, c.max_packet_bytes, c.oversized_packets, c.events,
+                          c.false_deaths, nanos(s_->now)}) {
+    h.add(v);
+  }
+  return h.value();
+}
+
+void Simulator::on_event(std::function<void(NodeIndex, const Event&)> hook) {
+  s_->event_hooks.push_back(std::move(hook));
+}
+
+void Simulator::on_input(std::function<void(NodeIndex)> hook) {
+  s_->input_hooks.push_back(std::move(hook));
+}
+
+}  // namespace aiocluster::sim
