@@ -10,12 +10,14 @@ ClusterState::ClusterState(NodeId self) : self_id_(std::move(self)) {
   self_ = &nodes_.emplace(self_id_, NodeState(self_id_)).first->second;
   order_.push_back(self_);
   id_sizes_.push_back(static_cast<std::uint32_t>(wire_size::node_id(self_id_)));
+  tls_named_ = self_id_.tls_name.empty() ? 0 : 1;
 }
 
 ClusterState::ClusterState(const ClusterState& other)
     : self_id_(other.self_id_), nodes_(other.nodes_), self_(&nodes_.find(self_id_)->second) {
   order_.reserve(nodes_.size());
   id_sizes_ = other.id_sizes_;
+  tls_named_ = other.tls_named_;
   for (auto& [id, st] : nodes_) order_.push_back(&st);
 }
 
@@ -68,6 +70,7 @@ std::size_t ClusterState::seek(const NodeId& id, std::size_t hint) const {
 NodeState* ClusterState::create_at(std::size_t position, const NodeId& id) {
   NodeState* st = &nodes_.emplace(id, NodeState(id)).first->second;
   order_.insert(order_.begin() + static_cast<std::ptrdiff_t>(position), st);
+  if (!id.tls_name.empty()) ++tls_named_;
   id_sizes_.insert(id_sizes_.begin() + static_cast<std::ptrdiff_t>(position),
                    static_cast<std::uint32_t>(wire_size::node_id(id)));
   return st;
@@ -94,6 +97,7 @@ void ClusterState::remove(const NodeId& id) {
   if (position == order_.size() || id < order_[position]->id()) return;
   order_.erase(order_.begin() + static_cast<std::ptrdiff_t>(position));
   id_sizes_.erase(id_sizes_.begin() + static_cast<std::ptrdiff_t>(position));
+  if (!id.tls_name.empty()) --tls_named_;
   nodes_.erase(id);
 }
 

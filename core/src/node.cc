@@ -73,7 +73,7 @@ void Node::run_round() {
     // The certificate to expect is the one of the node known at this
     // address (a live one first); a bare seed has none. One walk for all peers.
     std::vector<std::string> tls_names(peers.size());
-    for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    for (std::size_t i = 0; cluster_.tls_named() > 0 && i < cluster_.size(); ++i) {
       const NodeId& id = cluster_.at(i).id();
       if (id.tls_name.empty()) continue;
       for (std::size_t p = 0; p < peers.size(); ++p) {

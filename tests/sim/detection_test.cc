@@ -20,8 +20,8 @@ using aiocluster::sim::Options;
 using aiocluster::sim::Transport;
 
 constexpr const char* kDetection =
-    "detection: a crash is seen by every survivor within 30 s, removed after the grace period, and "
-    "a restart replaces the old generation";
+    "detection: a crash is seen dead by every survivor within 30 s and removed after the grace "
+    "period and a restart replaces the old generation";
 constexpr const char* kFalseDeaths = "false deaths: none under 10% loss over 10 virtual minutes";
 
 // phi = time since the last heartbeat / mean interval, dead above 8: with

@@ -12,7 +12,7 @@
 namespace simtest {
 namespace {
 
-constexpr const char* kLiveness = "liveness: after faults heal, the cluster converges within 20 s";
+constexpr const char* kLiveness = "liveness: after faults heal the cluster converges within 20 s";
 
 // The bound, in virtual time after the last fault healed and the last pause
 // ended. A node needs three heartbeats from a peer (its first sighting, then

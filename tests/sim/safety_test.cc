@@ -13,7 +13,7 @@
 namespace simtest {
 namespace {
 
-constexpr const char* kSafety = "safety: replicas never regress, deleted keys never return, packets fit";
+constexpr const char* kSafety = "safety: replicas never regress and deleted keys never return and packets fit";
 
 // What the faults made the nodes do, summed over seeds: evidence that the
 // paths the invariants guard were exercised.

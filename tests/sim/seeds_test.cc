@@ -16,7 +16,8 @@ using aiocluster::sim::Options;
 using aiocluster::sim::Transport;
 
 constexpr const char* kSeeds =
-    "seeds: unreachable, repeated or own addresses still converge; a late joiner joins within 30 s";
+    "seeds: unreachable or repeated or own seed addresses still converge and a late joiner joins "
+    "within 30 s";
 constexpr Duration kConvergeBound = 40s;
 constexpr Duration kJoinBound = 30s;
 

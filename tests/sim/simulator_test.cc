@@ -132,7 +132,7 @@ TEST_SUITE("simulator") {
     CHECK(out_of_place > 0);
   }
 
-  TEST_CASE("latency: every packet takes its drawn delay, within the bounds") {
+  TEST_CASE("latency: every packet takes its drawn delay within the bounds") {
     Options options;
     options.seed = 7;
     options.boot_jitter = 0s;
@@ -200,7 +200,7 @@ TEST_SUITE("simulator") {
     CHECK_FALSE(sim.node(1).is_live(sim.node_id(0)));
   }
 
-  TEST_CASE("a crash is detected, a restart is a new generation at the same address") {
+  TEST_CASE("a crash is detected and a restart is a new generation at the same address") {
     Simulator sim(seeded(10));
     add_cluster(sim, 4);
     REQUIRE(sim.run_until_converged(sim.epoch() + 30s, 100ms));
@@ -226,7 +226,7 @@ TEST_SUITE("simulator") {
     CHECK_FALSE(sim.node(0).is_live(old_id));
   }
 
-  TEST_CASE("a paused node freezes, buffers what arrives and catches up") {
+  TEST_CASE("a paused node freezes and buffers what arrives and catches up") {
     Options options;
     options.seed = 12;
     options.pause_buffer = 2;
@@ -300,7 +300,7 @@ TEST_SUITE("simulator") {
     CHECK(sim.run_until_converged(sim.now() + 30s, 100ms).has_value());
   }
 
-  TEST_CASE("scheduled actions run at their time, in order") {
+  TEST_CASE("scheduled actions run at their time and in order") {
     Simulator sim(seeded(16));
     add_cluster(sim, 2);
     std::vector<std::pair<int, Instant>> ran;

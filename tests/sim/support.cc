@@ -38,6 +38,11 @@ std::vector<std::uint64_t> seeds() {
 }
 
 std::string replay(std::uint64_t seed, std::string_view test_case) {
+  // --test-case takes a comma-separated list of patterns: a name must have
+  // no comma (nor a quote, for the shell) to be replayed by this line.
+  if (test_case.find_first_of(",'") != std::string_view::npos) {
+    throw std::logic_error("test case name unfit for a replay line: " + std::string(test_case));
+  }
   return "replay: AIOCLUSTER_SIM_SEED=" + std::to_string(seed) + " " + program_name() +
          " --test-case='" + std::string(test_case) + "'";
 }

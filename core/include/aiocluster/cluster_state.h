@@ -70,6 +70,9 @@ class ClusterState {
   // the map, which dominates with a thousand nodes.
   const NodeState& at(std::size_t position) const { return *order_[position]; }
   NodeState& at(std::size_t position) { return *order_[position]; }
+  // How many known nodes have a tls_name (ids never change, so this is kept
+  // as they come and go): lets a caller skip a walk that would find none.
+  std::size_t tls_named() const { return tls_named_; }
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);
@@ -122,6 +125,7 @@ class ClusterState {
   // Encoded NodeIdPb size of each, by position: ids never change, and every
   // digest needs them.
   std::vector<std::uint32_t> id_sizes_;
+  std::size_t tls_named_ = 0;
 };
 
 }  // namespace aiocluster

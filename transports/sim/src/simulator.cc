@@ -55,6 +55,7 @@ enum class Tag : std::uint64_t {
   kPartition,
   kHeal,
   kAction,
+  kLink,
 };
 
 enum class Kind : std::uint8_t { kBoot, kTimer, kDeliver, kResume, kAction };
@@ -732,13 +733,34 @@ void Simulator::update(NodeIndex slot, const std::function<void(Node&)>& mutatio
   s_->drain(slot);
 }
 
-void Simulator::set_network(const LinkFaults& faults) { s_->options.network = faults; }
+namespace {
+// The bits of a link's faults, for the trace.
+std::uint64_t fingerprint(const LinkFaults& f) {
+  TraceHash h;
+  h.add(static_cast<std::uint64_t>(f.latency.min.count()));
+  h.add(static_cast<std::uint64_t>(f.latency.max.count()));
+  h.add(static_cast<std::uint64_t>(f.latency.spike_max.count()));
+  for (double p : {f.latency.spike_probability, f.loss, f.duplicate}) {
+    h.add(static_cast<std::uint64_t>(p * 1e9));
+  }
+  return h.value();
+}
+}  // namespace
+
+void Simulator::set_network(const LinkFaults& faults) {
+  s_->trace_record(Tag::kLink, UINT64_MAX, fingerprint(faults));
+  s_->options.network = faults;
+}
 
 void Simulator::set_link(NodeIndex from, NodeIndex to, const LinkFaults& faults) {
+  s_->trace_record(Tag::kLink, from << 32 | to, fingerprint(faults));
   s_->links[{from, to}] = faults;
 }
 
-void Simulator::clear_link(NodeIndex from, NodeIndex to) { s_->links.erase({from, to}); }
+void Simulator::clear_link(NodeIndex from, NodeIndex to) {
+  s_->trace_record(Tag::kLink, from << 32 | to, 0);
+  s_->links.erase({from, to});
+}
 
 PartitionId Simulator::partition(std::vector<NodeIndex> side_a, std::vector<NodeIndex> side_b,
                                  bool one_way) {
