@@ -14,7 +14,8 @@ std::optional<std::string> Config::validate() const {
     return "node_id.gossip_advertise_addr.port: must not be 0";
   }
   for (const auto& seed : seeds) {
-    if (seed.host.empty() || seed.port == 0) return "seeds: '" + seed.to_string() + "' is not host:port";
+    if (seed.host.empty() || seed.port == 0)
+      return "seeds: '" + seed.to_string() + "' is not host:port";
   }
   if (gossip_interval <= Duration::zero()) return "gossip_interval: must be positive";
   if (gossip_count == 0) return "gossip_count: must be at least 1";
@@ -28,7 +29,8 @@ std::optional<std::string> Config::validate() const {
   if (exchange_timeout <= Duration::zero()) return "exchange_timeout: must be positive";
   const auto& fd = failure_detector;
   if (!(fd.phi_threshold > 0.0)) return "failure_detector.phi_threshold: must be positive";
-  if (fd.sampling_window_size == 0) return "failure_detector.sampling_window_size: must be at least 1";
+  if (fd.sampling_window_size == 0)
+    return "failure_detector.sampling_window_size: must be at least 1";
   if (fd.max_interval <= Duration::zero()) return "failure_detector.max_interval: must be positive";
   if (fd.initial_interval <= Duration::zero()) {
     return "failure_detector.initial_interval: must be positive";
@@ -36,6 +38,11 @@ std::optional<std::string> Config::validate() const {
   if (limits.max_nodes < 1) return "limits.max_nodes: must be at least 1";
   if (limits.max_key_size < 1) return "limits.max_key_size: must be at least 1";
   if (limits.max_pending_exchanges < 1) return "limits.max_pending_exchanges: must be at least 1";
+  if (limits.datagram_syn_burst < 1) return "limits.datagram_syn_burst: must be at least 1";
+  if (limits.datagram_syns_per_round < 1)
+    return "limits.datagram_syns_per_round: must be at least 1";
+  if (limits.max_rate_limited_sources < 1)
+    return "limits.max_rate_limited_sources: must be at least 1";
   if (wire_size::node_id(node_id) > limits.max_node_id_size) {
     return "node_id: larger than limits.max_node_id_size";
   }

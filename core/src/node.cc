@@ -26,15 +26,18 @@ std::size_t cluster_field(const std::string& cluster_id) {
 bool names_a_digest_node(const std::vector<std::string>& peer_names, const Digest& digest) {
   auto same = [](std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-             auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
+             auto lower = [](char c) {
+               return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+             };
              return lower(x) == lower(y);
            });
   };
-  return std::any_of(digest.node_digests.begin(), digest.node_digests.end(), [&](const NodeDigest& nd) {
-    const std::string& name = nd.node_id.tls_name;
-    return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
-                                        [&](const std::string& p) { return same(p, name); });
-  });
+  return std::any_of(
+      digest.node_digests.begin(), digest.node_digests.end(), [&](const NodeDigest& nd) {
+        const std::string& name = nd.node_id.tls_name;
+        return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
+                                            [&](const std::string& p) { return same(p, name); });
+      });
 }
 
 }  // namespace
@@ -45,7 +48,10 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
       rng_(seed),
       cluster_(config_.node_id),
       detector_(config_.failure_detector),
-      next_round_(now) {
+      next_round_(now),
+      datagram_syns_(config_.gossip_interval /
+                         static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
+                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
 
@@ -91,7 +97,8 @@ void Node::run_round() {
     stats_.bytes_out += syn.size() * (peers.size() - 1);
   }
   update_liveness();
-  stats_.tombstones_removed += cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
+  stats_.tombstones_removed +=
+      cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
 }
 
 void Node::select_peers(std::vector<Address>& out) {
@@ -137,9 +144,10 @@ void Node::select_peers(std::vector<Address>& out) {
   if (seeds.empty()) return;
   // Only the regular picks count: a dead node that happens to be a seed
   // does not stand in for one.
-  const bool seed_picked = std::any_of(out.begin(), out.begin() + regular_picks, [&](const Address& a) {
-    return std::any_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == a; });
-  });
+  const bool seed_picked =
+      std::any_of(out.begin(), out.begin() + regular_picks, [&](const Address& a) {
+        return std::any_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == a; });
+      });
   if (seed_picked && live.size() >= seeds.size()) return;
   const double p = live.empty() ? 1.0
                                 : static_cast<double>(seeds.size()) /
@@ -240,7 +248,8 @@ void Node::apply_delta(const Delta& delta) {
   stats_.key_values_applied += report.key_values;
   if (cluster_.size() != known_before) {
     for (const auto& nd : delta.node_deltas) {
-      if (cluster_.find(nd.node_id) != nullptr) note_node(nd.node_id, !dead_since_.contains(nd.node_id));
+      if (cluster_.find(nd.node_id) != nullptr)
+        note_node(nd.node_id, !dead_since_.contains(nd.node_id));
     }
   }
 }
@@ -292,7 +301,8 @@ Bytes Node::make_synack(const Digest& peer_digest) {
   synack.delta = cluster_.delta_for(
       peer_digest,
       [&](std::size_t delta_len) {
-        return cid + wire_size::length_delimited(digest_field + wire_size::length_delimited(delta_len));
+        return cid +
+               wire_size::length_delimited(digest_field + wire_size::length_delimited(delta_len));
       },
       config_.max_payload_size, rng_);
   return finish(Packet{config_.cluster_id, std::move(synack)});
@@ -320,7 +330,8 @@ std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbo
   }
   DecodeResult decoded = decode(bytes);
   if (const auto* error = std::get_if<DecodeError>(&decoded)) {
-    ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message : stats_.dropped_malformed);
+    ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message
+                                         : stats_.dropped_malformed);
     return std::nullopt;
   }
   Packet& packet = std::get<Packet>(decoded);
@@ -328,7 +339,8 @@ std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbo
   const bool datagram = from.stage == Stage::kDatagram;
   if (std::holds_alternative<BadCluster>(packet.message)) {
     ++stats_.packets_in.bad_cluster;
-    if (from.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, from.from))) {
+    if (from.stage != Stage::kStreamReply &&
+        !(datagram && take_pending(pending_syns_, from.from))) {
       ++stats_.dropped_out_of_place;
     }
     return std::nullopt;
@@ -337,6 +349,10 @@ std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbo
     ++stats_.packets_in.syn;
     if (from.stage != Stage::kStreamOpen && !datagram) {
       ++stats_.dropped_out_of_place;
+      return std::nullopt;
+    }
+    if (datagram && !datagram_syns_.admit(from.from, now_)) {
+      ++stats_.dropped_rate_limited;
       return std::nullopt;
     }
     if (from.peer_names && !names_a_digest_node(*from.peer_names, syn->digest)) {
@@ -354,7 +370,8 @@ std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbo
   }
   if (auto* synack = std::get_if<SynAck>(&packet.message)) {
     ++stats_.packets_in.synack;
-    if (from.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, from.from))) {
+    if (from.stage != Stage::kStreamReply &&
+        !(datagram && take_pending(pending_syns_, from.from))) {
       ++stats_.dropped_out_of_place;
       return std::nullopt;
     }
@@ -390,8 +407,9 @@ bool Node::take_pending(std::map<Address, Instant>& pending, const Address& from
 
 void Node::add_pending(std::map<Address, Instant>& pending, const Address& to) {
   if (pending.size() >= config_.limits.max_pending_exchanges && !pending.contains(to)) {
-    auto oldest = std::min_element(pending.begin(), pending.end(),
-                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    auto oldest =
+        std::min_element(pending.begin(), pending.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
     pending.erase(oldest);
     ++stats_.exchanges_evicted;
   }
@@ -459,7 +477,8 @@ void check_user_input(std::string_view key, std::string_view value, const Config
 
 void Node::set(std::string_view key, std::string_view value) {
   check_user_input(key, value, config_, cluster_.self());
-  if (auto change = cluster_.self().set(key, value, now_)) emit_change(self_id(), std::move(*change));
+  if (auto change = cluster_.self().set(key, value, now_))
+    emit_change(self_id(), std::move(*change));
 }
 
 void Node::remove(std::string_view key) {
@@ -479,7 +498,9 @@ void Node::delete_after_ttl(std::string_view key) {
   }
 }
 
-std::optional<std::string> Node::get(std::string_view key) const { return cluster_.self().value(key); }
+std::optional<std::string> Node::get(std::string_view key) const {
+  return cluster_.self().value(key);
+}
 
 std::vector<NodeId> Node::live_nodes() const {
   std::vector<NodeId> out(live_.begin(), live_.end());

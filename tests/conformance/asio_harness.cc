@@ -1,7 +1,6 @@
 // The Asio driver's side of the conformance suite.
-#include <stdexcept>
-
 #include <asio/io_context.hpp>
+#include <stdexcept>
 
 #include "aiocluster/asio/cluster.h"
 #include "harness.h"
@@ -14,7 +13,8 @@ namespace ad = aiocluster::asio_driver;
 
 class AsioNode final : public TestNode {
  public:
-  AsioNode(::asio::io_context& io, const NodeSpec& spec) : cluster_(io, make_config(spec), spec.key_values, options(spec)) {
+  AsioNode(::asio::io_context& io, const NodeSpec& spec)
+      : cluster_(io, make_config(spec), spec.key_values, options(spec)) {
     cluster_.start();
   }
 
@@ -30,16 +30,18 @@ class AsioNode final : public TestNode {
     return {s.enqueued, s.processed, s.dropped, s.errors};
   }
 
-  TransportCounters transport_counters() const override {
-    const ad::DriverStats s = cluster_.driver_stats();
-    return {s.tls_failures, s.framing_errors, s.connections_refused, s.timeouts};
-  }
+  TransportCounters transport_counters() const override { return cluster_.driver_stats(); }
 
   void record_hooks(std::vector<HookRecord>& log) override {
-    cluster_.on_node_join([&log](const NodeId& id) { log.push_back({HookRecord::Kind::kJoin, id, {}, {}, {}}); });
-    cluster_.on_node_leave([&log](const NodeId& id) { log.push_back({HookRecord::Kind::kLeave, id, {}, {}, {}}); });
+    cluster_.on_node_join([&log](const NodeId& id) {
+      log.push_back({HookRecord::Kind::kJoin, id, {}, {}, {}});
+    });
+    cluster_.on_node_leave([&log](const NodeId& id) {
+      log.push_back({HookRecord::Kind::kLeave, id, {}, {}, {}});
+    });
     cluster_.on_key_change([&log](const NodeId& id, const std::string& key,
-                                  const std::optional<VersionedValue>& old_value, const VersionedValue& new_value) {
+                                  const std::optional<VersionedValue>& old_value,
+                                  const VersionedValue& new_value) {
       log.push_back({HookRecord::Kind::kKeyChange, id, key, old_value, new_value});
     });
   }
@@ -47,7 +49,8 @@ class AsioNode final : public TestNode {
   void add_throwing_hooks() override {
     cluster_.on_node_join([](const NodeId&) { throw std::runtime_error("join hook"); });
     cluster_.on_node_leave([](const NodeId&) { throw std::runtime_error("leave hook"); });
-    cluster_.on_key_change([](const NodeId&, const std::string&, const std::optional<VersionedValue>&,
+    cluster_.on_key_change([](const NodeId&, const std::string&,
+                              const std::optional<VersionedValue>&,
                               const VersionedValue&) { throw 42; });
   }
 
@@ -56,7 +59,8 @@ class AsioNode final : public TestNode {
     ad::Options o;
     o.transport = spec.transport == Transport::kUdp ? ad::Transport::kUdp : ad::Transport::kTcp;
     if (spec.tls) {
-      o.tls = ad::TlsOptions{spec.tls->cert, spec.tls->key, spec.tls->ca, spec.transport == Transport::kMutualTls};
+      o.tls = ad::TlsOptions{spec.tls->cert, spec.tls->key, spec.tls->ca,
+                             spec.transport == Transport::kMutualTls};
     }
     o.connect_timeout = o.read_timeout = o.write_timeout = spec.io_timeout;
     o.max_inbound_connections = spec.max_inbound_connections;
@@ -69,7 +73,9 @@ class AsioNode final : public TestNode {
 
 class AsioLoop final : public Loop {
  public:
-  std::unique_ptr<TestNode> start(const NodeSpec& spec) override { return std::make_unique<AsioNode>(io_, spec); }
+  std::unique_ptr<TestNode> start(const NodeSpec& spec) override {
+    return std::make_unique<AsioNode>(io_, spec);
+  }
 
   bool run_until(const std::function<bool()>& done, Duration timeout) override {
     const auto deadline = std::chrono::steady_clock::now() + timeout;

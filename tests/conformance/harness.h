@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aiocluster/common/stats.h"
 #include "aiocluster/config.h"
 #include "aiocluster/node.h"
 #include "aiocluster/types.h"
@@ -47,6 +48,7 @@ struct NodeSpec {
   Duration io_timeout = 5s;  // connect, read and write
   std::size_t max_inbound_connections = 256;
   std::size_t hook_queue_capacity = 10'000;
+  Limits limits;  // the core's
 };
 
 // The core config a spec stands for: shared so every driver runs the same
@@ -71,13 +73,8 @@ struct HookCounters {
   std::uint64_t errors = 0;
 };
 
-// The driver's socket-level counters the suite checks.
-struct TransportCounters {
-  std::uint64_t tls_failures = 0;         // handshakes refused, either side
-  std::uint64_t framing_errors = 0;       // zero or oversized length prefixes
-  std::uint64_t connections_refused = 0;  // closed on accept at the inbound cap
-  std::uint64_t timeouts = 0;             // a connect / read / write step timed out
-};
+// The driver's socket-level counters, the same for every driver.
+using TransportCounters = driver::DriverStats;
 
 class TestNode {
  public:

@@ -2,6 +2,7 @@
 // with ephemeral ports and rounds of tens of milliseconds. Conditions are
 // polled with generous timeouts; nothing asserts on timing.
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,9 +13,10 @@
 #include <cstring>
 #include <set>
 
-#include <doctest/doctest.h>
-
+#include "aiocluster/codec.h"
+#include "checks.h"
 #include "harness.h"
+#include "raw_socket.h"
 #include "test_pki.h"
 
 namespace aiocluster::conformance {
@@ -24,7 +26,8 @@ Config make_config(const NodeSpec& spec) {
   Config config;
   config.cluster_id = spec.cluster_id;
   const auto generation =
-      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) + ++counter;
+      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
+      ++counter;
   config.node_id = NodeId{spec.name, generation, Address{"127.0.0.1", 0}, spec.tls_name};
   config.seeds = spec.seeds;
   config.gossip_interval = spec.gossip_interval;
@@ -35,85 +38,11 @@ Config make_config(const NodeSpec& spec) {
   config.failure_detector.initial_interval = spec.gossip_interval * 4;
   config.failure_detector.phi_threshold = 16.0;
   config.exchange_timeout = spec.io_timeout;
+  config.limits = spec.limits;
   return config;
 }
 
 namespace {
-
-constexpr Duration kPatience = 20s;  // generous: sanitizers and a busy machine
-
-std::set<std::string> live_names(const TestNode& n) {
-  std::set<std::string> out;
-  for (const auto& id : n.node().live_nodes()) out.insert(id.name);
-  return out;
-}
-
-std::set<std::string> known_names(const TestNode& n) {
-  std::set<std::string> out;
-  for (const auto& [id, state] : n.node().cluster_state().nodes()) out.insert(id.name);
-  return out;
-}
-
-bool dead_in(const TestNode& n, const NodeId& id) {
-  const auto dead = n.node().dead_nodes();
-  return std::find(dead.begin(), dead.end(), id) != dead.end() && !n.node().is_live(id);
-}
-
-// The visible value of `key` of the node called `name`, as `n` sees it.
-std::optional<std::string> value_seen(const TestNode& n, std::string_view name, std::string_view key) {
-  for (const auto& [id, state] : n.node().cluster_state().nodes()) {
-    if (id.name != name) continue;
-    const VersionedValue* v = state.find(key);
-    if (v != nullptr && v->visible()) return v->value;
-  }
-  return std::nullopt;
-}
-
-using Nodes = std::vector<std::unique_ptr<TestNode>>;
-
-// Every node lists every node live and sees every node's "id" key.
-bool converged(const Nodes& nodes) {
-  std::set<std::string> all;
-  for (const auto& n : nodes) all.insert(n->id().name);
-  for (const auto& n : nodes) {
-    if (live_names(*n) != all) return false;
-    for (const auto& m : nodes) {
-      if (value_seen(*n, m->id().name, "id") != m->id().name) return false;
-    }
-  }
-  return true;
-}
-
-// What each node sees, for the log of a failed check.
-std::string describe(const Nodes& nodes) {
-  std::string out;
-  for (const auto& n : nodes) {
-    const Stats& s = n->node().stats();
-    const TransportCounters t = n->transport_counters();
-    out += "\n  " + n->id().name + " live:";
-    for (const auto& name : live_names(*n)) out += " " + name;
-    out += " | known " + std::to_string(n->node().cluster_state().size()) +
-           ", rounds " + std::to_string(s.rounds) + ", syn in/out " + std::to_string(s.packets_in.syn) + "/" +
-           std::to_string(s.packets_out.syn) + ", synack in " + std::to_string(s.packets_in.synack) +
-           ", ack in " + std::to_string(s.packets_in.ack) + ", tls failures " + std::to_string(t.tls_failures) +
-           ", timeouts " + std::to_string(t.timeouts);
-  }
-  return out;
-}
-
-// Starts `count` nodes, each seeded with the previous one (the first with
-// none), each holding key "id" = its name.
-Nodes start_chain(Loop& loop, std::size_t count, NodeSpec base) {
-  Nodes nodes;
-  for (std::size_t i = 0; i < count; ++i) {
-    NodeSpec spec = base;
-    spec.name = base.name + std::to_string(i + 1);
-    spec.key_values.emplace_back("id", spec.name);
-    if (!nodes.empty()) spec.seeds = {nodes.back()->address()};
-    nodes.push_back(loop.start(spec));
-  }
-  return nodes;
-}
 
 // TLS nodes need a certificate each, named after their tls_name.
 Nodes start_tls_chain(Loop& loop, TestPki& pki, std::size_t count, Transport transport) {
@@ -131,379 +60,398 @@ Nodes start_tls_chain(Loop& loop, TestPki& pki, std::size_t count, Transport tra
   return nodes;
 }
 
-// A plain POSIX socket for feeding a node bytes no driver would send.
-class RawSocket {
- public:
-  RawSocket(int type, const Address& to) : fd_(::socket(AF_INET, type | SOCK_NONBLOCK, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(to.port);
-    ::inet_pton(AF_INET, to.host.c_str(), &addr.sin_addr);
-    // Non-blocking connect to loopback: completes while the loop runs.
-    (void)::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  }
-  ~RawSocket() { ::close(fd_); }
-  RawSocket(const RawSocket&) = delete;
-  RawSocket& operator=(const RawSocket&) = delete;
-
-  bool send(const std::vector<std::uint8_t>& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
-  // True once the peer has closed the connection (EOF or reset).
-  bool closed_by_peer() {
-    std::uint8_t byte;
-    const ssize_t n = ::recv(fd_, &byte, 1, 0);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINPROGRESS &&
-                      errno != ENOTCONN);
-  }
-
- private:
-  int fd_;
-};
-
 }  // namespace
 
 TEST_SUITE("conformance") {
+  TEST_CASE("four nodes converge over TCP") {
+    auto loop = make_loop();
+    NodeSpec base;
+    base.name = "tcp";
+    Nodes nodes = start_chain(*loop, 4, base);
+    INFO(describe(nodes));
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+  }
 
-TEST_CASE("four nodes converge over TCP") {
-  auto loop = make_loop();
-  NodeSpec base;
-  base.name = "tcp";
-  Nodes nodes = start_chain(*loop, 4, base);
-  INFO(describe(nodes));
-  CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
-}
+  TEST_CASE("four nodes converge over UDP") {
+    auto loop = make_loop();
+    NodeSpec base;
+    base.name = "udp";
+    base.transport = Transport::kUdp;
+    Nodes nodes = start_chain(*loop, 4, base);
+    INFO(describe(nodes));
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+  }
 
-TEST_CASE("four nodes converge over UDP") {
-  auto loop = make_loop();
-  NodeSpec base;
-  base.name = "udp";
-  base.transport = Transport::kUdp;
-  Nodes nodes = start_chain(*loop, 4, base);
-  INFO(describe(nodes));
-  CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
-}
+  TEST_CASE("three nodes converge over TLS") {
+    TestPki pki;
+    auto loop = make_loop();
+    Nodes nodes = start_tls_chain(*loop, pki, 3, Transport::kTls);
+    INFO(describe(nodes));
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+  }
 
-TEST_CASE("three nodes converge over TLS") {
-  TestPki pki;
-  auto loop = make_loop();
-  Nodes nodes = start_tls_chain(*loop, pki, 3, Transport::kTls);
-  INFO(describe(nodes));
-  CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
-}
+  TEST_CASE("three nodes converge over mutual TLS") {
+    TestPki pki;
+    auto loop = make_loop();
+    Nodes nodes = start_tls_chain(*loop, pki, 3, Transport::kMutualTls);
+    INFO(describe(nodes));
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+    for (const auto& n : nodes) CHECK(n->node().stats().dropped_tls_name == 0);
+  }
 
-TEST_CASE("three nodes converge over mutual TLS") {
-  TestPki pki;
-  auto loop = make_loop();
-  Nodes nodes = start_tls_chain(*loop, pki, 3, Transport::kMutualTls);
-  INFO(describe(nodes));
-  CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
-  for (const auto& n : nodes) CHECK(n->node().stats().dropped_tls_name == 0);
-}
+  TEST_CASE("mutual TLS: a Syn whose digest names no node of the client certificate is dropped") {
+    TestPki pki;
+    auto loop = make_loop();
+    NodeSpec honest;
+    honest.name = "honest";
+    honest.transport = Transport::kMutualTls;
+    honest.tls_name = "honest.test";
+    honest.tls = pki.issue("honest", {"honest.test"});
+    auto h = loop->start(honest);
+    // A valid certificate of the same CA, but the node claims another name.
+    NodeSpec liar;
+    liar.name = "liar";
+    liar.transport = Transport::kMutualTls;
+    liar.tls_name = "somebody-else.test";
+    liar.tls = pki.issue("liar", {"liar.test"});
+    liar.seeds = {h->address()};
+    auto l = loop->start(liar);
+    CHECK(loop->run_until([&] { return h->node().stats().dropped_tls_name >= 3; }, kPatience));
+    CHECK(known_names(*h) == std::set<std::string>{"honest"});
+    CHECK(known_names(*l) == std::set<std::string>{"liar"});
+    CHECK(h->node().stats().packets_out.synack == 0);
+  }
 
-TEST_CASE("mutual TLS: a Syn whose digest names no node of the client certificate is dropped") {
-  TestPki pki;
-  auto loop = make_loop();
-  NodeSpec honest;
-  honest.name = "honest";
-  honest.transport = Transport::kMutualTls;
-  honest.tls_name = "honest.test";
-  honest.tls = pki.issue("honest", {"honest.test"});
-  auto h = loop->start(honest);
-  // A valid certificate of the same CA, but the node claims another name.
-  NodeSpec liar;
-  liar.name = "liar";
-  liar.transport = Transport::kMutualTls;
-  liar.tls_name = "somebody-else.test";
-  liar.tls = pki.issue("liar", {"liar.test"});
-  liar.seeds = {h->address()};
-  auto l = loop->start(liar);
-  CHECK(loop->run_until([&] { return h->node().stats().dropped_tls_name >= 3; }, kPatience));
-  CHECK(known_names(*h) == std::set<std::string>{"honest"});
-  CHECK(known_names(*l) == std::set<std::string>{"liar"});
-  CHECK(h->node().stats().packets_out.synack == 0);
-}
-
-TEST_CASE("TLS: a certificate from another CA is refused") {
-  TestPki pki;
-  TestPki other;
-  auto loop = make_loop();
-  NodeSpec a;
-  a.name = "a";
-  a.transport = Transport::kMutualTls;
-  a.tls_name = "a.test";
-  a.tls = pki.issue("a", {"a.test"});
-  auto na = loop->start(a);
-  NodeSpec b = a;
-  b.name = "b";
-  b.tls_name = "b.test";
-  b.tls = other.issue("b", {"b.test"});
-  b.seeds = {na->address()};
-  auto nb = loop->start(b);
-  CHECK(loop->run_until(
-      [&] { return na->transport_counters().tls_failures >= 2 && nb->transport_counters().tls_failures >= 2; },
-      kPatience));
-  CHECK(known_names(*na) == std::set<std::string>{"a"});
-  CHECK(known_names(*nb) == std::set<std::string>{"b"});
-}
-
-TEST_CASE("TLS: the client refuses a server whose certificate does not name the host it dialled") {
-  TestPki pki;
-  auto loop = make_loop();
-  NodeSpec server;
-  server.name = "server";
-  server.transport = Transport::kTls;
-  server.tls_name = "server.test";
-  server.tls = pki.issue("server", {"server.test"}, /*with_loopback_ip=*/false);
-  auto s = loop->start(server);
-  NodeSpec client;
-  client.name = "client";
-  client.transport = Transport::kTls;
-  client.tls_name = "client.test";
-  client.tls = pki.issue("client", {"client.test"});
-  client.seeds = {s->address()};  // 127.0.0.1: not in the server's certificate
-  auto c = loop->start(client);
-  CHECK(loop->run_until([&] { return c->transport_counters().tls_failures >= 3; }, kPatience));
-  CHECK(known_names(*c) == std::set<std::string>{"client"});
-  CHECK(known_names(*s) == std::set<std::string>{"server"});
-}
-
-TEST_CASE("a node of another cluster id is rejected") {
-  for (const Transport transport : {Transport::kTcp, Transport::kUdp}) {
-    CAPTURE(static_cast<int>(transport));
+  TEST_CASE("TLS: a certificate from another CA is refused") {
+    TestPki pki;
+    TestPki other;
     auto loop = make_loop();
     NodeSpec a;
-    a.name = "alpha";
-    a.cluster_id = "cluster-alpha";
-    a.transport = transport;
+    a.name = "a";
+    a.transport = Transport::kMutualTls;
+    a.tls_name = "a.test";
+    a.tls = pki.issue("a", {"a.test"});
     auto na = loop->start(a);
     NodeSpec b = a;
-    b.name = "beta";
-    b.cluster_id = "cluster-beta";
+    b.name = "b";
+    b.tls_name = "b.test";
+    b.tls = other.issue("b", {"b.test"});
     b.seeds = {na->address()};
     auto nb = loop->start(b);
     CHECK(loop->run_until(
         [&] {
-          return na->node().stats().dropped_wrong_cluster >= 3 && nb->node().stats().packets_in.bad_cluster >= 3;
+          return na->transport_counters().tls_failures >= 2 &&
+                 nb->transport_counters().tls_failures >= 2;
         },
         kPatience));
-    CHECK(known_names(*na) == std::set<std::string>{"alpha"});
-    CHECK(known_names(*nb) == std::set<std::string>{"beta"});
+    CHECK(known_names(*na) == std::set<std::string>{"a"});
+    CHECK(known_names(*nb) == std::set<std::string>{"b"});
   }
-}
 
-TEST_CASE("a key set on one node reaches the others, and so does its deletion") {
-  for (const Transport transport : {Transport::kTcp, Transport::kUdp}) {
-    CAPTURE(static_cast<int>(transport));
+  TEST_CASE(
+      "TLS: the client refuses a server whose certificate does not name the host it dialled") {
+    TestPki pki;
+    auto loop = make_loop();
+    NodeSpec server;
+    server.name = "server";
+    server.transport = Transport::kTls;
+    server.tls_name = "server.test";
+    server.tls = pki.issue("server", {"server.test"}, /*with_loopback_ip=*/false);
+    auto s = loop->start(server);
+    NodeSpec client;
+    client.name = "client";
+    client.transport = Transport::kTls;
+    client.tls_name = "client.test";
+    client.tls = pki.issue("client", {"client.test"});
+    client.seeds = {s->address()};  // 127.0.0.1: not in the server's certificate
+    auto c = loop->start(client);
+    CHECK(loop->run_until([&] { return c->transport_counters().tls_failures >= 3; }, kPatience));
+    CHECK(known_names(*c) == std::set<std::string>{"client"});
+    CHECK(known_names(*s) == std::set<std::string>{"server"});
+  }
+
+  TEST_CASE("a node of another cluster id is rejected") {
+    for (const Transport transport : {Transport::kTcp, Transport::kUdp}) {
+      CAPTURE(static_cast<int>(transport));
+      auto loop = make_loop();
+      NodeSpec a;
+      a.name = "alpha";
+      a.cluster_id = "cluster-alpha";
+      a.transport = transport;
+      auto na = loop->start(a);
+      NodeSpec b = a;
+      b.name = "beta";
+      b.cluster_id = "cluster-beta";
+      b.seeds = {na->address()};
+      auto nb = loop->start(b);
+      CHECK(loop->run_until(
+          [&] {
+            return na->node().stats().dropped_wrong_cluster >= 3 &&
+                   nb->node().stats().packets_in.bad_cluster >= 3;
+          },
+          kPatience));
+      CHECK(known_names(*na) == std::set<std::string>{"alpha"});
+      CHECK(known_names(*nb) == std::set<std::string>{"beta"});
+    }
+  }
+
+  TEST_CASE("a key set on one node reaches the others, and so does its deletion") {
+    for (const Transport transport : {Transport::kTcp, Transport::kUdp}) {
+      CAPTURE(static_cast<int>(transport));
+      auto loop = make_loop();
+      NodeSpec base;
+      base.name = "kv";
+      base.transport = transport;
+      Nodes nodes = start_chain(*loop, 3, base);
+      REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
+      nodes[0]->set("color", "blue");
+      CHECK(loop->run_until(
+          [&] {
+            return std::all_of(nodes.begin(), nodes.end(), [](const auto& n) {
+              return value_seen(*n, "kv1", "color") == "blue";
+            });
+          },
+          kPatience));
+      nodes[0]->remove("color");
+      CHECK(loop->run_until(
+          [&] {
+            return std::all_of(nodes.begin(), nodes.end(),
+                               [](const auto& n) { return !value_seen(*n, "kv1", "color"); });
+          },
+          kPatience));
+    }
+  }
+
+  TEST_CASE("a stopped node is seen dead, and hooks report it") {
     auto loop = make_loop();
     NodeSpec base;
-    base.name = "kv";
-    base.transport = transport;
+    base.name = "fd";
+    std::vector<HookRecord> log;  // outlives the nodes, whose stop may still run hooks
     Nodes nodes = start_chain(*loop, 3, base);
+    nodes[0]->record_hooks(log);
     REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
-    nodes[0]->set("color", "blue");
+    const NodeId gone = nodes[2]->id();
+    nodes[2]->stop();
+    CHECK(loop->run_until([&] { return dead_in(*nodes[0], gone) && dead_in(*nodes[1], gone); },
+                          kPatience));
     CHECK(loop->run_until(
         [&] {
-          return std::all_of(nodes.begin(), nodes.end(),
-                             [](const auto& n) { return value_seen(*n, "kv1", "color") == "blue"; });
-        },
-        kPatience));
-    nodes[0]->remove("color");
-    CHECK(loop->run_until(
-        [&] {
-          return std::all_of(nodes.begin(), nodes.end(),
-                             [](const auto& n) { return !value_seen(*n, "kv1", "color"); });
+          return std::any_of(log.begin(), log.end(), [&](const HookRecord& r) {
+            return r.kind == HookRecord::Kind::kLeave && r.node == gone;
+          });
         },
         kPatience));
   }
-}
 
-TEST_CASE("a stopped node is seen dead, and hooks report it") {
-  auto loop = make_loop();
-  NodeSpec base;
-  base.name = "fd";
-  std::vector<HookRecord> log;  // outlives the nodes, whose stop may still run hooks
-  Nodes nodes = start_chain(*loop, 3, base);
-  nodes[0]->record_hooks(log);
-  REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
-  const NodeId gone = nodes[2]->id();
-  nodes[2]->stop();
-  CHECK(loop->run_until([&] { return dead_in(*nodes[0], gone) && dead_in(*nodes[1], gone); }, kPatience));
-  CHECK(loop->run_until(
-      [&] {
-        return std::any_of(log.begin(), log.end(), [&](const HookRecord& r) {
-          return r.kind == HookRecord::Kind::kLeave && r.node == gone;
-        });
-      },
-      kPatience));
-}
+  TEST_CASE("hooks fire with the right arguments") {
+    auto loop = make_loop();
+    NodeSpec base;
+    base.name = "hook";
+    std::vector<HookRecord> log;  // outlives the nodes, whose stop may still run hooks
+    Nodes nodes = start_chain(*loop, 3, base);
+    nodes[0]->record_hooks(log);
+    REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
+    auto has = [&](auto&& pred) { return std::any_of(log.begin(), log.end(), pred); };
 
-TEST_CASE("hooks fire with the right arguments") {
-  auto loop = make_loop();
-  NodeSpec base;
-  base.name = "hook";
-  std::vector<HookRecord> log;  // outlives the nodes, whose stop may still run hooks
-  Nodes nodes = start_chain(*loop, 3, base);
-  nodes[0]->record_hooks(log);
-  REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
-  auto has = [&](auto&& pred) { return std::any_of(log.begin(), log.end(), pred); };
-
-  // Joins name the exact ids of the other nodes, never self.
-  for (std::size_t i = 1; i < nodes.size(); ++i) {
-    const NodeId id = nodes[i]->id();
+    // Joins name the exact ids of the other nodes, never self.
+    for (std::size_t i = 1; i < nodes.size(); ++i) {
+      const NodeId id = nodes[i]->id();
+      CHECK(loop->run_until(
+          [&] {
+            return has([&](const HookRecord& r) {
+              return r.kind == HookRecord::Kind::kJoin && r.node == id;
+            });
+          },
+          kPatience));
+    }
+    CHECK_FALSE(has([&](const HookRecord& r) {
+      return r.kind == HookRecord::Kind::kJoin && r.node == nodes[0]->id();
+    }));
+    // The initial key of a remote node arrives as a new key.
+    const NodeId second = nodes[1]->id();
+    CHECK(has([&](const HookRecord& r) {
+      return r.kind == HookRecord::Kind::kKeyChange && r.node == second && r.key == "id" &&
+             !r.old_value && r.new_value && r.new_value->value == "hook2";
+    }));
+    // A remote update carries the old and the new value.
+    nodes[1]->set("id", "hook2-renamed");
     CHECK(loop->run_until(
-        [&] { return has([&](const HookRecord& r) { return r.kind == HookRecord::Kind::kJoin && r.node == id; }); },
+        [&] {
+          return has([&](const HookRecord& r) {
+            return r.kind == HookRecord::Kind::kKeyChange && r.node == second && r.key == "id" &&
+                   r.old_value && r.old_value->value == "hook2" && r.new_value &&
+                   r.new_value->value == "hook2-renamed" &&
+                   r.new_value->version > r.old_value->version;
+          });
+        },
         kPatience));
+    // A local mutation is reported too, deletions with their status.
+    nodes[0]->set("local", "1");
+    nodes[0]->remove("local");
+    CHECK(loop->run_until(
+        [&] {
+          return has([&](const HookRecord& r) {
+            return r.kind == HookRecord::Kind::kKeyChange && r.node == nodes[0]->id() &&
+                   r.key == "local" && r.new_value && r.new_value->status == KeyStatus::kDeleted &&
+                   r.old_value && r.old_value->value == "1";
+          });
+        },
+        kPatience));
+    const HookCounters counters = nodes[0]->hook_counters();
+    CHECK(counters.errors == 0);
+    CHECK(counters.dropped == 0);
+    CHECK(counters.processed == log.size());
   }
-  CHECK_FALSE(has([&](const HookRecord& r) { return r.kind == HookRecord::Kind::kJoin && r.node == nodes[0]->id(); }));
-  // The initial key of a remote node arrives as a new key.
-  const NodeId second = nodes[1]->id();
-  CHECK(has([&](const HookRecord& r) {
-    return r.kind == HookRecord::Kind::kKeyChange && r.node == second && r.key == "id" && !r.old_value &&
-           r.new_value && r.new_value->value == "hook2";
-  }));
-  // A remote update carries the old and the new value.
-  nodes[1]->set("id", "hook2-renamed");
-  CHECK(loop->run_until(
-      [&] {
-        return has([&](const HookRecord& r) {
-          return r.kind == HookRecord::Kind::kKeyChange && r.node == second && r.key == "id" && r.old_value &&
-                 r.old_value->value == "hook2" && r.new_value && r.new_value->value == "hook2-renamed" &&
-                 r.new_value->version > r.old_value->version;
-        });
-      },
-      kPatience));
-  // A local mutation is reported too, deletions with their status.
-  nodes[0]->set("local", "1");
-  nodes[0]->remove("local");
-  CHECK(loop->run_until(
-      [&] {
-        return has([&](const HookRecord& r) {
-          return r.kind == HookRecord::Kind::kKeyChange && r.node == nodes[0]->id() && r.key == "local" &&
-                 r.new_value && r.new_value->status == KeyStatus::kDeleted && r.old_value &&
-                 r.old_value->value == "1";
-        });
-      },
-      kPatience));
-  const HookCounters counters = nodes[0]->hook_counters();
-  CHECK(counters.errors == 0);
-  CHECK(counters.dropped == 0);
-  CHECK(counters.processed == log.size());
-}
 
-TEST_CASE("a throwing hook is counted and the loop goes on") {
-  auto loop = make_loop();
-  NodeSpec base;
-  base.name = "throw";
-  std::vector<HookRecord> log;
-  Nodes nodes = start_chain(*loop, 3, base);
-  nodes[0]->add_throwing_hooks();
-  nodes[0]->record_hooks(log);  // registered after the throwing ones: still called
-  REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
-  REQUIRE(loop->run_until([&] { return nodes[0]->hook_counters().processed >= 3; }, kPatience));
-  const HookCounters counters = nodes[0]->hook_counters();
-  CHECK(counters.errors >= counters.processed);  // one throwing call per event at least
-  CHECK(log.size() == counters.processed);
-  // Still gossiping after the exceptions.
-  nodes[1]->set("after", "yes");
-  CHECK(loop->run_until([&] { return value_seen(*nodes[0], nodes[1]->id().name, "after") == "yes"; }, kPatience));
-}
-
-TEST_CASE("the hook queue is bounded: events beyond its capacity are dropped and counted") {
-  auto loop = make_loop();
-  NodeSpec spec;
-  spec.name = "bounded";
-  spec.hook_queue_capacity = 4;
-  std::vector<HookRecord> log;
-  auto n = loop->start(spec);
-  n->record_hooks(log);
-  // Hooks run from the loop, never inside the call raising the event: all
-  // twenty changes meet a queue of four before any hook runs.
-  for (int i = 0; i < 20; ++i) n->set("k" + std::to_string(i), "v");
-  CHECK(n->hook_counters().enqueued == 4);
-  CHECK(n->hook_counters().dropped == 16);
-  CHECK(loop->run_until([&] { return n->hook_counters().processed == 4; }, kPatience));
-  CHECK(log.size() == 4);
-  CHECK(log.front().key == "k0");
-}
-
-TEST_CASE("bad frames close the connection and leave the node working") {
-  auto loop = make_loop();
-  NodeSpec spec;
-  spec.name = "victim";
-  auto n = loop->start(spec);
-  const std::size_t max_payload = n->node().config().max_payload_size;
-  RawSocket empty(SOCK_STREAM, n->address());
-  RawSocket huge(SOCK_STREAM, n->address());
-  REQUIRE(loop->run_until([&] { return empty.send({0, 0, 0, 0}); }, kPatience));
-  const auto too_big = static_cast<std::uint32_t>(max_payload + 1);
-  REQUIRE(loop->run_until(
-      [&] {
-        return huge.send({static_cast<std::uint8_t>(too_big >> 24), static_cast<std::uint8_t>(too_big >> 16),
-                          static_cast<std::uint8_t>(too_big >> 8), static_cast<std::uint8_t>(too_big)});
-      },
-      kPatience));
-  CHECK(loop->run_until([&] { return n->transport_counters().framing_errors >= 2; }, kPatience));
-  CHECK(loop->run_until([&] { return empty.closed_by_peer() && huge.closed_by_peer(); }, kPatience));
-  // A well-formed frame with garbage inside is dropped by the core.
-  RawSocket garbage(SOCK_STREAM, n->address());
-  REQUIRE(loop->run_until([&] { return garbage.send({0, 0, 0, 3, 0xff, 0xff, 0xff}); }, kPatience));
-  CHECK(loop->run_until([&] { return n->node().stats().dropped_malformed >= 1; }, kPatience));
-  CHECK(loop->run_until([&] { return garbage.closed_by_peer(); }, kPatience));
-  // And the node still gossips.
-  NodeSpec friend_spec;
-  friend_spec.name = "friend";
-  friend_spec.seeds = {n->address()};
-  auto f = loop->start(friend_spec);
-  CHECK(loop->run_until([&] { return live_names(*n).size() == 2 && live_names(*f).size() == 2; }, kPatience));
-}
-
-TEST_CASE("garbage datagrams are dropped and counted") {
-  auto loop = make_loop();
-  NodeSpec spec;
-  spec.name = "udp-victim";
-  spec.transport = Transport::kUdp;
-  auto n = loop->start(spec);
-  RawSocket raw(SOCK_DGRAM, n->address());
-  REQUIRE(raw.send({0xff, 0xff, 0xff}));
-  REQUIRE(raw.send({}));
-  CHECK(loop->run_until([&] { return n->node().stats().dropped_malformed >= 1; }, kPatience));
-  CHECK(loop->run_until([&] { return n->node().stats().dropped_unknown_message >= 1; }, kPatience));
-}
-
-TEST_CASE("inbound connections are capped, and idle ones time out") {
-  auto loop = make_loop();
-  NodeSpec spec;
-  spec.name = "capped";
-  spec.max_inbound_connections = 2;
-  spec.io_timeout = 300ms;
-  auto n = loop->start(spec);
-  std::vector<std::unique_ptr<RawSocket>> idle;
-  for (int i = 0; i < 4; ++i) idle.push_back(std::make_unique<RawSocket>(SOCK_STREAM, n->address()));
-  CHECK(loop->run_until([&] { return n->transport_counters().connections_refused >= 2; }, kPatience));
-  CHECK(loop->run_until([&] { return n->transport_counters().timeouts >= 2; }, kPatience));
-  CHECK(loop->run_until(
-      [&] { return std::all_of(idle.begin(), idle.end(), [](const auto& s) { return s->closed_by_peer(); }); },
-      kPatience));
-}
-
-TEST_CASE("stop is clean: the loop runs out of work") {
-  TestPki pki;
-  auto loop = make_loop();
-  NodeSpec base;
-  base.name = "stop";
-  Nodes nodes = start_chain(*loop, 3, base);
-  Nodes tls = start_tls_chain(*loop, pki, 2, Transport::kMutualTls);
-  NodeSpec udp = base;
-  udp.name = "stop-udp";
-  udp.transport = Transport::kUdp;
-  Nodes udps = start_chain(*loop, 2, udp);
-  REQUIRE(loop->run_until([&] { return converged(nodes) && converged(tls) && converged(udps); }, kPatience));
-  for (auto* group : {&nodes, &tls, &udps}) {
-    for (auto& n : *group) n->stop();
+  TEST_CASE("a throwing hook is counted and the loop goes on") {
+    auto loop = make_loop();
+    NodeSpec base;
+    base.name = "throw";
+    std::vector<HookRecord> log;
+    Nodes nodes = start_chain(*loop, 3, base);
+    nodes[0]->add_throwing_hooks();
+    nodes[0]->record_hooks(log);  // registered after the throwing ones: still called
+    REQUIRE(loop->run_until([&] { return converged(nodes); }, kPatience));
+    REQUIRE(loop->run_until([&] { return nodes[0]->hook_counters().processed >= 3; }, kPatience));
+    const HookCounters counters = nodes[0]->hook_counters();
+    CHECK(counters.errors >= counters.processed);  // one throwing call per event at least
+    CHECK(log.size() == counters.processed);
+    // Still gossiping after the exceptions.
+    nodes[1]->set("after", "yes");
+    CHECK(loop->run_until(
+        [&] { return value_seen(*nodes[0], nodes[1]->id().name, "after") == "yes"; }, kPatience));
   }
-  CHECK(loop->run_until_idle(kPatience));
-}
+
+  TEST_CASE("the hook queue is bounded: events beyond its capacity are dropped and counted") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.name = "bounded";
+    spec.hook_queue_capacity = 4;
+    std::vector<HookRecord> log;
+    auto n = loop->start(spec);
+    n->record_hooks(log);
+    // Hooks run from the loop, never inside the call raising the event: all
+    // twenty changes meet a queue of four before any hook runs.
+    for (int i = 0; i < 20; ++i) n->set("k" + std::to_string(i), "v");
+    CHECK(n->hook_counters().enqueued == 4);
+    CHECK(n->hook_counters().dropped == 16);
+    CHECK(loop->run_until([&] { return n->hook_counters().processed == 4; }, kPatience));
+    CHECK(log.size() == 4);
+    CHECK(log.front().key == "k0");
+  }
+
+  TEST_CASE("bad frames close the connection and leave the node working") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.name = "victim";
+    auto n = loop->start(spec);
+    const std::size_t max_payload = n->node().config().max_payload_size;
+    RawSocket empty(SOCK_STREAM, n->address());
+    RawSocket huge(SOCK_STREAM, n->address());
+    REQUIRE(loop->run_until([&] { return empty.send({0, 0, 0, 0}); }, kPatience));
+    const auto too_big = static_cast<std::uint32_t>(max_payload + 1);
+    REQUIRE(loop->run_until(
+        [&] {
+          return huge.send(
+              {static_cast<std::uint8_t>(too_big >> 24), static_cast<std::uint8_t>(too_big >> 16),
+               static_cast<std::uint8_t>(too_big >> 8), static_cast<std::uint8_t>(too_big)});
+        },
+        kPatience));
+    CHECK(loop->run_until([&] { return n->transport_counters().framing_errors >= 2; }, kPatience));
+    CHECK(loop->run_until([&] { return empty.closed_by_peer() && huge.closed_by_peer(); },
+                          kPatience));
+    // A well-formed frame with garbage inside is dropped by the core.
+    RawSocket garbage(SOCK_STREAM, n->address());
+    REQUIRE(loop->run_until(
+        [&] {
+          return garbage.send({0, 0, 0, 3, 0xff, 0xff, 0xff});
+        },
+        kPatience));
+    CHECK(loop->run_until([&] { return n->node().stats().dropped_malformed >= 1; }, kPatience));
+    CHECK(loop->run_until([&] { return garbage.closed_by_peer(); }, kPatience));
+    // And the node still gossips.
+    NodeSpec friend_spec;
+    friend_spec.name = "friend";
+    friend_spec.seeds = {n->address()};
+    auto f = loop->start(friend_spec);
+    CHECK(loop->run_until([&] { return live_names(*n).size() == 2 && live_names(*f).size() == 2; },
+                          kPatience));
+  }
+
+  TEST_CASE("garbage datagrams are dropped and counted") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.name = "udp-victim";
+    spec.transport = Transport::kUdp;
+    auto n = loop->start(spec);
+    RawSocket raw(SOCK_DGRAM, n->address());
+    REQUIRE(raw.send({0xff, 0xff, 0xff}));
+    REQUIRE(raw.send({}));
+    CHECK(loop->run_until([&] { return n->node().stats().dropped_malformed >= 1; }, kPatience));
+    CHECK(
+        loop->run_until([&] { return n->node().stats().dropped_unknown_message >= 1; }, kPatience));
+  }
+
+  TEST_CASE("inbound connections are capped: idle ones give way to new ones, and time out") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.name = "capped";
+    spec.max_inbound_connections = 2;
+    spec.io_timeout = 300ms;
+    auto n = loop->start(spec);
+    std::vector<std::unique_ptr<RawSocket>> idle;
+    for (int i = 0; i < 4; ++i)
+      idle.push_back(std::make_unique<RawSocket>(SOCK_STREAM, n->address()));
+    CHECK(loop->run_until([&] { return n->transport_counters().connections_evicted >= 2; },
+                          kPatience));
+    CHECK(loop->run_until([&] { return n->transport_counters().timeouts >= 2; }, kPatience));
+    CHECK(loop->run_until(
+        [&] {
+          return std::all_of(idle.begin(), idle.end(),
+                             [](const auto& s) { return s->closed_by_peer(); });
+        },
+        kPatience));
+    CHECK(n->transport_counters().connections_refused == 0);
+  }
+
+  TEST_CASE("inbound connections are capped: busy ones keep their slot and new ones are refused") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.name = "busy";
+    spec.max_inbound_connections = 2;
+    spec.io_timeout = 2s;
+    auto n = loop->start(spec);
+    // Two peers send a Syn and never Ack: their exchanges are under way.
+    const Bytes syn = encode_frame(encode(Packet{spec.cluster_id, Syn{}}));
+    RawSocket a(SOCK_STREAM, n->address());
+    RawSocket b(SOCK_STREAM, n->address());
+    REQUIRE(loop->run_until([&] { return a.send(syn) && b.send(syn); }, kPatience));
+    REQUIRE(loop->run_until([&] { return n->node().stats().packets_in.syn >= 2; }, kPatience));
+    RawSocket late(SOCK_STREAM, n->address());
+    CHECK(loop->run_until([&] { return n->transport_counters().connections_refused >= 1; },
+                          kPatience));
+    CHECK(n->transport_counters().connections_evicted == 0);
+    CHECK(loop->run_until([&] { return late.closed_by_peer(); }, kPatience));
+  }
+
+  TEST_CASE("stop is clean: the loop runs out of work") {
+    TestPki pki;
+    auto loop = make_loop();
+    NodeSpec base;
+    base.name = "stop";
+    Nodes nodes = start_chain(*loop, 3, base);
+    Nodes tls = start_tls_chain(*loop, pki, 2, Transport::kMutualTls);
+    NodeSpec udp = base;
+    udp.name = "stop-udp";
+    udp.transport = Transport::kUdp;
+    Nodes udps = start_chain(*loop, 2, udp);
+    REQUIRE(loop->run_until([&] { return converged(nodes) && converged(tls) && converged(udps); },
+                            kPatience));
+    for (auto* group : {&nodes, &tls, &udps}) {
+      for (auto& n : *group) n->stop();
+    }
+    CHECK(loop->run_until_idle(kPatience));
+  }
 
 }  // TEST_SUITE
 

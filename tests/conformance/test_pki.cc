@@ -44,15 +44,17 @@ X509* new_cert(EVP_PKEY* key, const std::string& common_name) {
   X509_set_pubkey(cert, key);
   X509_NAME* name = X509_get_subject_name(cert);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                             0);
   return cert;
 }
 
 void write_pem(const std::string& path, EVP_PKEY* key, X509* cert) {
   FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) throw std::runtime_error("cannot write " + path);
-  const bool ok = key != nullptr ? PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1
-                                 : PEM_write_X509(f, cert) == 1;
+  const bool ok = key != nullptr
+                      ? PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1
+                      : PEM_write_X509(f, cert) == 1;
   std::fclose(f);
   if (!ok) throw std::runtime_error("cannot write " + path);
 }

@@ -20,8 +20,9 @@ struct Fixture {
   std::string fingerprint() {
     std::string out;
     for (const auto& ns : target().snapshot().nodes) {
-      out += ns.id.name + ":" + std::to_string(ns.heartbeat) + ":" + std::to_string(ns.max_version) +
-             ":" + std::to_string(ns.last_gc_version) + ":" + std::to_string(ns.key_values.size()) + ";";
+      out += ns.id.name + ":" + std::to_string(ns.heartbeat) + ":" +
+             std::to_string(ns.max_version) + ":" + std::to_string(ns.last_gc_version) + ":" +
+             std::to_string(ns.key_values.size()) + ";";
     }
     return out;
   }
@@ -46,7 +47,8 @@ TEST_CASE("truncated, random and oversized bytes are dropped and counted") {
   for (int i = 0; i < 200; ++i) {
     Bytes noise(rng.below(300) + 1);
     for (auto& b : noise) b = static_cast<std::uint8_t>(rng.next());
-    for (Stage stage : {Stage::kDatagram, Stage::kStreamOpen, Stage::kStreamAck, Stage::kStreamReply}) {
+    for (Stage stage :
+         {Stage::kDatagram, Stage::kStreamOpen, Stage::kStreamAck, Stage::kStreamReply}) {
       CHECK_NOTHROW(f.target().handle_packet(noise, f.c.now, {f.peer, stage}));
     }
   }
@@ -60,8 +62,9 @@ TEST_CASE("truncated, random and oversized bytes are dropped and counted") {
 
 TEST_CASE("a packet with no known message is dropped") {
   Fixture f;
-  const Bytes unknown_oneof = {0x0a, 0x0c, 't', 'e', 's', 't', '-', 'c', 'l', 'u', 's', 't', 'e', 'r',
-                               0x52, 0x00};  // field 10: a message kind from the future
+  const Bytes unknown_oneof = {
+      0x0a, 0x0c, 't', 'e', 's', 't', '-',  'c',
+      'l',  'u',  's', 't', 'e', 'r', 0x52, 0x00};  // field 10: a message kind from the future
   CHECK_FALSE(f.target().handle_packet(unknown_oneof, f.c.now, {f.peer, Stage::kStreamOpen}));
   CHECK(f.target().stats().dropped_unknown_message == 1);
 }
@@ -79,7 +82,8 @@ TEST_CASE("a wrong cluster id is answered with BadCluster and changes nothing") 
   CHECK(std::holds_alternative<BadCluster>(answer.message));
   CHECK(f.target().stats().dropped_wrong_cluster == 1);
   // An Ack from another cluster is dropped without an answer.
-  Delta delta{{NodeDelta{NodeId{"intruder", 1, Address{"10.1.1.1", 1}, ""}, 0, 0, {{"k", "v", 1, {}}}, 1}}};
+  Delta delta{
+      {NodeDelta{NodeId{"intruder", 1, Address{"10.1.1.1", 1}, ""}, 0, 0, {{"k", "v", 1, {}}}, 1}}};
   CHECK_FALSE(f.target().handle_packet(encode(Packet{"other-cluster", Ack{delta}}), f.c.now,
                                        {f.peer, Stage::kStreamAck}));
   CHECK(f.target().stats().dropped_wrong_cluster == 2);
@@ -115,12 +119,14 @@ TEST_CASE("a datagram reply after the exchange timeout is out of place") {
   a.handle_timeout(t0());
   auto tx = a.poll_transmit();
   REQUIRE(tx);
-  auto synack = b.handle_packet(tx->payload, t0(), {a.self_id().gossip_advertise_addr, Stage::kDatagram});
+  auto synack =
+      b.handle_packet(tx->payload, t0(), {a.self_id().gossip_advertise_addr, Stage::kDatagram});
   REQUIRE(synack);
   CHECK_FALSE(a.handle_packet(synack->payload, t0() + 4s, {tx->to, Stage::kDatagram}));
   CHECK(a.stats().dropped_out_of_place == 1);
   // And a reply from an address we never wrote to is out of place too.
-  CHECK_FALSE(a.handle_packet(synack->payload, t0() + 4s, {Address{"127.0.0.1", 9}, Stage::kDatagram}));
+  CHECK_FALSE(
+      a.handle_packet(synack->payload, t0() + 4s, {Address{"127.0.0.1", 9}, Stage::kDatagram}));
   CHECK(a.stats().dropped_out_of_place == 2);
 }
 
@@ -139,4 +145,43 @@ TEST_CASE("a delta with a gap is rejected and counted, the rest applies") {
   CHECK(f.target().node_state(stranger) == nullptr);
   REQUIRE(f.target().node_state(other) != nullptr);
   CHECK(f.target().node_state(other)->value("k") == "v");
+}
+
+TEST_CASE("datagram Syns are rate limited per source; streams and other sources are not") {
+  Fixture f;
+  const Limits& limits = f.target().config().limits;
+  const Duration interval = f.target().config().gossip_interval;
+  const Bytes syn = f.valid_syn();
+  const Address flooder{"10.0.0.1", 5000};
+  std::size_t answered = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (f.target().handle_packet(syn, f.c.now, {flooder, Stage::kDatagram})) ++answered;
+  }
+  CHECK(answered == limits.datagram_syn_burst);
+  CHECK(f.target().stats().dropped_rate_limited == 100 - limits.datagram_syn_burst);
+  // Another source, and the same source over a stream, are still answered.
+  CHECK(f.target().handle_packet(syn, f.c.now, {Address{"10.0.0.1", 5001}, Stage::kDatagram}));
+  CHECK(f.target().handle_packet(syn, f.c.now, {flooder, Stage::kStreamOpen}));
+  // One round later the flooder has datagram_syns_per_round more.
+  answered = 0;
+  for (int i = 0; i < 100; ++i) {
+    if (f.target().handle_packet(syn, f.c.now + interval, {flooder, Stage::kDatagram})) ++answered;
+  }
+  CHECK(answered == limits.datagram_syns_per_round);
+}
+
+TEST_CASE("forged sources cannot grow the rate limiter beyond max_rate_limited_sources") {
+  SourceRateLimiter limiter(250ms, 2, 16);
+  const Instant now = t0();
+  for (std::uint16_t port = 1; port <= 1000; ++port) {
+    // Every new source gets its burst: forgetting one only forgives it.
+    CHECK(limiter.admit(Address{"10.0.0.2", port}, now));
+    CHECK(limiter.sources() <= 16);
+  }
+  const Address busy{"10.0.0.3", 1};
+  CHECK(limiter.admit(busy, now));
+  CHECK(limiter.admit(busy, now));
+  CHECK_FALSE(limiter.admit(busy, now));
+  CHECK(limiter.admit(busy, now + 250ms));
+  CHECK_FALSE(limiter.admit(busy, now + 250ms));
 }

@@ -43,10 +43,7 @@ Pairs versions(const Node& node) {
   return out;
 }
 
-std::uint64_t drops(const Stats& s) {
-  return s.dropped_oversized + s.dropped_malformed + s.dropped_unknown_message +
-         s.dropped_wrong_cluster + s.dropped_out_of_place + s.dropped_tls_name;
-}
+std::uint64_t drops(const Stats& s) { return s.packets_dropped(); }
 
 // Every node state is a consistent index within the configured limits.
 void check_states(const Node& node) {

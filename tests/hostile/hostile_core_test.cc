@@ -86,8 +86,7 @@ struct Fixture {
 
   std::uint64_t drops() {
     const Stats& s = stats();
-    return s.dropped_oversized + s.dropped_malformed + s.dropped_unknown_message +
-           s.dropped_wrong_cluster + s.dropped_out_of_place + s.dropped_tls_name;
+    return s.packets_dropped();
   }
 
   std::vector<Event> events() {

@@ -28,7 +28,7 @@ struct FailureDetectorConfig {
 
 // Resource limits: what a hostile or broken peer can make us hold.
 struct Limits {
-  std::size_t max_nodes = 10'000;           // known nodes, self included
+  std::size_t max_nodes = 10'000;  // known nodes, self included
   std::size_t max_keys_per_node = 1'000'000;
   std::size_t max_key_size = 4'096;
   std::size_t max_value_size = 60'000;
@@ -36,6 +36,16 @@ struct Limits {
   // Encoded NodeIdPb of any node we track: with max_nodes, bounds what fake
   // digest entries can make us hold.
   std::size_t max_node_id_size = 1'024;
+  // Datagram Syns answered per source address. A Syn of a few bytes draws a
+  // SynAck of up to max_payload_size, and a UDP source can be forged, so
+  // without a limit this node amplifies floods aimed at someone else. A
+  // source may send `datagram_syn_burst` at once, then
+  // `datagram_syns_per_round` per gossip_interval (peers send us about one
+  // per round). TCP needs no limit: its handshake proves the source, and the
+  // drivers cap connections.
+  std::size_t datagram_syn_burst = 8;
+  std::size_t datagram_syns_per_round = 4;
+  std::size_t max_rate_limited_sources = 4'096;
 };
 
 struct Config {

@@ -28,6 +28,7 @@
 #include "aiocluster/failure_detector.h"
 #include "aiocluster/messages.h"
 #include "aiocluster/random.h"
+#include "aiocluster/rate_limiter.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
 
@@ -162,6 +163,7 @@ class Node {
   // Datagram exchanges awaiting their next message, by peer address.
   std::map<Address, Instant> pending_syns_;     // we sent a Syn: expect SynAck
   std::map<Address, Instant> pending_synacks_;  // we sent a SynAck: expect Ack
+  SourceRateLimiter datagram_syns_;
 };
 
 }  // namespace aiocluster

@@ -4,10 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <list>
-#include <stdexcept>
-#include <unordered_set>
-
 #include <asio/connect.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/ip/udp.hpp>
@@ -15,12 +11,16 @@
 #include <asio/ssl/stream.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/write.hpp>
+#include <list>
+#include <stdexcept>
+#include <unordered_set>
 
 #include "aiocluster/common/waits.h"
 #include "aiocluster/framing.h"
 #include "driver_common/hook_queue.h"
 #include "driver_common/net.h"
 #include "driver_common/tls.h"
+#include "driver_common/waiting_connections.h"
 
 namespace aiocluster::asio_driver {
 
@@ -49,7 +49,8 @@ std::optional<::asio::ip::address> parse_ip(const std::string& host) {
 class Connection;
 
 struct Waiter {
-  Waiter(Cluster::Predicate p, std::unique_ptr<detail::WaitCompletion> c, const Cluster::executor_type& ex)
+  Waiter(Cluster::Predicate p, std::unique_ptr<detail::WaitCompletion> c,
+         const Cluster::executor_type& ex)
       : predicate(std::move(p)), completion(std::move(c)), timer(ex) {}
   Cluster::Predicate predicate;
   std::unique_ptr<detail::WaitCompletion> completion;
@@ -101,6 +102,7 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
   std::unique_ptr<::asio::ssl::context> server_tls;
   std::unique_ptr<::asio::ssl::context> client_tls;
   std::unordered_set<Connection*> connections;
+  driver::detail::WaitingConnections<Connection> waiting;  // responders before their Syn
   std::size_t outgoing = 0;
   std::size_t inbound = 0;
 
@@ -135,6 +137,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   ~Connection() {
+    stop_waiting();
     impl_->connections.erase(this);
     --(role_ == Role::kInitiator ? impl_->outgoing : impl_->inbound);
   }
@@ -147,14 +150,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     resolver_.emplace(impl_->strand);
-    resolver_->async_resolve(tx_.to.host, std::to_string(tx_.to.port),
-                             [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
-                               if (ec) return self->fail(ec, &DriverStats::connect_failures, "resolve");
-                               self->connect(results);
-                             });
+    resolver_->async_resolve(
+        tx_.to.host, std::to_string(tx_.to.port),
+        [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
+          if (ec) return self->fail(ec, &DriverStats::connect_failures, "resolve");
+          self->connect(results);
+        });
   }
 
   void run_responder() {
+    waiting_slot_ = impl_->waiting.add(this);
     std::error_code ec;
     const tcp::endpoint remote = socket_.remote_endpoint(ec);
     if (ec) return fail(ec, &DriverStats::io_errors, "accept");
@@ -165,13 +170,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     tls_.emplace(std::move(socket_), *impl_->server_tls);
     arm(impl_->options.read_timeout);
-    tls_->async_handshake(::asio::ssl::stream_base::server, [self = shared_from_this()](std::error_code ec) {
-      if (ec) return self->fail(ec, &DriverStats::tls_failures, "tls handshake (server)");
-      if (self->impl_->options.tls->mutual) {
-        self->peer_names_ = driver::detail::peer_certificate_names(self->tls_->native_handle());
-      }
-      self->read_frame([self](Bytes frame) { self->on_syn(std::move(frame)); });
-    });
+    tls_->async_handshake(
+        ::asio::ssl::stream_base::server, [self = shared_from_this()](std::error_code ec) {
+          if (ec) return self->fail(ec, &DriverStats::tls_failures, "tls handshake (server)");
+          if (self->impl_->options.tls->mutual) {
+            self->peer_names_ = driver::detail::peer_certificate_names(self->tls_->native_handle());
+          }
+          self->read_frame([self](Bytes frame) { self->on_syn(std::move(frame)); });
+        });
+  }
+
+  // Closes to make room for a newer connection (already out of `waiting`).
+  void evict() {
+    waiting_slot_.reset();
+    evicted_ = true;
+    abort();
   }
 
   // Closes at once: the pending operations complete with an error.
@@ -185,6 +198,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : socket_; }
 
+  void stop_waiting() {
+    if (waiting_slot_) impl_->waiting.remove(*waiting_slot_);
+    waiting_slot_.reset();
+  }
+
   void arm(Duration limit) {
     deadline_.expires_after(limit);
     deadline_.async_wait([self = shared_from_this()](std::error_code ec) {
@@ -197,10 +215,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   template <typename Endpoints>
   void connect(const Endpoints& endpoints) {
-    ::asio::async_connect(socket_, endpoints, [self = shared_from_this()](std::error_code ec, const tcp::endpoint&) {
-      if (ec) return self->fail(ec, &DriverStats::connect_failures, "connect");
-      self->on_connected();
-    });
+    ::asio::async_connect(socket_, endpoints,
+                          [self = shared_from_this()](std::error_code ec, const tcp::endpoint&) {
+                            if (ec)
+                              return self->fail(ec, &DriverStats::connect_failures, "connect");
+                            self->on_connected();
+                          });
   }
 
   void on_connected() {
@@ -212,13 +232,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // know it, else the host we dialled.
     const std::string& name = tx_.tls_name.empty() ? tx_.to.host : tx_.tls_name;
     if (!driver::detail::expect_server_name(tls_->native_handle(), name)) {
-      return fail(std::make_error_code(std::errc::invalid_argument), &DriverStats::tls_failures, "tls name");
+      return fail(std::make_error_code(std::errc::invalid_argument), &DriverStats::tls_failures,
+                  "tls name");
     }
     arm(impl_->options.connect_timeout);
-    tls_->async_handshake(::asio::ssl::stream_base::client, [self = shared_from_this()](std::error_code ec) {
-      if (ec) return self->fail(ec, &DriverStats::tls_failures, "tls handshake (client)");
-      self->send_syn();
-    });
+    tls_->async_handshake(
+        ::asio::ssl::stream_base::client, [self = shared_from_this()](std::error_code ec) {
+          if (ec) return self->fail(ec, &DriverStats::tls_failures, "tls handshake (client)");
+          self->send_syn();
+        });
   }
 
   void send_syn() {
@@ -230,7 +252,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_reply(Bytes frame) {
     detail::ClusterImpl& impl = *impl_;
     if (impl.stopped) return abort();
-    auto reply = impl.node->handle_packet(frame, clock_now(), Inbound{tx_.to, Stage::kStreamReply, {}});
+    auto reply =
+        impl.node->handle_packet(frame, clock_now(), Inbound{tx_.to, Stage::kStreamReply, {}});
     impl.after_input();
     ++impl.stats.exchanges_completed;
     if (!reply) return finish();
@@ -238,9 +261,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void on_syn(Bytes frame) {
+    stop_waiting();
     detail::ClusterImpl& impl = *impl_;
     if (impl.stopped) return abort();
-    auto reply = impl.node->handle_packet(frame, clock_now(), Inbound{peer_, Stage::kStreamOpen, peer_names_});
+    auto reply = impl.node->handle_packet(frame, clock_now(),
+                                          Inbound{peer_, Stage::kStreamOpen, peer_names_});
     impl.after_input();
     if (!reply) return finish();
     if (!reply->awaits_ack) {
@@ -264,7 +289,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write(const Bytes& packet, Next next) {
     out_ = encode_frame(packet);
     arm(impl_->options.write_timeout);
-    auto done = [self = shared_from_this(), next = std::move(next)](std::error_code ec, std::size_t) mutable {
+    auto done = [self = shared_from_this(), next = std::move(next)](std::error_code ec,
+                                                                    std::size_t) mutable {
       if (ec) return self->fail(ec, &DriverStats::io_errors, "write");
       next();
     };
@@ -275,13 +301,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // Reads exactly one frame through the core's decoder, never past it.
+  // Reads exactly one frame through the core's decoder, never past it. The
+  // whole frame must arrive within read_timeout: a peer that trickles bytes
+  // gets no more time than one that stalls.
   template <typename Next>
   void read_frame(Next next) {
-    if (auto frame = decoder_.next_frame()) return next(std::move(*frame));
     arm(impl_->options.read_timeout);
+    read_more(std::move(next));
+  }
+
+  template <typename Next>
+  void read_more(Next next) {
+    if (auto frame = decoder_.next_frame()) return next(std::move(*frame));
     const std::size_t want = std::min(decoder_.wanted(), in_.size());
-    auto done = [self = shared_from_this(), next = std::move(next)](std::error_code ec, std::size_t n) mutable {
+    auto done = [self = shared_from_this(), next = std::move(next)](std::error_code ec,
+                                                                    std::size_t n) mutable {
       if (ec) return self->fail(ec, &DriverStats::io_errors, "read");
       self->decoder_.feed(ByteView(self->in_.data(), n));
       if (self->decoder_.error()) {
@@ -289,7 +323,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         self->impl_->log("closing " + self->peer_text() + ": bad frame length");
         return self->abort();
       }
-      self->read_frame(std::move(next));
+      self->read_more(std::move(next));
     };
     if (tls_) {
       tls_->async_read_some(::asio::buffer(in_.data(), want), std::move(done));
@@ -307,12 +341,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void fail(std::error_code ec, std::uint64_t DriverStats::*counter, const char* step) {
     abort();
-    if (impl_->stopped) return;
+    if (impl_->stopped || evicted_) return;
     ++(timed_out_ ? impl_->stats.timeouts : impl_->stats.*counter);
-    impl_->log(std::string(step) + " " + peer_text() + ": " + (timed_out_ ? "timed out" : ec.message()));
+    impl_->log(std::string(step) + " " + peer_text() + ": " +
+               (timed_out_ ? "timed out" : ec.message()));
   }
 
-  std::string peer_text() const { return role_ == Role::kInitiator ? tx_.to.to_string() : peer_.to_string(); }
+  std::string peer_text() const {
+    return role_ == Role::kInitiator ? tx_.to.to_string() : peer_.to_string();
+  }
 
   std::shared_ptr<detail::ClusterImpl> impl_;
   Role role_;
@@ -324,6 +361,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::array<std::uint8_t, 16 * 1024> in_{};
   Bytes out_;
   bool timed_out_ = false;
+  bool evicted_ = false;  // counted once, as connections_evicted
+  // Set while a responder waits for its Syn.
+  std::optional<driver::detail::WaitingConnections<Connection>::Slot> waiting_slot_;
   Transmit tx_;                                         // initiator
   Address peer_;                                        // responder
   std::optional<std::vector<std::string>> peer_names_;  // responder, mutual TLS
@@ -353,8 +393,10 @@ void detail::ClusterImpl::bind(Config& config) {
     bound = numeric_address(acceptor->local_endpoint());
     if (options.tls) {
       // The shared TLS rules; Asio owns the contexts from here on.
-      server_tls = std::make_unique<::asio::ssl::context>(driver::detail::make_server_context(*options.tls).release());
-      client_tls = std::make_unique<::asio::ssl::context>(driver::detail::make_client_context(*options.tls).release());
+      server_tls = std::make_unique<::asio::ssl::context>(
+          driver::detail::make_server_context(*options.tls).release());
+      client_tls = std::make_unique<::asio::ssl::context>(
+          driver::detail::make_client_context(*options.tls).release());
     }
   } else {
     const udp::endpoint endpoint(ip, listen.port);
@@ -367,7 +409,8 @@ void detail::ClusterImpl::bind(Config& config) {
     // to, and sources are reported numerically: seeds must be numeric too.
     driver::detail::make_seeds_numeric(config, endpoint.protocol().family(), options.log);
   }
-  if (config.node_id.gossip_advertise_addr.port == 0) config.node_id.gossip_advertise_addr.port = bound.port;
+  if (config.node_id.gossip_advertise_addr.port == 0)
+    config.node_id.gossip_advertise_addr.port = bound.port;
 }
 
 void detail::ClusterImpl::start() {
@@ -484,11 +527,17 @@ void detail::ClusterImpl::accept() {
       });
       return;
     }
-    if (self->inbound >= self->options.max_inbound_connections) {
+    Connection* evict = nullptr;
+    if (self->inbound >= self->options.max_inbound_connections) evict = self->waiting.take_oldest();
+    if (self->inbound >= self->options.max_inbound_connections && evict == nullptr) {
       ++self->stats.connections_refused;
       std::error_code ignored;
       socket.close(ignored);
     } else {
+      if (evict != nullptr) {
+        ++self->stats.connections_evicted;
+        evict->evict();
+      }
       ++self->stats.connections_accepted;
       auto connection =
           std::make_shared<Connection>(self, std::move(socket), Connection::Role::kResponder);
@@ -500,7 +549,8 @@ void detail::ClusterImpl::accept() {
 
 void detail::ClusterImpl::receive_datagram() {
   udp_socket->async_receive_from(
-      ::asio::buffer(datagram), datagram_from, [self = shared_from_this()](std::error_code ec, std::size_t n) {
+      ::asio::buffer(datagram), datagram_from,
+      [self = shared_from_this()](std::error_code ec, std::size_t n) {
         if (self->stopped) return;
         if (ec) {
           // ICMP errors of earlier sends surface here on some systems.
@@ -508,7 +558,8 @@ void detail::ClusterImpl::receive_datagram() {
         } else {
           ++self->stats.datagrams_in;
           const Inbound from{numeric_address(self->datagram_from), Stage::kDatagram, {}};
-          auto reply = self->node->handle_packet(ByteView(self->datagram.data(), n), clock_now(), from);
+          auto reply =
+              self->node->handle_packet(ByteView(self->datagram.data(), n), clock_now(), from);
           if (reply) self->send_datagram(self->datagram_from, std::move(reply->payload));
           self->after_input();
         }
@@ -583,7 +634,8 @@ void detail::ClusterImpl::check_waiters() {
 
 // --- Cluster ---
 
-Cluster::Cluster(::asio::io_context& io, Config config, const KeyValues& initial_key_values, Options options)
+Cluster::Cluster(::asio::io_context& io, Config config, const KeyValues& initial_key_values,
+                 Options options)
     : impl_(std::make_shared<detail::ClusterImpl>(io, std::move(options))) {
   // Port 0 is ours to fill in after binding; everything else is checked
   // before touching a socket.
@@ -618,7 +670,9 @@ void Cluster::delete_after_ttl(std::string_view key) {
   impl_->node->delete_after_ttl(key);
   impl_->after_input();
 }
-std::optional<std::string> Cluster::get(std::string_view key) const { return impl_->node->get(key); }
+std::optional<std::string> Cluster::get(std::string_view key) const {
+  return impl_->node->get(key);
+}
 
 std::vector<NodeId> Cluster::live_nodes() const { return impl_->node->live_nodes(); }
 std::vector<NodeId> Cluster::dead_nodes() const { return impl_->node->dead_nodes(); }
@@ -632,9 +686,12 @@ void Cluster::on_node_join(NodeHook hook) { impl_->hooks.add_join(std::move(hook
 void Cluster::on_node_leave(NodeHook hook) { impl_->hooks.add_leave(std::move(hook)); }
 void Cluster::on_key_change(KeyChangeHook hook) { impl_->hooks.add_key_change(std::move(hook)); }
 
-void Cluster::add_wait(Predicate predicate, Duration timeout, std::unique_ptr<detail::WaitCompletion> completion) {
-  auto waiter = std::make_shared<Waiter>(std::move(predicate), std::move(completion), impl_->strand);
-  ::asio::post(impl_->strand, [impl = impl_, waiter, timeout] { impl->register_wait(waiter, timeout); });
+void Cluster::add_wait(Predicate predicate, Duration timeout,
+                       std::unique_ptr<detail::WaitCompletion> completion) {
+  auto waiter =
+      std::make_shared<Waiter>(std::move(predicate), std::move(completion), impl_->strand);
+  ::asio::post(impl_->strand,
+               [impl = impl_, waiter, timeout] { impl->register_wait(waiter, timeout); });
 }
 
 bool Cluster::has_key_value(const Node& node, std::string_view node_name, std::string_view key,

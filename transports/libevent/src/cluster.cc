@@ -26,6 +26,7 @@
 #include "driver_common/hook_queue.h"
 #include "driver_common/net.h"
 #include "driver_common/tls.h"
+#include "driver_common/waiting_connections.h"
 
 namespace aiocluster::libevent_driver {
 
@@ -150,6 +151,7 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
   driver::detail::SslCtxPtr client_tls;
   evdns_base* dns = nullptr;  // the application's, optional
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
+  driver::detail::WaitingConnections<Connection> waiting;  // responders before their Syn
   std::size_t outgoing = 0;
   std::size_t inbound = 0;
 
@@ -186,6 +188,7 @@ class Connection {
   }
 
   ~Connection() {
+    stop_waiting();
     --(role_ == Role::kInitiator ? impl_.outgoing : impl_.inbound);
     if (bev_ == nullptr) return;
     if (graceful_ && tls_up_) {
@@ -242,6 +245,7 @@ class Connection {
   void run_responder(evutil_socket_t fd, const sockaddr* from) {
     peer_ = driver::detail::numeric_address(from);
     step_ = Step::kReadingSyn;
+    waiting_slot_ = impl_.waiting.add(this);
     if (impl_.server_tls) {
       SSL* ssl = SSL_new(impl_.server_tls.get());
       if (ssl == nullptr) {
@@ -265,6 +269,13 @@ class Connection {
   // The cluster stops: close now, with a close_notify where TLS is up.
   void abandon() { graceful_ = true; }
 
+  // Closes to make room for a newer connection (already out of `waiting`).
+  // Destroys this Connection.
+  void evict() {
+    waiting_slot_.reset();
+    close(false);
+  }
+
  private:
   enum class Step : std::uint8_t {
     kConnecting,    // initiator: TCP connect (and TLS handshake)
@@ -279,6 +290,11 @@ class Connection {
     bufferevent_setcb(bev_, &Connection::on_read, &Connection::on_write, &Connection::on_event,
                       this);
     bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWatermark);
+  }
+
+  void stop_waiting() {
+    if (waiting_slot_) impl_.waiting.remove(*waiting_slot_);
+    waiting_slot_.reset();
   }
 
   void set_no_delay() {
@@ -300,7 +316,8 @@ class Connection {
   static void on_read(bufferevent*, void* arg) {
     auto* self = static_cast<Connection*>(arg);
     if (self->step_ == Step::kWriting || self->step_ == Step::kConnecting) return;
-    self->arm(self->impl_.options.read_timeout);  // progress: the read step starts over
+    // No new deadline on progress: the whole frame must arrive within
+    // read_timeout, so a peer that trickles bytes is cut off like one that stalls.
     self->consume_input();
   }
 
@@ -389,6 +406,7 @@ class Connection {
         return write_frame(reply->payload, AfterWrite::kClose);
       }
       case Step::kReadingSyn: {
+        stop_waiting();
         if (impl.server_tls && impl.options.tls->mutual) {
           peer_names_ = driver::detail::peer_certificate_names(bufferevent_openssl_get_ssl(bev_));
         }
@@ -468,6 +486,8 @@ class Connection {
   Transmit tx_;            // initiator
   Address peer_;           // responder
   std::optional<std::vector<std::string>> peer_names_;  // responder, mutual TLS
+  // Set while a responder waits for its Syn.
+  std::optional<driver::detail::WaitingConnections<Connection>::Slot> waiting_slot_;
 };
 
 // --- detail::ClusterImpl ---
@@ -657,6 +677,12 @@ void detail::ClusterImpl::start_exchange(Transmit tx) {
 }
 
 void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
+  if (!stopped && inbound >= options.max_inbound_connections) {
+    if (Connection* oldest = waiting.take_oldest()) {
+      ++stats.connections_evicted;
+      oldest->evict();
+    }
+  }
   if (stopped || inbound >= options.max_inbound_connections) {
     ++stats.connections_refused;
     evutil_closesocket(fd);

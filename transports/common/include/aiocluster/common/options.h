@@ -42,15 +42,19 @@ struct Options {
   std::optional<Address> listen;
   std::optional<TlsOptions> tls;  // TCP only
 
-  // Each step of a TCP exchange (connect and TLS handshake, every read,
-  // every write) must finish within its timeout or the exchange is dropped.
+  // Each step of a TCP exchange must finish within its timeout or the
+  // exchange is dropped: connecting (with the TLS handshake), receiving one
+  // whole frame (a peer trickling bytes is cut off too), and writing one
+  // whole frame (a peer that reads slowly is cut off).
   Duration connect_timeout = 3s;
   Duration read_timeout = 3s;
   Duration write_timeout = 3s;
   // Exchanges this node runs at once as initiator; a Syn beyond the cap is
   // dropped (the next round retries).
   std::size_t max_outgoing_exchanges = 64;
-  // Accepted connections open at once; more are closed on accept.
+  // Accepted connections open at once. At the cap, a new connection
+  // replaces the oldest one that has not yet sent a whole frame; when every
+  // open one has, the new one is closed on accept.
   std::size_t max_inbound_connections = 256;
   // UDP sends in flight (waiting for the socket to take them); more are
   // dropped.

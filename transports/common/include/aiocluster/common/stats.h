@@ -12,11 +12,14 @@ struct DriverStats {
   std::uint64_t exchanges_refused = 0;    // Syns dropped at a cap on outgoing work
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_refused = 0;  // closed on accept at max_inbound_connections
-  std::uint64_t connect_failures = 0;     // name resolution or connect failed
-  std::uint64_t tls_failures = 0;         // TLS refused: certificate or name, either side
-  std::uint64_t timeouts = 0;             // a step outlived its timeout
-  std::uint64_t framing_errors = 0;       // a length prefix of zero or above the maximum
-  std::uint64_t io_errors = 0;            // other read / write failures, early close
+  // Closed to make room for a new one at max_inbound_connections: the
+  // oldest of those that had not yet sent a whole frame.
+  std::uint64_t connections_evicted = 0;
+  std::uint64_t connect_failures = 0;  // name resolution or connect failed
+  std::uint64_t tls_failures = 0;      // TLS refused: certificate or name, either side
+  std::uint64_t timeouts = 0;          // a step outlived its timeout
+  std::uint64_t framing_errors = 0;    // a length prefix of zero or above the maximum
+  std::uint64_t io_errors = 0;         // other read / write failures, early close
   std::uint64_t datagrams_in = 0;
   std::uint64_t datagrams_out = 0;
 };

@@ -1,0 +1,57 @@
+// Per-source admission of expensive work (the Node answers datagram Syns
+// through it), as a generic cell rate algorithm: each source keeps one
+// Instant, when its bucket is full again, so a source costs one map entry
+// and no timer.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <map>
+
+#include "aiocluster/types.h"
+
+namespace aiocluster {
+
+class SourceRateLimiter {
+ public:
+  // `interval` between admissions on average, `burst` admissions at once,
+  // at most `max_sources` sources remembered.
+  SourceRateLimiter(Duration interval, std::size_t burst, std::size_t max_sources)
+      : interval_(interval),
+        tolerance_(interval * static_cast<Duration::rep>(burst - 1)),
+        max_sources_(max_sources) {}
+
+  // True when `source` may have one more unit of work at `now`.
+  bool admit(const Address& source, Instant now) {
+    auto it = busy_until_.find(source);
+    if (it == busy_until_.end()) {
+      make_room(now);
+      it = busy_until_.emplace(source, now).first;
+    }
+    const Instant start = std::max(it->second, now);
+    if (start - now > tolerance_) return false;
+    it->second = start + interval_;
+    return true;
+  }
+
+  std::size_t sources() const { return busy_until_.size(); }
+
+ private:
+  // Sources whose bucket is full again carry no information: forget them
+  // first. Under a flood of forged sources, forget the one closest to full.
+  void make_room(Instant now) {
+    if (busy_until_.size() < max_sources_) return;
+    std::erase_if(busy_until_, [&](const auto& entry) { return entry.second <= now; });
+    if (busy_until_.size() < max_sources_) return;
+    busy_until_.erase(
+        std::min_element(busy_until_.begin(), busy_until_.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; }));
+  }
+
+  Duration interval_;
+  Duration tolerance_;
+  std::size_t max_sources_;
+  std::map<Address, Instant> busy_until_;
+};
+
+}  // namespace aiocluster

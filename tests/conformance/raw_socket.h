@@ -1,0 +1,83 @@
+// A plain POSIX socket for the conformance tests: feeds a node bytes no
+// driver would send, and reads what it answers. Non-blocking, so a test can
+// poll it between slices of the driver's loop on the same thread.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "aiocluster/framing.h"
+#include "aiocluster/types.h"
+
+namespace aiocluster::conformance {
+
+class RawSocket {
+ public:
+  // `receive_buffer`: SO_RCVBUF to ask for before connecting (0: default),
+  // for peers that read slowly.
+  RawSocket(int type, const Address& to, int receive_buffer = 0)
+      : fd_(::socket(AF_INET, type | SOCK_NONBLOCK, 0)) {
+    if (receive_buffer > 0)
+      ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(to.port);
+    ::inet_pton(AF_INET, to.host.c_str(), &addr.sin_addr);
+    // Non-blocking connect to loopback: completes while the loop runs.
+    (void)::connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  }
+  ~RawSocket() { ::close(fd_); }
+  RawSocket(const RawSocket&) = delete;
+  RawSocket& operator=(const RawSocket&) = delete;
+
+  // True when every byte went out at once (false while still connecting).
+  bool send(const std::vector<std::uint8_t>& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+
+  // True once the peer has closed the connection (EOF or reset). Reads and
+  // discards what the peer sent before.
+  bool closed_by_peer() {
+    std::uint8_t buf[4096];
+    while (true) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n > 0) continue;
+      return n == 0 ||
+             (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINPROGRESS && errno != ENOTCONN);
+    }
+  }
+
+  // The next whole frame the peer sent, once it is in (stream sockets).
+  std::optional<Bytes> read_frame() {
+    std::uint8_t buf[4096];
+    while (true) {
+      if (auto frame = decoder_.next_frame()) return frame;
+      const ssize_t n = ::recv(fd_, buf, std::min(sizeof buf, decoder_.wanted()), 0);
+      if (n <= 0) return std::nullopt;
+      decoder_.feed(ByteView(buf, static_cast<std::size_t>(n)));
+    }
+  }
+
+  // The next datagram, if one is waiting (datagram sockets).
+  std::optional<Bytes> read_datagram() {
+    Bytes buf(65'536);
+    const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+    if (n < 0) return std::nullopt;
+    buf.resize(static_cast<std::size_t>(n));
+    return buf;
+  }
+
+ private:
+  int fd_;
+  FrameDecoder decoder_{65'507};
+};
+
+}  // namespace aiocluster::conformance
