@@ -17,8 +17,9 @@ void BM_EncodePacket(benchmark::State& state) {
     size = bytes.size();
     benchmark::DoNotOptimize(bytes);
   }
-  state.counters["allocs"] = benchmark::Counter(
-      static_cast<double>(heap_stats().allocations - before.allocations), benchmark::Counter::kAvgIterations);
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(heap_stats().allocations - before.allocations),
+                         benchmark::Counter::kAvgIterations);
   if (size != wire_size::packet(packet) || size > kMaxPayload) state.SkipWithError("size mismatch");
   state.counters["packet_bytes"] = static_cast<double>(size);
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * size));
@@ -35,8 +36,9 @@ void BM_DecodePacket(benchmark::State& state) {
     benchmark::DoNotOptimize(decoded);
     same = std::holds_alternative<Packet>(decoded);
   }
-  state.counters["allocs"] = benchmark::Counter(
-      static_cast<double>(heap_stats().allocations - before.allocations), benchmark::Counter::kAvgIterations);
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(heap_stats().allocations - before.allocations),
+                         benchmark::Counter::kAvgIterations);
   const DecodeResult check = decode(bytes);
   if (!same || !std::holds_alternative<Packet>(check) || std::get<Packet>(check) != packet) {
     state.SkipWithError("decode does not give the encoded packet back");

@@ -58,13 +58,15 @@ void run_exchange(benchmark::State& state, std::size_t nodes, std::size_t kpn, s
       (fresh > 0 && pair.b().stats().key_values_applied < round * fresh)) {
     state.SkipWithError("node 1 did not receive node 0's updates");
   }
-  if (pair.a().live_nodes().size() != nodes - 1) state.SkipWithError("node 0 should see every node but 1 live");
+  if (pair.a().live_nodes().size() != nodes - 1)
+    state.SkipWithError("node 0 should see every node but 1 live");
 }
 
 const bool kRegistered = [] {
   const std::pair<std::size_t, std::size_t> shapes[] = {{10, 10}, {100, 10}, {1000, 10}};
   for (const auto& [nodes, kpn] : shapes) {
-    const std::string base = "BM_GossipExchange/" + std::to_string(nodes) + "/" + std::to_string(kpn);
+    const std::string base =
+        "BM_GossipExchange/" + std::to_string(nodes) + "/" + std::to_string(kpn);
     benchmark::RegisterBenchmark(base.c_str(), [nodes = nodes, kpn = kpn](benchmark::State& s) {
       run_exchange(s, nodes, kpn, 0);
     });

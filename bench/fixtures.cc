@@ -70,7 +70,8 @@ Packet full_synack(std::size_t nodes, std::size_t keys_per_node) {
   return Packet{kClusterId, std::move(synack)};
 }
 
-Bytes announce(std::size_t first, std::size_t last, std::size_t keys_per_node, std::uint64_t heartbeat) {
+Bytes announce(std::size_t first, std::size_t last, std::size_t keys_per_node,
+               std::uint64_t heartbeat) {
   Syn syn;
   syn.digest.node_digests.reserve(last - first);
   for (std::size_t i = first; i < last; ++i) {
@@ -133,8 +134,8 @@ NodePair::NodePair(std::size_t nodes, std::size_t keys_per_node)
   }
   const NodeState* b_at_a = a_->node_state(b_->self_id());
   const NodeState* a_at_b = b_->node_state(a_->self_id());
-  if (a_->cluster_state().size() != nodes || b_->cluster_state().size() != nodes || b_at_a == nullptr ||
-      a_at_b == nullptr || b_at_a->max_version() != keys_per_node ||
+  if (a_->cluster_state().size() != nodes || b_->cluster_state().size() != nodes ||
+      b_at_a == nullptr || a_at_b == nullptr || b_at_a->max_version() != keys_per_node ||
       a_at_b->max_version() != keys_per_node) {
     throw std::logic_error("NodePair: the two nodes did not converge");
   }

@@ -45,7 +45,8 @@ Packet full_synack(std::size_t nodes, std::size_t keys_per_node);
 
 // A Syn whose digest announces nodes [first, last) of a make_cluster state
 // with `keys_per_node` keys each at this heartbeat.
-Bytes announce(std::size_t first, std::size_t last, std::size_t keys_per_node, std::uint64_t heartbeat);
+Bytes announce(std::size_t first, std::size_t last, std::size_t keys_per_node,
+               std::uint64_t heartbeat);
 
 // That Syn, then node deltas carrying every key of those nodes packed into
 // Acks of at most kMaxPayload bytes: fed to a Node, they make it a replica.

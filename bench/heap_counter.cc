@@ -16,7 +16,8 @@ std::atomic<std::uint64_t> g_allocations{0};
 
 void* counted(void* p) {
   if (p != nullptr) {
-    g_live_bytes.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+    g_live_bytes.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p)),
+                           std::memory_order_relaxed);
     g_allocations.fetch_add(1, std::memory_order_relaxed);
   }
   return p;
@@ -27,13 +28,15 @@ void* allocate(std::size_t size) { return counted(std::malloc(size == 0 ? 1 : si
 void* allocate_aligned(std::size_t size, std::align_val_t align) {
   void* p = nullptr;
   const auto a = static_cast<std::size_t>(align);
-  if (posix_memalign(&p, a < sizeof(void*) ? sizeof(void*) : a, size == 0 ? 1 : size) != 0) return nullptr;
+  if (posix_memalign(&p, a < sizeof(void*) ? sizeof(void*) : a, size == 0 ? 1 : size) != 0)
+    return nullptr;
   return counted(p);
 }
 
 void release(void* p) noexcept {
   if (p == nullptr) return;
-  g_live_bytes.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)), std::memory_order_relaxed);
+  g_live_bytes.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)),
+                         std::memory_order_relaxed);
   std::free(p);
 }
 
@@ -55,8 +58,12 @@ void* operator new(std::size_t size) { return or_throw(allocate(size)); }
 void* operator new[](std::size_t size) { return or_throw(allocate(size)); }
 void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return allocate(size); }
 void* operator new[](std::size_t size, const std::nothrow_t&) noexcept { return allocate(size); }
-void* operator new(std::size_t size, std::align_val_t align) { return or_throw(allocate_aligned(size, align)); }
-void* operator new[](std::size_t size, std::align_val_t align) { return or_throw(allocate_aligned(size, align)); }
+void* operator new(std::size_t size, std::align_val_t align) {
+  return or_throw(allocate_aligned(size, align));
+}
+void* operator new[](std::size_t size, std::align_val_t align) {
+  return or_throw(allocate_aligned(size, align));
+}
 void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
   return allocate_aligned(size, align);
 }

@@ -41,7 +41,8 @@ std::int64_t heap_of_replica(const Delta& delta, std::size_t* kv_bytes) {
   if (kv_bytes != nullptr) {
     *kv_bytes = 0;
     for (const auto& [id, st] : cs.nodes()) {
-      st.for_each([&](std::string_view key, const auto& vv) { *kv_bytes += key.size() + vv.value.size(); });
+      st.for_each(
+          [&](std::string_view key, const auto& vv) { *kv_bytes += key.size() + vv.value.size(); });
     }
   }
   benchmark::DoNotOptimize(report);

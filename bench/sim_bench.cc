@@ -3,9 +3,8 @@
 // it starts completes over a UDP-like network with 1-10 ms latency and no
 // loss. The cluster has converged before timing starts, so this is the cost
 // of a steady-state round: each node sends gossip_count Syns.
-#include <benchmark/benchmark.h>
-
 #include <aiocluster/sim/simulator.h>
+#include <benchmark/benchmark.h>
 
 #include <string>
 #include <vector>
@@ -41,7 +40,8 @@ void BM_SimRound(benchmark::State& state) {
   const auto rounds = static_cast<double>(state.iterations());
   state.counters["messages"] = static_cast<double>(end.messages - start.messages) / rounds;
   state.counters["bytes"] = static_cast<double>(end.bytes - start.bytes) / rounds;
-  state.counters["allocs"] = static_cast<double>(heap_stats().allocations - heap_start.allocations) / rounds;
+  state.counters["allocs"] =
+      static_cast<double>(heap_stats().allocations - heap_start.allocations) / rounds;
   state.counters["converged_s"] =
       std::chrono::duration<double>(*converged - simulator.epoch()).count();
   if (end.false_deaths != 0) state.SkipWithError("a healthy node was declared dead");

@@ -11,9 +11,9 @@ namespace bench {
 namespace {
 
 void report_allocations(benchmark::State& state, const HeapStats& before) {
-  state.counters["allocs"] = benchmark::Counter(
-      static_cast<double>(heap_stats().allocations - before.allocations),
-      benchmark::Counter::kAvgIterations);
+  state.counters["allocs"] =
+      benchmark::Counter(static_cast<double>(heap_stats().allocations - before.allocations),
+                         benchmark::Counter::kAvgIterations);
 }
 
 std::size_t key_values(const Delta& delta) {
@@ -56,7 +56,8 @@ void BM_DeltaFull(benchmark::State& state) {
     benchmark::DoNotOptimize(delta);
   }
   report_allocations(state, before);
-  if (bytes > kMaxPayload || bytes < kMaxPayload * 9 / 10) state.SkipWithError("delta not filled to the budget");
+  if (bytes > kMaxPayload || bytes < kMaxPayload * 9 / 10)
+    state.SkipWithError("delta not filled to the budget");
   state.counters["key_values"] = static_cast<double>(kvs);
   state.counters["packet_bytes"] = static_cast<double>(bytes);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kvs));
@@ -112,17 +113,17 @@ void BM_ApplyDelta(benchmark::State& state) {
     untimed_allocs += heap_stats().allocations - mark;
     state.ResumeTiming();
     changes = 0;
-    const ApplyReport report =
-        cs->apply(delta, t0(), limits, [&](const NodeId&, KeyChange change) {
-          ++changes;
-          benchmark::DoNotOptimize(change);
-        });
+    const ApplyReport report = cs->apply(delta, t0(), limits, [&](const NodeId&, KeyChange change) {
+      ++changes;
+      benchmark::DoNotOptimize(change);
+    });
     applied = report.key_values;
   }
   state.counters["allocs"] = benchmark::Counter(
       static_cast<double>(heap_stats().allocations - before.allocations - untimed_allocs),
       benchmark::Counter::kAvgIterations);
-  if (applied != key_values(delta) || changes != applied) state.SkipWithError("not every key-value applied");
+  if (applied != key_values(delta) || changes != applied)
+    state.SkipWithError("not every key-value applied");
   state.counters["key_values"] = static_cast<double>(applied);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * applied));
 }

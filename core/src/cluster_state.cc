@@ -62,8 +62,9 @@ std::size_t ClusterState::seek(const NodeId& id, std::size_t hint) const {
       if (hint == order_.size() || !(order_[hint]->id() < id)) return hint;
     }
   }
-  const auto it = std::lower_bound(order_.begin(), order_.end(), id,
-                                   [](const NodeState* st, const NodeId& key) { return st->id() < key; });
+  const auto it =
+      std::lower_bound(order_.begin(), order_.end(), id,
+                       [](const NodeState* st, const NodeId& key) { return st->id() < key; });
   return static_cast<std::size_t>(it - order_.begin());
 }
 
@@ -175,10 +176,11 @@ Delta ClusterState::delta_for(const Digest& peer, const PacketSizeForDelta& pack
     candidates.push_back({&st, from, st.max_version() - from, seen == nullptr});
   }
   rng.shuffle(std::span(candidates));
-  std::stable_sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-    if (a.unknown != b.unknown) return a.unknown;
-    return a.staleness > b.staleness;
-  });
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const Candidate& a, const Candidate& b) {
+                     if (a.unknown != b.unknown) return a.unknown;
+                     return a.staleness > b.staleness;
+                   });
 
   using wire_size::length_delimited;
   using wire_size::varint;
@@ -199,7 +201,8 @@ Delta ClusterState::delta_for(const Digest& peer, const PacketSizeForDelta& pack
     std::size_t kvs_len = 0;
     bool complete = true;
     st.for_each_since(c.from, [&](std::string_view key, const VersionedValue& vv) {
-      const std::size_t kv = length_delimited(wire_size::key_value(key, vv.value, vv.version, vv.status));
+      const std::size_t kv =
+          length_delimited(wire_size::key_value(key, vv.value, vv.version, vv.status));
       const std::size_t nd_len = header + kvs_len + kv + max_field;
       if (packet_size(delta_len + length_delimited(nd_len)) > max_payload_size) {
         complete = false;
@@ -211,7 +214,8 @@ Delta ClusterState::delta_for(const Digest& peer, const PacketSizeForDelta& pack
     });
     if (complete) {
       nd.max_version = st.max_version();
-      if (packet_size(delta_len + length_delimited(header + kvs_len + max_field)) > max_payload_size) {
+      if (packet_size(delta_len + length_delimited(header + kvs_len + max_field)) >
+          max_payload_size) {
         break;  // only possible with no key-values: the bare header does not fit
       }
     } else if (nd.key_values.empty()) {
@@ -231,13 +235,27 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
   ApplyReport report;
   for (const auto& nd : delta.node_deltas) {
     switch (apply_node_delta(nd, now, limits, on_change, &report.key_values)) {
-      case NodeDeltaOutcome::kApplied: ++report.applied; break;
-      case NodeDeltaOutcome::kReset: ++report.applied; ++report.resets; break;
-      case NodeDeltaOutcome::kIgnored: break;
-      case NodeDeltaOutcome::kRejectedGap: ++report.rejected_gap; break;
-      case NodeDeltaOutcome::kRejectedReset: ++report.rejected_reset; break;
-      case NodeDeltaOutcome::kRejectedMalformed: ++report.rejected_malformed; break;
-      case NodeDeltaOutcome::kRejectedLimit: ++report.rejected_limit; break;
+      case NodeDeltaOutcome::kApplied:
+        ++report.applied;
+        break;
+      case NodeDeltaOutcome::kReset:
+        ++report.applied;
+        ++report.resets;
+        break;
+      case NodeDeltaOutcome::kIgnored:
+        break;
+      case NodeDeltaOutcome::kRejectedGap:
+        ++report.rejected_gap;
+        break;
+      case NodeDeltaOutcome::kRejectedReset:
+        ++report.rejected_reset;
+        break;
+      case NodeDeltaOutcome::kRejectedMalformed:
+        ++report.rejected_malformed;
+        break;
+      case NodeDeltaOutcome::kRejectedLimit:
+        ++report.rejected_limit;
+        break;
     }
   }
   return report;
@@ -252,7 +270,8 @@ bool well_formed(const NodeDelta& nd, const ApplyLimits& limits) {
   std::uint64_t previous = nd.from_version_excluded;
   for (const auto& kv : nd.key_values) {
     if (kv.version <= previous) return false;
-    if (kv.key.size() > limits.max_key_size || kv.value.size() > limits.max_value_size) return false;
+    if (kv.key.size() > limits.max_key_size || kv.value.size() > limits.max_value_size)
+      return false;
     previous = kv.version;
   }
   return !nd.max_version || *nd.max_version >= previous;
@@ -305,9 +324,8 @@ NodeDeltaOutcome ClusterState::apply_node_delta(
     st->raise_max_version(applied_up_to);
     return NodeDeltaOutcome::kRejectedLimit;
   }
-  const std::uint64_t complete_to =
-      nd.max_version.value_or(nd.key_values.empty() ? nd.from_version_excluded
-                                                    : nd.key_values.back().version);
+  const std::uint64_t complete_to = nd.max_version.value_or(
+      nd.key_values.empty() ? nd.from_version_excluded : nd.key_values.back().version);
   st->raise_max_version(complete_to);
   return reset ? NodeDeltaOutcome::kReset : NodeDeltaOutcome::kApplied;
 }

@@ -12,9 +12,12 @@ namespace aiocluster {
 
 std::string_view to_string(DecodeError error) {
   switch (error) {
-    case DecodeError::kMalformed: return "malformed";
-    case DecodeError::kNoMessage: return "no message";
-    case DecodeError::kInvalidField: return "invalid field";
+    case DecodeError::kMalformed:
+      return "malformed";
+    case DecodeError::kNoMessage:
+      return "no message";
+    case DecodeError::kInvalidField:
+      return "invalid field";
   }
   return "unknown";
 }
@@ -64,6 +67,9 @@ void to_pb(const Delta& delta, DeltaPb* pb) {
 bool from_pb(const NodeIdPb& pb, NodeId& id) {
   const auto& addr = pb.gossip_advertise_addr();
   if (addr.port() > 65535) return false;
+  if (!is_valid_utf8(pb.name()) || !is_valid_utf8(addr.host()) || !is_valid_utf8(pb.tls_name())) {
+    return false;
+  }
   id.name = pb.name();
   id.generation_id = pb.generation_id();
   id.gossip_advertise_addr.host = addr.host();
@@ -100,6 +106,7 @@ bool from_pb(const DeltaPb& pb, Delta& delta) {
       auto& kv = out.key_values[static_cast<std::size_t>(k)];
       const int status = kvpb.status();
       if (status < 0 || status > 2) return false;
+      if (!is_valid_utf8(kvpb.key()) || !is_valid_utf8(kvpb.value())) return false;
       kv.key = kvpb.key();
       kv.value = kvpb.value();
       kv.version = kvpb.version();
@@ -152,6 +159,9 @@ DecodeResult decode_reference(ByteView bytes) {
   if (!pb->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return DecodeError::kMalformed;
   }
+  // The schema's text fields are `bytes` (see aiocluster.proto): the UTF-8
+  // rule of a proto3 `string` is ours to apply.
+  if (!is_valid_utf8(pb->cluster_id())) return DecodeError::kInvalidField;
   Packet packet;
   packet.cluster_id = pb->cluster_id();
   bool ok = true;
@@ -214,7 +224,9 @@ class Writer {
     *p_++ = static_cast<std::uint8_t>(v);
   }
   // Every field number of the schema is below 16: one-byte tags.
-  void tag(unsigned field, unsigned wire_type) { *p_++ = static_cast<std::uint8_t>(field << 3 | wire_type); }
+  void tag(unsigned field, unsigned wire_type) {
+    *p_++ = static_cast<std::uint8_t>(field << 3 | wire_type);
+  }
   void uint_field(unsigned field, std::uint64_t v) {
     if (v == 0) return;
     tag(field, 0);
@@ -248,7 +260,8 @@ std::size_t node_id_size(const NodeId& id, std::size_t addr_size) {
          (id.tls_name.empty() ? 0 : wire_size::length_delimited(id.tls_name.size()));
 }
 
-void write(Writer& w, unsigned field, const NodeId& id, std::size_t id_size, std::size_t addr_size) {
+void write(Writer& w, unsigned field, const NodeId& id, std::size_t id_size,
+           std::size_t addr_size) {
   w.header(field, id_size);
   w.string_field(1, id.name);
   w.uint_field(2, id.generation_id);
@@ -493,7 +506,8 @@ bool read_delta(ByteView bytes, Delta& delta) {
       } else if (field == 3 && wt == 0) {
         if (!e.varint(nd.last_gc_version)) return false;
       } else if (field == 4 && wt == 2) {
-        if (!e.length_delimited(sub) || !read_key_value(sub, nd.key_values.emplace_back())) return false;
+        if (!e.length_delimited(sub) || !read_key_value(sub, nd.key_values.emplace_back()))
+          return false;
       } else if (field == 5 && wt == 0) {
         std::uint64_t v = 0;
         if (!e.varint(v)) return false;
@@ -543,7 +557,8 @@ std::optional<Packet> decode_canonical(ByteView bytes) {
     bool ok = false;
     if (field == 2) {
       Syn syn;
-      ok = read_fields(body, 1u << 2, [&](unsigned, ByteView b) { return read_digest(b, syn.digest); });
+      ok = read_fields(body, 1u << 2,
+                       [&](unsigned, ByteView b) { return read_digest(b, syn.digest); });
       packet.message = std::move(syn);
     } else if (field == 3) {
       SynAck synack;
@@ -553,7 +568,8 @@ std::optional<Packet> decode_canonical(ByteView bytes) {
       packet.message = std::move(synack);
     } else if (field == 4) {
       Ack ack;
-      ok = read_fields(body, 1u << 3, [&](unsigned, ByteView b) { return read_delta(b, ack.delta); });
+      ok = read_fields(body, 1u << 3,
+                       [&](unsigned, ByteView b) { return read_delta(b, ack.delta); });
       packet.message = std::move(ack);
     } else {
       ok = body.empty();
@@ -588,7 +604,8 @@ Bytes encode(const Packet& packet) {
       packet.message);
   static_assert(std::is_same_v<std::variant_alternative_t<0, Message>, Syn> &&
                 std::is_same_v<std::variant_alternative_t<3, Message>, BadCluster>);
-  const unsigned field = static_cast<unsigned>(packet.message.index()) + 2;  // syn = 2 ... bad_cluster = 5
+  const unsigned field =
+      static_cast<unsigned>(packet.message.index()) + 2;  // syn = 2 ... bad_cluster = 5
   Bytes out((packet.cluster_id.empty() ? 0 : length_delimited(packet.cluster_id.size())) +
             length_delimited(body));
   Writer w(out.data());

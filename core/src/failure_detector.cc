@@ -59,8 +59,9 @@ std::size_t FailureDetector::seek(const NodeId& node, std::size_t hint) const {
       return i;
     }
   }
-  const auto it = std::lower_bound(windows_.begin(), windows_.end(), node,
-                                   [](const auto& entry, const NodeId& key) { return entry->node < key; });
+  const auto it =
+      std::lower_bound(windows_.begin(), windows_.end(), node,
+                       [](const auto& entry, const NodeId& key) { return entry->node < key; });
   return static_cast<std::size_t>(it - windows_.begin());
 }
 
@@ -82,7 +83,8 @@ void FailureDetector::report_heartbeat(const NodeId& node, Instant now, Cursor& 
   if (at == windows_.size() || windows_[at]->node != node) {
     windows_.insert(windows_.begin() + static_cast<std::ptrdiff_t>(at),
                     std::make_unique<Entry>(Entry{node, ArrivalWindow{}}));
-    fingerprints_.insert(fingerprints_.begin() + static_cast<std::ptrdiff_t>(at), std::hash<NodeId>{}(node));
+    fingerprints_.insert(fingerprints_.begin() + static_cast<std::ptrdiff_t>(at),
+                         std::hash<NodeId>{}(node));
   }
   windows_[at]->window.record(now, config_);
 }

@@ -23,7 +23,8 @@ std::size_t FrameDecoder::wanted() const {
 std::size_t FrameDecoder::feed(ByteView bytes) {
   std::size_t used = 0;
   while (!error_ && used < bytes.size()) {
-    if (payload_size_ && buffer_.size() == kFrameHeaderSize + *payload_size_) break;  // whole frame waits
+    if (payload_size_ && buffer_.size() == kFrameHeaderSize + *payload_size_)
+      break;  // whole frame waits
     const std::size_t take = std::min(wanted(), bytes.size() - used);
     buffer_.insert(buffer_.end(), bytes.begin() + static_cast<std::ptrdiff_t>(used),
                    bytes.begin() + static_cast<std::ptrdiff_t>(used + take));

@@ -75,7 +75,7 @@ std::uint32_t NodeState::store_key(std::string_view key) {
   }
   reserve_one_more(keys_, needed);
   const auto offset = static_cast<std::uint32_t>(keys_.size());
-  for (std::size_t n = key.size(); ; n >>= 7) {
+  for (std::size_t n = key.size();; n >>= 7) {
     if (n < 0x80) {
       keys_.push_back(static_cast<char>(n));
       break;
@@ -92,7 +92,8 @@ void NodeState::unindex(std::size_t position) {
   const std::size_t n = index_.size();
   std::size_t hole = position;
   index_[hole] = kFree;
-  for (std::size_t q = hole + 1 == n ? 0 : hole + 1; index_[q] != kFree; q = q + 1 == n ? 0 : q + 1) {
+  for (std::size_t q = hole + 1 == n ? 0 : hole + 1; index_[q] != kFree;
+       q = q + 1 == n ? 0 : q + 1) {
     const std::size_t home = reduce(hash(key_of(index_[q])), n);
     // The entry at q may move back to the hole unless its home lies
     // cyclically in (hole, q].

@@ -48,7 +48,8 @@ std::size_t mix(std::size_t seed, std::size_t value) {
 }
 }  // namespace
 
-std::size_t std::hash<aiocluster::Address>::operator()(const aiocluster::Address& a) const noexcept {
+std::size_t std::hash<aiocluster::Address>::operator()(
+    const aiocluster::Address& a) const noexcept {
   return mix(std::hash<std::string>{}(a.host), a.port);
 }
 

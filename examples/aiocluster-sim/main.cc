@@ -208,7 +208,8 @@ int main(int argc, char** argv) {
     config.gossip_interval = interval;
     aiocluster::KeyValues kvs;
     for (std::size_t k = 0; k < args.keys_per_node; ++k) {
-      kvs.emplace_back("key-" + std::to_string(k), "value-" + std::to_string(i) + "-" + std::to_string(k));
+      kvs.emplace_back("key-" + std::to_string(k),
+                       "value-" + std::to_string(i) + "-" + std::to_string(k));
     }
     sim.add_node(std::move(config), std::move(kvs));
   }
@@ -241,7 +242,8 @@ int main(int argc, char** argv) {
     sim.run_until(round_end);
     if (args.progress) {
       const auto& c = sim.counters();
-      std::fprintf(stderr, "round %" PRIu64 ": wall %lld ms, messages %" PRIu64 ", bytes %" PRIu64 "%s\n",
+      std::fprintf(stderr,
+                   "round %" PRIu64 ": wall %lld ms, messages %" PRIu64 ", bytes %" PRIu64 "%s\n",
                    round,
                    static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                               std::chrono::steady_clock::now() - round_start)
@@ -253,7 +255,8 @@ int main(int argc, char** argv) {
   std::optional<std::uint64_t> converged_ms;
   std::optional<std::uint64_t> converged_round;
   if (converged_at) {
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*converged_at - sim.epoch());
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(*converged_at - sim.epoch());
     converged_ms = static_cast<std::uint64_t>(ms.count());
     converged_round = (*converged_ms + args.gossip_interval_ms - 1) / args.gossip_interval_ms;
   }
@@ -265,14 +268,16 @@ int main(int argc, char** argv) {
       continue;
     }
     const auto ms = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(*crash.detected_at - crash.at).count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(*crash.detected_at - crash.at)
+            .count());
     detect_ms = std::max(detect_ms.value_or(0), ms);
   }
   if (undetected > 0) detect_ms.reset();
 
   const auto& c = sim.counters();
-  const double bytes_per_node_round =
-      static_cast<double>(c.bytes) / static_cast<double>(args.nodes) / static_cast<double>(args.rounds);
+  const double bytes_per_node_round = static_cast<double>(c.bytes) /
+                                      static_cast<double>(args.nodes) /
+                                      static_cast<double>(args.rounds);
   char hash[32];
   std::snprintf(hash, sizeof hash, "%016" PRIx64, sim.trace_hash());
   const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -284,19 +289,18 @@ int main(int argc, char** argv) {
                 args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
                 args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp",
                 fixed(args.loss, 3).c_str());
-    std::printf("converged: %s\n",
-                converged_at ? ("round " + std::to_string(*converged_round) + " (" +
-                                std::to_string(*converged_ms) + " ms)")
-                                   .c_str()
-                             : "never");
+    std::printf("converged: %s\n", converged_at ? ("round " + std::to_string(*converged_round) +
+                                                   " (" + std::to_string(*converged_ms) + " ms)")
+                                                      .c_str()
+                                                : "never");
     if (!sim.crashes().empty()) {
-      std::printf("crashes: %zu, detected by all survivors: %s\n", sim.crashes().size(),
-                  detect_ms ? (std::to_string(*detect_ms) + " ms after the crash").c_str()
-                            : "not all");
+      std::printf(
+          "crashes: %zu, detected by all survivors: %s\n", sim.crashes().size(),
+          detect_ms ? (std::to_string(*detect_ms) + " ms after the crash").c_str() : "not all");
     }
     std::printf("false deaths: %" PRIu64 "\n", c.false_deaths);
-    std::printf("messages %" PRIu64 ", bytes %" PRIu64 " (%.0f per node per round), max packet %" PRIu64
-                ", lost %" PRIu64 "\n",
+    std::printf("messages %" PRIu64 ", bytes %" PRIu64
+                " (%.0f per node per round), max packet %" PRIu64 ", lost %" PRIu64 "\n",
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
     std::printf("trace hash %s, wall %lld ms\n", hash, static_cast<long long>(wall_ms));
   }
@@ -305,12 +309,14 @@ int main(int argc, char** argv) {
       "{\"nodes\":%zu,\"seed\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"gossip_interval_ms\":%" PRIu64
       ",\"transport\":\"%s\",\"loss\":%s,\"converged_round\":%s,\"converged_ms\":%s,"
       "\"crashed\":%zu,\"detect_ms\":%s,\"undetected\":%zu,\"false_deaths\":%" PRIu64
-      ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"bytes_per_node_per_round\":%s"
+      ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
+      ",\"bytes_per_node_per_round\":%s"
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
       ",\"delivered\":%" PRIu64 ",\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
       args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
-      args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp", fixed(args.loss, 4).c_str(),
-      json_or_null(converged_round).c_str(), json_or_null(converged_ms).c_str(), sim.crashes().size(),
+      args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp",
+      fixed(args.loss, 4).c_str(), json_or_null(converged_round).c_str(),
+      json_or_null(converged_ms).c_str(), sim.crashes().size(),
       sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
       c.messages, c.bytes, fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes,
       c.oversized_packets, c.lost, c.delivered, hash, static_cast<long long>(wall_ms));

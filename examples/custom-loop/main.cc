@@ -62,8 +62,10 @@ void drain(Peer& p) {
   while (auto tx = p.node->poll_transmit()) send_to(p.fd, tx->to, tx->payload);
   while (auto ev = p.node->poll_event()) {
     const std::string& self = p.node->self_id().name;
-    if (auto* j = std::get_if<ac::NodeJoined>(&*ev)) std::printf("[%s] joined: %s\n", self.c_str(), j->node.name.c_str());
-    if (auto* l = std::get_if<ac::NodeLeft>(&*ev)) std::printf("[%s] left: %s\n", self.c_str(), l->node.name.c_str());
+    if (auto* j = std::get_if<ac::NodeJoined>(&*ev))
+      std::printf("[%s] joined: %s\n", self.c_str(), j->node.name.c_str());
+    if (auto* l = std::get_if<ac::NodeLeft>(&*ev))
+      std::printf("[%s] left: %s\n", self.c_str(), l->node.name.c_str());
   }
 }
 
@@ -86,7 +88,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 3; ++i) {
     ac::Config config;
     config.cluster_id = "simple-aiocluster";
-    config.node_id = {"simple" + std::to_string(i + 1), static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()),
+    config.node_id = {"simple" + std::to_string(i + 1),
+                      static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()),
                       ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + i)}, ""};
     // simple1 seeds with base+2, simple2 with base, simple3 with base+1.
     config.seeds = {ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + (i + 2) % 3)}};
@@ -113,7 +116,8 @@ int main(int argc, char** argv) {
         sockaddr_in src{};
         socklen_t len = sizeof src;
         ssize_t n;
-        while ((n = recvfrom(p.fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&src), &len)) > 0) {
+        while ((n = recvfrom(p.fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&src),
+                             &len)) > 0) {
           const ac::Address from = from_sockaddr(src);
           auto reply = p.node->handle_packet(ac::ByteView(buf.data(), static_cast<std::size_t>(n)),
                                              Clock::now(), {from, ac::Stage::kDatagram});

@@ -8,6 +8,11 @@
 //
 // Bad flags: one line on stderr naming the flag, exit status 2. SIGINT and
 // SIGTERM stop the node gracefully, exit status 0.
+#include <aiocluster/asio/cluster.h>
+
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -20,16 +25,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
-#include <asio/steady_timer.hpp>
-
-#include <aiocluster/asio/cluster.h>
 #ifdef AIOCLUSTER_NODE_WITH_LIBEVENT
-#include <event2/event.h>
-
 #include <aiocluster/libevent/cluster.h>
+#include <event2/event.h>
 #endif
 
 namespace ac = aiocluster;
@@ -92,7 +90,8 @@ std::uint64_t parse_uint(std::string_view flag, const std::string& text, std::ui
     used = 0;
   }
   if (used == 0 || used != text.size() || value < min) {
-    throw FlagError(std::string(flag) + ": expected an integer >= " + std::to_string(min) + ", got '" + text + "'");
+    throw FlagError(std::string(flag) + ": expected an integer >= " + std::to_string(min) +
+                    ", got '" + text + "'");
   }
   return value;
 }
@@ -145,7 +144,8 @@ Flags parse_flags(int argc, char** argv) {
     } else if (flag == "--kv") {
       const std::string kv = value();
       const auto eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) throw FlagError("--kv: expected KEY=VALUE, got '" + kv + "'");
+      if (eq == std::string::npos || eq == 0)
+        throw FlagError("--kv: expected KEY=VALUE, got '" + kv + "'");
       f.kv.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     } else if (flag == "--generation") {
       f.generation = parse_uint(flag, value(), 0);
@@ -193,11 +193,15 @@ Flags parse_flags(int argc, char** argv) {
   if (!f.listen) throw FlagError("--listen: required");
   const int tls_files = !f.tls_cert.empty() + !f.tls_key.empty() + !f.tls_ca.empty();
   if (tls_files != 0 && tls_files != 3) {
-    throw FlagError(std::string(f.tls_cert.empty() ? "--tls-cert" : f.tls_key.empty() ? "--tls-key" : "--tls-ca") +
+    throw FlagError(std::string(f.tls_cert.empty()  ? "--tls-cert"
+                                : f.tls_key.empty() ? "--tls-key"
+                                                    : "--tls-ca") +
                     ": TLS needs --tls-cert, --tls-key and --tls-ca together");
   }
-  if (tls_files == 3 && f.transport != ad::Transport::kTcp) throw FlagError("--transport: TLS needs tcp");
-  if (!f.tls_name.empty() && tls_files == 0) throw FlagError("--tls-name: needs --tls-cert, --tls-key and --tls-ca");
+  if (tls_files == 3 && f.transport != ad::Transport::kTcp)
+    throw FlagError("--transport: TLS needs tcp");
+  if (!f.tls_name.empty() && tls_files == 0)
+    throw FlagError("--tls-name: needs --tls-cert, --tls-key and --tls-ca");
   return f;
 }
 
@@ -205,15 +209,26 @@ std::string json_string(std::string_view s) {
   std::string out = "\"";
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          std::snprintf(buf, sizeof buf, "\\u%04x",
+                        static_cast<unsigned>(static_cast<unsigned char>(c)));
           out += buf;
         } else {
           out += c;  // UTF-8 passes through: the core only carries valid UTF-8
@@ -244,14 +259,16 @@ std::string report_line(const Cluster& cluster, double t) {
     auto [it, fresh] = by_name.try_emplace(id.name, &id, &state);
     if (fresh) continue;
     const ac::NodeId& held = *it->second.first;
-    const bool better = node.is_live(id) != node.is_live(held) ? node.is_live(id)
-                                                               : id.generation_id > held.generation_id;
+    const bool better = node.is_live(id) != node.is_live(held)
+                            ? node.is_live(id)
+                            : id.generation_id > held.generation_id;
     if (better) it->second = {&id, &state};
   }
   char t_text[32];
   std::snprintf(t_text, sizeof t_text, "%.3f", t);
-  std::string line = std::string("{\"t\": ") + t_text + ", \"self\": " + json_string(cluster.self_id().name) +
-                     ", \"live\": " + json_names(live) + ", \"dead\": " + json_names(dead) + ", \"kv\": {";
+  std::string line =
+      std::string("{\"t\": ") + t_text + ", \"self\": " + json_string(cluster.self_id().name) +
+      ", \"live\": " + json_names(live) + ", \"dead\": " + json_names(dead) + ", \"kv\": {";
   bool first_node = true;
   for (const auto& [name, entry] : by_name) {
     line += (first_node ? "" : ", ") + json_string(name) + ": {";
@@ -270,18 +287,19 @@ std::string report_line(const Cluster& cluster, double t) {
 ac::Config make_config(const Flags& flags) {
   ac::Config config;
   config.cluster_id = flags.cluster_id;
-  const std::uint64_t generation =
-      flags.generation.value_or(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                               std::chrono::steady_clock::now().time_since_epoch())
-                                                               .count()));
-  config.node_id = ac::NodeId{flags.name, generation, flags.advertise.value_or(*flags.listen), flags.tls_name};
+  const std::uint64_t generation = flags.generation.value_or(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count()));
+  config.node_id =
+      ac::NodeId{flags.name, generation, flags.advertise.value_or(*flags.listen), flags.tls_name};
   config.seeds = flags.seeds;
   config.gossip_interval = std::chrono::milliseconds(flags.gossip_interval_ms);
   // The detector's prior is "a few rounds": the protocol's 5 s at 1 s rounds,
   // shorter for faster rounds so a dead node shows within seconds.
   config.failure_detector.initial_interval =
-      std::chrono::milliseconds(flags.fd_initial_interval_ms.value_or(std::min<std::uint64_t>(
-          5 * flags.gossip_interval_ms, 5000)));
+      std::chrono::milliseconds(flags.fd_initial_interval_ms.value_or(
+          std::min<std::uint64_t>(5 * flags.gossip_interval_ms, 5000)));
   if (flags.phi_threshold) config.failure_detector.phi_threshold = *flags.phi_threshold;
   return config;
 }
@@ -291,7 +309,8 @@ ad::Options make_options(const Flags& flags) {
   ad::Options options;
   options.transport = flags.transport;
   options.listen = flags.listen;
-  if (!flags.tls_cert.empty()) options.tls = ad::TlsOptions{flags.tls_cert, flags.tls_key, flags.tls_ca, true};
+  if (!flags.tls_cert.empty())
+    options.tls = ad::TlsOptions{flags.tls_cert, flags.tls_key, flags.tls_ca, true};
   if (flags.verbose) {
     options.log = [name = flags.name](std::string_view line) {
       std::fprintf(stderr, "[%s] %.*s\n", name.c_str(), static_cast<int>(line.size()), line.data());
@@ -327,10 +346,12 @@ std::optional<int> start_cluster(std::optional<Cluster>& cluster, const Flags& f
                  id.gossip_advertise_addr.to_string().c_str());
   });
   cluster->start();
-  std::fprintf(stderr, "[%s] listening on %s (%s%s, %s), advertising %s, cluster %s\n", name.c_str(),
-               cluster->local_address().to_string().c_str(), flags.transport == ad::Transport::kTcp ? "tcp" : "udp",
+  std::fprintf(stderr, "[%s] listening on %s (%s%s, %s), advertising %s, cluster %s\n",
+               name.c_str(), cluster->local_address().to_string().c_str(),
+               flags.transport == ad::Transport::kTcp ? "tcp" : "udp",
                flags.tls_cert.empty() ? "" : ", mutual TLS", flags.driver.c_str(),
-               cluster->self_id().gossip_advertise_addr.to_string().c_str(), flags.cluster_id.c_str());
+               cluster->self_id().gossip_advertise_addr.to_string().c_str(),
+               flags.cluster_id.c_str());
   return std::nullopt;
 }
 
@@ -364,7 +385,8 @@ class LibeventAgent {
       return 1;
     }
     const auto options = make_options(flags_);
-    if (auto status = start_cluster(cluster_, flags_, [&] { cluster_.emplace(base_, config_, flags_.kv, options); })) {
+    if (auto status = start_cluster(
+            cluster_, flags_, [&] { cluster_.emplace(base_, config_, flags_.kv, options); })) {
       return *status;
     }
     start_ = std::chrono::steady_clock::now();
@@ -374,7 +396,8 @@ class LibeventAgent {
       event_add(add(evsignal_new(base_, signo, &LibeventAgent::on_signal, this)), nullptr);
     }
     if (flags_.duration_s > 0) {
-      add_timer(add(evtimer_new(base_, &LibeventAgent::on_duration, this)), std::chrono::seconds(flags_.duration_s));
+      add_timer(add(evtimer_new(base_, &LibeventAgent::on_duration, this)),
+                std::chrono::seconds(flags_.duration_s));
     }
     event_base_dispatch(base_);  // returns once shutdown() has removed everything
     return 0;
@@ -390,7 +413,8 @@ class LibeventAgent {
     return ev;
   }
   static void add_timer(event* ev, std::chrono::milliseconds after) {
-    const timeval tv{static_cast<time_t>(after.count() / 1000), static_cast<suseconds_t>(after.count() % 1000 * 1000)};
+    const timeval tv{static_cast<time_t>(after.count() / 1000),
+                     static_cast<suseconds_t>(after.count() % 1000 * 1000)};
     event_add(ev, &tv);
   }
 
@@ -431,7 +455,8 @@ int run(const Flags& flags) {
   asio::io_context io;
   const auto options = make_options(flags);
   std::optional<ad::Cluster> cluster;
-  if (auto status = start_cluster(cluster, flags, [&] { cluster.emplace(io, config, flags.kv, options); })) {
+  if (auto status =
+          start_cluster(cluster, flags, [&] { cluster.emplace(io, config, flags.kv, options); })) {
     return *status;
   }
   const std::string& name = flags.name;

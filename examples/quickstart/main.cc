@@ -3,6 +3,10 @@
 // a few gossip rounds every member sees all three live, with their keys.
 //
 // Usage: aiocluster-quickstart [SECONDS] [BASE_PORT]   (defaults: 10, 7000)
+#include <aiocluster/asio/cluster.h>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,11 +16,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
-
-#include <aiocluster/asio/cluster.h>
 
 namespace ac = aiocluster;
 using namespace std::chrono_literals;
@@ -43,7 +42,8 @@ bool converged(const std::vector<std::unique_ptr<ac::asio_driver::Cluster>>& nod
     if (node->live_nodes().size() != nodes.size()) return false;
     for (const auto& other : nodes) {
       const std::string expected = other->get("cluster").value_or("");
-      if (!ac::asio_driver::Cluster::has_key_value(node->node(), other->self_id().name, "cluster", expected)) {
+      if (!ac::asio_driver::Cluster::has_key_value(node->node(), other->self_id().name, "cluster",
+                                                   expected)) {
         return false;
       }
     }
@@ -66,13 +66,16 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 3; ++i) {
       ac::Config config;
       config.cluster_id = "simple-aiocluster";
-      const auto generation = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-              .count());
-      config.node_id = ac::NodeId{"simple" + std::to_string(i + 1), generation,
-                                  ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + i)}, ""};
+      const auto generation =
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now().time_since_epoch())
+                                         .count());
+      config.node_id =
+          ac::NodeId{"simple" + std::to_string(i + 1), generation,
+                     ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + i)}, ""};
       // A ring of seeds: 1 knows 3, 2 knows 1, 3 knows 2.
-      config.seeds = {ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + (i + 2) % 3)}};
+      config.seeds = {
+          ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + (i + 2) % 3)}};
       config.gossip_interval = 1s;
       nodes.push_back(std::make_unique<ac::asio_driver::Cluster>(
           io, config, ac::KeyValues{{"cluster", std::to_string(i + 1)}}));
@@ -83,7 +86,9 @@ int main(int argc, char** argv) {
   }
 
   const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   for (auto& node : nodes) {
     const std::string self = node->self_id().name;
     node->on_node_join([self, &elapsed](const ac::NodeId& id) {
@@ -94,8 +99,9 @@ int main(int argc, char** argv) {
     });
     node->start();
   }
-  std::printf("three nodes on 127.0.0.1:%d-%d, cluster id simple-aiocluster, gossip every 1 s, %d s\n",
-              base_port, base_port + 2, seconds);
+  std::printf(
+      "three nodes on 127.0.0.1:%d-%d, cluster id simple-aiocluster, gossip every 1 s, %d s\n",
+      base_port, base_port + 2, seconds);
 
   // Once a second, print every node's view when any changed.
   asio::steady_timer tick(io);

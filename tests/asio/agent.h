@@ -4,6 +4,7 @@
 // Asio agent tests and the mixed-driver agent tests of tests/libevent.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -13,18 +14,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
-#include <thread>
-#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
-
-#include <doctest/doctest.h>
 
 #include "json.h"
 #include "test_pki.h"
@@ -48,7 +47,8 @@ inline const std::string& log_dir() {
     }
     ~Dir() {
       std::error_code ignored;
-      if (path != std::filesystem::temp_directory_path().string()) std::filesystem::remove_all(path, ignored);
+      if (path != std::filesystem::temp_directory_path().string())
+        std::filesystem::remove_all(path, ignored);
     }
     std::string path;
   };
@@ -90,13 +90,14 @@ class Agent {
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     posix_spawn_file_actions_addclose(&actions, fds[1]);
-    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                     0644);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
     args.insert(args.begin(), AIOCLUSTER_NODE_BINARY);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, AIOCLUSTER_NODE_BINARY, &actions, nullptr, argv.data(), environ);
+    const int rc =
+        ::posix_spawn(&pid_, AIOCLUSTER_NODE_BINARY, &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);
     REQUIRE(rc == 0);
@@ -136,6 +137,7 @@ class Agent {
   const std::optional<Json>& latest() const { return latest_; }
   std::size_t lines() const { return lines_; }
   void signal(int sig) { ::kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   // The exit status, once the process has exited within `timeout`.
   std::optional<int> wait_exit(Clock::duration timeout) {
@@ -189,7 +191,8 @@ bool poll_until(std::vector<std::unique_ptr<Agent>>& agents, Done done) {
 
 // Every agent's latest line lists all three live, none dead, and every
 // node's "role" key.
-inline bool converged(const std::vector<std::unique_ptr<Agent>>& agents, const std::set<std::string>& all) {
+inline bool converged(const std::vector<std::unique_ptr<Agent>>& agents,
+                      const std::set<std::string>& all) {
   for (const auto& a : agents) {
     if (!a->latest()) return false;
     const Json& j = *a->latest();
@@ -199,7 +202,8 @@ inline bool converged(const std::vector<std::unique_ptr<Agent>>& agents, const s
       auto it = kv.find(n);
       if (it == kv.end()) return false;
       auto role = it->second.object().find("role");
-      if (role == it->second.object().end() || role->second.string() != "role-of-" + n) return false;
+      if (role == it->second.object().end() || role->second.string() != "role-of-" + n)
+        return false;
     }
   }
   return true;
@@ -222,26 +226,36 @@ inline void three_agents(const Run& run) {
   const std::set<std::string> all = {"agent1", "agent2", "agent3"};
   for (int i = 0; i < 3; ++i) {
     const std::string name = "agent" + std::to_string(i + 1);
-    std::vector<std::string> args = {"--name", name,
-                                     "--listen", "127.0.0.1:" + std::to_string(ports[i]),
-                                     "--seed", "127.0.0.1:" + std::to_string(ports[(i + 2) % 3]),
-                                     "--cluster-id", "agent-test-" + run.transport,
-                                     "--transport", run.transport,
-                                     "--gossip-interval-ms", "100",
-                                     "--report-ms", "100",
-                                     "--kv", "role=role-of-" + name};
+    std::vector<std::string> args = {"--name",
+                                     name,
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(ports[i]),
+                                     "--seed",
+                                     "127.0.0.1:" + std::to_string(ports[(i + 2) % 3]),
+                                     "--cluster-id",
+                                     "agent-test-" + run.transport,
+                                     "--transport",
+                                     run.transport,
+                                     "--gossip-interval-ms",
+                                     "100",
+                                     "--report-ms",
+                                     "100",
+                                     "--kv",
+                                     "role=role-of-" + name};
     if (!run.drivers.empty()) {
       args.push_back("--driver");
       args.push_back(run.drivers[static_cast<std::size_t>(i)]);
     }
     if (pki) {
       const auto files = pki->issue(name, {name + ".test"});
-      for (const auto& extra : {std::string("--tls-cert"), files.cert, std::string("--tls-key"), files.key,
-                                std::string("--tls-ca"), files.ca, std::string("--tls-name"), name + ".test"}) {
+      for (const auto& extra :
+           {std::string("--tls-cert"), files.cert, std::string("--tls-key"), files.key,
+            std::string("--tls-ca"), files.ca, std::string("--tls-name"), name + ".test"}) {
         args.push_back(extra);
       }
     }
-    agents.push_back(std::make_unique<Agent>(args, logs + "/" + run.transport + (run.mutual_tls ? "-tls-" : "-") + name + ".err"));
+    agents.push_back(std::make_unique<Agent>(
+        args, logs + "/" + run.transport + (run.mutual_tls ? "-tls-" : "-") + name + ".err"));
   }
   const bool ok = poll_until(agents, [&] { return converged(agents, all); });
   if (!ok) {

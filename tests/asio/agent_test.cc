@@ -2,26 +2,32 @@
 // 127.0.0.1 over TCP, UDP and mutual TLS at --gossip-interval-ms 100. Their
 // JSON lines must converge, and a killed one must be reported dead by the
 // others. Conditions are polled with generous timeouts.
-#include <doctest/doctest.h>
-
 #include "agent.h"
+
+#include <doctest/doctest.h>
 
 using namespace aiocluster::testing;
 
-TEST_CASE("three agents over TCP converge, and a killed one is reported dead") { three_agents({"tcp", false}); }
+TEST_CASE("three agents over TCP converge, and a killed one is reported dead") {
+  three_agents({"tcp", false});
+}
 
-TEST_CASE("three agents over UDP converge, and a killed one is reported dead") { three_agents({"udp", false}); }
+TEST_CASE("three agents over UDP converge, and a killed one is reported dead") {
+  three_agents({"udp", false});
+}
 
 TEST_CASE("three agents over mutual TLS converge, and a killed one is reported dead") {
   three_agents({"tcp", true});
 }
 
-TEST_CASE("the agent's report lines have the documented shape, and --duration-s ends it with status 0") {
+TEST_CASE(
+    "the agent's report lines have the documented shape, and --duration-s ends it with status 0") {
   const std::string err = log_dir() + "/shape.err";
   std::vector<std::unique_ptr<Agent>> agents;
   agents.push_back(std::make_unique<Agent>(
-      std::vector<std::string>{"--name", "solo \"quoted\"", "--listen", "127.0.0.1:0", "--kv", "a=1", "--kv",
-                               "b=line\nbreak", "--duration-s", "1", "--report-ms", "50", "--generation", "7"},
+      std::vector<std::string>{"--name", "solo \"quoted\"", "--listen", "127.0.0.1:0", "--kv",
+                               "a=1", "--kv", "b=line\nbreak", "--duration-s", "1", "--report-ms",
+                               "50", "--generation", "7"},
       err));
   REQUIRE(agents[0]->wait_exit(kPatience) == 0);
   REQUIRE(agents[0]->latest());
@@ -42,7 +48,8 @@ TEST_CASE("bad flags: one line naming the flag, exit status 2") {
       {{"--listen", "127.0.0.1:1"}, "--name"},
       {{"--name", "x"}, "--listen"},
       {{"--name", "x", "--listen", "nowhere"}, "--listen"},
-      {{"--name", "x", "--listen", "127.0.0.1:1", "--gossip-interval-ms", "fast"}, "--gossip-interval-ms"},
+      {{"--name", "x", "--listen", "127.0.0.1:1", "--gossip-interval-ms", "fast"},
+       "--gossip-interval-ms"},
       {{"--name", "x", "--listen", "127.0.0.1:1", "--transport", "sctp"}, "--transport"},
       {{"--name", "x", "--listen", "127.0.0.1:1", "--kv", "novalue"}, "--kv"},
       {{"--name", "x", "--listen", "127.0.0.1:1", "--seed"}, "--seed"},

@@ -3,9 +3,9 @@
 // aborts of waits, the strand under a multi-threaded io_context, and stop
 // from inside a hook. The behaviour every driver shares is in
 // tests/conformance.
-#include <atomic>
-#include <future>
-#include <thread>
+#include "aiocluster/asio/cluster.h"
+
+#include <doctest/doctest.h>
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
@@ -14,9 +14,9 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/use_future.hpp>
-#include <doctest/doctest.h>
-
-#include "aiocluster/asio/cluster.h"
+#include <atomic>
+#include <future>
+#include <thread>
 
 namespace ac = aiocluster;
 namespace ad = aiocluster::asio_driver;
@@ -70,13 +70,14 @@ TEST_CASE("construction: port 0 takes the bound port; bad config and options are
 
   ad::Options zero;
   zero.read_timeout = 0s;
-  CHECK_THROWS_WITH_AS(ad::Cluster(io, config_for("d"), {}, zero), doctest::Contains("read_timeout"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(ad::Cluster(io, config_for("d"), {}, zero),
+                       doctest::Contains("read_timeout"), std::invalid_argument);
 
   ad::Options missing_files;
-  missing_files.tls = ad::TlsOptions{"/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem", true};
-  CHECK_THROWS_WITH_AS(ad::Cluster(io, config_for("e"), {}, missing_files), doctest::Contains("tls.cert_file"),
-                       std::system_error);
+  missing_files.tls =
+      ad::TlsOptions{"/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem", true};
+  CHECK_THROWS_WITH_AS(ad::Cluster(io, config_for("e"), {}, missing_files),
+                       doctest::Contains("tls.cert_file"), std::system_error);
 
   // The port is taken: binding fails loudly, at construction.
   ac::Config clash = config_for("f");
@@ -198,8 +199,8 @@ TEST_CASE("a hook may stop its own cluster; the rest of the queue is drained wit
   asio::io_context io;
   ad::Cluster a(io, config_for("a"), {{"k1", "v"}, {"k2", "v"}, {"k3", "v"}});
   int seen = 0;
-  a.on_key_change([&](const ac::NodeId&, const std::string&, const std::optional<ac::VersionedValue>&,
-                      const ac::VersionedValue&) {
+  a.on_key_change([&](const ac::NodeId&, const std::string&,
+                      const std::optional<ac::VersionedValue>&, const ac::VersionedValue&) {
     if (++seen == 1) a.stop();
   });
   a.start();
@@ -217,7 +218,8 @@ TEST_CASE("stop drops the queued hooks it cannot run within hook_drain_timeout")
   options.hook_drain_timeout = 0s;
   ad::Cluster a(io, config_for("a"), {{"k1", "v"}, {"k2", "v"}}, options);
   int seen = 0;
-  a.on_key_change([&](const ac::NodeId&, const std::string&, const std::optional<ac::VersionedValue>&,
+  a.on_key_change([&](const ac::NodeId&, const std::string&,
+                      const std::optional<ac::VersionedValue>&,
                       const ac::VersionedValue&) { ++seen; });
   a.start();  // queues the two initial keys; nothing has run yet
   a.stop();

@@ -54,7 +54,8 @@ struct Json {
       if (p >= t.size()) throw std::runtime_error("unterminated string");
       const char c = t[p++];
       if (c == '"') return out;
-      if (static_cast<unsigned char>(c) < 0x20) throw std::runtime_error("control character in string");
+      if (static_cast<unsigned char>(c) < 0x20)
+        throw std::runtime_error("control character in string");
       if (c != '\\') {
         out += c;
         continue;
@@ -62,23 +63,41 @@ struct Json {
       if (p >= t.size()) throw std::runtime_error("bad escape");
       const char e = t[p++];
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           if (p + 4 > t.size()) throw std::runtime_error("bad \\u escape");
-          const unsigned code = static_cast<unsigned>(std::stoul(std::string(t.substr(p, 4)), nullptr, 16));
+          const unsigned code =
+              static_cast<unsigned>(std::stoul(std::string(t.substr(p, 4)), nullptr, 16));
           p += 4;
           if (code >= 0x80) throw std::runtime_error("only ASCII \\u escapes are expected");
           out += static_cast<char>(code);
           break;
         }
-        default: throw std::runtime_error("bad escape");
+        default:
+          throw std::runtime_error("bad escape");
       }
     }
   }
@@ -128,7 +147,8 @@ struct Json {
     }
     if (c == '"') return Json{parse_string(t, p)};
     for (const auto& [word, value] : {std::pair<std::string_view, Json>{"true", Json{true}},
-                                      {"false", Json{false}}, {"null", Json{nullptr}}}) {
+                                      {"false", Json{false}},
+                                      {"null", Json{nullptr}}}) {
       if (t.substr(p, word.size()) == word) {
         p += word.size();
         return value;

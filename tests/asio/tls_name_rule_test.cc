@@ -37,7 +37,8 @@ TEST_CASE("tls_name rule: a Syn is accepted only when the certificate names a no
 
   auto accepts = [&](std::optional<std::vector<std::string>> names) {
     ac::Node a(config_for("a", 7001, "a.test"), t0, 1);
-    auto reply = a.handle_packet(syn, t0, ac::Inbound{{"127.0.0.1", 40000}, ac::Stage::kStreamOpen, names});
+    auto reply =
+        a.handle_packet(syn, t0, ac::Inbound{{"127.0.0.1", 40000}, ac::Stage::kStreamOpen, names});
     const bool accepted = reply.has_value();
     CHECK(a.stats().dropped_tls_name == (accepted ? 0u : 1u));
     CHECK(a.stats().packets_out.synack == (accepted ? 1u : 0u));
@@ -45,19 +46,24 @@ TEST_CASE("tls_name rule: a Syn is accepted only when the certificate names a no
   };
   CHECK(accepts(std::nullopt));  // no certificate checked: plain TCP or TLS without client auth
   CHECK(accepts(std::vector<std::string>{"b.test"}));
-  CHECK(accepts(std::vector<std::string>{"other.test", "B.Test"}));  // host names compare without case
+  CHECK(accepts(
+      std::vector<std::string>{"other.test", "B.Test"}));  // host names compare without case
   CHECK_FALSE(accepts(std::vector<std::string>{}));
   CHECK_FALSE(accepts(std::vector<std::string>{"a.test.evil", "b.tes"}));
 }
 
-TEST_CASE("tls_name rule: a node without a tls_name cannot pass it, nor can a wrong cluster get a reply") {
+TEST_CASE(
+    "tls_name rule: a node without a tls_name cannot pass it, nor can a wrong cluster get a "
+    "reply") {
   const ac::Instant t0{};
   const ac::Address a_addr{"127.0.0.1", 7001};
   ac::Node anonymous(config_for("anon", 7003, "", {a_addr}), t0, 3);
   const ac::Bytes syn = first_syn(anonymous, t0);
   ac::Node a(config_for("a", 7001, "a.test"), t0, 1);
   // Even a certificate naming the empty string matches nothing.
-  CHECK_FALSE(a.handle_packet(syn, t0, ac::Inbound{{"127.0.0.1", 1}, ac::Stage::kStreamOpen, std::vector<std::string>{""}}));
+  CHECK_FALSE(a.handle_packet(
+      syn, t0,
+      ac::Inbound{{"127.0.0.1", 1}, ac::Stage::kStreamOpen, std::vector<std::string>{""}}));
   CHECK(a.stats().dropped_tls_name == 1);
 
   ac::Config other = config_for("x", 7004, "x.test", {a_addr});
@@ -65,8 +71,9 @@ TEST_CASE("tls_name rule: a node without a tls_name cannot pass it, nor can a wr
   ac::Node x(other, t0, 4);
   const ac::Bytes foreign = first_syn(x, t0);
   // Identity first: a peer that fails the rule learns nothing, not even our cluster id.
-  CHECK_FALSE(
-      a.handle_packet(foreign, t0, ac::Inbound{{"127.0.0.1", 2}, ac::Stage::kStreamOpen, std::vector<std::string>{"y"}}));
+  CHECK_FALSE(a.handle_packet(
+      foreign, t0,
+      ac::Inbound{{"127.0.0.1", 2}, ac::Stage::kStreamOpen, std::vector<std::string>{"y"}}));
   CHECK(a.stats().dropped_tls_name == 2);
   CHECK(a.stats().packets_out.bad_cluster == 0);
 }
@@ -84,11 +91,13 @@ TEST_CASE("Transmit::tls_name: empty for a bare seed, the node's tls_name once i
   CHECK(tx->tls_name.empty());
 
   // One whole exchange: A learns B's id from the SynAck digest.
-  auto synack = b.handle_packet(tx->payload, t0, ac::Inbound{a.self_id().gossip_advertise_addr, ac::Stage::kStreamOpen, {}});
+  auto synack = b.handle_packet(
+      tx->payload, t0, ac::Inbound{a.self_id().gossip_advertise_addr, ac::Stage::kStreamOpen, {}});
   REQUIRE(synack);
   auto ack = a.handle_packet(synack->payload, t0, ac::Inbound{b_addr, ac::Stage::kStreamReply, {}});
   REQUIRE(ack);
-  b.handle_packet(ack->payload, t0, ac::Inbound{a.self_id().gossip_advertise_addr, ac::Stage::kStreamAck, {}});
+  b.handle_packet(ack->payload, t0,
+                  ac::Inbound{a.self_id().gossip_advertise_addr, ac::Stage::kStreamAck, {}});
 
   const ac::Instant t1 = t0 + a.config().gossip_interval;
   a.handle_timeout(t1);

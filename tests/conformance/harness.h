@@ -47,6 +47,7 @@ struct NodeSpec {
   Duration gossip_interval = 50ms;
   Duration io_timeout = 5s;  // connect, read and write
   std::size_t max_inbound_connections = 256;
+  std::size_t max_waiting_per_host = 32;
   std::size_t hook_queue_capacity = 10'000;
   Limits limits;  // the core's
 };

@@ -76,6 +76,29 @@ NodeSpec victim_spec(Transport transport = Transport::kTcp) {
   return spec;
 }
 
+// Half-open connections from `attacker`, reopened as the node closes them.
+struct HalfOpenFlood {
+  HalfOpenFlood(const Address& target, std::string attacker, int count)
+      : to(target), from(std::move(attacker)) {
+    for (int i = 0; i < count; ++i) {
+      sockets.push_back(std::make_unique<RawSocket>(SOCK_STREAM, to, 0, from));
+      ++opened;
+    }
+  }
+  void keep_up() {
+    for (auto& s : sockets) {
+      if (s->closed_by_peer()) {
+        s = std::make_unique<RawSocket>(SOCK_STREAM, to, 0, from);
+        ++opened;
+      }
+    }
+  }
+  Address to;
+  std::string from;
+  std::vector<std::unique_ptr<RawSocket>> sockets;
+  std::size_t opened = 0;
+};
+
 }  // namespace
 
 TEST_SUITE("hostile") {
@@ -221,40 +244,62 @@ TEST_SUITE("hostile") {
     pair.still_gossips("1");
   }
 
-  TEST_CASE("hostile: a flood of half-open connections does not keep gossip out") {
+  TEST_CASE(
+      "hostile: a flood of half-open connections from another host does not keep gossip out") {
     NodeSpec spec = victim_spec();
     spec.max_inbound_connections = 16;
+    spec.max_waiting_per_host = 4;
     Pair pair(spec);
     TestNode& v = pair.victim();
-    // 200 connections that never send a byte, reopened as the node closes them.
-    std::vector<std::unique_ptr<RawSocket>> flood;
-    for (int i = 0; i < 200; ++i)
-      flood.push_back(std::make_unique<RawSocket>(SOCK_STREAM, v.address()));
-    std::size_t opened = flood.size();
-    const auto keep_flooding = [&] {
-      for (auto& s : flood) {
-        if (s->closed_by_peer()) {
-          s = std::make_unique<RawSocket>(SOCK_STREAM, v.address());
-          ++opened;
-        }
-      }
-    };
+    HalfOpenFlood flood(v.address(), "127.0.0.2", 200);
     const std::uint64_t syns_before = v.node().stats().packets_in.syn;
     v.set("during", "flood");
     pair.friend_node().set("during", "flood");
     CHECK_MESSAGE(pair.loop->run_until(
                       [&] {
-                        keep_flooding();
+                        flood.keep_up();
                         return value_seen(v, "friend", "during") == "flood" &&
                                value_seen(pair.friend_node(), "victim", "during") == "flood" &&
                                v.node().stats().packets_in.syn >= syns_before + 5;
                       },
                       kPatience),
                   describe(pair.nodes));
-    CHECK(v.transport_counters().connections_evicted > 0);
-    MESSAGE("half-open connections opened: " << opened << ", evicted: "
-                                             << v.transport_counters().connections_evicted);
-    flood.clear();
+    // The flooding host never held more than its share: it pushed out its
+    // own connections, never a peer's, and nobody was refused.
+    CHECK(v.transport_counters().connections_evicted >= 100);
+    CHECK(v.transport_counters().connections_refused == 0);
+    MESSAGE("half-open connections from another host: "
+            << flood.opened << ", evicted: " << v.transport_counters().connections_evicted);
+    flood.sockets.clear();
+    pair.still_gossips("1");
+  }
+
+  TEST_CASE("hostile: idle connections from the peers' own host give way to gossip") {
+    // From the same host nothing tells a peer's connection from an
+    // attacker's but the frame it sends: 200 idle connections, not reopened
+    // (a flood from elsewhere, reopened as fast as they close, is the case
+    // above; from the peers' own host, a reconnecting flood can only be
+    // told apart by time).
+    NodeSpec spec = victim_spec();
+    spec.max_inbound_connections = 16;
+    Pair pair(spec);
+    TestNode& v = pair.victim();
+    std::vector<std::unique_ptr<RawSocket>> idle;
+    for (int i = 0; i < 200; ++i)
+      idle.push_back(std::make_unique<RawSocket>(SOCK_STREAM, v.address()));
+    const std::uint64_t syns_before = v.node().stats().packets_in.syn;
+    v.set("during", "idle");
+    pair.friend_node().set("during", "idle");
+    CHECK_MESSAGE(pair.loop->run_until(
+                      [&] {
+                        return value_seen(v, "friend", "during") == "idle" &&
+                               value_seen(pair.friend_node(), "victim", "during") == "idle" &&
+                               v.node().stats().packets_in.syn >= syns_before + 5;
+                      },
+                      kPatience),
+                  describe(pair.nodes));
+    CHECK(v.transport_counters().connections_evicted >= 184);
+    idle.clear();
     pair.still_gossips("1");
   }
 

@@ -66,6 +66,7 @@ class LibeventNode final : public TestNode {
     }
     o.connect_timeout = o.read_timeout = o.write_timeout = spec.io_timeout;
     o.max_inbound_connections = spec.max_inbound_connections;
+    o.max_waiting_per_host = spec.max_waiting_per_host;
     o.hook_queue_capacity = spec.hook_queue_capacity;
     return o;
   }

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "aiocluster/framing.h"
@@ -21,11 +22,18 @@ namespace aiocluster::conformance {
 class RawSocket {
  public:
   // `receive_buffer`: SO_RCVBUF to ask for before connecting (0: default),
-  // for peers that read slowly.
-  RawSocket(int type, const Address& to, int receive_buffer = 0)
+  // for peers that read slowly. `from`: the local IPv4 address to bind
+  // (empty: the system's choice); any of 127.0.0.0/8 plays another host.
+  RawSocket(int type, const Address& to, int receive_buffer = 0, const std::string& from = "")
       : fd_(::socket(AF_INET, type | SOCK_NONBLOCK, 0)) {
     if (receive_buffer > 0)
       ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    if (!from.empty()) {
+      sockaddr_in local{};
+      local.sin_family = AF_INET;
+      ::inet_pton(AF_INET, from.c_str(), &local.sin_addr);
+      (void)::bind(fd_, reinterpret_cast<const sockaddr*>(&local), sizeof local);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(to.port);

@@ -69,11 +69,11 @@ TEST_CASE("delta: skip what the peer has, send from its max_version") {
 
 TEST_CASE("delta: reset from 0 when the peer is behind our last_gc_version") {
   ClusterState cs(nid("self"));
-  cs.self().set("a", "1", t0());     // v1
-  cs.self().set("b", "2", t0());     // v2
-  cs.self().remove("b", t0());       // v3
-  cs.self().set("c", "3", t0());     // v4
-  cs.self().gc_tombstones(t0());     // last_gc_version = 3
+  cs.self().set("a", "1", t0());  // v1
+  cs.self().set("b", "2", t0());  // v2
+  cs.self().remove("b", t0());    // v3
+  cs.self().set("c", "3", t0());  // v4
+  cs.self().gc_tombstones(t0());  // last_gc_version = 3
   REQUIRE(cs.self().last_gc_version() == 3);
   // Peer at (0, 2): behind the GC horizon, must reset.
   Delta d = delta_for(cs, Digest{{NodeDigest{nid("self"), 1, 0, 2}}});
@@ -98,9 +98,11 @@ TEST_CASE("delta: max_version announced even with no stale key-values (after GC)
   CHECK(d.node_deltas[0].max_version == 2);
 }
 
-TEST_CASE("delta: the packet never exceeds the budget, and a partial node ends at its last version") {
+TEST_CASE(
+    "delta: the packet never exceeds the budget, and a partial node ends at its last version") {
   ClusterState cs(nid("self"));
-  for (int i = 0; i < 200; ++i) cs.self().set("key" + std::to_string(i), std::string(50, 'x'), t0());
+  for (int i = 0; i < 200; ++i)
+    cs.self().set("key" + std::to_string(i), std::string(50, 'x'), t0());
   for (std::size_t budget : {200u, 333u, 1000u, 4096u, 9999u}) {
     Delta d = delta_for(cs, Digest{}, budget);
     const Packet p{"c", Ack{d}};
@@ -118,7 +120,9 @@ TEST_CASE("delta: unknown nodes first, then the most stale") {
   auto fill = [&](const std::string& name, int n) {
     NodeState* st = cs.find_or_create(nid(name), 10);
     Delta d{{NodeDelta{nid(name), 0, 0, {}, std::nullopt}}};
-    for (int i = 1; i <= n; ++i) d.node_deltas[0].key_values.push_back({"k" + std::to_string(i), "v", static_cast<std::uint64_t>(i), KeyStatus::kSet});
+    for (int i = 1; i <= n; ++i)
+      d.node_deltas[0].key_values.push_back(
+          {"k" + std::to_string(i), "v", static_cast<std::uint64_t>(i), KeyStatus::kSet});
     cs.apply(d, t0(), ApplyLimits{}, no_events);
     REQUIRE(st->max_version() == static_cast<std::uint64_t>(n));
   };
@@ -140,11 +144,13 @@ TEST_CASE("apply: gap, reset and tombstone rules") {
     return KeyValueUpdate{std::move(k), s == KeyStatus::kDeleted ? "" : "v", v, s};
   };
   // A node we do not know must start at 0.
-  ApplyReport r = cs.apply(Delta{{NodeDelta{nid("a"), 2, 0, {kv("x", 3)}, 3}}}, t0(), {}, no_events);
+  ApplyReport r =
+      cs.apply(Delta{{NodeDelta{nid("a"), 2, 0, {kv("x", 3)}, 3}}}, t0(), {}, no_events);
   CHECK(r.rejected_gap == 1);
   CHECK(cs.find(nid("a")) == nullptr);
 
-  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("x", 1), kv("y", 2)}, 4}}}, t0(), {}, no_events);
+  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("x", 1), kv("y", 2)}, 4}}}, t0(), {},
+               no_events);
   CHECK(r.applied == 1);
   const NodeState* a = cs.find(nid("a"));
   CHECK(a->max_version() == 4);
@@ -158,10 +164,12 @@ TEST_CASE("apply: gap, reset and tombstone rules") {
   CHECK(r.rejected_reset == 1);
   CHECK(a->max_version() == 4);
   // Reset from 0: the replica is wiped, old tombstones at or below lgc skipped.
-  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 7,
-                                 {kv("x", 1), kv("old", 6, KeyStatus::kDeleted), kv("z", 8),
-                                  kv("gone", 9, KeyStatus::kDeleted)},
-                                 9}}},
+  r = cs.apply(Delta{{NodeDelta{nid("a"),
+                                0,
+                                7,
+                                {kv("x", 1), kv("old", 6, KeyStatus::kDeleted), kv("z", 8),
+                                 kv("gone", 9, KeyStatus::kDeleted)},
+                                9}}},
                t0(), {}, no_events);
   CHECK(r.resets == 1);
   CHECK(a->last_gc_version() == 7);
@@ -185,7 +193,8 @@ TEST_CASE("apply: malformed node deltas are rejected whole") {
   ClusterState cs(nid("self"));
   auto apply = [&](NodeDelta nd) { return cs.apply(Delta{{std::move(nd)}}, t0(), {}, no_events); };
   // Versions not increasing.
-  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 2, {}}, {"y", "", 2, {}}}, 2}).rejected_malformed == 1);
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 2, {}}, {"y", "", 2, {}}}, 2})
+            .rejected_malformed == 1);
   // A version beyond max_version.
   CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"x", "", 5, {}}}, 4}).rejected_malformed == 1);
   // A version at or below from_version_excluded.
@@ -202,14 +211,19 @@ TEST_CASE("apply: limits on nodes and keys") {
   limits.max_nodes = 2;
   limits.max_keys_per_node = 2;
   limits.max_key_size = 4;
-  CHECK(cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {{"k1", "", 1, {}}, {"k2", "", 2, {}}, {"k3", "", 3, {}}}, 3}}},
-                 t0(), limits, no_events)
-            .rejected_limit == 1);
-  CHECK(cs.apply(Delta{{NodeDelta{nid("b"), 0, 0, {{"k1", "", 1, {}}}, 1}}}, t0(), limits, no_events)
-            .applied == 1);
-  CHECK(cs.apply(Delta{{NodeDelta{nid("c"), 0, 0, {{"k1", "", 1, {}}}, 1}}}, t0(), limits, no_events)
-            .rejected_limit == 1);
-  CHECK(cs.apply(Delta{{NodeDelta{nid("b"), 1, 0, {{"long-key", "", 2, {}}}, 2}}}, t0(), limits, no_events)
+  CHECK(
+      cs.apply(Delta{{NodeDelta{
+                   nid("a"), 0, 0, {{"k1", "", 1, {}}, {"k2", "", 2, {}}, {"k3", "", 3, {}}}, 3}}},
+               t0(), limits, no_events)
+          .rejected_limit == 1);
+  CHECK(
+      cs.apply(Delta{{NodeDelta{nid("b"), 0, 0, {{"k1", "", 1, {}}}, 1}}}, t0(), limits, no_events)
+          .applied == 1);
+  CHECK(
+      cs.apply(Delta{{NodeDelta{nid("c"), 0, 0, {{"k1", "", 1, {}}}, 1}}}, t0(), limits, no_events)
+          .rejected_limit == 1);
+  CHECK(cs.apply(Delta{{NodeDelta{nid("b"), 1, 0, {{"long-key", "", 2, {}}}, 2}}}, t0(), limits,
+                 no_events)
             .rejected_malformed == 1);
   CHECK(cs.size() == 2);
 }

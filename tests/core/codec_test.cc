@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <google/protobuf/stubs/logging.h>
 
 #include "harness.h"
 
@@ -67,10 +68,12 @@ TEST_CASE("known bytes: the encoding is protobuf's, field for field") {
   // PacketPb{syn:{digest:{}}} with empty cluster id = 12 02 12 00
   CHECK(encode(Packet{"", Syn{}}) == Bytes{0x12, 0x02, 0x12, 0x00});
   // KeyValueUpdatePb{key:"k", version:1, status:DELETED} inside an Ack.
-  Packet p{"", Ack{Delta{{NodeDelta{NodeId{}, 0, 0, {{"k", "", 1, KeyStatus::kDeleted}}, std::nullopt}}}}};
+  Packet p{
+      "",
+      Ack{Delta{{NodeDelta{NodeId{}, 0, 0, {{"k", "", 1, KeyStatus::kDeleted}}, std::nullopt}}}}};
   // ack(4){delta(3){node_deltas(1){node_id(1){addr(3){}} key_values(4){1:"k" 3:1 4:1}}}}
   const Bytes expected = {0x22, 0x11, 0x1a, 0x0f, 0x0a, 0x0d, 0x0a, 0x02, 0x1a, 0x00,
-                          0x22, 0x07, 0x0a, 0x01, 'k', 0x18, 0x01, 0x20, 0x01};
+                          0x22, 0x07, 0x0a, 0x01, 'k',  0x18, 0x01, 0x20, 0x01};
   CHECK(encode(p).size() == 19);
   CHECK(encode(p) == expected);
 }
@@ -89,8 +92,8 @@ TEST_CASE("a port above 65535 is an invalid field") {
   // AddressPb body: 10 f0 a2 04 (4 bytes); NodeIdPb body: 1a 04 <addr> (6 bytes);
   // NodeDigestPb body: 0a 06 <id> (8); DigestPb body: 0a 08 <nd> (10);
   // SynPb body: 12 0a <digest> (12); PacketPb: 12 0c <syn>.
-  const Bytes bytes = {0x12, 0x0c, 0x12, 0x0a, 0x0a, 0x08, 0x0a, 0x06, 0x1a, 0x04,
-                       0x10, 0xf0, 0xa2, 0x04};
+  const Bytes bytes = {0x12, 0x0c, 0x12, 0x0a, 0x0a, 0x08, 0x0a,
+                       0x06, 0x1a, 0x04, 0x10, 0xf0, 0xa2, 0x04};
   CHECK(std::get<DecodeError>(decode(bytes)) == DecodeError::kInvalidField);
 }
 
@@ -119,4 +122,34 @@ TEST_CASE("NodeId identity uses all five fields") {
     CHECK(((a < b) || (b < a)));
   }
   CHECK(std::hash<NodeId>{}(a) == std::hash<NodeId>{}(NodeId(a)));
+}
+
+TEST_CASE("text that is not UTF-8 is refused in every field, and libprotobuf logs nothing") {
+  // Any log line from libprotobuf while decoding is a failure: a peer must
+  // not be able to write to our logs.
+  static int logged = 0;
+  google::protobuf::LogHandler* previous = google::protobuf::SetLogHandler(
+      [](google::protobuf::LogLevel, const char*, int, const std::string&) { ++logged; });
+  const std::string bad("\xc3\x28", 2);
+  const std::vector<Packet> packets = {
+      Packet{bad, BadCluster{}},
+      Packet{"c", Syn{Digest{{NodeDigest{NodeId{bad, 1, Address{"h", 1}, ""}, 1, 0, 0}}}}},
+      Packet{"c", Syn{Digest{{NodeDigest{NodeId{"n", 1, Address{bad, 1}, ""}, 1, 0, 0}}}}},
+      Packet{"c", Syn{Digest{{NodeDigest{NodeId{"n", 1, Address{"h", 1}, bad}, 1, 0, 0}}}}},
+      Packet{"c",
+             Ack{Delta{{NodeDelta{node_id("a", 1), 0, 0, {{bad, "v", 1, KeyStatus::kSet}}, 1}}}}},
+      Packet{"c",
+             Ack{Delta{{NodeDelta{node_id("a", 1), 0, 0, {{"k", bad, 1, KeyStatus::kSet}}, 1}}}}},
+  };
+  for (const auto& p : packets) {
+    const Bytes bytes = encode(p);
+    REQUIRE(std::holds_alternative<DecodeError>(decode(bytes)));
+    CHECK(std::get<DecodeError>(decode(bytes)) == DecodeError::kInvalidField);
+    CHECK(decode(bytes) == decode_reference(bytes));
+  }
+  // UTF-8 beyond ASCII is fine.
+  const Packet accented{"caf\xc3\xa9", Syn{Digest{{NodeDigest{node_id("n\xc3\xa9", 1), 1, 0, 0}}}}};
+  CHECK(decode(encode(accented)) == DecodeResult{accented});
+  google::protobuf::SetLogHandler(previous);
+  CHECK(logged == 0);
 }

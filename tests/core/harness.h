@@ -23,13 +23,14 @@ inline Config make_config(int index, std::vector<int> seeds = {}) {
   config.cluster_id = "test-cluster";
   config.node_id = NodeId{"node" + std::to_string(index), 1,
                           Address{"127.0.0.1", static_cast<std::uint16_t>(7000 + index)}, ""};
-  for (int s : seeds) config.seeds.push_back(Address{"127.0.0.1", static_cast<std::uint16_t>(7000 + s)});
+  for (int s : seeds)
+    config.seeds.push_back(Address{"127.0.0.1", static_cast<std::uint16_t>(7000 + s)});
   return config;
 }
 
 struct MemCluster {
   std::vector<std::unique_ptr<Node>> nodes;
-  std::vector<bool> down;        // crashed: neither sends nor answers
+  std::vector<bool> down;             // crashed: neither sends nor answers
   std::set<std::pair<int, int>> cut;  // directed links that lose every packet
   Instant now = t0();
   std::function<void(const Bytes&)> on_packet;  // sees every packet sent
@@ -59,7 +60,9 @@ struct MemCluster {
     return -1;
   }
 
-  bool link_up(int from, int to) const { return !down[to] && !down[from] && !cut.contains({from, to}); }
+  bool link_up(int from, int to) const {
+    return !down[to] && !down[from] && !cut.contains({from, to});
+  }
 
   void see(const Bytes& b) {
     if (on_packet) on_packet(b);
@@ -105,7 +108,8 @@ struct MemCluster {
         const NodeId& id = nodes[j]->self_id();
         if (!nodes[i]->is_live(id)) return false;
         const NodeState* st = nodes[i]->node_state(id);
-        if (st == nullptr || st->max_version() != nodes[j]->cluster_state().self().max_version()) return false;
+        if (st == nullptr || st->max_version() != nodes[j]->cluster_state().self().max_version())
+          return false;
       }
     }
     return true;

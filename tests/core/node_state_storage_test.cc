@@ -26,7 +26,9 @@ struct Model {
   void put(const std::string& key, VersionedValue value, Instant now) {
     // A version names one entry: a write at a version another key holds
     // replaces that key (only a corrupt peer does this).
-    std::erase_if(entries, [&](const auto& e) { return e.first != key && e.second.value.version == value.version; });
+    std::erase_if(entries, [&](const auto& e) {
+      return e.first != key && e.second.value.version == value.version;
+    });
     entries[key] = ModelEntry{std::move(value), now};
   }
 };
@@ -100,7 +102,8 @@ TEST_CASE("NodeState storage matches a map model under random operations") {
         CHECK(change.has_value() == !noop);
         if (change) model.put(k, VersionedValue{v, ++model.max_version, KeyStatus::kSet}, now);
       } else if (op < 40) {
-        if (st.remove(k, now)) model.put(k, VersionedValue{"", ++model.max_version, KeyStatus::kDeleted}, now);
+        if (st.remove(k, now))
+          model.put(k, VersionedValue{"", ++model.max_version, KeyStatus::kDeleted}, now);
       } else if (op < 47) {
         const std::string v = value();
         if (st.set_with_ttl(k, v, now)) {
@@ -115,8 +118,9 @@ TEST_CASE("NodeState storage matches a map model under random operations") {
       } else if (op < 80) {
         // Replicated writes: mostly past the newest version, sometimes at or
         // below an existing one (out of order, or a corrupt duplicate).
-        const std::uint64_t version =
-            rng() % 4 == 0 && model.max_version > 0 ? 1 + rng() % model.max_version : model.max_version + 1 + rng() % 3;
+        const std::uint64_t version = rng() % 4 == 0 && model.max_version > 0
+                                          ? 1 + rng() % model.max_version
+                                          : model.max_version + 1 + rng() % 3;
         const auto status = static_cast<KeyStatus>(rng() % 3);
         VersionedValue vv{status == KeyStatus::kDeleted ? "" : value(), version, status};
         const KeyChange change = st.apply(k, vv, now);
@@ -124,7 +128,8 @@ TEST_CASE("NodeState storage matches a map model under random operations") {
         CHECK(change.new_value == vv);
         const auto before = model.entries.find(k);
         CHECK(change.old_value.has_value() == (before != model.entries.end()));
-        if (before != model.entries.end() && change.old_value) CHECK(*change.old_value == before->second.value);
+        if (before != model.entries.end() && change.old_value)
+          CHECK(*change.old_value == before->second.value);
         model.put(k, vv, now);
         st.raise_max_version(version);
         model.max_version = std::max(model.max_version, version);

@@ -62,9 +62,9 @@ TEST_CASE("stale entries come in version order from the index") {
 TEST_CASE("tombstones are collected after the grace period, raising last_gc_version") {
   NodeState st = fresh();
   st.set("a", "1", t0());
-  st.remove("a", t0());                    // v2 at t0
-  st.set_with_ttl("b", "x", t0() + 10s);   // v3 at t0+10s
-  st.set("c", "live", t0());               // v4
+  st.remove("a", t0());                   // v2 at t0
+  st.set_with_ttl("b", "x", t0() + 10s);  // v3 at t0+10s
+  st.set("c", "live", t0());              // v4
   CHECK(st.gc_tombstones(t0() - 1s) == 0);
   CHECK(st.gc_tombstones(t0()) == 1);
   CHECK(st.last_gc_version() == 2);

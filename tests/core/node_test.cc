@@ -38,7 +38,8 @@ TEST_CASE("bad configuration is refused with the field's name") {
   };
   refused([](Config& c) { c.cluster_id.clear(); }, "cluster_id");
   refused([](Config& c) { c.node_id.name.clear(); }, "node_id.name");
-  refused([](Config& c) { c.node_id.gossip_advertise_addr.port = 0; }, "gossip_advertise_addr.port");
+  refused([](Config& c) { c.node_id.gossip_advertise_addr.port = 0; },
+          "gossip_advertise_addr.port");
   refused([](Config& c) { c.gossip_interval = 0s; }, "gossip_interval");
   refused([](Config& c) { c.gossip_count = 0; }, "gossip_count");
   refused([](Config& c) { c.max_payload_size = 10; }, "max_payload_size");
@@ -142,9 +143,8 @@ TEST_CASE("set, delete and TTL propagate, with key-change events on every node")
 }
 
 TEST_CASE("tombstones are collected everywhere and the key never comes back") {
-  MemCluster c = MemCluster::ring(3, [](Config& config) {
-    config.marked_for_deletion_grace_period = 30s;
-  });
+  MemCluster c =
+      MemCluster::ring(3, [](Config& config) { config.marked_for_deletion_grace_period = 30s; });
   c.nodes[1]->set("doomed", "1");
   c.run(10s);
   c.nodes[1]->remove("doomed");
@@ -338,7 +338,8 @@ TEST_CASE("peer selection: gossip_count live peers, a seed now and then, a dead 
     round(sent);
     refresh();
     for (const auto& to : sent) {
-      if (to == c.nodes[4]->self_id().gossip_advertise_addr || to == c.nodes[5]->self_id().gossip_advertise_addr) {
+      if (to == c.nodes[4]->self_id().gossip_advertise_addr ||
+          to == c.nodes[5]->self_id().gossip_advertise_addr) {
         ++dead_picks;
       }
     }

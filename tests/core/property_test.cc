@@ -50,7 +50,8 @@ struct Net {
     const int copies = rng.chance(loss) ? 0 : (rng.chance(duplication) ? 2 : 1);
     for (int i = 0; i < copies; ++i) {
       const auto delay = std::chrono::milliseconds(1 + rng.below(400));  // reorders
-      queue.push_back({now + delay, order++, to, nodes[from]->self_id().gossip_advertise_addr, payload});
+      queue.push_back(
+          {now + delay, order++, to, nodes[from]->self_id().gossip_advertise_addr, payload});
     }
   }
 
@@ -83,7 +84,8 @@ struct Net {
         return std::tie(a.at, a.order) < std::tie(b.at, b.order);
       });
       std::vector<Datagram> due;
-      auto split = std::find_if(queue.begin(), queue.end(), [&](const Datagram& d) { return d.at > now; });
+      auto split =
+          std::find_if(queue.begin(), queue.end(), [&](const Datagram& d) { return d.at > now; });
       due.assign(std::make_move_iterator(queue.begin()), std::make_move_iterator(split));
       queue.erase(queue.begin(), split);
       for (auto& d : due) {
@@ -110,7 +112,8 @@ TEST_CASE("budget and monotonic invariants under loss, duplication and reorderin
       config.max_payload_size = net.max_payload;
       config.marked_for_deletion_grace_period = 20s;
       KeyValues initial;  // more than one packet's worth, so early deltas are cut
-      for (int k = 0; k < 30; ++k) initial.emplace_back("init" + std::to_string(k), std::string(50, 'i'));
+      for (int k = 0; k < 30; ++k)
+        initial.emplace_back("init" + std::to_string(k), std::string(50, 'i'));
       net.nodes.push_back(std::make_unique<Node>(config, net.now, 1000 * seed + i, initial));
     }
     Rng ops(static_cast<std::uint64_t>(seed) * 77);
@@ -119,10 +122,18 @@ TEST_CASE("budget and monotonic invariants under loss, duplication and reorderin
         Node& node = *net.nodes[ops.below(n)];
         const std::string key = "k" + std::to_string(ops.below(40));
         switch (ops.below(4)) {
-          case 0: node.set(key, std::string(ops.below(60), 'v') + std::to_string(step)); break;
-          case 1: node.remove(key); break;
-          case 2: node.set_with_ttl(key, "ttl"); break;
-          default: node.delete_after_ttl(key); break;
+          case 0:
+            node.set(key, std::string(ops.below(60), 'v') + std::to_string(step));
+            break;
+          case 1:
+            node.remove(key);
+            break;
+          case 2:
+            node.set_with_ttl(key, "ttl");
+            break;
+          default:
+            node.delete_after_ttl(key);
+            break;
         }
       }
       net.run_until(net.now + 1s);

@@ -63,7 +63,8 @@ Problems check_detection(std::uint64_t seed, Duration& detect) {
   const Instant crashed = sim.now();
   sim.run_for(kDetectBound);
   const auto& report = sim.crashes().back();
-  problems.check(report.detected_at.has_value(), "crash of " + old_id.name + " not detected within " +
+  problems.check(report.detected_at.has_value(), "crash of " + old_id.name +
+                                                     " not detected within " +
                                                      std::to_string(ms(kDetectBound)) + " ms");
   if (report.detected_at) detect = *report.detected_at - crashed;
   problems.check(sim.seen_dead_by_all(old_id), "a survivor sees the crashed node live");
@@ -93,14 +94,14 @@ Problems check_detection(std::uint64_t seed, Duration& detect) {
   const NodeId before = sim.node_id(other);
   const Instant restarted = sim.now();
   sim.restart(other);
-  problems.check(sim.run_until_converged(sim.now() + kJoinBound, 100ms).has_value(),
-                 "a node restarted in place did not rejoin within " + std::to_string(ms(kJoinBound)) +
-                     " ms");
+  problems.check(
+      sim.run_until_converged(sim.now() + kJoinBound, 100ms).has_value(),
+      "a node restarted in place did not rejoin within " + std::to_string(ms(kJoinBound)) + " ms");
   sim.run_until(restarted + kYoungDetectBound);
   const auto& replaced = sim.crashes().back();
   problems.check(replaced.id == before && replaced.detected_at.has_value(),
-                 "the replaced incarnation is still seen live " + std::to_string(ms(kYoungDetectBound)) +
-                     " ms after the restart");
+                 "the replaced incarnation is still seen live " +
+                     std::to_string(ms(kYoungDetectBound)) + " ms after the restart");
   return problems;
 }
 
@@ -121,8 +122,8 @@ Problems check_false_deaths(std::uint64_t seed) {
   Problems problems;
   problems.check(sim.counters().false_deaths == 0,
                  std::to_string(sim.counters().false_deaths) + " false deaths (" +
-                     (options.transport == Transport::kUdp ? "udp" : "tcp") + ", " + std::to_string(n) +
-                     " nodes)");
+                     (options.transport == Transport::kUdp ? "udp" : "tcp") + ", " +
+                     std::to_string(n) + " nodes)");
   problems.check(left == 0, std::to_string(left) + " NodeLeft events among healthy nodes");
   problems.check(sim.converged(), "not converged at the end");
   problems.check(sim.counters().lost > 0, "no packet was lost: the loss did not apply");
@@ -147,9 +148,9 @@ TEST_SUITE("detection") {
     CHECK(failures == 0);
     if (!detect_ms.empty()) {
       std::sort(detect_ms.begin(), detect_ms.end());
-      MESSAGE("crash seen dead by every survivor after: min " << detect_ms.front() << " ms, median "
-                                                              << detect_ms[detect_ms.size() / 2]
-                                                              << " ms, max " << detect_ms.back() << " ms");
+      MESSAGE("crash seen dead by every survivor after: min "
+              << detect_ms.front() << " ms, median " << detect_ms[detect_ms.size() / 2]
+              << " ms, max " << detect_ms.back() << " ms");
     }
   }
 }

@@ -31,8 +31,8 @@ Problems check_liveness(std::uint64_t seed, Duration& took) {
   const auto converged = sim.run_until_converged(healed + kBound, 100ms);
   Problems problems;
   problems.check(converged.has_value(), "not converged " + std::to_string(ms(kBound)) +
-                                            " ms after healing (" + scenario.describe() + "): " +
-                                            sim.convergence_gap().value_or(""));
+                                            " ms after healing (" + scenario.describe() +
+                                            "): " + sim.convergence_gap().value_or(""));
   if (!converged) return problems;
   took = *converged - healed;
   // Converged means equal max_versions; the values must agree too.
@@ -50,8 +50,8 @@ Problems check_liveness(std::uint64_t seed, Duration& took) {
         problems.check(ok, "node " + std::to_string(o) + " holds " +
                                (held ? std::string(key) + "@" + std::to_string(held->version)
                                      : "no " + std::string(key)) +
-                               " of node " + std::to_string(s) + ", whose own is " + std::string(key) +
-                               "@" + std::to_string(vv.version) + " status " +
+                               " of node " + std::to_string(s) + ", whose own is " +
+                               std::string(key) + "@" + std::to_string(vv.version) + " status " +
                                std::to_string(static_cast<int>(vv.status)));
       });
     }

@@ -13,7 +13,8 @@
 namespace simtest {
 namespace {
 
-constexpr const char* kSafety = "safety: replicas never regress and deleted keys never return and packets fit";
+constexpr const char* kSafety =
+    "safety: replicas never regress and deleted keys never return and packets fit";
 
 // What the faults made the nodes do, summed over seeds: evidence that the
 // paths the invariants guard were exercised.
@@ -34,8 +35,8 @@ Problems check_safety(std::uint64_t seed, Exercised& exercised) {
   Problems problems;
   const auto& checker = scenario.checker();
   for (const auto& v : checker.violations()) problems.check(false, v);
-  problems.check(checker.checks() > 100, "the checker saw only " + std::to_string(checker.checks()) +
-                                             " inputs");
+  problems.check(checker.checks() > 100,
+                 "the checker saw only " + std::to_string(checker.checks()) + " inputs");
   const Simulator& sim = scenario.sim();
   const auto& c = sim.counters();
   problems.check(c.oversized_packets == 0,
@@ -68,9 +69,10 @@ TEST_SUITE("safety") {
     }
     CHECK(failures == 0);
     MESSAGE(all.size() << " seeds, " << exercised.checks << " node inputs checked; "
-                       << exercised.tombstones_removed << " tombstones collected, " << exercised.resets
-                       << " replica resets, " << exercised.nodes_removed << " dead nodes removed, "
-                       << exercised.rejected << " deltas rejected (gap or reset)");
+                       << exercised.tombstones_removed << " tombstones collected, "
+                       << exercised.resets << " replica resets, " << exercised.nodes_removed
+                       << " dead nodes removed, " << exercised.rejected
+                       << " deltas rejected (gap or reset)");
     if (all.size() >= 50) {
       // Over many seeds, every guarded path must have run.
       CHECK(exercised.tombstones_removed > 0);

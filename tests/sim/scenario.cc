@@ -36,8 +36,9 @@ Scenario::Scenario(std::uint64_t seed, ScenarioOptions options)
 
   const std::size_t n = 3 + rng_.below(4);
   const Duration tombstone_grace = millis(2000 + rng_.below(13000));
-  const Duration dead_grace = options_.short_dead_grace ? millis(20000 + rng_.below(70000))
-                                                        : aiocluster::Config{}.dead_node_grace_period;
+  const Duration dead_grace = options_.short_dead_grace
+                                  ? millis(20000 + rng_.below(70000))
+                                  : aiocluster::Config{}.dead_node_grace_period;
   for (NodeIndex i = 0; i < n; ++i) {
     // Seeds: one of the first two nodes other than itself (a node whose
     // only seed is itself cannot join a cluster that never heard of it),
@@ -85,10 +86,18 @@ void Scenario::random_fault() {
     const std::string key = tagged("k", rng_.below(5));
     const std::string value = tagged("v", rng_.below(1000));
     switch (rng_.below(4)) {
-      case 0: sim.update(i, [&](aiocluster::Node& n) { n.set(key, value); }); break;
-      case 1: sim.update(i, [&](aiocluster::Node& n) { n.remove(key); }); break;
-      case 2: sim.update(i, [&](aiocluster::Node& n) { n.set_with_ttl(key, value); }); break;
-      default: sim.update(i, [&](aiocluster::Node& n) { n.delete_after_ttl(key); }); break;
+      case 0:
+        sim.update(i, [&](aiocluster::Node& n) { n.set(key, value); });
+        break;
+      case 1:
+        sim.update(i, [&](aiocluster::Node& n) { n.remove(key); });
+        break;
+      case 2:
+        sim.update(i, [&](aiocluster::Node& n) { n.set_with_ttl(key, value); });
+        break;
+      default:
+        sim.update(i, [&](aiocluster::Node& n) { n.delete_after_ttl(key); });
+        break;
     }
   } else if (r < 52) {
     if (!options_.partitions || partitions_.size() >= 2) return;

@@ -54,7 +54,8 @@ Problems check_seeds(std::uint64_t seed) {
   lonely.seeds = {nowhere(7), nowhere(8)};
   const NodeIndex lonely_slot = sim.add_node(std::move(lonely));
   sim.run_for(20s);
-  problems.check(sim.node(lonely_slot).live_nodes().size() == 1, "a node with dead seeds found peers");
+  problems.check(sim.node(lonely_slot).live_nodes().size() == 1,
+                 "a node with dead seeds found peers");
   problems.check(sim.node(0).node_state(sim.node_id(lonely_slot)) == nullptr,
                  "the cluster learned of a node nobody could reach");
   sim.crash(lonely_slot);
@@ -64,8 +65,9 @@ Problems check_seeds(std::uint64_t seed) {
   aiocluster::Config late = Simulator::make_config(n + 1);
   late.seeds = {Simulator::address_of(rng.below(n))};
   const NodeIndex late_slot = sim.add_node(std::move(late), {{"late", "yes"}});
-  problems.check(sim.run_until_converged(sim.now() + kJoinBound, 100ms).has_value(),
-                 "the late joiner was not taken in within " + std::to_string(ms(kJoinBound)) + " ms");
+  problems.check(
+      sim.run_until_converged(sim.now() + kJoinBound, 100ms).has_value(),
+      "the late joiner was not taken in within " + std::to_string(ms(kJoinBound)) + " ms");
   for (NodeIndex i = 0; i < n; ++i) {
     const auto* replica = sim.node(i).node_state(sim.node_id(late_slot));
     problems.check(replica != nullptr && replica->value("late") == "yes",

@@ -138,7 +138,7 @@ TEST_SUITE("simulator") {
     options.boot_jitter = 0s;
     options.network.latency = {40ms, 40ms};
     Simulator sim(options);
-    sim.add_node(Simulator::make_config(0));       // knows nobody: never starts an exchange
+    sim.add_node(Simulator::make_config(0));  // knows nobody: never starts an exchange
     const std::vector<NodeIndex> seed = {0};
     sim.add_node(Simulator::make_config(1, seed));  // sends its Syn to node 0 at boot, t = 0
     sim.run_until(sim.epoch() + 39ms);
@@ -239,7 +239,7 @@ TEST_SUITE("simulator") {
     CHECK_FALSE(sim.is_running(1));
     sim.run_for(39s);
     CHECK(sim.node(1).cluster_state().self().heartbeat() == heartbeat);
-    CHECK(sim.counters().overflowed > 0);  // two packets fit, the rest were dropped
+    CHECK(sim.counters().overflowed > 0);              // two packets fit, the rest were dropped
     CHECK_FALSE(sim.node(0).is_live(sim.node_id(1)));  // 39 s of silence
     sim.run_for(2s);
     CHECK_FALSE(sim.is_paused(1));

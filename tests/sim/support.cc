@@ -47,7 +47,9 @@ std::string replay(std::uint64_t seed, std::string_view test_case) {
          " --test-case='" + std::string(test_case) + "'";
 }
 
-long long ms(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+long long ms(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 std::string Problems::joined() const {
   std::string out;

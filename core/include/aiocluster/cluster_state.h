@@ -19,12 +19,12 @@ namespace aiocluster {
 // How applying one NodeDelta went.
 enum class NodeDeltaOutcome : std::uint8_t {
   kApplied,
-  kReset,           // applied after wiping the replica
-  kIgnored,         // about ourselves, a node scheduled for deletion, or nothing new
-  kRejectedGap,     // from_version_excluded beyond what we hold
-  kRejectedReset,   // a reset is needed but the delta does not start at 0
+  kReset,              // applied after wiping the replica
+  kIgnored,            // about ourselves, a node scheduled for deletion, or nothing new
+  kRejectedGap,        // from_version_excluded beyond what we hold
+  kRejectedReset,      // a reset is needed but the delta does not start at 0
   kRejectedMalformed,  // versions out of order or beyond max_version, oversized keys
-  kRejectedLimit,   // would exceed the number of known nodes or keys per node, or an id too large
+  kRejectedLimit,  // would exceed the number of known nodes or keys per node, or an id too large
 };
 
 struct ApplyLimits {
@@ -108,8 +108,7 @@ class ClusterState {
   std::size_t gc_tombstones(Instant now, Duration grace);
 
  private:
-  NodeDeltaOutcome apply_node_delta(const NodeDelta& delta, Instant now,
-                                    const ApplyLimits& limits,
+  NodeDeltaOutcome apply_node_delta(const NodeDelta& delta, Instant now, const ApplyLimits& limits,
                                     const std::function<void(const NodeId&, KeyChange)>& on_change,
                                     std::size_t* key_values);
 

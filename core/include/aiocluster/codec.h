@@ -15,9 +15,10 @@
 namespace aiocluster {
 
 enum class DecodeError : std::uint8_t {
-  kMalformed,      // not a parseable PacketPb
-  kNoMessage,      // no known oneof member set (empty, or a newer message kind)
-  kInvalidField,   // parseable but out of range (a port above 65535, an unknown status)
+  kMalformed,     // not a parseable PacketPb
+  kNoMessage,     // no known oneof member set (empty, or a newer message kind)
+  kInvalidField,  // parseable but out of range (a port above 65535, an unknown status,
+                  // text that is not UTF-8)
 };
 
 std::string_view to_string(DecodeError error);
@@ -51,14 +52,14 @@ constexpr std::size_t varint(std::uint64_t value) {
 // bytes, with a one-byte tag (all our field numbers are below 16).
 inline std::size_t length_delimited(std::size_t length) { return 1 + varint(length) + length; }
 
-std::size_t node_id(const NodeId& id);                    // NodeIdPb body
-std::size_t node_digest(const NodeDigest& digest);        // NodeDigestPb body
+std::size_t node_id(const NodeId& id);              // NodeIdPb body
+std::size_t node_digest(const NodeDigest& digest);  // NodeDigestPb body
 std::size_t key_value(std::string_view key, std::string_view value, std::uint64_t version,
-                      KeyStatus status);                   // KeyValueUpdatePb body
-std::size_t digest(const Digest& digest);                 // DigestPb body
-std::size_t node_delta(const NodeDelta& delta);           // NodeDeltaPb body
-std::size_t delta(const Delta& delta);                    // DeltaPb body
-std::size_t packet(const Packet& packet);                 // whole encoded packet
+                      KeyStatus status);         // KeyValueUpdatePb body
+std::size_t digest(const Digest& digest);        // DigestPb body
+std::size_t node_delta(const NodeDelta& delta);  // NodeDeltaPb body
+std::size_t delta(const Delta& delta);           // DeltaPb body
+std::size_t packet(const Packet& packet);        // whole encoded packet
 
 }  // namespace wire_size
 

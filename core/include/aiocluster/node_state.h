@@ -58,8 +58,9 @@ class NodeState {
   // number of versions after `version`).
   template <typename F>
   void for_each_since(std::uint64_t version, F&& f) const {
-    auto it = std::upper_bound(log_.begin(), log_.end(), version,
-                               [](std::uint64_t v, const VersionedValue& e) { return v < e.version; });
+    auto it =
+        std::upper_bound(log_.begin(), log_.end(), version,
+                         [](std::uint64_t v, const VersionedValue& e) { return v < e.version; });
     for (auto i = static_cast<std::size_t>(it - log_.begin()); i < log_.size(); ++i) {
       if (key_at_[i] == kHole) continue;
       if (!f(key_of(i), log_[i])) return;

@@ -65,6 +65,7 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
         options(std::move(opts)),
         timer(strand),
         accept_pause(strand),
+        waiting(options.max_waiting_per_host),
         udp_resolver(strand),
         hooks(options.hook_queue_capacity) {}
 
@@ -158,12 +159,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
         });
   }
 
-  void run_responder() {
-    waiting_slot_ = impl_->waiting.add(this);
-    std::error_code ec;
-    const tcp::endpoint remote = socket_.remote_endpoint(ec);
-    if (ec) return fail(ec, &DriverStats::io_errors, "accept");
-    peer_ = numeric_address(remote);
+  void run_responder(Address peer) {
+    peer_ = std::move(peer);
+    waiting_slot_ = impl_->waiting.add(this, peer_.host);
     if (!impl_->server_tls) {
       read_frame([self = shared_from_this()](Bytes frame) { self->on_syn(std::move(frame)); });
       return;
@@ -527,21 +525,28 @@ void detail::ClusterImpl::accept() {
       });
       return;
     }
-    Connection* evict = nullptr;
-    if (self->inbound >= self->options.max_inbound_connections) evict = self->waiting.take_oldest();
-    if (self->inbound >= self->options.max_inbound_connections && evict == nullptr) {
+    std::error_code remote_ec;
+    const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
+    const Address peer = remote_ec ? Address{} : numeric_address(remote);
+    const bool full = self->inbound >= self->options.max_inbound_connections;
+    Connection* evict = remote_ec ? nullptr : self->waiting.make_room(peer.host, full);
+    if (evict != nullptr) {
+      ++self->stats.connections_evicted;
+      evict->evict();
+    }
+    if (remote_ec) {
+      ++self->stats.io_errors;  // reset before we got to it
+      std::error_code ignored;
+      socket.close(ignored);
+    } else if (full && evict == nullptr) {
       ++self->stats.connections_refused;
       std::error_code ignored;
       socket.close(ignored);
     } else {
-      if (evict != nullptr) {
-        ++self->stats.connections_evicted;
-        evict->evict();
-      }
       ++self->stats.connections_accepted;
       auto connection =
           std::make_shared<Connection>(self, std::move(socket), Connection::Role::kResponder);
-      connection->run_responder();
+      connection->run_responder(peer);
     }
     self->accept();
   });

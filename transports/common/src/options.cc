@@ -14,6 +14,7 @@ std::optional<std::string> Options::validate() const {
   if (write_timeout <= Duration::zero()) return "write_timeout: must be positive";
   if (max_outgoing_exchanges == 0) return "max_outgoing_exchanges: must be at least 1";
   if (max_inbound_connections == 0) return "max_inbound_connections: must be at least 1";
+  if (max_waiting_per_host == 0) return "max_waiting_per_host: must be at least 1";
   if (max_pending_datagrams == 0) return "max_pending_datagrams: must be at least 1";
   if (hook_queue_capacity == 0) return "hook_queue_capacity: must be at least 1";
   if (hook_drain_timeout < Duration::zero()) return "hook_drain_timeout: must not be negative";

@@ -109,7 +109,10 @@ struct Waiter {
 
 struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
   ClusterImpl(event_base* event_base, Options opts)
-      : base(event_base), options(std::move(opts)), hooks(options.hook_queue_capacity) {}
+      : base(event_base),
+        options(std::move(opts)),
+        waiting(options.max_waiting_per_host),
+        hooks(options.hook_queue_capacity) {}
   ~ClusterImpl();
 
   void log(const std::string& line) const {
@@ -242,10 +245,10 @@ class Connection {
     }
   }
 
-  void run_responder(evutil_socket_t fd, const sockaddr* from) {
-    peer_ = driver::detail::numeric_address(from);
+  void run_responder(evutil_socket_t fd, Address peer) {
+    peer_ = std::move(peer);
     step_ = Step::kReadingSyn;
-    waiting_slot_ = impl_.waiting.add(this);
+    waiting_slot_ = impl_.waiting.add(this, peer_.host);
     if (impl_.server_tls) {
       SSL* ssl = SSL_new(impl_.server_tls.get());
       if (ssl == nullptr) {
@@ -677,10 +680,12 @@ void detail::ClusterImpl::start_exchange(Transmit tx) {
 }
 
 void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
-  if (!stopped && inbound >= options.max_inbound_connections) {
-    if (Connection* oldest = waiting.take_oldest()) {
+  Address peer = driver::detail::numeric_address(from);
+  if (!stopped) {
+    if (Connection* evict =
+            waiting.make_room(peer.host, inbound >= options.max_inbound_connections)) {
       ++stats.connections_evicted;
-      oldest->evict();
+      evict->evict();
     }
   }
   if (stopped || inbound >= options.max_inbound_connections) {
@@ -692,7 +697,7 @@ void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
   auto connection = std::make_unique<Connection>(*this, Connection::Role::kResponder);
   Connection* raw = connection.get();
   connections.emplace(raw, std::move(connection));
-  raw->run_responder(fd, from);
+  raw->run_responder(fd, std::move(peer));
 }
 
 void detail::ClusterImpl::forget(Connection* connection) { connections.erase(connection); }

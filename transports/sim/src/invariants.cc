@@ -67,7 +67,8 @@ struct InvariantChecker::State {
     const std::uint64_t complete_to = replica.max_version();
     auto where = [&] {
       return "replica of " + describe(replica.id()) + " at " + describe(observer) + " (gc " +
-             std::to_string(replica.last_gc_version()) + ", max " + std::to_string(complete_to) + "): ";
+             std::to_string(replica.last_gc_version()) + ", max " + std::to_string(complete_to) +
+             "): ";
     };
     replica.for_each([&](std::string_view key, const VersionedValue& held) {
       const auto writes_of_key = log.find(key);
@@ -114,7 +115,8 @@ struct InvariantChecker::State {
       // applying, resetting and wiping move it; local garbage collection
       // removes tombstones only, which neither check needs; the owner only
       // ever writes above what any replica holds.
-      if (id != self && (before == previous.end() || before->second != pair)) check_replica(self, state);
+      if (id != self && (before == previous.end() || before->second != pair))
+        check_replica(self, state);
     }
     // A replica that disappeared (a dead node garbage-collected) starts over
     // if it is ever learned again.

@@ -116,9 +116,7 @@ bool contains(const std::vector<NodeIndex>& sorted, NodeIndex i) {
   return std::binary_search(sorted.begin(), sorted.end(), i);
 }
 
-std::uint64_t nanos(Instant t) {
-  return static_cast<std::uint64_t>(t.time_since_epoch().count());
-}
+std::uint64_t nanos(Instant t) { return static_cast<std::uint64_t>(t.time_since_epoch().count()); }
 
 }  // namespace
 
@@ -178,7 +176,9 @@ struct Simulator::State {
 
   bool is_up(NodeIndex i) const { return slots[i].node != nullptr; }
   bool is_running(NodeIndex i) const { return is_up(i) && !slots[i].paused_until; }
-  const Address& address(NodeIndex i) const { return slots[i].config.node_id.gossip_advertise_addr; }
+  const Address& address(NodeIndex i) const {
+    return slots[i].config.node_id.gossip_advertise_addr;
+  }
 
   // --- Network ---
   const LinkFaults& link(NodeIndex from, NodeIndex to) const {
@@ -320,9 +320,9 @@ struct Simulator::State {
       // Like a monotonic nanosecond clock read at start; strictly newer.
       generation = std::max(nanos(now), generation + 1);
     }
-    slot.node = std::make_unique<Node>(slot.config, now,
-                                       derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation),
-                                       slot.initial);
+    slot.node = std::make_unique<Node>(
+        slot.config, now, derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation),
+        slot.initial);
     by_id[slot.config.node_id] = i;
     trace_record(Tag::kBoot, i, generation);
     slot.node->handle_timeout(now);
@@ -437,8 +437,9 @@ struct Simulator::State {
       }
       Stream& stream = it->second;
       if (item.stage == Stage::kStreamOpen) stream.responder_incarnation = slot.incarnation;
-      const std::uint64_t expected = item.stage == Stage::kStreamReply ? stream.initiator_incarnation
-                                                                       : stream.responder_incarnation;
+      const std::uint64_t expected = item.stage == Stage::kStreamReply
+                                         ? stream.initiator_incarnation
+                                         : stream.responder_incarnation;
       if (slot.incarnation != expected) {
         ++counters.undeliverable;  // the endpoint restarted: the connection was reset
         trace_record(Tag::kDown, item.from, to);
@@ -563,7 +564,8 @@ struct Simulator::State {
       if (e.slot == observer) continue;
       failed = e.slot;
       while (k < known.size() && known.at(k).id() < *e.id) ++k;
-      if (k == known.size() || known.at(k).id() != *e.id || known.at(k).max_version() != e.max_version) {
+      if (k == known.size() || known.at(k).id() != *e.id ||
+          known.at(k).max_version() != e.max_version) {
         return false;
       }
       while (l < live.size() && live[l] < *e.id) ++l;
@@ -667,9 +669,15 @@ bool Simulator::step() {
       if (slot.incarnation == item.incarnation && !slot.node && !slot.crashed) s_->boot(item.slot);
       break;
     }
-    case Kind::kTimer: s_->timer(item); break;
-    case Kind::kDeliver: s_->receive(std::move(item)); break;
-    case Kind::kResume: s_->resume(item); break;
+    case Kind::kTimer:
+      s_->timer(item);
+      break;
+    case Kind::kDeliver:
+      s_->receive(std::move(item));
+      break;
+    case Kind::kResume:
+      s_->resume(item);
+      break;
     case Kind::kAction: {
       auto node = s_->actions.extract(item.action);
       s_->trace_record(Tag::kAction, item.action, 0);
@@ -686,7 +694,8 @@ void Simulator::run_until(Instant deadline) {
 }
 
 std::optional<Instant> Simulator::run_until_converged(Instant deadline, Duration probe) {
-  if (probe <= Duration::zero()) throw std::invalid_argument("run_until_converged: probe must be positive");
+  if (probe <= Duration::zero())
+    throw std::invalid_argument("run_until_converged: probe must be positive");
   for (Instant t = now() + probe;; t += probe) {
     run_until(std::min(t, deadline));
     if (converged()) return now();
@@ -817,7 +826,8 @@ std::optional<std::string> Simulator::convergence_gap() const {
   if (s_->converged()) return std::nullopt;
   auto name = [](const NodeId& id) { return id.name + "/" + std::to_string(id.generation_id); };
   for (NodeIndex i = 0; i < s_->slots.size(); ++i) {
-    if (!s_->slots[i].node && !s_->slots[i].crashed) return "slot " + std::to_string(i) + " has not booted";
+    if (!s_->slots[i].node && !s_->slots[i].crashed)
+      return "slot " + std::to_string(i) + " has not booted";
   }
   if (!s_->last_unconverged) return "unknown";
   const auto [o, subject] = *s_->last_unconverged;
@@ -854,10 +864,10 @@ std::uint64_t Simulator::trace_hash() const {
   // record but not on a counter differ.
   TraceHash h = s_->trace;
   const Counters& c = s_->counters;
-  for (std::uint64_t v : {c.messages, c.bytes, c.delivered, c.lost, c.duplicated, c.blocked,
-                          c.undeliverable, c.timed_out, c.overflowed, c.streams_opened,
-                          c.streams_cut, c.max_packet_bytes, c.oversized_packets, c.events,
-                          c.false_deaths, nanos(s_->now)}) {
+  for (std::uint64_t v :
+       {c.messages, c.bytes, c.delivered, c.lost, c.duplicated, c.blocked, c.undeliverable,
+        c.timed_out, c.overflowed, c.streams_opened, c.streams_cut, c.max_packet_bytes,
+        c.oversized_packets, c.events, c.false_deaths, nanos(s_->now)}) {
     h.add(v);
   }
   return h.value();

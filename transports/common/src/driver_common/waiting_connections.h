@@ -1,34 +1,63 @@
-// Which accepted connection gives way when every inbound slot is taken: the
-// oldest one still waiting for its first frame. A peer that gossips sends
-// its Syn at once, so idle or half-open connections (a scanner, a flood)
-// cannot keep real exchanges out; they only push each other out.
+// Which accepted connection gives way to a new one: among those still
+// waiting for their first frame, the oldest of the same host once that host
+// holds its share, else (when every inbound slot is taken) the oldest of the
+// host holding the most. A peer that gossips sends its Syn at once, so idle
+// or half-open connections (a scanner, a flood) cannot keep real exchanges
+// out: a flooding host only pushes out its own.
 #pragma once
 
+#include <cstddef>
 #include <list>
+#include <map>
+#include <string>
 
 namespace aiocluster::driver::detail {
 
-// Accepted connections that have not delivered a whole frame yet, oldest
-// first. A Connection keeps the Slot it got from add() and gives it back
-// with remove() once its first frame is in, or when it closes.
 template <typename Connection>
 class WaitingConnections {
+  using Queue = std::list<Connection*>;  // oldest first
+  using ByHost = std::map<std::string, Queue, std::less<>>;
+
  public:
-  using Slot = typename std::list<Connection*>::iterator;
+  // Where a connection sits while it waits; stable until remove().
+  struct Slot {
+    typename ByHost::iterator host;
+    typename Queue::iterator entry;
+  };
 
-  Slot add(Connection* connection) { return order_.insert(order_.end(), connection); }
-  void remove(Slot slot) { order_.erase(slot); }
+  explicit WaitingConnections(std::size_t max_per_host) : max_per_host_(max_per_host) {}
 
-  // Takes the oldest out of the list, for closing; nullptr when none waits.
-  Connection* take_oldest() {
-    if (order_.empty()) return nullptr;
-    Connection* oldest = order_.front();
-    order_.pop_front();
+  Slot add(Connection* connection, const std::string& host) {
+    auto it = by_host_.try_emplace(host).first;
+    return Slot{it, it->second.insert(it->second.end(), connection)};
+  }
+
+  void remove(Slot slot) {
+    slot.host->second.erase(slot.entry);
+    if (slot.host->second.empty()) by_host_.erase(slot.host);
+  }
+
+  // The connection to close so that one more from `host` fits, taken out of
+  // the list; nullptr when nothing has to give way. `full`: every inbound
+  // slot is taken.
+  Connection* make_room(const std::string& host, bool full) {
+    auto it = by_host_.find(host);
+    if (it == by_host_.end() || it->second.size() < max_per_host_) {
+      if (!full || by_host_.empty()) return nullptr;
+      it = by_host_.begin();
+      for (auto h = by_host_.begin(); h != by_host_.end(); ++h) {
+        if (h->second.size() > it->second.size()) it = h;
+      }
+    }
+    Connection* oldest = it->second.front();
+    it->second.pop_front();
+    if (it->second.empty()) by_host_.erase(it);
     return oldest;
   }
 
  private:
-  std::list<Connection*> order_;
+  std::size_t max_per_host_;
+  ByHost by_host_;
 };
 
 }  // namespace aiocluster::driver::detail

@@ -21,6 +21,12 @@
 // from anywhere.
 #pragma once
 
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -31,13 +37,6 @@
 #include <system_error>
 #include <utility>
 #include <vector>
-
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/executor_work_guard.hpp>
-#include <asio/io_context.hpp>
-#include <asio/post.hpp>
-#include <asio/strand.hpp>
 
 #include "aiocluster/asio/hooks.h"
 #include "aiocluster/asio/options.h"
@@ -76,7 +75,8 @@ class WaitCompletionFor final : public WaitCompletion {
     auto executor = work_.get_executor();
     // The handler runs where it wants to (its associated executor), never
     // inside the driver's own call stack.
-    ::asio::post(executor, [handler = std::move(handler_), ec]() mutable { std::move(handler)(ec); });
+    ::asio::post(executor,
+                 [handler = std::move(handler_), ec]() mutable { std::move(handler)(ec); });
     work_.reset();
   }
 
@@ -153,8 +153,8 @@ class Cluster {
         [this](auto handler, Predicate pred, Duration limit) {
           using Handler = std::decay_t<decltype(handler)>;
           add_wait(std::move(pred), limit,
-                   std::make_unique<detail::WaitCompletionFor<Handler, executor_type>>(std::move(handler),
-                                                                                      get_executor()));
+                   std::make_unique<detail::WaitCompletionFor<Handler, executor_type>>(
+                       std::move(handler), get_executor()));
         },
         token, std::move(predicate), timeout);
   }
@@ -162,8 +162,8 @@ class Cluster {
   // Until at least `count` nodes are live, this one included.
   template <typename Token>
   auto async_wait_live(std::size_t count, Duration timeout, Token&& token) {
-    return async_wait([count](const Node& node) { return driver::live_at_least(node, count); }, timeout,
-                      std::forward<Token>(token));
+    return async_wait([count](const Node& node) { return driver::live_at_least(node, count); },
+                      timeout, std::forward<Token>(token));
   }
 
   // Until a node named `node_name` shows `key` with `value`.
@@ -171,9 +171,8 @@ class Cluster {
   auto async_wait_key(std::string node_name, std::string key, std::string value, Duration timeout,
                       Token&& token) {
     return async_wait(
-        [node_name = std::move(node_name), key = std::move(key), value = std::move(value)](const Node& node) {
-          return has_key_value(node, node_name, key, value);
-        },
+        [node_name = std::move(node_name), key = std::move(key), value = std::move(value)](
+            const Node& node) { return has_key_value(node, node_name, key, value); },
         timeout, std::forward<Token>(token));
   }
 
@@ -182,7 +181,8 @@ class Cluster {
                             std::string_view value);
 
  private:
-  void add_wait(Predicate predicate, Duration timeout, std::unique_ptr<detail::WaitCompletion> completion);
+  void add_wait(Predicate predicate, Duration timeout,
+                std::unique_ptr<detail::WaitCompletion> completion);
 
   // Shared with the handlers in flight, so it outlives the Cluster until
   // the last of them has run.

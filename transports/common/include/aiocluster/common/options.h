@@ -53,9 +53,14 @@ struct Options {
   // dropped (the next round retries).
   std::size_t max_outgoing_exchanges = 64;
   // Accepted connections open at once. At the cap, a new connection
-  // replaces the oldest one that has not yet sent a whole frame; when every
-  // open one has, the new one is closed on accept.
+  // replaces one that has not yet sent a whole frame (the oldest of the host
+  // with the most of them); when every open one has, the new one is closed
+  // on accept.
   std::size_t max_inbound_connections = 256;
+  // Of those, connections from one host that have not yet sent a whole
+  // frame: beyond this, a new one from that host replaces its oldest, so a
+  // flood from one host cannot crowd out the others.
+  std::size_t max_waiting_per_host = 32;
   // UDP sends in flight (waiting for the socket to take them); more are
   // dropped.
   std::size_t max_pending_datagrams = 1024;

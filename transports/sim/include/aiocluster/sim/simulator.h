@@ -112,7 +112,7 @@ class Simulator {
   }
 
   // --- Nodes ---
-  bool is_up(NodeIndex slot) const;      // booted and not crashed (a paused node is up)
+  bool is_up(NodeIndex slot) const;  // booted and not crashed (a paused node is up)
   bool is_paused(NodeIndex slot) const;
   bool is_running(NodeIndex slot) const { return is_up(slot) && !is_paused(slot); }
   // The current incarnation. Precondition: is_up(slot).
