@@ -217,6 +217,32 @@ struct Run {
   std::size_t killed = 2;  // the agent killed once they converged
 };
 
+// The flags of agent i+1 of three on 127.0.0.1 `ports`, each seeded with the
+// one before it, gossiping every 100 ms, reporting every 100 ms, with key
+// "role" = "role-of-agent<i+1>".
+inline std::vector<std::string> ring_agent_args(int i, const std::vector<std::uint16_t>& ports,
+                                                const std::string& cluster_id,
+                                                const std::string& transport) {
+  const auto at = [&](int k) { return std::to_string(ports[static_cast<std::size_t>(k % 3)]); };
+  const std::string name = "agent" + std::to_string(i + 1);
+  return {"--name",
+          name,
+          "--listen",
+          "127.0.0.1:" + at(i),
+          "--seed",
+          "127.0.0.1:" + at(i + 2),
+          "--cluster-id",
+          cluster_id,
+          "--transport",
+          transport,
+          "--gossip-interval-ms",
+          "100",
+          "--report-ms",
+          "100",
+          "--kv",
+          "role=role-of-" + name};
+}
+
 inline void three_agents(const Run& run) {
   std::optional<aiocluster::conformance::TestPki> pki;
   if (run.mutual_tls) pki.emplace();
@@ -226,22 +252,8 @@ inline void three_agents(const Run& run) {
   const std::set<std::string> all = {"agent1", "agent2", "agent3"};
   for (int i = 0; i < 3; ++i) {
     const std::string name = "agent" + std::to_string(i + 1);
-    std::vector<std::string> args = {"--name",
-                                     name,
-                                     "--listen",
-                                     "127.0.0.1:" + std::to_string(ports[i]),
-                                     "--seed",
-                                     "127.0.0.1:" + std::to_string(ports[(i + 2) % 3]),
-                                     "--cluster-id",
-                                     "agent-test-" + run.transport,
-                                     "--transport",
-                                     run.transport,
-                                     "--gossip-interval-ms",
-                                     "100",
-                                     "--report-ms",
-                                     "100",
-                                     "--kv",
-                                     "role=role-of-" + name};
+    std::vector<std::string> args =
+        ring_agent_args(i, ports, "agent-test-" + run.transport, run.transport);
     if (!run.drivers.empty()) {
       args.push_back("--driver");
       args.push_back(run.drivers[static_cast<std::size_t>(i)]);

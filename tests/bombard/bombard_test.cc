@@ -803,23 +803,7 @@ void bombard(const std::string& transport, const std::string& victim_driver) {
   std::vector<std::unique_ptr<Agent>> agents;
   for (int i = 0; i < 3; ++i) {
     const std::string name = "agent" + std::to_string(i + 1);
-    std::vector<std::string> args = {
-        "--name",
-        name,
-        "--listen",
-        "127.0.0.1:" + std::to_string(ports[static_cast<std::size_t>(i)]),
-        "--seed",
-        "127.0.0.1:" + std::to_string(ports[static_cast<std::size_t>((i + 2) % 3)]),
-        "--cluster-id",
-        cluster_id,
-        "--transport",
-        transport,
-        "--gossip-interval-ms",
-        "100",
-        "--report-ms",
-        "100",
-        "--kv",
-        "role=role-of-" + name};
+    std::vector<std::string> args = ring_agent_args(i, ports, cluster_id, transport);
     if (i == 0) {
       args.push_back("--driver");
       args.push_back(victim_driver);
