@@ -244,6 +244,33 @@ std::string json_names(const std::set<std::string>& names) {
   return out + "]";
 }
 
+// What the node refused and why, and what its sockets saw: enough to tell
+// an attack (or a broken peer) from a quiet network.
+std::string json_counters(const ac::Stats& s, const ac::driver::DriverStats& d) {
+  const std::pair<const char*, std::uint64_t> counters[] = {
+      {"packets_dropped", s.packets_dropped()},
+      {"dropped_malformed", s.dropped_malformed},
+      {"dropped_wrong_cluster", s.dropped_wrong_cluster},
+      {"dropped_out_of_place", s.dropped_out_of_place},
+      {"dropped_rate_limited", s.dropped_rate_limited},
+      {"nodes_refused", s.nodes_refused},
+      {"rejected_deltas",
+       s.rejected_gap + s.rejected_reset + s.rejected_malformed + s.rejected_limit},
+      {"connections_accepted", d.connections_accepted},
+      {"connections_evicted", d.connections_evicted},
+      {"connections_refused", d.connections_refused},
+      {"framing_errors", d.framing_errors},
+      {"timeouts", d.timeouts},
+      {"io_errors", d.io_errors},
+      {"datagrams_in", d.datagrams_in},
+  };
+  std::string out = "{";
+  for (const auto& [name, value] : counters) {
+    out += (out.size() > 1 ? ", \"" : "\"") + std::string(name) + "\": " + std::to_string(value);
+  }
+  return out + "}";
+}
+
 // One report line: what this node sees now (a Cluster of either driver).
 template <typename Cluster>
 std::string report_line(const Cluster& cluster, double t) {
@@ -281,7 +308,7 @@ std::string report_line(const Cluster& cluster, double t) {
     });
     line += "}";
   }
-  return line + "}}";
+  return line + "}, \"counters\": " + json_counters(node.stats(), cluster.driver_stats()) + "}";
 }
 
 ac::Config make_config(const Flags& flags) {

@@ -33,13 +33,17 @@ TEST_CASE(
   REQUIRE(agents[0]->latest());
   CHECK(agents[0]->lines() >= 3);
   const Json& j = *agents[0]->latest();
-  CHECK(j.object().size() == 5);
+  CHECK(j.object().size() == 6);
   CHECK(j["t"].number() > 0);
   CHECK(j["self"].string() == "solo \"quoted\"");
   CHECK(names(j["live"]) == std::set<std::string>{"solo \"quoted\""});
   CHECK(j["dead"].array().empty());
   CHECK(j["kv"]["solo \"quoted\""]["a"].string() == "1");
   CHECK(j["kv"]["solo \"quoted\""]["b"].string() == "line\nbreak");
+  // A node alone has refused nothing and accepted no connection.
+  CHECK(j["counters"].object().size() == 14);
+  CHECK(j["counters"]["packets_dropped"].number() == 0);
+  CHECK(j["counters"]["connections_accepted"].number() == 0);
 }
 
 TEST_CASE("bad flags: one line naming the flag, exit status 2") {

@@ -109,6 +109,9 @@ sockaddr_in loopback(std::uint16_t port) {
 // drivers cap what one host may hold waiting, so a flood from one host
 // pushes out only its own connections.
 constexpr std::uint32_t kAttackerHost = 0x7f000002;  // 127.0.0.2
+// The hostile frames come from a third host: from the half-open flood's own
+// host they would mostly be pushed out, unread, by the flood itself.
+constexpr std::uint32_t kFrameAttackerHost = 0x7f000003;  // 127.0.0.3
 
 // A non-blocking socket connecting (TCP: in progress) to 127.0.0.1:port,
 // from `source` (host order; 0: the system's choice); empty when the system
@@ -436,7 +439,7 @@ class Bombardment {
           static_cast<Attack>(attacks_started_ % static_cast<std::size_t>(Attack::kCount));
       ++attacks_started_;
       AttackConn a;
-      a.fd = connect_to(port_, SOCK_STREAM, kAttackerHost);
+      a.fd = connect_to(port_, SOCK_STREAM, kFrameAttackerHost);
       if (!a.fd) {
         ++tally_.socket_failures;
         continue;
@@ -930,6 +933,24 @@ void bombard(const std::string& transport, const std::string& victim_driver) {
       CAPTURE(kDatagramNames[k]);
       CHECK(t.datagrams[k] >= 500);
     }
+  }
+  // The victim saw the attack and counted it (its report's counters).
+  const Json& counters = (*victim.latest())["counters"];
+  const auto counter = [&](const char* name) { return counters[name].number(); };
+  std::string counters_text;
+  for (const auto& [name, value] : counters.object()) {
+    counters_text += " " + name + "=" + std::to_string(static_cast<std::uint64_t>(value.number()));
+  }
+  MESSAGE("victim counters:" << counters_text);
+  CHECK(counter("packets_dropped") > 0);
+  CHECK(counter("dropped_malformed") > 0);
+  CHECK(counter("dropped_wrong_cluster") > 0);
+  CHECK(counter("dropped_out_of_place") > 0);
+  if (tcp) {
+    CHECK(counter("framing_errors") > 0);
+    CHECK(counter("connections_evicted") > 0);
+  } else {
+    CHECK(counter("dropped_rate_limited") > 0);
   }
   // Resident memory stays within its bound.
   CHECK(*hwm_peak <= std::uint64_t{AIOCLUSTER_BOMBARD_PEAK_RSS_LIMIT_MIB} * 1024);
