@@ -308,7 +308,9 @@ NodeDeltaOutcome ClusterState::apply_node_delta(
   }
   const std::uint64_t before = applied_up_to;
   bool truncated = false;
-  st->reserve(nd.key_values.size());
+  // Room for the new entries, never for more than the limit admits.
+  st->reserve(std::min(nd.key_values.size(),
+                       limits.max_keys_per_node - std::min(st->size(), limits.max_keys_per_node)));
   for (const auto& kv : nd.key_values) {
     if (kv.version <= before) continue;
     if (kv.status != KeyStatus::kSet && kv.version <= nd.last_gc_version) continue;
