@@ -528,17 +528,18 @@ void detail::ClusterImpl::accept() {
     std::error_code remote_ec;
     const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
     const Address peer = remote_ec ? Address{} : numeric_address(remote);
-    const bool full = self->inbound >= self->options.max_inbound_connections;
-    Connection* evict = remote_ec ? nullptr : self->waiting.make_room(peer.host, full);
-    if (evict != nullptr) {
+    const auto admission = remote_ec ? decltype(self->waiting)::Admission{nullptr, false}
+                                     : self->waiting.admit(peer.host, self->inbound,
+                                                           self->options.max_inbound_connections);
+    if (admission.evict != nullptr) {
       ++self->stats.connections_evicted;
-      evict->evict();
+      admission.evict->evict();
     }
     if (remote_ec) {
       ++self->stats.io_errors;  // reset before we got to it
       std::error_code ignored;
       socket.close(ignored);
-    } else if (full && evict == nullptr) {
+    } else if (!admission.accept) {
       ++self->stats.connections_refused;
       std::error_code ignored;
       socket.close(ignored);

@@ -681,14 +681,14 @@ void detail::ClusterImpl::start_exchange(Transmit tx) {
 
 void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
   Address peer = driver::detail::numeric_address(from);
-  if (!stopped) {
-    if (Connection* evict =
-            waiting.make_room(peer.host, inbound >= options.max_inbound_connections)) {
-      ++stats.connections_evicted;
-      evict->evict();
-    }
+  const auto admission = stopped
+                             ? decltype(waiting)::Admission{nullptr, false}
+                             : waiting.admit(peer.host, inbound, options.max_inbound_connections);
+  if (admission.evict != nullptr) {
+    ++stats.connections_evicted;
+    admission.evict->evict();
   }
-  if (stopped || inbound >= options.max_inbound_connections) {
+  if (!admission.accept) {
     ++stats.connections_refused;
     evutil_closesocket(fd);
     return;

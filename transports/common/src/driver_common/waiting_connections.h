@@ -37,6 +37,21 @@ class WaitingConnections {
     if (slot.host->second.empty()) by_host_.erase(slot.host);
   }
 
+  // What to do with a connection just accepted from `host` while `open`
+  // inbound connections of at most `capacity` are open: close `evict` first
+  // (it is out of the list already) when set, then keep the new one when
+  // `accept`, else close it.
+  struct Admission {
+    Connection* evict = nullptr;
+    bool accept = true;
+  };
+  Admission admit(const std::string& host, std::size_t open, std::size_t capacity) {
+    const bool full = open >= capacity;
+    Connection* evict = make_room(host, full);
+    return Admission{evict, !full || evict != nullptr};
+  }
+
+ private:
   // The connection to close so that one more from `host` fits, taken out of
   // the list; nullptr when nothing has to give way. `full`: every inbound
   // slot is taken.
@@ -55,7 +70,6 @@ class WaitingConnections {
     return oldest;
   }
 
- private:
   std::size_t max_per_host_;
   ByHost by_host_;
 };
