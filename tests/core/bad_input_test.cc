@@ -184,4 +184,10 @@ TEST_CASE("forged sources cannot grow the rate limiter beyond max_rate_limited_s
   CHECK_FALSE(limiter.admit(busy, now));
   CHECK(limiter.admit(busy, now + 250ms));
   CHECK_FALSE(limiter.admit(busy, now + 250ms));
+  // Zeros are read as one: one source, one admission at once.
+  SourceRateLimiter tiny(1s, 0, 0);
+  CHECK(tiny.admit(busy, now));
+  CHECK_FALSE(tiny.admit(busy, now));
+  CHECK(tiny.admit(Address{"10.0.0.4", 1}, now));
+  CHECK(tiny.sources() == 1);
 }

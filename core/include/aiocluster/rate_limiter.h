@@ -15,11 +15,11 @@ namespace aiocluster {
 class SourceRateLimiter {
  public:
   // `interval` between admissions on average, `burst` admissions at once,
-  // at most `max_sources` sources remembered.
+  // at most `max_sources` sources remembered (zeros count as one).
   SourceRateLimiter(Duration interval, std::size_t burst, std::size_t max_sources)
       : interval_(interval),
-        tolerance_(interval * static_cast<Duration::rep>(burst - 1)),
-        max_sources_(max_sources) {}
+        tolerance_(interval * static_cast<Duration::rep>(std::max<std::size_t>(burst, 1) - 1)),
+        max_sources_(std::max<std::size_t>(max_sources, 1)) {}
 
   // True when `source` may have one more unit of work at `now`.
   bool admit(const Address& source, Instant now) {
@@ -34,6 +34,7 @@ class SourceRateLimiter {
     return true;
   }
 
+  // Sources remembered now.
   std::size_t sources() const { return busy_until_.size(); }
 
  private:
