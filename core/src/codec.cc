@@ -415,33 +415,38 @@ bool read_node_id(ByteView bytes, NodeId& id) {
   return true;
 }
 
-// How many entries a repeated field 1 holds (a quick skip over them), so the
-// vector is allocated once; 0 when the body is not canonical.
-std::size_t count_entries(ByteView bytes) {
+// A body that is one repeated message field 1 (DigestPb, DeltaPb): calls
+// read(entry) for each entry, in order; false on anything else.
+template <typename Read>
+bool read_entries(ByteView bytes, Read&& read) {
   Reader r(bytes);
-  std::size_t n = 0;
   while (!r.done()) {
     unsigned field = 0;
     unsigned wt = 0;
     ByteView entry;
-    if (!r.tag(field, wt) || field != 1 || wt != 2 || !r.length_delimited(entry)) return 0;
-    ++n;
+    if (!r.tag(field, wt) || field != 1 || wt != 2 || !r.length_delimited(entry) || !read(entry)) {
+      return false;
+    }
   }
-  return n;
+  return true;
+}
+
+// How many entries such a body holds (a quick skip over them), so the vector
+// is allocated once; 0 when the body is not canonical.
+std::size_t count_entries(ByteView bytes) {
+  std::size_t n = 0;
+  return read_entries(bytes, [&](ByteView) { return ++n, true; }) ? n : 0;
 }
 
 bool read_digest(ByteView bytes, Digest& digest) {
   digest.node_digests.reserve(count_entries(bytes));
-  Reader r(bytes);
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    ByteView entry;
-    if (!r.tag(field, wt) || field != 1 || wt != 2 || !r.length_delimited(entry)) return false;
+  return read_entries(bytes, [&](ByteView entry) {
     NodeDigest& nd = digest.node_digests.emplace_back();
     Reader e(entry);
     Seen seen;
     while (!e.done()) {
+      unsigned field = 0;
+      unsigned wt = 0;
       if (!e.tag(field, wt) || !seen.first(field)) return false;
       ByteView sub;
       if (field == 1 && wt == 2) {
@@ -456,8 +461,8 @@ bool read_digest(ByteView bytes, Digest& digest) {
         return false;
       }
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 bool read_key_value(ByteView bytes, KeyValueUpdate& kv) {
@@ -486,16 +491,13 @@ bool read_key_value(ByteView bytes, KeyValueUpdate& kv) {
 
 bool read_delta(ByteView bytes, Delta& delta) {
   delta.node_deltas.reserve(count_entries(bytes));
-  Reader r(bytes);
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    ByteView entry;
-    if (!r.tag(field, wt) || field != 1 || wt != 2 || !r.length_delimited(entry)) return false;
+  return read_entries(bytes, [&](ByteView entry) {
     NodeDelta& nd = delta.node_deltas.emplace_back();
     Reader e(entry);
     Seen seen;
     while (!e.done()) {
+      unsigned field = 0;
+      unsigned wt = 0;
       if (!e.tag(field, wt)) return false;
       if (field != 4 && !seen.first(field)) return false;
       ByteView sub;
@@ -516,8 +518,8 @@ bool read_delta(ByteView bytes, Delta& delta) {
         return false;
       }
     }
-  }
-  return true;
+    return true;
+  });
 }
 
 // A message with one singular sub-message field per allowed number (SynPb,
