@@ -41,7 +41,7 @@ TEST_CASE(
   CHECK(j["kv"]["solo \"quoted\""]["a"].string() == "1");
   CHECK(j["kv"]["solo \"quoted\""]["b"].string() == "line\nbreak");
   // A node alone has refused nothing and accepted no connection.
-  CHECK(j["counters"].object().size() == 14);
+  CHECK(j["counters"].object().size() == 18);
   CHECK(j["counters"]["packets_dropped"].number() == 0);
   CHECK(j["counters"]["connections_accepted"].number() == 0);
 }

@@ -95,6 +95,7 @@ class NodeState {
   // half the dead-node grace period: left out of digests and deltas.
   bool scheduled_for_deletion() const { return scheduled_for_deletion_; }
   void schedule_for_deletion() { scheduled_for_deletion_ = true; }
+  void unschedule_deletion() { scheduled_for_deletion_ = false; }
 
  private:
   // Storage, compact because a node replicates every key of the cluster
