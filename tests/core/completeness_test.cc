@@ -274,3 +274,25 @@ TEST_CASE("a reset that never completes cannot make a replica hold more than its
   CHECK(gone.size() >= 30);
   CHECK(cs.find(nid("a"))->size() == 4);
 }
+
+TEST_CASE("mid-reset, a sender that does not know the collection cannot bring a deleted key back") {
+  ClusterState cs(nid("self"));
+  const auto none = [](const NodeId&, KeyChange) {};
+  cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("k", 1), kv("gone", 2)}, 2}}}, t0(), {}, none);
+  // The owner deleted "gone" at 3 and collected it: a reset that carries k
+  // and claims 3 leaves the replica complete to 1 only.
+  cs.apply(Delta{{NodeDelta{nid("a"), 0, 3, {kv("k", 1)}, 3}}}, t0(), {}, none);
+  const NodeState* a = cs.find(nid("a"));
+  REQUIRE(a->last_gc_version() == 3);
+  REQUIRE(a->max_version() == 1);
+  // A peer still holding the old state (gc 0, max 2) offers "gone"@2.
+  const ApplyReport r =
+      cs.apply(Delta{{NodeDelta{nid("a"), 1, 0, {kv("gone", 2)}, 2}}}, t0(), {}, none);
+  CHECK(r.rejected_stale == 1);
+  CHECK(a->find("gone") == nullptr);
+  CHECK(a->max_version() == 1);
+  // The owner (or any peer that knows the collection) completes it.
+  cs.apply(Delta{{NodeDelta{nid("a"), 1, 3, {}, 3}}}, t0(), {}, none);
+  CHECK(a->max_version() == 3);
+  CHECK(a->find("gone") == nullptr);
+}
