@@ -350,7 +350,10 @@ NodeDeltaOutcome ClusterState::apply_node_delta(const NodeDelta& nd, Instant now
   ResetShadow* shadow = nullptr;
   if (!resets_.empty()) {
     const auto it = resets_.find(nd.node_id);
-    if (it != resets_.end()) shadow = &it->second;
+    if (it != resets_.end()) {
+      shadow = &it->second;
+      shadow->settles_at = std::max(shadow->settles_at, announced_max(nd));
+    }
   }
   const std::uint64_t before = applied_up_to;
   bool truncated = false;
@@ -378,7 +381,10 @@ NodeDeltaOutcome ClusterState::apply_node_delta(const NodeDelta& nd, Instant now
   const std::uint64_t complete_to = proven_complete_to(nd);
   if (complete_to < announced_max(nd)) ++report.completeness_capped;
   st->raise_max_version(complete_to);
-  if (shadow != nullptr && st->max_version() >= shadow->settles_at) settle_reset(*st, on_change);
+  if (shadow != nullptr &&
+      st->max_version() >= std::max(shadow->settles_at, st->max_version_announced())) {
+    settle_reset(*st, on_change);
+  }
   return reset ? NodeDeltaOutcome::kReset : NodeDeltaOutcome::kApplied;
 }
 

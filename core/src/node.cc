@@ -222,6 +222,7 @@ void Node::report_heartbeats(const Digest& digest) {
       continue;
     }
     note_node(nd.node_id, created);
+    st->announce_max_version(nd.max_version);
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
     if (!st->observe_heartbeat(nd.heartbeat) || first) continue;

@@ -233,19 +233,13 @@ TEST_SUITE("conformance") {
     // dialled by address, are verified against the shared name instead.
     TestPki pki;
     auto loop = make_loop();
-    const TlsFiles shared = pki.issue_exact("shared", "cluster.test", {"cluster.test"}, {});
-    Nodes nodes;
-    for (int i = 1; i <= 3; ++i) {
-      NodeSpec spec;
-      spec.name = "shared" + std::to_string(i);
-      spec.transport = Transport::kMutualTls;
-      spec.tls_name = "cluster.test";
-      spec.tls = shared;
-      spec.tls_server_hostname = "cluster.test";
-      spec.key_values = {{"id", spec.name}};
-      if (!nodes.empty()) spec.seeds = {nodes.back()->address()};
-      nodes.push_back(loop->start(spec));
-    }
+    NodeSpec base;
+    base.name = "shared";
+    base.transport = Transport::kMutualTls;
+    base.tls_name = "cluster.test";
+    base.tls = pki.issue_exact("shared", "cluster.test", {"cluster.test"}, {});
+    base.tls_server_hostname = "cluster.test";
+    const Nodes nodes = start_chain(*loop, 3, base);
     INFO(describe(nodes));
     CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
     for (const auto& n : nodes) CHECK(n->transport_counters().tls_failures == 0);

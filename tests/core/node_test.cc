@@ -430,3 +430,40 @@ TEST_CASE("a stale heartbeat of a scheduled node does not delay its removal") {
   CHECK(f.node.node_state(f.x) == nullptr);
   CHECK(f.node.stats().nodes_removed == 1);
 }
+
+TEST_CASE("a reset re-sent in several packets reports only what changed or disappeared") {
+  MemCluster c =
+      MemCluster::ring(2, [](Config& config) { config.marked_for_deletion_grace_period = 20s; });
+  for (int i = 0; i < 3000; ++i) {
+    c.nodes[0]->set("k" + std::to_string(10000 + i),
+                    "value-" + std::to_string(i) + "-" + std::string(28, 'x'));
+  }
+  c.run(30s);
+  REQUIRE(c.converged());
+  const NodeId owner = c.nodes[0]->self_id();
+  c.drain(1);
+  // Cut off, node 1 misses a rewrite and a deletion that node 0 collects.
+  c.cut = {{0, 1}, {1, 0}};
+  c.nodes[0]->set("k11500", "rewritten");
+  c.nodes[0]->remove("k12999");
+  c.run(60s);
+  REQUIRE(c.nodes[0]->cluster_state().self().last_gc_version() >
+          c.nodes[1]->node_state(owner)->max_version());
+  c.cut.clear();
+  c.run(60s);
+  REQUIRE(c.converged());
+  CHECK(c.nodes[1]->stats().resets_applied >= 1);
+  // The reset needed several packets (ours cut at max_payload_size) ...
+  CHECK(c.nodes[1]->stats().node_deltas_applied >= 4);
+  // ... and the application heard of exactly the two keys that changed.
+  std::map<std::string, KeyChanged> changes;
+  for (const auto& e : of_type<KeyChanged>(c.drain(1))) {
+    if (e.node == owner) changes.insert_or_assign(e.key, e);
+  }
+  CHECK(changes.size() == 2);
+  REQUIRE(changes.contains("k11500"));
+  CHECK(changes.at("k11500").new_value.value == "rewritten");
+  REQUIRE(changes.contains("k12999"));
+  CHECK(changes.at("k12999").old_value->status == KeyStatus::kSet);
+  CHECK(changes.at("k12999").new_value.status == KeyStatus::kDeleted);
+}

@@ -72,6 +72,27 @@ struct Net {
     }
   }
 
+  // One random local mutation of a random node: set, delete, TTL or
+  // delete-after-TTL of one of `keys` keys.
+  void mutate(Rng& ops, int keys, std::size_t max_value, int step) {
+    Node& node = *nodes[ops.below(nodes.size())];
+    const std::string key = "k" + std::to_string(ops.below(static_cast<std::uint64_t>(keys)));
+    switch (ops.below(4)) {
+      case 0:
+        node.set(key, std::string(ops.below(max_value), 'v') + std::to_string(step));
+        break;
+      case 1:
+        node.remove(key);
+        break;
+      case 2:
+        node.set_with_ttl(key, "ttl");
+        break;
+      default:
+        node.delete_after_ttl(key);
+        break;
+    }
+  }
+
   void drain(int i) {
     while (auto tx = nodes[i]->poll_transmit()) send(i, tx->to, std::move(tx->payload));
     while (nodes[i]->poll_event()) {
@@ -124,24 +145,7 @@ TEST_CASE("budget and monotonic invariants under loss, duplication and reorderin
     }
     Rng ops(static_cast<std::uint64_t>(seed) * 77);
     for (int step = 0; step < 60; ++step) {
-      for (int k = 0; k < 3; ++k) {
-        Node& node = *net.nodes[ops.below(n)];
-        const std::string key = "k" + std::to_string(ops.below(40));
-        switch (ops.below(4)) {
-          case 0:
-            node.set(key, std::string(ops.below(60), 'v') + std::to_string(step));
-            break;
-          case 1:
-            node.remove(key);
-            break;
-          case 2:
-            node.set_with_ttl(key, "ttl");
-            break;
-          default:
-            node.delete_after_ttl(key);
-            break;
-        }
-      }
+      for (int k = 0; k < 3; ++k) net.mutate(ops, 40, 60, step);
       net.run_until(net.now + 1s);
     }
     // Heal: no loss, no duplication, let it settle.
@@ -242,25 +246,7 @@ TEST_CASE("completeness: nothing lost under random budgets, loss, partitions and
       // behind the others' garbage collection and must be reset.
       if (step % 30 == 0) net.isolated = {static_cast<int>(ops.below(n))};
       if (step % 30 == 12) net.isolated.clear();
-      for (int k = 0; k < 4; ++k) {
-        Node& node = *net.nodes[ops.below(n)];
-        const std::string key = "k" + std::to_string(ops.below(30));
-        switch (ops.below(5)) {
-          case 0:
-          case 1:
-            node.set(key, std::string(ops.below(80), 'v') + std::to_string(step));
-            break;
-          case 2:
-            node.remove(key);
-            break;
-          case 3:
-            node.set_with_ttl(key, "ttl");
-            break;
-          default:
-            node.delete_after_ttl(key);
-            break;
-        }
-      }
+      for (int k = 0; k < 4; ++k) net.mutate(ops, 30, 80, step);
       net.run_until(net.now + 1s);
     }
     net.isolated.clear();

@@ -125,10 +125,13 @@ class ClusterState {
   //
   // Resets (PROTOCOL.md section 8): a wiped replica reports its keys against
   // what the application last heard. A re-sent key changes only when its
-  // entry did; keys not re-sent by the time the replica is complete up to the
-  // max_version the reset announced are reported gone, as a deletion
-  // (status kDeleted, empty value) at the replica's last_gc_version. A
-  // DELETED tombstone that disappears is silent, as in garbage collection.
+  // entry did; keys not re-sent by the time the replica is complete up to
+  // the highest max_version announced for the node (by the deltas since the
+  // reset, and by digests: NodeState::max_version_announced) are reported
+  // gone, as a deletion (status kDeleted, empty value) at the replica's
+  // last_gc_version. A DELETED tombstone that disappears is silent, as in
+  // garbage collection. A reset re-sent over several deltas thus reports no
+  // key beyond the first cut as gone and back.
   ApplyReport apply(const Delta& delta, Instant now, const ApplyLimits& limits,
                     const std::function<void(const NodeId&, KeyChange)>& on_change);
 
@@ -142,7 +145,7 @@ class ClusterState {
   // re-sent state has not covered yet (disjoint from the replica's keys).
   struct ResetShadow {
     std::map<std::string, VersionedValue, std::less<>> entries;
-    std::uint64_t settles_at = 0;  // the max_version the latest reset announced
+    std::uint64_t settles_at = 0;  // the highest max_version deltas announced since the reset
   };
 
   NodeDeltaOutcome apply_node_delta(const NodeDelta& delta, Instant now, const ApplyLimits& limits,

@@ -452,7 +452,7 @@ struct Simulator::State {
         end_stream(item.stream);
         return;
       }
-      FrameDecoder decoder(slot.config.max_payload_size);
+      FrameDecoder decoder(slot.config.max_inbound_payload_size);
       decoder.feed(item.bytes);
       auto frame = decoder.next_frame();
       if (!frame) {
