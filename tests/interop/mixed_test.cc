@@ -120,16 +120,29 @@ struct Member {
   std::string kind;  // asio, libevent or python
 };
 
-// Members in a ring (each seeded with the one before), over TCP or mutual
-// TLS: they converge, then a killed Python node and a killed agent are each
-// reported dead by every survivor, and the rest stop cleanly.
-void mixed_cluster(bool mutual_tls) {
+enum class Security {
+  kTcp,
+  kMutualTls,  // a certificate per node, naming its tls_name and 127.0.0.1
+  // One certificate for every node, named cluster.test only: servers are
+  // verified against --tls-server-hostname, as Python clusters often do.
+  kSharedName,
+};
+
+// Members in a ring (each seeded with the one before): they converge, then a
+// killed Python node and a killed agent are each reported dead by every
+// survivor, and the rest stop cleanly.
+void mixed_cluster(Security security) {
+  const bool mutual_tls = security != Security::kTcp;
   const std::vector<Member> members = {{"agent-asio", "asio"},
                                        {"py-1", "python"},
                                        {"agent-libevent", "libevent"},
                                        {"py-2", "python"}};
   std::optional<aiocluster::conformance::TestPki> pki;
+  std::optional<aiocluster::conformance::TlsFiles> shared;
   if (mutual_tls) pki.emplace();
+  if (security == Security::kSharedName) {
+    shared = pki->issue_exact("cluster", "cluster.test", {"cluster.test"}, {});
+  }
   const std::string& logs = log_dir();
   std::vector<std::uint16_t> ports;
   for (std::size_t i = 0; i < members.size(); ++i) ports.push_back(free_port());
@@ -153,15 +166,17 @@ void mixed_cluster(bool mutual_tls) {
         "100",
         "--kv",
         "role=role-of-" + m.name};
-    if (pki) {
+    if (security == Security::kMutualTls) {
       const auto files = pki->issue(m.name, {m.name + ".test"});
-      for (const std::string& extra :
-           {std::string("--tls-cert"), files.cert, std::string("--tls-key"), files.key,
-            std::string("--tls-ca"), files.ca, std::string("--tls-name"), m.name + ".test"}) {
-        args.push_back(extra);
-      }
+      args.insert(args.end(), {"--tls-cert", files.cert, "--tls-key", files.key, "--tls-ca",
+                               files.ca, "--tls-name", m.name + ".test"});
+    } else if (security == Security::kSharedName) {
+      args.insert(args.end(),
+                  {"--tls-cert", shared->cert, "--tls-key", shared->key, "--tls-ca", shared->ca,
+                   "--tls-name", "cluster.test", "--tls-server-hostname", "cluster.test"});
     }
-    const std::string err = logs + "/mixed-" + (mutual_tls ? "tls-" : "tcp-") + m.name + ".err";
+    const std::string err =
+        logs + "/mixed-" + std::to_string(static_cast<int>(security)) + "-" + m.name + ".err";
     if (m.kind == "python") {
       nodes.push_back(python_node(args, err));
     } else {
@@ -217,9 +232,15 @@ TEST_CASE(
 }
 
 TEST_CASE("agents and Python 1.1.0 nodes over TCP converge and report killed ones dead") {
-  mixed_cluster(false);
+  mixed_cluster(Security::kTcp);
 }
 
 TEST_CASE("agents and Python 1.1.0 nodes over mutual TLS converge and report killed ones dead") {
-  mixed_cluster(true);
+  mixed_cluster(Security::kMutualTls);
+}
+
+TEST_CASE(
+    "agents and Python 1.1.0 nodes sharing one certificate name (--tls-server-hostname) converge "
+    "and report killed ones dead") {
+  mixed_cluster(Security::kSharedName);
 }

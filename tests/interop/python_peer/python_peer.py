@@ -475,6 +475,7 @@ class Server:
         self.node = node
         self.listen = listen
         self.tls = tls
+        self.client_tls = tls.client_context() if tls else None
         self.tasks: set[asyncio.Task] = set()
 
     def now(self) -> float:
@@ -504,10 +505,10 @@ class Server:
     async def exchange(self, host: str, port: int, tls_name: str) -> None:
         writer = None
         try:
-            ctx = self.tls.client_context() if self.tls else None
             server_hostname = (self.tls.server_hostname or tls_name or host) if self.tls else None
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, ssl=ctx, server_hostname=server_hostname), IO_TIMEOUT)
+                asyncio.open_connection(host, port, ssl=self.client_tls, server_hostname=server_hostname),
+                IO_TIMEOUT)
             await write_frame(writer, self.node.syn())
             p = parse(await read_frame(reader))
             kind = p.WhichOneof("msg") if p else None
