@@ -93,6 +93,38 @@ struct Net {
     }
   }
 
+  // No more loss, duplication or isolation: run `settle` of virtual time.
+  void heal(Duration settle) {
+    isolated.clear();
+    loss = 0;
+    duplication = 0;
+    run_until(now + settle);
+  }
+
+  // Every replica equals its owner's state, but for tombstones one side
+  // has collected before the other.
+  void check_replicas_match_owners() const {
+    for (const auto& owner : nodes) {
+      const NodeState& truth = owner->cluster_state().self();
+      for (const auto& node : nodes) {
+        const NodeState* replica = node->node_state(truth.id());
+        REQUIRE(replica != nullptr);
+        CHECK(replica->max_version() == truth.max_version());
+        truth.for_each([&](std::string_view key, const VersionedValue& vv) {
+          const VersionedValue* got = replica->find(key);
+          if (got == nullptr) {
+            CHECK(vv.is_tombstone());
+          } else {
+            CHECK(*got == vv);
+          }
+        });
+        replica->for_each([&](std::string_view key, const VersionedValue& vv) {
+          if (truth.find(key) == nullptr) CHECK(vv.is_tombstone());
+        });
+      }
+    }
+  }
+
   void drain(int i) {
     while (auto tx = nodes[i]->poll_transmit()) send(i, tx->to, std::move(tx->payload));
     while (nodes[i]->poll_event()) {
@@ -148,31 +180,9 @@ TEST_CASE("budget and monotonic invariants under loss, duplication and reorderin
       for (int k = 0; k < 3; ++k) net.mutate(ops, 40, 60, step);
       net.run_until(net.now + 1s);
     }
-    // Heal: no loss, no duplication, let it settle.
-    net.loss = 0;
-    net.duplication = 0;
-    net.run_until(net.now + 60s);
+    net.heal(60s);
     CHECK(net.max_seen > net.max_payload * 3 / 4);
-    for (int owner = 0; owner < n; ++owner) {
-      const NodeState& truth = net.nodes[owner]->cluster_state().self();
-      for (int i = 0; i < n; ++i) {
-        const NodeState* replica = net.nodes[i]->node_state(truth.id());
-        REQUIRE(replica != nullptr);
-        CHECK(replica->max_version() == truth.max_version());
-        truth.for_each([&](std::string_view key, const VersionedValue& vv) {
-          const VersionedValue* got = replica->find(key);
-          // A replica may have collected a tombstone the owner still holds.
-          if (got == nullptr) {
-            CHECK(vv.is_tombstone());
-          } else {
-            CHECK(*got == vv);
-          }
-        });
-        replica->for_each([&](std::string_view key, const VersionedValue& vv) {
-          if (truth.find(key) == nullptr) CHECK(vv.is_tombstone());
-        });
-      }
-    }
+    net.check_replicas_match_owners();
   }
 }
 
@@ -249,29 +259,8 @@ TEST_CASE("completeness: nothing lost under random budgets, loss, partitions and
       for (int k = 0; k < 4; ++k) net.mutate(ops, 30, 80, step);
       net.run_until(net.now + 1s);
     }
-    net.isolated.clear();
-    net.loss = 0;
-    net.duplication = 0;
-    net.run_until(net.now + 90s);
-    for (int owner = 0; owner < n; ++owner) {
-      const NodeState& truth = net.nodes[owner]->cluster_state().self();
-      for (int i = 0; i < n; ++i) {
-        const NodeState* replica = net.nodes[i]->node_state(truth.id());
-        REQUIRE(replica != nullptr);
-        CHECK(replica->max_version() == truth.max_version());
-        truth.for_each([&](std::string_view key, const VersionedValue& vv) {
-          const VersionedValue* got = replica->find(key);
-          if (vv.status == KeyStatus::kSet) {
-            REQUIRE(got != nullptr);
-            CHECK(*got == vv);
-          }
-        });
-        replica->for_each([&](std::string_view key, const VersionedValue& vv) {
-          const VersionedValue* want = truth.find(key);
-          if (want == nullptr) CHECK(vv.is_tombstone());  // collected by the owner first
-        });
-      }
-    }
+    net.heal(90s);
+    net.check_replicas_match_owners();
     for (const auto& node : net.nodes) {
       capped += node->stats().completeness_capped;
       resets += node->stats().resets_applied;
