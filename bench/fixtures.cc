@@ -107,10 +107,6 @@ std::vector<Bytes> seed_packets(std::size_t first, std::size_t last, std::size_t
   return out;
 }
 
-namespace {
-const Address kThirdParty{"10.255.255.255", 7946};
-}  // namespace
-
 NodePair::NodePair(std::size_t nodes, std::size_t keys_per_node)
     : nodes_(nodes), keys_per_node_(keys_per_node), now_(t0()) {
   KeyValues own;
@@ -121,9 +117,9 @@ NodePair::NodePair(std::size_t nodes, std::size_t keys_per_node)
   // heartbeats (its SynAck is dropped) and Acks with their keys.
   for (Node* n : {a_.get(), b_.get()}) {
     const auto packets = seed_packets(2, nodes, keys_per_node, others_heartbeat_);
-    n->handle_packet(packets[0], now_, Inbound{kThirdParty, Stage::kStreamOpen});
+    n->handle_packet(packets[0], now_, Inbound{Stage::kStreamOpen});
     for (std::size_t i = 1; i < packets.size(); ++i) {
-      n->handle_packet(packets[i], now_, Inbound{kThirdParty, Stage::kStreamAck});
+      n->handle_packet(packets[i], now_, Inbound{Stage::kStreamAck});
     }
   }
   // A few exchanges carry 0's and 1's own keys across and two more beats of
@@ -150,7 +146,7 @@ void NodePair::refresh_others() {
   ++others_heartbeat_;
   const Bytes syn = announce(2, nodes_, keys_per_node_, others_heartbeat_);
   for (Node* n : {a_.get(), b_.get()}) {
-    n->handle_packet(syn, now_, Inbound{kThirdParty, Stage::kStreamOpen});
+    n->handle_packet(syn, now_, Inbound{Stage::kStreamOpen});
     while (n->poll_event()) {
     }
   }
@@ -166,16 +162,15 @@ std::size_t NodePair::exchange() {
   }
   std::size_t bytes = 0;
   if (syn) {
-    const Address& a_addr = a_->self_id().gossip_advertise_addr;
-    const Address& b_addr = b_->self_id().gossip_advertise_addr;
-    auto synack = b_->handle_packet(syn->payload, now_, Inbound{a_addr, Stage::kStreamOpen});
-    if (synack) {
-      auto ack = a_->handle_packet(synack->payload, now_, Inbound{b_addr, Stage::kStreamReply});
-      if (ack) {
-        b_->handle_packet(ack->payload, now_, Inbound{a_addr, Stage::kStreamAck});
-        bytes = syn->payload.size() + synack->payload.size() + ack->payload.size();
-      }
-    }
+    StreamExchange initiating = StreamExchange::initiate(std::move(syn->payload));
+    StreamExchange responding = StreamExchange::respond();
+    std::size_t carried = 0;
+    run_in_process(*a_, initiating, *b_, responding, now_,
+                   [&carried](ByteView packet, StreamExchange::Role) {
+                     carried += packet.size();
+                     return true;
+                   });
+    if (responding.completed()) bytes = carried;
   }
   while (a_->poll_event()) {
   }

@@ -77,7 +77,6 @@ BENCHMARK(BM_MemoryPerKey)
     ->Unit(benchmark::kMillisecond);
 
 double bytes_per_known_node(std::size_t nodes, std::size_t rounds) {
-  const Address third{"10.255.255.255", 7946};
   std::int64_t held = 0;
   {
     Node node(make_config(0), t0(), 1);
@@ -87,7 +86,7 @@ double bytes_per_known_node(std::size_t nodes, std::size_t rounds) {
     for (std::size_t r = 1; r <= rounds; ++r) {
       const Instant now = t0() + r * 1s;
       const Bytes syn = announce(1, nodes + 1, 0, r);
-      benchmark::DoNotOptimize(node.handle_packet(syn, now, Inbound{third, Stage::kStreamOpen}));
+      benchmark::DoNotOptimize(node.handle_packet(syn, now, Inbound{Stage::kStreamOpen}));
       node.handle_timeout(now);
       while (node.poll_transmit()) {
       }

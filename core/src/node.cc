@@ -89,7 +89,6 @@ void Node::run_round() {
       }
     }
     for (std::size_t p = 0; p < peers.size(); ++p) {
-      add_pending(pending_syns_, peers[p]);
       transmits_.push_back(Transmit{std::move(peers[p]), syn, std::move(tls_names[p])});
     }
     // make_syn counted one packet; every copy goes out.
@@ -331,88 +330,72 @@ Bytes Node::make_ack(const Digest& peer_digest) {
 
 Bytes Node::make_bad_cluster() { return finish(Packet{config_.cluster_id, BadCluster{}}); }
 
-std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbound& from) {
+Outcome Node::drop(DropReason reason) {
+  ++stats_.dropped(reason);
+  return Outcome{std::nullopt, reason};
+}
+
+Outcome Node::handle_packet(ByteView bytes, Instant now, const Inbound& in) {
   advance_clock(now);
   stats_.bytes_in += bytes.size();
-  if (bytes.size() > config_.max_inbound_payload_size) {
-    ++stats_.dropped_oversized;
-    return std::nullopt;
-  }
+  if (bytes.size() > config_.max_inbound_payload_size) return drop(DropReason::kOversized);
   if (bytes.size() > config_.max_payload_size) ++stats_.packets_in_above_max_payload;
   DecodeResult decoded = decode(bytes);
   if (const auto* error = std::get_if<DecodeError>(&decoded)) {
-    ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message
-                                         : stats_.dropped_malformed);
-    return std::nullopt;
+    return drop(*error == DecodeError::kNoMessage ? DropReason::kUnknownMessage
+                                                  : DropReason::kMalformed);
   }
   Packet& packet = std::get<Packet>(decoded);
 
-  const bool datagram = from.stage == Stage::kDatagram;
+  const bool datagram = in.stage == Stage::kDatagram;
   if (std::holds_alternative<BadCluster>(packet.message)) {
     ++stats_.packets_in.bad_cluster;
-    if (from.stage != Stage::kStreamReply &&
-        !(datagram && take_pending(pending_syns_, from.from))) {
-      ++stats_.dropped_out_of_place;
+    if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
+      return drop(DropReason::kOutOfPlace);
     }
-    return std::nullopt;
+    return Outcome{};
   }
   if (auto* syn = std::get_if<Syn>(&packet.message)) {
     ++stats_.packets_in.syn;
-    if (from.stage != Stage::kStreamOpen && !datagram) {
-      ++stats_.dropped_out_of_place;
-      return std::nullopt;
-    }
-    if (datagram && !datagram_syns_.admit(from.from, now_)) {
-      ++stats_.dropped_rate_limited;
-      return std::nullopt;
-    }
-    if (from.peer_names && from.peer_names->empty()) {
-      ++stats_.dropped_tls_nameless;
-      return std::nullopt;
-    }
-    if (from.peer_names && !names_a_digest_node(*from.peer_names, syn->digest)) {
-      ++stats_.dropped_tls_name;
-      return std::nullopt;
+    if (in.stage != Stage::kStreamOpen && !datagram) return drop(DropReason::kOutOfPlace);
+    if (datagram && !datagram_syns_.admit(in.from, now_)) return drop(DropReason::kRateLimited);
+    if (in.peer_names && in.peer_names->empty()) return drop(DropReason::kTlsNameless);
+    if (in.peer_names && !names_a_digest_node(*in.peer_names, syn->digest)) {
+      return drop(DropReason::kTlsName);
     }
     if (packet.cluster_id != config_.cluster_id) {
-      ++stats_.dropped_wrong_cluster;
-      return Reply{make_bad_cluster(), false};
+      Outcome refused = drop(DropReason::kWrongCluster);
+      refused.reply = Reply{make_bad_cluster(), false};
+      return refused;
     }
     report_heartbeats(syn->digest);
-    Reply reply{make_synack(syn->digest), true};
-    if (datagram) add_pending(pending_synacks_, from.from);
-    return reply;
+    Outcome answered{Reply{make_synack(syn->digest), true}, std::nullopt};
+    if (datagram) add_pending(pending_synacks_, in.from);
+    return answered;
   }
   if (auto* synack = std::get_if<SynAck>(&packet.message)) {
     ++stats_.packets_in.synack;
-    if (from.stage != Stage::kStreamReply &&
-        !(datagram && take_pending(pending_syns_, from.from))) {
-      ++stats_.dropped_out_of_place;
-      return std::nullopt;
+    if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
+      return drop(DropReason::kOutOfPlace);
     }
-    if (packet.cluster_id != config_.cluster_id) {
-      ++stats_.dropped_wrong_cluster;
-      return std::nullopt;
-    }
+    if (packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
     report_heartbeats(synack->digest);
     apply_delta(synack->delta);
-    return Reply{make_ack(synack->digest), false};
+    return Outcome{Reply{make_ack(synack->digest), false}, std::nullopt};
   }
   auto& ack = std::get<Ack>(packet.message);
   ++stats_.packets_in.ack;
-  if (from.stage != Stage::kStreamAck && !(datagram && take_pending(pending_synacks_, from.from))) {
-    ++stats_.dropped_out_of_place;
-    return std::nullopt;
+  if (in.stage != Stage::kStreamAck && !(datagram && take_pending(pending_synacks_, in.from))) {
+    return drop(DropReason::kOutOfPlace);
   }
-  if (packet.cluster_id != config_.cluster_id) {
-    ++stats_.dropped_wrong_cluster;
-    return std::nullopt;
-  }
+  if (packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
   apply_delta(ack.delta);
-  return std::nullopt;
+  return Outcome{};
 }
 
-bool Node::take_pending(std::map<Address, Instant>& pending, const Address& from) {
+void Node::handle_datagram_sent(const PeerKey& to) { add_pending(pending_syns_, to); }
+
+bool Node::take_pending(std::map<PeerKey, Instant>& pending, const PeerKey& from) {
   const auto it = pending.find(from);
   if (it == pending.end()) return false;
   const bool fresh = it->second > now_;
@@ -420,7 +403,7 @@ bool Node::take_pending(std::map<Address, Instant>& pending, const Address& from
   return fresh;
 }
 
-void Node::add_pending(std::map<Address, Instant>& pending, const Address& to) {
+void Node::add_pending(std::map<PeerKey, Instant>& pending, const PeerKey& to) {
   if (pending.size() >= config_.limits.max_pending_exchanges && !pending.contains(to)) {
     auto oldest =
         std::min_element(pending.begin(), pending.end(),

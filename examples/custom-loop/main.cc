@@ -2,7 +2,9 @@
 // its own UDP socket, driven by poll(2) and the public Node API alone. This is
 // the whole contract a driver has to honour:
 //   1. feed the Node every datagram and every expired timeout, with `now`;
-//   2. after each input, drain: transmits, then the next timeout, then events.
+//   2. after each input, drain: transmits, then the next timeout, then events;
+//   3. name each datagram peer by a key (here its numeric endpoint), the same
+//      for a Syn sent to it and a reply received from it.
 //
 // Usage: aiocluster-custom-loop [SECONDS] [BASE_PORT]   (defaults: 10, 7000)
 #include <aiocluster/aiocluster.h>
@@ -42,6 +44,9 @@ ac::Address from_sockaddr(const sockaddr_in& sa) {
   return ac::Address{host, ntohs(sa.sin_port)};
 }
 
+// Step 3: the core matches a reply to its Syn by this key alone.
+ac::PeerKey key_of(const sockaddr_in& sa) { return ac::PeerKey::of(from_sockaddr(sa)); }
+
 int bind_udp(const ac::Address& a) {
   const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
   const sockaddr_in sa = to_sockaddr(a);
@@ -52,14 +57,17 @@ int bind_udp(const ac::Address& a) {
   return fd;
 }
 
-void send_to(int fd, const ac::Address& to, const ac::Bytes& payload) {
-  const sockaddr_in sa = to_sockaddr(to);
+void send_to(int fd, const sockaddr_in& sa, const ac::Bytes& payload) {
   sendto(fd, payload.data(), payload.size(), 0, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
 }
 
 // Step 2: everything the node wants done after an input.
 void drain(Peer& p) {
-  while (auto tx = p.node->poll_transmit()) send_to(p.fd, tx->to, tx->payload);
+  while (auto tx = p.node->poll_transmit()) {
+    const sockaddr_in to = to_sockaddr(tx->to);
+    send_to(p.fd, to, tx->payload);
+    p.node->handle_datagram_sent(key_of(to));
+  }
   while (auto ev = p.node->poll_event()) {
     const std::string& self = p.node->self_id().name;
     if (auto* j = std::get_if<ac::NodeJoined>(&*ev))
@@ -118,10 +126,10 @@ int main(int argc, char** argv) {
         ssize_t n;
         while ((n = recvfrom(p.fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&src),
                              &len)) > 0) {
-          const ac::Address from = from_sockaddr(src);
-          auto reply = p.node->handle_packet(ac::ByteView(buf.data(), static_cast<std::size_t>(n)),
-                                             Clock::now(), {from, ac::Stage::kDatagram});
-          if (reply) send_to(p.fd, from, reply->payload);
+          const ac::Outcome outcome =
+              p.node->handle_packet(ac::ByteView(buf.data(), static_cast<std::size_t>(n)),
+                                    Clock::now(), {ac::Stage::kDatagram, key_of(src)});
+          if (outcome.reply) send_to(p.fd, src, outcome.reply->payload);
           drain(p);
           len = sizeof src;
         }

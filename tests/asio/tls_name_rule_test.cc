@@ -3,6 +3,7 @@
 // Pure core, no sockets: two Nodes exchange packets by hand.
 #include <doctest/doctest.h>
 
+#include "aiocluster/exchange.h"
 #include "aiocluster/node.h"
 
 namespace ac = aiocluster;
@@ -37,10 +38,15 @@ TEST_CASE("tls_name rule: a Syn is accepted only when the certificate names a no
 
   auto accepts = [&](std::optional<std::vector<std::string>> names) {
     ac::Node a(config_for("a", 7001, "a.test"), t0, 1);
-    auto reply =
-        a.handle_packet(syn, t0, ac::Inbound{{"127.0.0.1", 40000}, ac::Stage::kStreamOpen, names});
-    const bool accepted = reply.has_value();
+    const ac::Outcome outcome =
+        a.handle_packet(syn, t0, ac::Inbound{ac::Stage::kStreamOpen, {}, names});
+    const bool accepted = outcome.accepted();
     const bool nameless = names && names->empty();
+    CHECK(outcome.reply.has_value() == accepted);
+    if (!accepted) {
+      CHECK(outcome.dropped ==
+            (nameless ? ac::DropReason::kTlsNameless : ac::DropReason::kTlsName));
+    }
     CHECK(a.stats().dropped_tls_name == (accepted || nameless ? 0u : 1u));
     CHECK(a.stats().dropped_tls_nameless == (nameless ? 1u : 0u));
     CHECK(a.stats().packets_out.synack == (accepted ? 1u : 0u));
@@ -64,9 +70,9 @@ TEST_CASE(
   const ac::Bytes syn = first_syn(anonymous, t0);
   ac::Node a(config_for("a", 7001, "a.test"), t0, 1);
   // Even a certificate naming the empty string matches nothing.
-  CHECK_FALSE(a.handle_packet(
-      syn, t0,
-      ac::Inbound{{"127.0.0.1", 1}, ac::Stage::kStreamOpen, std::vector<std::string>{""}}));
+  CHECK(a.handle_packet(syn, t0,
+                        ac::Inbound{ac::Stage::kStreamOpen, {}, std::vector<std::string>{""}})
+            .dropped == ac::DropReason::kTlsName);
   CHECK(a.stats().dropped_tls_name == 1);
 
   ac::Config other = config_for("x", 7004, "x.test", {a_addr});
@@ -74,9 +80,10 @@ TEST_CASE(
   ac::Node x(other, t0, 4);
   const ac::Bytes foreign = first_syn(x, t0);
   // Identity first: a peer that fails the rule learns nothing, not even our cluster id.
-  CHECK_FALSE(a.handle_packet(
-      foreign, t0,
-      ac::Inbound{{"127.0.0.1", 2}, ac::Stage::kStreamOpen, std::vector<std::string>{"y"}}));
+  const ac::Outcome refused = a.handle_packet(
+      foreign, t0, ac::Inbound{ac::Stage::kStreamOpen, {}, std::vector<std::string>{"y"}});
+  CHECK_FALSE(refused.reply);
+  CHECK(refused.dropped == ac::DropReason::kTlsName);
   CHECK(a.stats().dropped_tls_name == 2);
   CHECK(a.stats().packets_out.bad_cluster == 0);
 }
@@ -94,13 +101,11 @@ TEST_CASE("Transmit::tls_name: empty for a bare seed, the node's tls_name once i
   CHECK(tx->tls_name.empty());
 
   // One whole exchange: A learns B's id from the SynAck digest.
-  auto synack = b.handle_packet(
-      tx->payload, t0, ac::Inbound{a.self_id().gossip_advertise_addr, ac::Stage::kStreamOpen, {}});
-  REQUIRE(synack);
-  auto ack = a.handle_packet(synack->payload, t0, ac::Inbound{b_addr, ac::Stage::kStreamReply, {}});
-  REQUIRE(ack);
-  b.handle_packet(ack->payload, t0,
-                  ac::Inbound{a.self_id().gossip_advertise_addr, ac::Stage::kStreamAck, {}});
+  ac::StreamExchange initiating = ac::StreamExchange::initiate(tx->payload);
+  ac::StreamExchange responding = ac::StreamExchange::respond();
+  ac::run_in_process(a, initiating, b, responding, t0);
+  REQUIRE(initiating.completed());
+  REQUIRE(responding.completed());
 
   const ac::Instant t1 = t0 + a.config().gossip_interval;
   a.handle_timeout(t1);

@@ -33,7 +33,7 @@ struct MemCluster {
   std::vector<bool> down;             // crashed: neither sends nor answers
   std::set<std::pair<int, int>> cut;  // directed links that lose every packet
   Instant now = t0();
-  std::function<void(const Bytes&)> on_packet;  // sees every packet sent
+  std::function<void(ByteView)> on_packet;  // sees every packet sent
   std::size_t exchanges = 0;
 
   // Nodes 0..n-1, node i seeded with node (i+1) % n.
@@ -64,25 +64,21 @@ struct MemCluster {
     return !down[to] && !down[from] && !cut.contains({from, to});
   }
 
-  void see(const Bytes& b) {
-    if (on_packet) on_packet(b);
-  }
-
   void exchange(int from, const Transmit& tx) {
     const int to = index_of(tx.to);
-    see(tx.payload);
-    if (to < 0 || !link_up(from, to)) return;
-    ++exchanges;
-    const Address from_addr = nodes[from]->self_id().gossip_advertise_addr;
-    auto synack = nodes[to]->handle_packet(tx.payload, now, {from_addr, Stage::kStreamOpen});
-    if (!synack) return;
-    see(synack->payload);
-    if (!link_up(to, from)) return;
-    auto ack = nodes[from]->handle_packet(synack->payload, now, {tx.to, Stage::kStreamReply});
-    if (!ack || !synack->awaits_ack) return;
-    see(ack->payload);
-    if (!link_up(from, to)) return;
-    nodes[to]->handle_packet(ack->payload, now, {from_addr, Stage::kStreamAck});
+    if (to < 0) {
+      if (on_packet) on_packet(tx.payload);
+      return;
+    }
+    if (link_up(from, to)) ++exchanges;
+    StreamExchange initiating = StreamExchange::initiate(tx.payload);
+    StreamExchange responding = StreamExchange::respond();
+    run_in_process(*nodes[from], initiating, *nodes[to], responding, now,
+                   [&](ByteView packet, StreamExchange::Role sender) {
+                     if (on_packet) on_packet(packet);
+                     return sender == StreamExchange::Role::kInitiator ? link_up(from, to)
+                                                                       : link_up(to, from);
+                   });
   }
 
   // Advances virtual time by `step`, running every due round.

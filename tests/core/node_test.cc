@@ -267,11 +267,18 @@ TEST_CASE("exchanges over datagrams are matched to the pending Syn") {
     for (auto [from, to, from_addr] : {std::tuple{&a, &b, addr_a}, std::tuple{&b, &a, addr_b}}) {
       from->handle_timeout(now);
       while (auto tx = from->poll_transmit()) {
-        auto synack = to->handle_packet(tx->payload, now, {from_addr, Stage::kDatagram});
-        REQUIRE(synack);
-        auto ack = from->handle_packet(synack->payload, now, {tx->to, Stage::kDatagram});
-        REQUIRE(ack);
-        CHECK_FALSE(to->handle_packet(ack->payload, now, {from_addr, Stage::kDatagram}));
+        from->handle_datagram_sent(PeerKey::of(tx->to));
+        const Inbound from_from{Stage::kDatagram, PeerKey::of(from_addr)};
+        Outcome synack = to->handle_packet(tx->payload, now, from_from);
+        REQUIRE(synack.reply);
+        CHECK_FALSE(synack.finished());
+        Outcome ack = from->handle_packet(synack.reply->payload, now,
+                                          {Stage::kDatagram, PeerKey::of(tx->to)});
+        REQUIRE(ack.reply);
+        CHECK(ack.finished());
+        Outcome end = to->handle_packet(ack.reply->payload, now, from_from);
+        CHECK_FALSE(end.reply);
+        CHECK(end.finished());
       }
     }
   }
@@ -373,8 +380,7 @@ struct RevivalFixture {
   void second(std::uint64_t x_beat) {
     now += 1s;
     const Digest digest{{NodeDigest{p, ++p_beat, 0, 0}, NodeDigest{x, x_beat, 0, 0}}};
-    node.handle_packet(encode(Packet{config.cluster_id, Syn{digest}}), now,
-                       {p.gossip_advertise_addr, Stage::kStreamOpen});
+    node.handle_packet(encode(Packet{config.cluster_id, Syn{digest}}), now, {Stage::kStreamOpen});
     node.handle_timeout(now);
     while (node.poll_transmit()) {
     }

@@ -126,7 +126,10 @@ struct Net {
   }
 
   void drain(int i) {
-    while (auto tx = nodes[i]->poll_transmit()) send(i, tx->to, std::move(tx->payload));
+    while (auto tx = nodes[i]->poll_transmit()) {
+      nodes[i]->handle_datagram_sent(PeerKey::of(tx->to));
+      send(i, tx->to, std::move(tx->payload));
+    }
     while (nodes[i]->poll_event()) {
     }
   }
@@ -148,8 +151,9 @@ struct Net {
       queue.erase(queue.begin(), split);
       for (auto& d : due) {
         if (on_delivery) on_delivery(d.payload);
-        auto reply = nodes[d.to]->handle_packet(d.payload, now, {d.from, Stage::kDatagram});
-        if (reply) send(d.to, d.from, std::move(reply->payload));
+        Outcome outcome =
+            nodes[d.to]->handle_packet(d.payload, now, {Stage::kDatagram, PeerKey::of(d.from)});
+        if (outcome.reply) send(d.to, d.from, std::move(outcome.reply->payload));
         drain(d.to);
         check_monotonic();
       }

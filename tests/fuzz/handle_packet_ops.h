@@ -51,7 +51,7 @@ inline aiocluster::Inbound inbound(std::uint8_t b) {
       in.peer_names = std::vector<std::string>{};
       break;
   }
-  in.from = sender((b >> 4) % 8);
+  in.from = aiocluster::PeerKey::of(sender((b >> 4) % 8));
   return in;
 }
 

@@ -98,8 +98,6 @@ int main(int argc, char** argv) {
   }
   Writer w{fs::path(argv[1])};
   const fuzz::MemCluster c = fuzz::build_scenario();
-  const Address addr0 = c.nodes[0]->self_id().gossip_advertise_addr;
-  const Address addr1 = c.nodes[1]->self_id().gossip_advertise_addr;
 
   // Both sides hold something new for the other, so every delta is non-empty.
   Node n0 = *c.nodes[0];
@@ -110,12 +108,12 @@ int main(int argc, char** argv) {
   // Node 0 opens an exchange with node 1: what node 0 would receive as replies.
   const Bytes syn0 = syn_of(n0, fuzz::kClusterId);
   Node n1_copy = n1;
-  const Bytes synack1 = n1_copy.handle_packet(syn0, c.now, {addr0, Stage::kStreamOpen})->payload;
+  const Bytes synack1 = n1_copy.handle_packet(syn0, c.now, {Stage::kStreamOpen}).reply->payload;
   // Node 1 opens an exchange with node 0: the Syn and the Ack node 0 receives.
   const Bytes syn1 = syn_of(n1, fuzz::kClusterId);
   Node n0_copy = n0;
-  const Bytes synack0 = n0_copy.handle_packet(syn1, c.now, {addr1, Stage::kStreamOpen})->payload;
-  const Bytes ack1 = n1.handle_packet(synack0, c.now, {addr0, Stage::kStreamReply})->payload;
+  const Bytes synack0 = n0_copy.handle_packet(syn1, c.now, {Stage::kStreamOpen}).reply->payload;
+  const Bytes ack1 = n1.handle_packet(synack0, c.now, {Stage::kStreamReply}).reply->payload;
   const Bytes bad_cluster = encode(Packet{fuzz::kClusterId, BadCluster{}});
   const Bytes foreign_syn = syn_of(n1, "other-cluster");
 

@@ -36,17 +36,17 @@ int MemCluster::index_of(const Address& addr) const {
 void MemCluster::exchange(int from, const Transmit& tx) {
   const int to = index_of(tx.to);
   if (to < 0 || down[static_cast<std::size_t>(to)]) return;
-  const Address from_addr = nodes[static_cast<std::size_t>(from)]->self_id().gossip_advertise_addr;
-  Node& initiator = *nodes[static_cast<std::size_t>(from)];
-  Node& responder = *nodes[static_cast<std::size_t>(to)];
-  if (observer) observer(from, to, Stage::kStreamOpen, tx.payload);
-  auto synack = responder.handle_packet(tx.payload, now, {from_addr, Stage::kStreamOpen});
-  if (!synack) return;
-  if (observer) observer(to, from, Stage::kStreamReply, synack->payload);
-  auto ack = initiator.handle_packet(synack->payload, now, {tx.to, Stage::kStreamReply});
-  if (!ack || !synack->awaits_ack) return;
-  if (observer) observer(from, to, Stage::kStreamAck, ack->payload);
-  responder.handle_packet(ack->payload, now, {from_addr, Stage::kStreamAck});
+  StreamExchange initiating = StreamExchange::initiate(tx.payload);
+  StreamExchange responding = StreamExchange::respond();
+  run_in_process(*nodes[static_cast<std::size_t>(from)], initiating,
+                 *nodes[static_cast<std::size_t>(to)], responding, now,
+                 [&](ByteView packet, StreamExchange::Role sender) {
+                   const bool forward = sender == StreamExchange::Role::kInitiator;
+                   // The stage the receiving end reads it at.
+                   const Stage stage = forward ? responding.stage() : initiating.stage();
+                   if (observer) observer(forward ? from : to, forward ? to : from, stage, packet);
+                   return true;
+                 });
 }
 
 void MemCluster::step(Duration step) {

@@ -27,7 +27,7 @@ struct MemCluster {
   std::vector<bool> down;  // crashed: neither sends nor answers
   aiocluster::Instant now = aiocluster::Instant{} + std::chrono::hours(1000);
   // Sees every packet carried: (from, to, stage at the receiver, bytes).
-  std::function<void(int, int, aiocluster::Stage, const aiocluster::Bytes&)> observer;
+  std::function<void(int, int, aiocluster::Stage, aiocluster::ByteView)> observer;
 
   aiocluster::Node& add(aiocluster::Config config, const aiocluster::KeyValues& kvs = {});
   int index_of(const aiocluster::Address& addr) const;

@@ -59,7 +59,7 @@ struct Fixture {
 
   std::optional<Reply> send(const Bytes& bytes, Stage stage, const Address& from = addr(1)) {
     std::optional<Reply> reply;
-    REQUIRE_NOTHROW(reply = target().handle_packet(bytes, c.now, {from, stage}));
+    REQUIRE_NOTHROW(reply = target().handle_packet(bytes, c.now, {stage, PeerKey::of(from)}).reply);
     if (reply) CHECK(reply->payload.size() <= target().config().max_payload_size);
     return reply;
   }
@@ -102,7 +102,7 @@ struct Fixture {
   // unless its limits forbid one more key) spread through the whole cluster.
   void expect_healthy(bool write_on_target = true) {
     const Bytes syn = syn_of(peer());
-    const auto reply = target().handle_packet(syn, c.now, {addr(1), Stage::kStreamOpen});
+    const auto reply = target().handle_packet(syn, c.now, {Stage::kStreamOpen}).reply;
     REQUIRE(reply);
     CHECK(reply->awaits_ack);
     const DecodeResult decoded = decode(reply->payload);
@@ -226,6 +226,7 @@ TEST_CASE("a peer claiming to be us changes nothing of ours") {
   f.c.now += 1s;
   f.target().handle_timeout(f.c.now);  // puts Syns in flight for the SynAck below
   while (auto tx = f.target().poll_transmit()) {
+    f.target().handle_datagram_sent(PeerKey::of(tx->to));
     const auto reply = f.send(Packet{kCluster, SynAck{digest, delta}}, Stage::kDatagram, tx->to);
     CHECK(reply);  // an Ack: the exchange goes on, our state does not move
   }
@@ -344,16 +345,26 @@ TEST_CASE("every truncation of a real exchange is harmless") {
   // A whole exchange initiated by the peer, and one by the target, captured.
   Node peer_copy = f.peer();
   Node target_copy = f.target();
-  const Bytes syn = f.syn_of(peer_copy);
-  const Bytes synack =
-      target_copy.handle_packet(syn, f.c.now, {addr(1), Stage::kStreamOpen})->payload;
-  const Bytes ack =
-      peer_copy.handle_packet(synack, f.c.now, {addr(0), Stage::kStreamReply})->payload;
+  // Each packet of a whole exchange, as it went over the wire.
+  auto capture = [&](Node& initiator, Node& responder, Bytes syn) {
+    std::vector<Bytes> packets;
+    StreamExchange initiating = StreamExchange::initiate(std::move(syn));
+    StreamExchange responding = StreamExchange::respond();
+    run_in_process(initiator, initiating, responder, responding, f.c.now,
+                   [&](ByteView packet, StreamExchange::Role) {
+                     packets.emplace_back(packet.begin(), packet.end());
+                     return true;
+                   });
+    REQUIRE(initiating.completed());
+    return packets;
+  };
+  const std::vector<Bytes> by_peer = capture(peer_copy, target_copy, f.syn_of(peer_copy));
+  REQUIRE(by_peer.size() == 3);
+  const Bytes& syn = by_peer[0];
+  const Bytes& ack = by_peer[2];
   Node peer_copy2 = f.peer();
-  const Bytes synack_to_target =
-      peer_copy2.handle_packet(f.syn_of(f.target()), f.c.now, {addr(0), Stage::kStreamOpen})
-          ->payload;
-
+  Node target_copy2 = f.target();
+  const Bytes synack_to_target = capture(target_copy2, peer_copy2, f.syn_of(f.target())).at(1);
   using Pairs = std::map<NodeId, std::pair<std::uint64_t, std::uint64_t>>;
   auto versions = [&] {
     Pairs out;
@@ -460,6 +471,7 @@ TEST_CASE("messages out of place are dropped and counted, on every stage") {
   f.target().handle_timeout(f.c.now);
   const auto tx = f.target().poll_transmit();
   REQUIRE(tx);
+  f.target().handle_datagram_sent(PeerKey::of(tx->to));
   while (f.target().poll_transmit()) {
   }
   const std::uint64_t before = f.stats().dropped_out_of_place;
@@ -470,6 +482,7 @@ TEST_CASE("messages out of place are dropped and counted, on every stage") {
   f.target().handle_timeout(f.c.now);
   const auto late = f.target().poll_transmit();
   REQUIRE(late);
+  f.target().handle_datagram_sent(PeerKey::of(late->to));
   while (f.target().poll_transmit()) {
   }
   f.c.now += f.target().config().exchange_timeout;

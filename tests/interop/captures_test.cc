@@ -100,7 +100,10 @@ const NodeState* state_named(const Node& node, const std::string& name) {
   return nullptr;
 }
 
-Inbound from(std::uint16_t port, Stage stage) { return Inbound{{"127.0.0.1", port}, stage, {}}; }
+// What `node` sends back for one captured packet read at `stage`.
+std::optional<Reply> reply_to(Node& node, const Bytes& packet, Stage stage) {
+  return node.handle_packet(packet, t0(), Inbound{stage}).reply;
+}
 
 }  // namespace
 
@@ -114,11 +117,10 @@ TEST_CASE("exchange-small: py-a's Syn, py-b's SynAck and py-a's Ack, each at its
 
   // We stand in for py-b: py-a's Syn gets a SynAck, py-a's Ack is applied.
   Node b = node_as("cpp-b", 9, 7102);
-  auto reply =
-      b.handle_packet(capture_bytes("exchange-small", "syn"), t0(), from(7101, Stage::kStreamOpen));
+  auto reply = reply_to(b, capture_bytes("exchange-small", "syn"), Stage::kStreamOpen);
   REQUIRE(reply);
   CHECK(reply->awaits_ack);
-  b.handle_packet(capture_bytes("exchange-small", "ack"), t0(), from(7101, Stage::kStreamAck));
+  reply_to(b, capture_bytes("exchange-small", "ack"), Stage::kStreamAck);
   const NodeState* py_a = state_named(b, "py-a");
   REQUIRE(py_a != nullptr);
   CHECK(py_a->value("role") == "web");
@@ -128,8 +130,7 @@ TEST_CASE("exchange-small: py-a's Syn, py-b's SynAck and py-a's Ack, each at its
   // We stand in for py-a: py-b's SynAck is applied and answered with an Ack.
   Node a = node_as("cpp-a", 8, 7101);
   a.handle_timeout(t0());
-  auto ack_out = a.handle_packet(capture_bytes("exchange-small", "synack"), t0(),
-                                 from(7102, Stage::kStreamReply));
+  auto ack_out = reply_to(a, capture_bytes("exchange-small", "synack"), Stage::kStreamReply);
   REQUIRE(ack_out);
   CHECK(std::holds_alternative<Ack>(std::get<Packet>(decode(ack_out->payload)).message));
   const NodeState* py_b = state_named(a, "py-b");
@@ -150,7 +151,7 @@ TEST_CASE("truncated-delta: 1,214 of 3,000 key-values claiming max_version 3000"
   Node node = node_as("cpp-like", 4, 7104);
   const Packet syn = capture("truncated-delta", "syn");
   CHECK(std::get<Syn>(syn.message).digest.node_digests[0].node_id == node.self_id());
-  auto ack = node.handle_packet(bytes, t0(), from(7103, Stage::kStreamReply));
+  auto ack = reply_to(node, bytes, Stage::kStreamReply);
   REQUIRE(ack);
   const NodeState* py_big = state_named(node, "py-big");
   REQUIRE(py_big != nullptr);
@@ -183,8 +184,7 @@ TEST_CASE("oversized-synack: 126,406 bytes, read and applied") {
 
   // We are the newcomer (generation 6, port 7106).
   Node node = node_as("newcomer", 6, 7106);
-  auto ack = node.handle_packet(capture_bytes("oversized-synack", "synack"), t0(),
-                                from(7105, Stage::kStreamReply));
+  auto ack = reply_to(node, capture_bytes("oversized-synack", "synack"), Stage::kStreamReply);
   REQUIRE(ack);
   CHECK(ack->payload.size() <= node.config().max_payload_size);
   CHECK(node.stats().packets_in_above_max_payload == 1);
@@ -208,8 +208,7 @@ TEST_CASE("bad-cluster: a Syn of another cluster gets the very reply Python send
   CHECK(std::holds_alternative<BadCluster>(reply.message));
 
   Node node = node_as("cpp", 9, 7108);
-  auto ours =
-      node.handle_packet(capture_bytes("bad-cluster", "syn"), t0(), from(7107, Stage::kStreamOpen));
+  auto ours = reply_to(node, capture_bytes("bad-cluster", "syn"), Stage::kStreamOpen);
   REQUIRE(ours);
   CHECK(ours->payload == capture_bytes("bad-cluster", "reply"));
   CHECK_FALSE(ours->awaits_ack);
@@ -218,8 +217,7 @@ TEST_CASE("bad-cluster: a Syn of another cluster gets the very reply Python send
   // Python's reply to our Syn is counted and changes nothing.
   Node other = node_as("cpp-other", 10, 7109);
   other.handle_timeout(t0());
-  CHECK_FALSE(other.handle_packet(capture_bytes("bad-cluster", "reply"), t0(),
-                                  from(7108, Stage::kStreamReply)));
+  CHECK_FALSE(reply_to(other, capture_bytes("bad-cluster", "reply"), Stage::kStreamReply));
   CHECK(other.stats().packets_in.bad_cluster == 1);
   CHECK(other.cluster_state().size() == 1);
 }

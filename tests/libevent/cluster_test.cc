@@ -445,9 +445,9 @@ TEST_CASE("TLS: the initiator ends the exchange with a close_notify after its Ac
           ac::Config c = config_for("raw", {}, "close-notify");
           c.node_id.gossip_advertise_addr.port = 9;
           ac::Node core(c, std::chrono::steady_clock::now(), 11);
-          auto reply =
-              core.handle_packet(*syn, std::chrono::steady_clock::now(),
-                                 ac::Inbound{{"127.0.0.1", 1}, ac::Stage::kStreamOpen, {}});
+          const auto reply = core.handle_packet(*syn, std::chrono::steady_clock::now(),
+                                                ac::Inbound{ac::Stage::kStreamOpen})
+                                 .reply;
           if (reply && reply->awaits_ack && ssl_write_frame(ssl, reply->payload)) {
             got_ack = ssl_read_frame(ssl).has_value();
             close_notify = got_ack && saw_close_notify(ssl);

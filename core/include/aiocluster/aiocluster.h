@@ -5,6 +5,7 @@
 #include "aiocluster/codec.h"
 #include "aiocluster/config.h"
 #include "aiocluster/events.h"
+#include "aiocluster/exchange.h"
 #include "aiocluster/failure_detector.h"
 #include "aiocluster/framing.h"
 #include "aiocluster/messages.h"

@@ -4,7 +4,7 @@
 //
 //   aiocluster::Node node(config, now, seed, {{"role", "db"}});
 //   // after every input (handle_timeout, handle_packet, a mutation), drain:
-//   while (auto tx = node.poll_transmit()) send_syn(tx->to, tx->payload);
+//   while (auto tx = node.poll_transmit()) start_exchange(*tx);
 //   arm_timer(node.poll_timeout());
 //   while (auto ev = node.poll_event()) dispatch(*ev);
 //
@@ -34,7 +34,9 @@
 
 namespace aiocluster {
 
-// A Syn to send: the start of an exchange with `to`.
+// A Syn to send: the start of an exchange with `to`. Over a stream, a driver
+// runs it through a StreamExchange (aiocluster/exchange.h); over datagrams,
+// it sends the payload and reports where with handle_datagram_sent().
 struct Transmit {
   Address to;
   Bytes payload;
@@ -44,7 +46,9 @@ struct Transmit {
   std::string tls_name;
 };
 
-// Where an incoming packet sits in an exchange, as the driver knows it.
+// Where an incoming packet sits in an exchange. Drivers pass kDatagram; the
+// stream stages are StreamExchange's to choose (tests and fuzzers inject
+// packets at any of them).
 enum class Stage : std::uint8_t {
   kDatagram,     // any message on a datagram socket; the core matches it
                  // against the exchanges it has pending with `from`
@@ -54,8 +58,9 @@ enum class Stage : std::uint8_t {
 };
 
 struct Inbound {
-  Address from;
   Stage stage = Stage::kDatagram;
+  // The datagram's source, as the driver keys it (unused on streams).
+  PeerKey from = PeerKey();
   // Names of the peer's verified certificate (mutual TLS), set by the driver.
   // When set, a Syn is accepted only if its digest includes a node whose
   // tls_name is among them (ASCII case-insensitive); otherwise it is dropped
@@ -69,6 +74,21 @@ struct Reply {
   // A SynAck: the channel stays open for the peer's Ack. Otherwise the
   // exchange is over once this is sent.
   bool awaits_ack = false;
+};
+
+// What handle_packet did with one packet.
+struct Outcome {
+  // What to send back on the channel the packet came in on.
+  std::optional<Reply> reply;
+  // Why the packet was refused (and counted in Stats); nullopt when it was
+  // accepted. A Syn of another cluster is refused and still answered, with
+  // a BadCluster.
+  std::optional<DropReason> dropped;
+
+  bool accepted() const { return !dropped; }
+  // Accepted, and nothing more is expected on its channel once the reply
+  // (if any) is sent: the exchange completed.
+  bool finished() const { return accepted() && !(reply && reply->awaits_ack); }
 };
 
 struct NodeSnapshot {
@@ -95,9 +115,14 @@ class Node {
   // --- Inputs ---
   // Runs what is due: gossip rounds, liveness, garbage collection.
   void handle_timeout(Instant now);
-  // Handles one packet; returns what to send back on the same channel. Never
-  // throws on bad input: it is dropped and counted in stats().
-  std::optional<Reply> handle_packet(ByteView bytes, Instant now, const Inbound& from);
+  // Handles one packet; says what to send back on the same channel, whether
+  // the exchange is over, or why the packet was dropped. Never throws on bad
+  // input: it is dropped and counted in stats().
+  Outcome handle_packet(ByteView bytes, Instant now, const Inbound& in);
+  // A Syn from poll_transmit() went out as a datagram to the peer the driver
+  // keys as `to`: a SynAck or BadCluster from `to` within exchange_timeout
+  // answers it.
+  void handle_datagram_sent(const PeerKey& to);
 
   // --- Outputs ---
   std::optional<Transmit> poll_transmit();
@@ -146,9 +171,10 @@ class Node {
   Bytes make_ack(const Digest& peer_digest);
   Bytes make_bad_cluster();
   Bytes finish(const Packet& packet);
+  Outcome drop(DropReason reason);
 
-  bool take_pending(std::map<Address, Instant>& pending, const Address& from);
-  void add_pending(std::map<Address, Instant>& pending, const Address& to);
+  bool take_pending(std::map<PeerKey, Instant>& pending, const PeerKey& from);
+  void add_pending(std::map<PeerKey, Instant>& pending, const PeerKey& to);
   void expire_pending();
 
   Config config_;
@@ -164,9 +190,9 @@ class Node {
 
   std::deque<Transmit> transmits_;
   std::deque<Event> events_;
-  // Datagram exchanges awaiting their next message, by peer address.
-  std::map<Address, Instant> pending_syns_;     // we sent a Syn: expect SynAck
-  std::map<Address, Instant> pending_synacks_;  // we sent a SynAck: expect Ack
+  // Datagram exchanges awaiting their next message, by peer.
+  std::map<PeerKey, Instant> pending_syns_;     // we sent a Syn: expect SynAck
+  std::map<PeerKey, Instant> pending_synacks_;  // we sent a SynAck: expect Ack
   SourceRateLimiter datagram_syns_;
 };
 

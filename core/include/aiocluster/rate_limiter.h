@@ -22,7 +22,7 @@ class SourceRateLimiter {
         max_sources_(std::max<std::size_t>(max_sources, 1)) {}
 
   // True when `source` may have one more unit of work at `now`.
-  bool admit(const Address& source, Instant now) {
+  bool admit(const PeerKey& source, Instant now) {
     auto it = busy_until_.find(source);
     if (it == busy_until_.end()) {
       make_room(now);
@@ -52,7 +52,7 @@ class SourceRateLimiter {
   Duration interval_;
   Duration tolerance_;
   std::size_t max_sources_;
-  std::map<Address, Instant> busy_until_;
+  std::map<PeerKey, Instant> busy_until_;
 };
 
 }  // namespace aiocluster

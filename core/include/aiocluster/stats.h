@@ -3,8 +3,24 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 namespace aiocluster {
+
+// Why a packet was dropped: one reason for each drop counter of Stats.
+enum class DropReason : std::uint8_t {
+  kOversized,       // larger than max_inbound_payload_size
+  kMalformed,       // not a PacketPb, or fields out of range
+  kUnknownMessage,  // no known message in the oneof
+  kWrongCluster,    // another cluster id (a Syn is answered with BadCluster)
+  kOutOfPlace,      // a message its channel does not expect
+  kTlsName,         // a Syn naming no node of the peer's certificate
+  kTlsNameless,     // a Syn over a verified certificate naming nothing
+  kRateLimited,     // a datagram Syn beyond its source's rate
+};
+
+// "oversized", "malformed", ...: the counter's name without "dropped_".
+std::string_view to_string(DropReason reason);
 
 struct MessageCounts {
   std::uint64_t syn = 0;
@@ -32,6 +48,10 @@ struct Stats {
   std::uint64_t dropped_tls_name = 0;         // a Syn naming no node of the peer's certificate
   std::uint64_t dropped_tls_nameless = 0;     // a Syn over a verified certificate naming nothing
   std::uint64_t dropped_rate_limited = 0;     // a datagram Syn beyond its source's rate
+
+  // The counter of one reason.
+  std::uint64_t dropped(DropReason reason) const;
+  std::uint64_t& dropped(DropReason reason);
 
   // Every packet dropped, whatever the reason.
   std::uint64_t packets_dropped() const {

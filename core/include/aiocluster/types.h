@@ -11,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace aiocluster {
@@ -24,8 +25,8 @@ using Duration = std::chrono::steady_clock::duration;
 using Bytes = std::vector<std::uint8_t>;
 using ByteView = std::span<const std::uint8_t>;
 
-// A gossip address: a host (name or numeric) and a port. The core compares
-// addresses as strings; resolving names is the driver's job.
+// A gossip address: a host (name or numeric) and a port, as nodes advertise
+// and seeds are given. Resolving names is the driver's job.
 struct Address {
   std::string host;
   std::uint16_t port = 0;
@@ -37,6 +38,28 @@ struct Address {
 
   friend auto operator<=>(const Address&, const Address&) = default;
   friend bool operator==(const Address&, const Address&) = default;
+};
+
+// How a driver names a datagram peer to the core: bytes the core compares and
+// never reads. A real driver uses the peer's numeric endpoint (family,
+// address and port); the core matches a datagram reply to the Syn it answers
+// by key, so a driver keys a peer the same way when it sends to it and when
+// it receives from it.
+class PeerKey {
+ public:
+  PeerKey() = default;
+  explicit PeerKey(std::string bytes) : bytes_(std::move(bytes)) {}
+  // The key of a peer known by one textual address (the simulator, tests).
+  static PeerKey of(const Address& address) { return PeerKey(address.to_string()); }
+
+  const std::string& bytes() const { return bytes_; }
+  bool empty() const { return bytes_.empty(); }
+
+  friend auto operator<=>(const PeerKey&, const PeerKey&) = default;
+  friend bool operator==(const PeerKey&, const PeerKey&) = default;
+
+ private:
+  std::string bytes_;
 };
 
 // The identity of one incarnation of a node. Two ids name the same node only

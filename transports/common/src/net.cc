@@ -66,6 +66,32 @@ Address numeric_address(const sockaddr* address) {
   return Address{};
 }
 
+PeerKey peer_key(const sockaddr* address) {
+  std::string key;
+  auto append = [&key](const void* bytes, std::size_t size) {
+    key.append(static_cast<const char*>(bytes), size);
+  };
+  if (address->sa_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(address);
+    key.push_back('4');
+    append(&v4->sin_addr, sizeof v4->sin_addr);
+    append(&v4->sin_port, sizeof v4->sin_port);
+  } else if (address->sa_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(address);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      // The IPv4 peer an IPv6 socket reports mapped: one peer, one key.
+      key.push_back('4');
+      append(&v6->sin6_addr.s6_addr[12], 4);
+    } else {
+      key.push_back('6');
+      append(&v6->sin6_addr, sizeof v6->sin6_addr);
+      append(&v6->sin6_scope_id, sizeof v6->sin6_scope_id);
+    }
+    append(&v6->sin6_port, sizeof v6->sin6_port);
+  }
+  return PeerKey(std::move(key));
+}
+
 std::optional<SocketAddress> numeric_socket_address(const Address& address) {
   int error = 0;
   return lookup(address, 0, AF_UNSPEC, AI_NUMERICHOST, error);
@@ -86,19 +112,6 @@ SocketAddress resolve_or_throw(const Address& address, int socktype, int family,
   throw std::system_error(
       std::make_error_code(std::errc::address_not_available),
       "cannot resolve " + std::string(what) + " '" + address.host + "': " + error);
-}
-
-void make_seeds_numeric(Config& config, int family,
-                        const std::function<void(std::string_view)>& log) {
-  for (Address& seed : config.seeds) {
-    if (numeric_socket_address(seed)) continue;
-    std::string error;
-    if (auto found = resolve(seed, SOCK_DGRAM, family, &error)) {
-      seed.host = numeric_address(found->get()).host;
-    } else if (log) {
-      log("cannot resolve seed " + seed.to_string() + ": " + error);
-    }
-  }
 }
 
 void check_config_and_options(const Config& config, const Options& options) {

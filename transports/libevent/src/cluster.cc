@@ -17,14 +17,13 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <list>
 #include <stdexcept>
 #include <unordered_map>
 
 #include "aiocluster/common/waits.h"
-#include "aiocluster/framing.h"
+#include "aiocluster/exchange.h"
+#include "driver_common/driver_core.h"
 #include "driver_common/frame_reader.h"
-#include "driver_common/hook_queue.h"
 #include "driver_common/net.h"
 #include "driver_common/tls.h"
 #include "driver_common/waiting_connections.h"
@@ -33,9 +32,8 @@ namespace aiocluster::libevent_driver {
 
 namespace {
 
+using driver::detail::DriverCore;
 using driver::detail::SocketAddress;
-
-Instant clock_now() { return std::chrono::steady_clock::now(); }
 
 // Rounded up, so a timer never fires before the deadline it stands for.
 timeval to_timeval(Duration d) {
@@ -53,6 +51,14 @@ struct ListenerFree {
   void operator()(evconnlistener* listener) const { evconnlistener_free(listener); }
 };
 using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
+
+// An event calling `Target::*Method` on `target`.
+template <auto Method, typename Target>
+EventPtr make_event(event_base* base, evutil_socket_t fd, short what, Target* target) {
+  return EventPtr(event_new(
+      base, fd, what,
+      [](evutil_socket_t, short, void* arg) { (static_cast<Target*>(arg)->*Method)(); }, target));
+}
 
 // A socket this object closes, until someone else takes it.
 class Socket {
@@ -92,6 +98,43 @@ void defer(event_base* base, std::function<void()> task) {
   if (rc == 0) owned.release();  // the callback above frees it
 }
 
+// A wait: its handler, delivered through defer(), and its timer.
+class Waiter final : public driver::detail::Wait {
+ public:
+  Waiter(Cluster::Predicate predicate, Cluster::WaitHandler handler, DriverCore& core,
+         event_base* base)
+      : Wait(std::move(predicate)), handler_(std::move(handler)), core_(core), base_(base) {}
+
+  // Times the wait out after `timeout`.
+  void arm(Duration timeout) {
+    timer_.reset(evtimer_new(
+        base_,
+        [](evutil_socket_t, short, void* arg) {
+          auto* self = static_cast<Waiter*>(arg);
+          self->core_.time_out(*self);
+        },
+        this));
+    const timeval tv = to_timeval(timeout);
+    event_add(timer_.get(), &tv);
+  }
+
+ private:
+  void end(driver::detail::WaitEnd how) override {
+    timer_.reset();
+    using enum driver::detail::WaitEnd;
+    const std::error_code ec = how == kReady ? std::error_code{}
+                               : how == kTimedOut
+                                   ? std::make_error_code(std::errc::timed_out)
+                                   : std::make_error_code(std::errc::operation_canceled);
+    defer(base_, [handler = std::move(handler_), ec] { handler(ec); });
+  }
+
+  Cluster::WaitHandler handler_;
+  DriverCore& core_;
+  event_base* base_;
+  EventPtr timer_;
+};
+
 // Bound on what a peer can make one connection buffer before the decoder
 // takes it (the decoder itself holds at most one frame).
 constexpr std::size_t kInputHighWatermark = 64 * 1024;
@@ -101,52 +144,37 @@ constexpr int kBufferEventOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBA
 
 class Connection;
 
-struct Waiter {
-  Cluster::Predicate predicate;
-  Cluster::WaitHandler handler;
-  EventPtr timer;
-  detail::ClusterImpl* impl = nullptr;
-};
-
-struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
-  ClusterImpl(event_base* event_base, Options opts)
+struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, DriverCore::Loop {
+  ClusterImpl(event_base* event_base, Options options)
       : base(event_base),
-        options(std::move(opts)),
-        large_frames(options.max_large_frame_bytes),
-        waiting(options.max_waiting_per_host),
-        hooks(options.hook_queue_capacity) {}
-  ~ClusterImpl();
+        core(std::move(options), *this),
+        large_frames(core.options().max_large_frame_bytes),
+        waiting(core.options().max_waiting_per_host) {}
 
-  void log(const std::string& line) const {
-    if (options.log) options.log(line);
-  }
-
-  void bind(Config& config);
+  Address bind(const Config& config);
   void start();
   void stop();
 
-  void after_input();
-  void arm_timer();
-  void start_exchange(Transmit tx);
+  // DriverCore::Loop
+  void start_exchange(Transmit tx) override;
+  void arm_timer(std::optional<Instant> deadline) override;
+  void post_hooks() override;
+
+  void on_timer() { core.handle_timeout(); }
+  void run_hooks();
   void on_accept(evutil_socket_t fd, const sockaddr* from);
   void on_datagrams();
   void send_datagram(const SocketAddress& to, Bytes payload);
   void flush_datagrams();
-  void schedule_hooks();
-  void run_hooks();
-  void add_wait(Cluster::Predicate predicate, Duration timeout, Cluster::WaitHandler handler);
-  void finish_wait(Waiter* waiter, std::error_code ec);
-  void check_waiters();
-  void forget(Connection* connection);
+  void resume_accepting() {
+    if (!core.stopped()) evconnlistener_enable(listener.get());
+  }
+  void forget(Connection* connection) { connections.erase(connection); }
 
   event_base* base;
-  Options options;
-  std::optional<Node> node;
+  DriverCore core;
   EventPtr timer;
-  std::optional<Instant> armed_for;
-  bool started = false;
-  bool stopped = false;
-  Address bound;
+  EventPtr hooks_event;
   int family = AF_UNSPEC;
   Socket socket;  // bound; the listener takes a TCP one at start()
 
@@ -169,33 +197,27 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
     Bytes payload;
   };
   std::deque<Outgoing> udp_queue;  // datagrams the socket would not take yet
-
-  driver::detail::HookQueue hooks;
-  EventPtr hooks_event;
-  bool hooks_posted = false;
-  std::optional<std::chrono::steady_clock::time_point> hook_deadline;  // set by stop()
-  std::list<std::unique_ptr<Waiter>> waiters;
-  DriverStats stats;
 };
 
-// One TCP exchange, as initiator (we send the Syn) or responder (we accepted
-// the connection), on one bufferevent (plain or OpenSSL): connect and
-// handshake, then framed messages, each step under its own timeout. The
-// Connection is owned by ClusterImpl::connections; every path ends in
-// close(), after which `this` is gone.
+// One TCP connection carrying one StreamExchange, as initiator (we send the
+// Syn) or responder (we accepted it), on one bufferevent (plain or
+// OpenSSL): connect and handshake, then the exchange's writes and reads,
+// each step under its own timeout. The Connection is owned by
+// ClusterImpl::connections; every path ends in close(), after which `this`
+// is gone.
 class Connection {
  public:
-  enum class Role : std::uint8_t { kInitiator, kResponder };
-
-  Connection(detail::ClusterImpl& impl, Role role)
-      : impl_(impl), role_(role), reader_(impl.node->config(), impl.large_frames) {
-    ++(role_ == Role::kInitiator ? impl_.outgoing : impl_.inbound);
+  Connection(detail::ClusterImpl& impl, StreamExchange exchange)
+      : impl_(impl),
+        exchange_(std::move(exchange)),
+        reader_(impl.core.node().config(), impl.large_frames) {
+    ++(initiator() ? impl_.outgoing : impl_.inbound);
     deadline_.reset(evtimer_new(impl_.base, &Connection::on_deadline, this));
   }
 
   ~Connection() {
     stop_waiting();
-    --(role_ == Role::kInitiator ? impl_.outgoing : impl_.inbound);
+    --(initiator() ? impl_.outgoing : impl_.inbound);
     if (bev_ == nullptr) return;
     if (graceful_ && tls_up_) {
       // libevent frees an SSL without a close_notify: send ours first. We
@@ -212,14 +234,14 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  void run_initiator(Transmit tx) {
-    tx_ = std::move(tx);
-    step_ = Step::kConnecting;
-    arm(impl_.options.connect_timeout);
+  // `target`: the Transmit, its payload already in the exchange.
+  void run_initiator(const Transmit& target) {
+    peer_ = target.to;
+    arm(options().connect_timeout);
     if (impl_.client_tls) {
       SSL* ssl = SSL_new(impl_.client_tls.get());
       // The server must prove it is the node we meant.
-      const std::string name = driver::detail::server_name_to_expect(*impl_.options.tls, tx_);
+      const std::string name = driver::detail::server_name_to_expect(*options().tls, target);
       if (ssl == nullptr || !driver::detail::expect_server_name(ssl, name)) {
         SSL_free(ssl);
         return fail(&DriverStats::tls_failures, "tls setup", "cannot verify name '" + name + "'");
@@ -229,18 +251,16 @@ class Connection {
     } else {
       bev_ = bufferevent_socket_new(impl_.base, -1, kBufferEventOptions);
     }
-    if (bev_ == nullptr) {
-      return fail(&DriverStats::io_errors, "connect", "cannot create a bufferevent");
-    }
+    if (bev_ == nullptr) return fail(&DriverStats::io_errors, "connect", "no bufferevent");
     setup_callbacks();
     int rc = 0;
-    if (auto address = driver::detail::numeric_socket_address(tx_.to)) {
+    if (auto address = driver::detail::numeric_socket_address(peer_)) {
       rc = bufferevent_socket_connect(bev_, address->get(), static_cast<int>(address->length));
     } else {
       // Through the application's evdns_base, else libevent resolves with
       // the system resolver, blocking.
-      rc = bufferevent_socket_connect_hostname(bev_, impl_.dns, AF_UNSPEC, tx_.to.host.c_str(),
-                                               tx_.to.port);
+      rc = bufferevent_socket_connect_hostname(bev_, impl_.dns, AF_UNSPEC, peer_.host.c_str(),
+                                               peer_.port);
     }
     if (rc != 0) {
       return fail(&DriverStats::connect_failures, "connect", evutil_socket_error_to_string(errno));
@@ -249,26 +269,21 @@ class Connection {
 
   void run_responder(evutil_socket_t fd, Address peer) {
     peer_ = std::move(peer);
-    step_ = Step::kReadingSyn;
+    step_ = Step::kReading;
     waiting_slot_ = impl_.waiting.add(this, peer_.host);
-    if (impl_.server_tls) {
-      SSL* ssl = SSL_new(impl_.server_tls.get());
-      if (ssl == nullptr) {
-        evutil_closesocket(fd);
-        return fail(&DriverStats::io_errors, "accept", "cannot create an SSL");
-      }
-      bev_ = bufferevent_openssl_socket_new(impl_.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            kBufferEventOptions);
-    } else {
-      bev_ = bufferevent_socket_new(impl_.base, fd, kBufferEventOptions);
-    }
+    SSL* ssl = impl_.server_tls ? SSL_new(impl_.server_tls.get()) : nullptr;
+    bev_ = !impl_.server_tls ? bufferevent_socket_new(impl_.base, fd, kBufferEventOptions)
+           : ssl == nullptr
+               ? nullptr
+               : bufferevent_openssl_socket_new(impl_.base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                kBufferEventOptions);
     if (bev_ == nullptr) {
       evutil_closesocket(fd);
-      return fail(&DriverStats::io_errors, "accept", "cannot create a bufferevent");
+      return fail(&DriverStats::io_errors, "accept", "no bufferevent");
     }
     set_no_delay();
     setup_callbacks();
-    start_reading(Step::kReadingSyn);
+    advance();
   }
 
   // The cluster stops: close now, with a close_notify where TLS is up.
@@ -282,14 +297,10 @@ class Connection {
   }
 
  private:
-  enum class Step : std::uint8_t {
-    kConnecting,    // initiator: TCP connect (and TLS handshake)
-    kReadingSyn,    // responder (TLS handshake first)
-    kReadingReply,  // initiator: SynAck or BadCluster
-    kReadingAck,    // responder, after a SynAck
-    kWriting,       // one frame in the output buffer
-  };
-  enum class AfterWrite : std::uint8_t { kReadReply, kReadAck, kClose };
+  enum class Step : std::uint8_t { kConnecting, kReading, kWriting };
+
+  bool initiator() const { return exchange_.role() == StreamExchange::Role::kInitiator; }
+  const Options& options() const { return impl_.core.options(); }
 
   void setup_callbacks() {
     bufferevent_setcb(bev_, &Connection::on_read, &Connection::on_write, &Connection::on_event,
@@ -320,31 +331,29 @@ class Connection {
 
   static void on_read(bufferevent*, void* arg) {
     auto* self = static_cast<Connection*>(arg);
-    if (self->step_ == Step::kWriting || self->step_ == Step::kConnecting) return;
     // No new deadline on progress: the whole frame must arrive within
     // read_timeout, so a peer that trickles bytes is cut off like one that stalls.
-    self->consume_input();
+    if (self->step_ == Step::kReading) self->consume_input();
   }
 
   // The output buffer has drained: the frame is written.
   static void on_write(bufferevent*, void* arg) {
     auto* self = static_cast<Connection*>(arg);
-    if (self->step_ != Step::kWriting) return;
-    switch (self->after_write_) {
-      case AfterWrite::kReadReply:
-        return self->start_reading(Step::kReadingReply);
-      case AfterWrite::kReadAck:
-        return self->start_reading(Step::kReadingAck);
-      case AfterWrite::kClose:
-        return self->close(true);
-    }
+    if (self->step_ == Step::kWriting) self->advance();
   }
 
   static void on_event(bufferevent* bev, short what, void* arg) {
     auto* self = static_cast<Connection*>(arg);
     if ((what & BEV_EVENT_CONNECTED) != 0) {
       self->tls_up_ = self->impl_.client_tls != nullptr || self->impl_.server_tls != nullptr;
-      if (self->role_ == Role::kInitiator && self->step_ == Step::kConnecting) self->on_connected();
+      if (self->impl_.server_tls && !self->initiator()) {  // the server's handshake is done
+        self->exchange_.set_peer_names(driver::detail::names_for_tls_rule(
+            bufferevent_openssl_get_ssl(bev), *self->options().tls));
+      }
+      if (self->step_ == Step::kConnecting) {
+        self->set_no_delay();
+        self->advance();
+      }
       return;
     }
     // EOF or an error. OpenSSL's verdicts first: a refused certificate or
@@ -365,18 +374,22 @@ class Connection {
         self->step_name(), why);
   }
 
-  void on_connected() {
-    set_no_delay();
-    write_frame(tx_.payload, AfterWrite::kReadReply);
-  }
-
-  void start_reading(Step step) {
-    step_ = step;
-    arm(impl_.options.read_timeout);
-    bufferevent_enable(bev_, EV_READ);
-    // Bytes that arrived with the previous frame wait in the input buffer:
-    // the read callback only fires for new ones.
-    consume_input();
+  // Does what the exchange asks next: the driver holds no message order.
+  void advance() {
+    StreamExchange::Step step = exchange_.next();
+    switch (step.action) {
+      case StreamExchange::Action::kWrite:
+        return write_frame(step.bytes);
+      case StreamExchange::Action::kRead:
+        step_ = Step::kReading;
+        arm(options().read_timeout);
+        bufferevent_enable(bev_, EV_READ);
+        // Bytes that arrived with the previous frame wait in the input
+        // buffer: the read callback only fires for new ones.
+        return consume_input();
+      case StreamExchange::Action::kClose:
+        return close(true);
+    }
   }
 
   // Feeds the shared reader exactly up to the end of the current frame.
@@ -385,7 +398,7 @@ class Connection {
     std::array<std::uint8_t, 16 * 1024> chunk{};
     using Status = driver::detail::FrameReader::Status;
     while (true) {
-      if (auto frame = reader_.next_frame()) return on_frame(std::move(*frame));
+      if (auto frame = reader_.next_frame()) return on_frame(*frame);
       const std::size_t available = evbuffer_get_length(input);
       if (available == 0) return;
       const std::size_t want = std::min({reader_.wanted(), available, chunk.size()});
@@ -395,60 +408,25 @@ class Connection {
         case Status::kOk:
           break;
         case Status::kBadLength:
-          ++impl_.stats.framing_errors;
-          impl_.log("closing " + peer_text() + ": bad frame length");
-          return close(false);
+          return refuse(&DriverStats::framing_errors, "bad frame length");
         case Status::kOverBudget:
-          ++impl_.stats.large_frames_refused;
-          impl_.log("closing " + peer_text() + ": no room for a large frame");
-          return close(false);
+          return refuse(&DriverStats::large_frames_refused, "no room for a large frame");
       }
     }
   }
 
-  void on_frame(Bytes frame) {
-    detail::ClusterImpl& impl = impl_;
-    switch (step_) {
-      case Step::kReadingReply: {
-        auto reply =
-            impl.node->handle_packet(frame, clock_now(), Inbound{tx_.to, Stage::kStreamReply, {}});
-        impl.after_input();
-        ++impl.stats.exchanges_completed;
-        if (!reply) return close(true);
-        return write_frame(reply->payload, AfterWrite::kClose);
-      }
-      case Step::kReadingSyn: {
-        stop_waiting();
-        if (impl.server_tls) {
-          peer_names_ = driver::detail::names_for_tls_rule(bufferevent_openssl_get_ssl(bev_),
-                                                           *impl.options.tls);
-        }
-        auto reply = impl.node->handle_packet(frame, clock_now(),
-                                              Inbound{peer_, Stage::kStreamOpen, peer_names_});
-        impl.after_input();
-        if (!reply) return close(true);
-        return write_frame(reply->payload,
-                           reply->awaits_ack ? AfterWrite::kReadAck : AfterWrite::kClose);
-      }
-      case Step::kReadingAck:
-        impl.node->handle_packet(frame, clock_now(),
-                                 Inbound{peer_, Stage::kStreamAck, peer_names_});
-        impl.after_input();
-        return close(true);
-      case Step::kConnecting:
-      case Step::kWriting:
-        return close(false);
-    }
+  void on_frame(const Bytes& frame) {
+    stop_waiting();
+    impl_.core.handle_frame(exchange_, frame);
+    advance();
   }
 
   // One frame at a time: nothing more is read until it is written, so the
   // output buffer never holds more than one frame (backpressure).
-  void write_frame(const Bytes& packet, AfterWrite after) {
-    const Bytes frame = encode_frame(packet);
+  void write_frame(const Bytes& frame) {
     step_ = Step::kWriting;
-    after_write_ = after;
     bufferevent_disable(bev_, EV_READ);
-    arm(impl_.options.write_timeout);
+    arm(options().write_timeout);
     if (evbuffer_get_length(bufferevent_get_output(bev_)) != 0 ||
         bufferevent_write(bev_, frame.data(), frame.size()) != 0) {
       return fail(&DriverStats::io_errors, "write", "cannot queue the frame");
@@ -456,9 +434,15 @@ class Connection {
     bufferevent_enable(bev_, EV_WRITE);
   }
 
+  void refuse(std::uint64_t DriverStats::*counter, const char* why) {
+    ++(impl_.core.stats().*counter);
+    impl_.core.log("closing " + peer_.to_string() + ": " + why);
+    close(false);
+  }
+
   void fail(std::uint64_t DriverStats::*counter, const char* step, const std::string& why) {
-    ++(impl_.stats.*counter);
-    impl_.log(std::string(step) + " " + peer_text() + ": " + why);
+    ++(impl_.core.stats().*counter);
+    impl_.core.log(std::string(step) + " " + peer_.to_string() + ": " + why);
     close(false);
   }
 
@@ -472,44 +456,32 @@ class Connection {
     switch (step_) {
       case Step::kConnecting:
         return impl_.client_tls ? "connect / tls handshake (client)" : "connect";
-      case Step::kReadingSyn:
+      case Step::kReading:
         return impl_.server_tls && !tls_up_ ? "tls handshake (server)" : "read";
-      case Step::kReadingReply:
-      case Step::kReadingAck:
-        return "read";
       case Step::kWriting:
         return "write";
     }
     return "exchange";
   }
 
-  std::string peer_text() const {
-    return role_ == Role::kInitiator ? tx_.to.to_string() : peer_.to_string();
-  }
-
   detail::ClusterImpl& impl_;
-  Role role_;
+  StreamExchange exchange_;
   bufferevent* bev_ = nullptr;
   EventPtr deadline_;
   driver::detail::FrameReader reader_;
   Step step_ = Step::kConnecting;
-  AfterWrite after_write_ = AfterWrite::kClose;
   bool tls_up_ = false;    // handshake done: close with a close_notify
   bool graceful_ = false;  // closing at the end of an exchange (or at stop), not on an error
-  Transmit tx_;            // initiator
-  Address peer_;           // responder
-  std::optional<std::vector<std::string>> peer_names_;  // responder, mutual TLS
+  Address peer_;           // the target (initiator) or the remote end (responder)
   // Set while a responder waits for its Syn.
   std::optional<driver::detail::WaitingConnections<Connection>::Slot> waiting_slot_;
 };
 
 // --- detail::ClusterImpl ---
 
-detail::ClusterImpl::~ClusterImpl() = default;
-
-void detail::ClusterImpl::bind(Config& config) {
-  const Address& advertise = config.node_id.gossip_advertise_addr;
-  const Address listen = options.listen.value_or(advertise);
+Address detail::ClusterImpl::bind(const Config& config) {
+  const Options& options = core.options();
+  const Address listen = options.listen.value_or(config.node_id.gossip_advertise_addr);
   const bool tcp = options.transport == Transport::kTcp;
   const int type = tcp ? SOCK_STREAM : SOCK_DGRAM;
   SocketAddress address = driver::detail::numeric_socket_address(listen).value_or(SocketAddress{});
@@ -531,85 +503,53 @@ void detail::ClusterImpl::bind(Config& config) {
   if (::getsockname(socket.get(), local.get(), &local.length) != 0) {
     throw errno_error("getsockname " + what);
   }
-  bound = driver::detail::numeric_address(local.get());
   family = address.family();
   if (tcp && options.tls) {
     server_tls = driver::detail::make_server_context(*options.tls);
     client_tls = driver::detail::make_client_context(*options.tls);
   }
-  if (!tcp) driver::detail::make_seeds_numeric(config, address.family(), options.log);
-  if (config.node_id.gossip_advertise_addr.port == 0) {
-    config.node_id.gossip_advertise_addr.port = bound.port;
-  }
-
-  timer.reset(evtimer_new(
-      base,
-      [](evutil_socket_t, short, void* arg) {
-        auto* self = static_cast<ClusterImpl*>(arg);
-        if (self->stopped) return;
-        self->armed_for.reset();
-        self->node->handle_timeout(clock_now());
-        self->after_input();
-      },
-      this));
-  hooks_event.reset(event_new(
-      base, -1, 0,
-      [](evutil_socket_t, short, void* arg) { static_cast<ClusterImpl*>(arg)->run_hooks(); },
-      this));
+  timer = make_event<&ClusterImpl::on_timer>(base, -1, 0, this);
+  hooks_event = make_event<&ClusterImpl::run_hooks>(base, -1, 0, this);
   if (!timer || !hooks_event) {
     throw std::system_error(std::make_error_code(std::errc::not_enough_memory), "event_new");
   }
+  return driver::detail::numeric_address(local.get());
 }
 
 void detail::ClusterImpl::start() {
-  if (started || stopped) return;
-  started = true;
-  if (options.transport == Transport::kTcp) {
+  if (!core.begin_start()) return;
+  if (core.options().transport == Transport::kTcp) {
     listener.reset(evconnlistener_new(
         base,
         [](evconnlistener*, evutil_socket_t fd, sockaddr* from, int, void* arg) {
           static_cast<ClusterImpl*>(arg)->on_accept(fd, from);
         },
         this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, SOMAXCONN, socket.get()));
-    if (!listener) throw errno_error("cannot listen on tcp " + bound.to_string());
+    if (!listener) throw errno_error("cannot listen on tcp " + core.bound().to_string());
     socket.release();  // the listener closes it
     evconnlistener_set_error_cb(listener.get(), [](evconnlistener* l, void* arg) {
       // Out of descriptors, most likely: pause instead of spinning.
       auto* self = static_cast<ClusterImpl*>(arg);
-      ++self->stats.io_errors;
-      self->log(std::string("accept: ") + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+      ++self->core.stats().io_errors;
+      self->core.log(std::string("accept: ") +
+                     evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
       evconnlistener_disable(l);
       const timeval pause = to_timeval(100ms);
       event_add(self->accept_pause.get(), &pause);
     });
-    accept_pause.reset(evtimer_new(
-        base,
-        [](evutil_socket_t, short, void* arg) {
-          auto* self = static_cast<ClusterImpl*>(arg);
-          if (!self->stopped) evconnlistener_enable(self->listener.get());
-        },
-        this));
+    accept_pause = make_event<&ClusterImpl::resume_accepting>(base, -1, 0, this);
   } else {
-    datagram.resize(driver::detail::datagram_buffer_size(node->config()));
-    udp_read.reset(event_new(
-        base, socket.get(), EV_READ | EV_PERSIST,
-        [](evutil_socket_t, short, void* arg) { static_cast<ClusterImpl*>(arg)->on_datagrams(); },
-        this));
-    udp_write.reset(event_new(
-        base, socket.get(), EV_WRITE,
-        [](evutil_socket_t, short, void* arg) {
-          static_cast<ClusterImpl*>(arg)->flush_datagrams();
-        },
-        this));
+    datagram.resize(driver::detail::datagram_buffer_size(core.node().config()));
+    udp_read =
+        make_event<&ClusterImpl::on_datagrams>(base, socket.get(), EV_READ | EV_PERSIST, this);
+    udp_write = make_event<&ClusterImpl::flush_datagrams>(base, socket.get(), EV_WRITE, this);
     event_add(udp_read.get(), nullptr);
   }
-  node->handle_timeout(clock_now());
-  after_input();
+  core.handle_timeout();
 }
 
 void detail::ClusterImpl::stop() {
-  if (stopped) return;
-  stopped = true;
+  if (!core.begin_stop()) return;
   timer.reset();
   accept_pause.reset();
   listener.reset();
@@ -620,80 +560,70 @@ void detail::ClusterImpl::stop() {
   // Each one sends its close_notify when TLS is up.
   for (auto& [raw, connection] : connections) connection->abandon();
   connections.clear();
-  while (!waiters.empty()) {
-    finish_wait(waiters.front().get(), std::make_error_code(std::errc::operation_canceled));
-  }
-  hook_deadline = std::chrono::steady_clock::now() + options.hook_drain_timeout;
-  // From inside a hook, the run already on the stack finishes the drain.
-  if (!hooks.running()) {
-    hooks.run(hooks.size(), hook_deadline);
-    hooks.drop_all();
-    hooks_event.reset();
-    hooks_posted = false;
-  }
-}
-
-// Drain order after every input: transmits, the next timeout, events.
-void detail::ClusterImpl::after_input() {
-  if (stopped) return;
-  while (auto tx = node->poll_transmit()) start_exchange(std::move(*tx));
-  if (started) arm_timer();
-  bool queued = false;
-  while (auto event = node->poll_event()) queued |= hooks.push(std::move(*event));
-  if (queued) schedule_hooks();
-  check_waiters();
+  if (core.end_stop()) hooks_event.reset();
 }
 
 // One timer: event_add replaces its timeout, event_del clears it.
-void detail::ClusterImpl::arm_timer() {
-  const std::optional<Instant> next = node->poll_timeout();
-  if (next == armed_for) return;
-  armed_for = next;
-  if (!next) {
+void detail::ClusterImpl::arm_timer(std::optional<Instant> deadline) {
+  if (!deadline) {
     event_del(timer.get());
     return;
   }
   // libevent measures the timeout from its cached loop time: refresh it.
   event_base_update_cache_time(base);
-  const timeval tv = to_timeval(*next - clock_now());
+  const timeval tv = to_timeval(*deadline - DriverCore::clock());
   event_add(timer.get(), &tv);
 }
 
+void detail::ClusterImpl::post_hooks() {
+  if (hooks_event) event_active(hooks_event.get(), EV_TIMEOUT, 1);
+}
+
+void detail::ClusterImpl::run_hooks() {
+  // A hook may destroy the Cluster: keep this alive until the run is over.
+  const std::shared_ptr<ClusterImpl> self = shared_from_this();
+  core.run_hooks();
+  if (core.stopped()) hooks_event.reset();
+}
+
 void detail::ClusterImpl::start_exchange(Transmit tx) {
-  if (options.transport == Transport::kTcp) {
-    if (outgoing >= options.max_outgoing_exchanges) {
+  DriverStats& stats = core.stats();
+  if (core.options().transport == Transport::kTcp) {
+    if (outgoing >= core.options().max_outgoing_exchanges) {
       ++stats.exchanges_refused;
       return;
     }
     ++stats.exchanges_started;
-    auto connection = std::make_unique<Connection>(*this, Connection::Role::kInitiator);
+    auto connection =
+        std::make_unique<Connection>(*this, StreamExchange::initiate(std::move(tx.payload)));
     Connection* raw = connection.get();
     connections.emplace(raw, std::move(connection));
-    raw->run_initiator(std::move(tx));
+    raw->run_initiator(tx);
     return;
   }
   ++stats.exchanges_started;
+  // A host name resolves with the system resolver (blocking), to an address
+  // of this socket's family when it has one. The reply comes from that
+  // address, keyed the same way.
+  std::string error;
   std::optional<SocketAddress> to = driver::detail::numeric_socket_address(tx.to);
+  if (!to) to = driver::detail::resolve(tx.to, SOCK_DGRAM, family, &error);
   if (!to) {
-    // A node advertising a host name: its replies come from a numeric
-    // source the core will not match, so UDP clusters should advertise
-    // numbers. Resolved with the system resolver, blocking.
-    std::string error;
-    to = driver::detail::resolve(tx.to, SOCK_DGRAM, family, &error);
-    if (!to) {
-      ++stats.connect_failures;
-      log("cannot resolve " + tx.to.to_string() + ": " + error);
-      return;
-    }
+    ++stats.connect_failures;
+    core.log("cannot resolve " + tx.to.to_string() + ": " + error);
+    return;
   }
+  // The reply from there answers this Syn.
+  core.datagram_sent(driver::detail::peer_key(to->get()));
   send_datagram(*to, std::move(tx.payload));
 }
 
 void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
   Address peer = driver::detail::numeric_address(from);
-  const auto admission = stopped
-                             ? decltype(waiting)::Admission{nullptr, false}
-                             : waiting.admit(peer.host, inbound, options.max_inbound_connections);
+  DriverStats& stats = core.stats();
+  const auto admission =
+      core.stopped() ? decltype(waiting)::Admission{nullptr, false}
+                     : waiting.admit(peer.host, inbound, core.options().max_inbound_connections);
   if (admission.evict != nullptr) {
     ++stats.connections_evicted;
     admission.evict->evict();
@@ -704,36 +634,30 @@ void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
     return;
   }
   ++stats.connections_accepted;
-  auto connection = std::make_unique<Connection>(*this, Connection::Role::kResponder);
+  auto connection = std::make_unique<Connection>(*this, StreamExchange::respond());
   Connection* raw = connection.get();
   connections.emplace(raw, std::move(connection));
   raw->run_responder(fd, std::move(peer));
 }
 
-void detail::ClusterImpl::forget(Connection* connection) { connections.erase(connection); }
-
 // Reads until the socket would block, at most a batch per wake-up so a flood
 // cannot starve the rest of the loop (the event is level-triggered: it fires
 // again at once).
 void detail::ClusterImpl::on_datagrams() {
-  for (int batch = 0; batch < 256 && !stopped; ++batch) {
+  for (int batch = 0; batch < 256 && !core.stopped(); ++batch) {
     SocketAddress from;
     from.length = sizeof from.storage;
     const ssize_t n =
         ::recvfrom(socket.get(), datagram.data(), datagram.size(), 0, from.get(), &from.length);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (errno == EINTR) continue;
       // ICMP errors of earlier sends surface here.
-      ++stats.io_errors;
+      if (errno != EINTR) ++core.stats().io_errors;
       continue;
     }
-    ++stats.datagrams_in;
-    const Inbound inbound_from{driver::detail::numeric_address(from.get()), Stage::kDatagram, {}};
-    auto reply = node->handle_packet(ByteView(datagram.data(), static_cast<std::size_t>(n)),
-                                     clock_now(), inbound_from);
-    if (reply) send_datagram(from, std::move(reply->payload));
-    after_input();
+    core.handle_datagram(ByteView(datagram.data(), static_cast<std::size_t>(n)),
+                         driver::detail::peer_key(from.get()),
+                         [&](Bytes reply) { send_datagram(from, std::move(reply)); });
   }
 }
 
@@ -742,18 +666,18 @@ void detail::ClusterImpl::send_datagram(const SocketAddress& to, Bytes payload) 
     const ssize_t n =
         ::sendto(socket.get(), payload.data(), payload.size(), MSG_NOSIGNAL, to.get(), to.length);
     if (n >= 0) {
-      ++stats.datagrams_out;
+      ++core.stats().datagrams_out;
       return;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
-      ++stats.io_errors;
-      log("send to " + driver::detail::numeric_address(to.get()).to_string() + ": " +
-          std::strerror(errno));
+      ++core.stats().io_errors;
+      core.log("send to " + driver::detail::numeric_address(to.get()).to_string() + ": " +
+               std::strerror(errno));
       return;
     }
   }
-  if (udp_queue.size() >= options.max_pending_datagrams) {
-    ++stats.exchanges_refused;
+  if (udp_queue.size() >= core.options().max_pending_datagrams) {
+    ++core.stats().exchanges_refused;
     return;
   }
   udp_queue.push_back({to, std::move(payload)});
@@ -769,63 +693,8 @@ void detail::ClusterImpl::flush_datagrams() {
       event_add(udp_write.get(), nullptr);
       return;
     }
-    ++(n >= 0 ? stats.datagrams_out : stats.io_errors);
+    ++(n >= 0 ? core.stats().datagrams_out : core.stats().io_errors);
     udp_queue.pop_front();
-  }
-}
-
-void detail::ClusterImpl::schedule_hooks() {
-  if (hooks_posted || !hooks_event) return;
-  hooks_posted = true;
-  event_active(hooks_event.get(), EV_TIMEOUT, 1);
-}
-
-void detail::ClusterImpl::run_hooks() {
-  // A hook may destroy the Cluster: keep this alive until the run is over.
-  const std::shared_ptr<ClusterImpl> self = shared_from_this();
-  hooks_posted = false;
-  // Only what is queued now: events raised by the hooks run next turn.
-  hooks.run(hooks.size(), hook_deadline);
-  if (stopped) {
-    hooks.drop_all();
-    hooks_event.reset();
-  } else if (!hooks.empty()) {
-    schedule_hooks();
-  }
-}
-
-void detail::ClusterImpl::add_wait(Cluster::Predicate predicate, Duration timeout,
-                                   Cluster::WaitHandler handler) {
-  if (stopped || predicate(*node)) {
-    const std::error_code ec =
-        stopped ? std::make_error_code(std::errc::operation_canceled) : std::error_code{};
-    defer(base, [handler = std::move(handler), ec] { handler(ec); });
-    return;
-  }
-  auto waiter =
-      std::make_unique<Waiter>(Waiter{std::move(predicate), std::move(handler), nullptr, this});
-  Waiter* raw = waiter.get();
-  raw->timer.reset(evtimer_new(
-      base,
-      [](evutil_socket_t, short, void* arg) {
-        auto* w = static_cast<Waiter*>(arg);
-        w->impl->finish_wait(w, std::make_error_code(std::errc::timed_out));
-      },
-      raw));
-  const timeval tv = to_timeval(timeout);
-  event_add(raw->timer.get(), &tv);
-  waiters.push_back(std::move(waiter));
-}
-
-void detail::ClusterImpl::finish_wait(Waiter* waiter, std::error_code ec) {
-  defer(base, [handler = std::move(waiter->handler), ec] { handler(ec); });
-  waiters.remove_if([waiter](const std::unique_ptr<Waiter>& w) { return w.get() == waiter; });
-}
-
-void detail::ClusterImpl::check_waiters() {
-  for (auto it = waiters.begin(); it != waiters.end();) {
-    Waiter* waiter = (it++)->get();
-    if (waiter->predicate(*node)) finish_wait(waiter, {});
   }
 }
 
@@ -835,57 +704,23 @@ Cluster::Cluster(event_base* base, Config config, const KeyValues& initial_key_v
                  Options options)
     : impl_(std::make_shared<detail::ClusterImpl>(base, std::move(options))) {
   if (base == nullptr) throw std::invalid_argument("base: must not be null");
-  driver::detail::fill_unset_generation(config);
-  driver::detail::check_config_and_options(config, impl_->options);
-  impl_->bind(config);
-  impl_->node.emplace(std::move(config), clock_now(), driver::detail::node_seed(impl_->options),
-                      initial_key_values);
+  DriverCore::check(config, impl_->core.options());
+  Address bound = impl_->bind(config);
+  impl_->core.build(std::move(config), initial_key_values, std::move(bound));
+  attach(impl_->core);
 }
 
 Cluster::~Cluster() { impl_->stop(); }
 
 void Cluster::start() { impl_->start(); }
 void Cluster::stop() { impl_->stop(); }
-bool Cluster::running() const { return impl_->started && !impl_->stopped; }
 event_base* Cluster::base() const { return impl_->base; }
 void Cluster::use_dns(evdns_base* dns) { impl_->dns = dns; }
-const NodeId& Cluster::self_id() const { return impl_->node->self_id(); }
-Address Cluster::local_address() const { return impl_->bound; }
-
-void Cluster::set(std::string_view key, std::string_view value) {
-  impl_->node->set(key, value);
-  impl_->after_input();
-}
-void Cluster::remove(std::string_view key) {
-  impl_->node->remove(key);
-  impl_->after_input();
-}
-void Cluster::set_with_ttl(std::string_view key, std::string_view value) {
-  impl_->node->set_with_ttl(key, value);
-  impl_->after_input();
-}
-void Cluster::delete_after_ttl(std::string_view key) {
-  impl_->node->delete_after_ttl(key);
-  impl_->after_input();
-}
-std::optional<std::string> Cluster::get(std::string_view key) const {
-  return impl_->node->get(key);
-}
-
-std::vector<NodeId> Cluster::live_nodes() const { return impl_->node->live_nodes(); }
-std::vector<NodeId> Cluster::dead_nodes() const { return impl_->node->dead_nodes(); }
-ClusterSnapshot Cluster::snapshot() const { return impl_->node->snapshot(); }
-const Stats& Cluster::stats() const { return impl_->node->stats(); }
-DriverStats Cluster::driver_stats() const { return impl_->stats; }
-HookStats Cluster::hook_stats() const { return impl_->hooks.stats(); }
-const Node& Cluster::node() const { return *impl_->node; }
-
-void Cluster::on_node_join(NodeHook hook) { impl_->hooks.add_join(std::move(hook)); }
-void Cluster::on_node_leave(NodeHook hook) { impl_->hooks.add_leave(std::move(hook)); }
-void Cluster::on_key_change(KeyChangeHook hook) { impl_->hooks.add_key_change(std::move(hook)); }
 
 void Cluster::wait(Predicate predicate, Duration timeout, WaitHandler handler) {
-  impl_->add_wait(std::move(predicate), timeout, std::move(handler));
+  auto waiter =
+      std::make_shared<Waiter>(std::move(predicate), std::move(handler), impl_->core, impl_->base);
+  if (impl_->core.add_wait(waiter)) waiter->arm(timeout);
 }
 
 void Cluster::wait_live(std::size_t count, Duration timeout, WaitHandler handler) {
@@ -896,13 +731,8 @@ void Cluster::wait_live(std::size_t count, Duration timeout, WaitHandler handler
 void Cluster::wait_key(std::string node_name, std::string key, std::string value, Duration timeout,
                        WaitHandler handler) {
   wait([node_name = std::move(node_name), key = std::move(key), value = std::move(value)](
-           const Node& node) { return driver::has_key_value(node, node_name, key, value); },
+           const Node& node) { return has_key_value(node, node_name, key, value); },
        timeout, std::move(handler));
-}
-
-bool Cluster::has_key_value(const Node& node, std::string_view node_name, std::string_view key,
-                            std::string_view value) {
-  return driver::has_key_value(node, node_name, key, value);
 }
 
 }  // namespace aiocluster::libevent_driver

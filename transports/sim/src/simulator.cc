@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "aiocluster/exchange.h"
 #include "aiocluster/framing.h"
 #include "aiocluster/random.h"
 #include "aiocluster/sim/trace_hash.h"
@@ -68,9 +69,9 @@ struct Item {
   std::uint64_t incarnation = 0;  // of `slot`, for boots, timers and resumes
   // Deliveries.
   NodeIndex from = 0;
-  Stage stage = Stage::kDatagram;
-  std::uint64_t stream = 0;  // 0: a datagram
-  Bytes bytes;
+  std::uint64_t stream = 0;   // 0: a datagram
+  bool to_initiator = false;  // on a stream: which end receives it
+  Bytes bytes;                // a datagram, or a whole frame
   // Timers: the deadline the node asked for (`at` is never in the past).
   Instant wanted;
   // Actions.
@@ -97,13 +98,15 @@ struct Slot {
   bool healthy = true;
 };
 
-// One TCP connection carrying one exchange.
+// One TCP connection carrying one exchange, an end on each node.
 struct Stream {
   NodeIndex initiator = 0;
   NodeIndex responder = 0;
   std::uint64_t initiator_incarnation = 0;
-  std::uint64_t responder_incarnation = 0;  // known once the Syn arrived
+  std::uint64_t responder_incarnation = 0;  // known once the first frame arrived
   Instant deadline;
+  StreamExchange initiating;
+  std::optional<StreamExchange> responding;  // from the first frame's arrival
 };
 
 struct Rule {
@@ -210,15 +213,16 @@ struct Simulator::State {
     return Duration(d);
   }
 
-  void account(NodeIndex from, const Bytes& bytes) {
+  // A packet of `size` bytes (without framing) handed to the network.
+  void account(NodeIndex from, std::size_t size) {
     ++counters.messages;
-    counters.bytes += bytes.size();
-    counters.max_packet_bytes = std::max<std::uint64_t>(counters.max_packet_bytes, bytes.size());
-    if (bytes.size() > slots[from].config.max_payload_size) ++counters.oversized_packets;
+    counters.bytes += size;
+    counters.max_packet_bytes = std::max<std::uint64_t>(counters.max_packet_bytes, size);
+    if (size > slots[from].config.max_payload_size) ++counters.oversized_packets;
   }
 
   void send_datagram(NodeIndex from, const Address& to_addr, Bytes bytes) {
-    account(from, bytes);
+    account(from, bytes.size());
     const auto it = by_address.find(to_addr);
     if (it == by_address.end()) {
       ++counters.undeliverable;
@@ -259,10 +263,11 @@ struct Simulator::State {
 
   void end_stream(std::uint64_t id) { streams.erase(id); }
 
-  // Carries one message of stream `id` from `sender` to `receiver`, after
-  // `extra` (the connection handshake, for the first message).
-  void send_on_stream(std::uint64_t id, NodeIndex sender, NodeIndex receiver, const Bytes& bytes,
-                      Stage stage, Duration extra) {
+  // Carries one frame of stream `id` from `sender` to `receiver`, after
+  // `extra` (the connection handshake, for the first frame).
+  void send_on_stream(std::uint64_t id, NodeIndex sender, NodeIndex receiver, Bytes frame,
+                      Duration extra) {
+    account(sender, frame.size() - kFrameHeaderSize);
     if (blocked(sender, receiver)) {
       ++counters.blocked;
       ++counters.streams_cut;
@@ -283,27 +288,30 @@ struct Simulator::State {
     item.kind = Kind::kDeliver;
     item.slot = receiver;
     item.from = sender;
-    item.stage = stage;
     item.stream = id;
-    item.bytes = encode_frame(bytes);
+    item.to_initiator = receiver == streams.at(id).initiator;
+    item.bytes = std::move(frame);
     push(std::move(item));
   }
 
-  void open_stream(NodeIndex from, const Address& to_addr, const Bytes& bytes) {
-    account(from, bytes);
+  void open_stream(NodeIndex from, const Address& to_addr, Bytes syn) {
+    StreamExchange initiating = StreamExchange::initiate(std::move(syn));
+    Bytes frame = initiating.next().bytes;
     ++counters.streams_opened;
     const auto it = by_address.find(to_addr);
     if (it == by_address.end()) {
+      account(from, frame.size() - kFrameHeaderSize);
       ++counters.undeliverable;  // connection refused
       trace_record(Tag::kNoRoute, from, to_addr.port);
       return;
     }
     const NodeIndex to = it->second;
     const std::uint64_t id = next_stream++;
-    streams.emplace(id, Stream{from, to, slots[from].incarnation, 0, now + options.stream_timeout});
+    streams.emplace(id, Stream{from, to, slots[from].incarnation, 0, now + options.stream_timeout,
+                               std::move(initiating), std::nullopt});
     // Connecting costs a round trip before the Syn travels.
     const Duration handshake = draw(link(from, to).latency) + draw(link(to, from).latency);
-    send_on_stream(id, from, to, bytes, Stage::kStreamOpen, handshake);
+    send_on_stream(id, from, to, std::move(frame), handshake);
   }
 
   // --- Nodes ---
@@ -334,9 +342,10 @@ struct Simulator::State {
     Node& node = *slot.node;
     while (auto tx = node.poll_transmit()) {
       if (options.transport == Transport::kUdp) {
+        node.handle_datagram_sent(PeerKey::of(tx->to));
         send_datagram(i, tx->to, std::move(tx->payload));
       } else {
-        open_stream(i, tx->to, tx->payload);
+        open_stream(i, tx->to, std::move(tx->payload));
       }
     }
     if (const auto t = node.poll_timeout(); t && t != slot.armed) {
@@ -427,63 +436,76 @@ struct Simulator::State {
       slot.held.push_back(std::move(item));
       return;
     }
-    Bytes payload;
-    if (item.stream != 0) {
-      const auto it = streams.find(item.stream);
-      if (it == streams.end()) {
-        ++counters.undeliverable;
-        trace_record(Tag::kDown, item.from, to);
-        return;
-      }
-      Stream& stream = it->second;
-      if (item.stage == Stage::kStreamOpen) stream.responder_incarnation = slot.incarnation;
-      const std::uint64_t expected = item.stage == Stage::kStreamReply
-                                         ? stream.initiator_incarnation
-                                         : stream.responder_incarnation;
-      if (slot.incarnation != expected) {
-        ++counters.undeliverable;  // the endpoint restarted: the connection was reset
-        trace_record(Tag::kDown, item.from, to);
-        end_stream(item.stream);
-        return;
-      }
-      if (now > stream.deadline) {
-        ++counters.timed_out;
-        trace_record(Tag::kTimedOut, item.from, to);
-        end_stream(item.stream);
-        return;
-      }
-      FrameDecoder decoder(slot.config.max_inbound_payload_size);
-      decoder.feed(item.bytes);
-      auto frame = decoder.next_frame();
-      if (!frame) {
-        ++counters.undeliverable;  // a frame the receiver refuses closes the connection
-        trace_record(Tag::kDown, item.from, to);
-        end_stream(item.stream);
-        return;
-      }
-      payload = std::move(*frame);
-    } else {
-      payload = std::move(item.bytes);
-    }
+    if (item.stream == 0 ? deliver_datagram(item) : deliver_frame(item)) drain(to);
+  }
 
+  void note_delivery(NodeIndex from, NodeIndex to, Stage stage, ByteView payload) {
     ++counters.delivered;
-    trace_record(Tag::kDeliver, item.from, to);
-    trace.add(static_cast<std::uint64_t>(item.stage));
+    trace_record(Tag::kDeliver, from, to);
+    trace.add(static_cast<std::uint64_t>(stage));
     trace.add(payload);
+  }
 
+  bool deliver_datagram(Item& item) {
+    const NodeIndex to = item.slot;
     const NodeIndex from = item.from;
-    auto reply = slot.node->handle_packet(payload, now, Inbound{address(from), item.stage});
-    if (item.stream == 0) {
-      // A datagram reply goes to the source address, whoever holds it now.
-      if (reply) send_datagram(to, address(from), std::move(reply->payload));
-    } else if (reply && item.stage != Stage::kStreamAck) {
-      account(to, reply->payload);
-      const Stage next = item.stage == Stage::kStreamOpen ? Stage::kStreamReply : Stage::kStreamAck;
-      send_on_stream(item.stream, to, from, reply->payload, next, Duration::zero());
+    note_delivery(from, to, Stage::kDatagram, item.bytes);
+    Outcome outcome = slots[to].node->handle_packet(
+        item.bytes, now, Inbound{Stage::kDatagram, PeerKey::of(address(from))});
+    // A datagram reply goes to the source address, whoever holds it now.
+    if (outcome.reply) send_datagram(to, address(from), std::move(outcome.reply->payload));
+    return true;
+  }
+
+  // A frame reaches one end of its stream, whose exchange handles it and
+  // says what follows: a frame back, or the end of the connection.
+  bool deliver_frame(Item& item) {
+    const NodeIndex to = item.slot;
+    Slot& slot = slots[to];
+    const auto it = streams.find(item.stream);
+    if (it == streams.end()) {
+      ++counters.undeliverable;
+      trace_record(Tag::kDown, item.from, to);
+      return false;
+    }
+    Stream& stream = it->second;
+    if (!item.to_initiator && !stream.responding) {
+      stream.responder_incarnation = slot.incarnation;
+      stream.responding = StreamExchange::respond();
+    }
+    const std::uint64_t expected =
+        item.to_initiator ? stream.initiator_incarnation : stream.responder_incarnation;
+    if (slot.incarnation != expected) {
+      ++counters.undeliverable;  // the endpoint restarted: the connection was reset
+      trace_record(Tag::kDown, item.from, to);
+      end_stream(item.stream);
+      return false;
+    }
+    if (now > stream.deadline) {
+      ++counters.timed_out;
+      trace_record(Tag::kTimedOut, item.from, to);
+      end_stream(item.stream);
+      return false;
+    }
+    FrameDecoder decoder(slot.config.max_inbound_payload_size);
+    decoder.feed(item.bytes);
+    const std::optional<Bytes> frame = decoder.next_frame();
+    if (!frame) {
+      ++counters.undeliverable;  // a frame the receiver refuses closes the connection
+      trace_record(Tag::kDown, item.from, to);
+      end_stream(item.stream);
+      return false;
+    }
+    StreamExchange& end = item.to_initiator ? stream.initiating : *stream.responding;
+    note_delivery(item.from, to, end.stage(), *frame);
+    end.on_frame(*slot.node, *frame, now);
+    StreamExchange::Step step = end.next();
+    if (step.action == StreamExchange::Action::kWrite) {
+      send_on_stream(item.stream, to, item.from, std::move(step.bytes), Duration::zero());
     } else {
       end_stream(item.stream);  // the exchange is over
     }
-    drain(to);
+    return true;
   }
 
   void timer(const Item& item) {

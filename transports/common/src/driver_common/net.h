@@ -1,6 +1,6 @@
-// Decisions every driver makes the same way around its sockets: the numeric
-// form of addresses handed to the core, name resolution at construction,
-// UDP seeds, and the checks of a config and options before binding.
+// Decisions every driver makes the same way around its sockets: the key of a
+// datagram peer handed to the core, numeric addresses, name resolution, and
+// the checks of a config and options before binding.
 #pragma once
 
 #include <sys/socket.h>
@@ -27,10 +27,14 @@ struct SocketAddress {
   int family() const { return storage.ss_family; }
 };
 
-// The address the core sees for a socket address: numeric, with an
-// IPv4-mapped IPv6 address folded to IPv4, so a datagram's source compares
-// equal to the address its Syn was sent to.
+// The numeric address of a socket address, for logs, local_address() and
+// telling hosts apart: an IPv4-mapped IPv6 address is shown as IPv4.
 Address numeric_address(const sockaddr* address);
+
+// The key of a datagram peer (PeerKey): its family, address bytes and port,
+// an IPv4-mapped IPv6 address keyed as the IPv4 one. A Syn sent to an
+// endpoint and the reply received from it get the same key.
+PeerKey peer_key(const sockaddr* address);
 
 // The socket address of a numeric host (IPv4 or IPv6 literal); nullopt for
 // a host name.
@@ -44,12 +48,6 @@ std::optional<SocketAddress> resolve(const Address& address, int socktype, int f
 // The same for construction time: throws std::system_error naming `what`.
 SocketAddress resolve_or_throw(const Address& address, int socktype, int family,
                                std::string_view what);
-
-// Over UDP the core matches replies by the exact address a Syn went to, and
-// sources are reported numerically: seeds given by name are resolved once,
-// preferring `family`. Those that do not resolve are logged and kept.
-void make_seeds_numeric(Config& config, int family,
-                        const std::function<void(std::string_view)>& log);
 
 // Checks `options` (std::invalid_argument) and `config` (ConfigError) before
 // any socket is touched. An advertise port of 0 is allowed: the driver fills

@@ -40,6 +40,7 @@
 
 #include "aiocluster/asio/hooks.h"
 #include "aiocluster/asio/options.h"
+#include "aiocluster/common/cluster_base.h"
 #include "aiocluster/common/stats.h"
 #include "aiocluster/common/waits.h"
 #include "aiocluster/config.h"
@@ -87,10 +88,14 @@ class WaitCompletionFor final : public WaitCompletion {
 
 }  // namespace detail
 
-class Cluster {
+// The key-values, the view of the cluster, the counters and the hooks are
+// those of every driver (driver::ClusterBase): set, remove, set_with_ttl,
+// delete_after_ttl, get; live_nodes, dead_nodes, snapshot, stats,
+// driver_stats, hook_stats, node; on_node_join, on_node_leave,
+// on_key_change; self_id, local_address, running.
+class Cluster : public driver::ClusterBase {
  public:
   using executor_type = ::asio::strand<::asio::io_context::executor_type>;
-  using Predicate = std::function<bool(const Node&)>;
 
   // Binds the socket at once, so that port 0 resolves to the real port
   // before the node's id is fixed, and builds the node. Throws ConfigError
@@ -100,8 +105,6 @@ class Cluster {
           Options options = {});
   // Stops, if still running.
   ~Cluster();
-  Cluster(const Cluster&) = delete;
-  Cluster& operator=(const Cluster&) = delete;
 
   // Starts accepting, receiving and gossiping. Call once.
   void start();
@@ -111,34 +114,8 @@ class Cluster {
   // Once the handlers the closing aborted have run (promptly), nothing of
   // this Cluster is left on the io_context. Idempotent.
   void stop();
-  bool running() const;
 
   executor_type get_executor() const;
-  const NodeId& self_id() const;
-  // The bound address (numeric).
-  Address local_address() const;
-
-  // --- This node's key-values (PROTOCOL.md section 4). ---
-  void set(std::string_view key, std::string_view value);
-  void remove(std::string_view key);
-  void set_with_ttl(std::string_view key, std::string_view value);
-  void delete_after_ttl(std::string_view key);
-  std::optional<std::string> get(std::string_view key) const;
-
-  // --- The cluster as this node sees it. ---
-  std::vector<NodeId> live_nodes() const;  // self included
-  std::vector<NodeId> dead_nodes() const;
-  ClusterSnapshot snapshot() const;
-  const Stats& stats() const;
-  DriverStats driver_stats() const;
-  HookStats hook_stats() const;
-  // Read access to the core, for what the shortcuts above leave out.
-  const Node& node() const;
-
-  // --- Hooks: any number of each, called in registration order. ---
-  void on_node_join(NodeHook hook);
-  void on_node_leave(NodeHook hook);
-  void on_key_change(KeyChangeHook hook);
 
   // --- Waits, as Asio asynchronous operations with signature
   // void(std::error_code): a callback, asio::use_awaitable, asio::use_future...
@@ -175,10 +152,6 @@ class Cluster {
             const Node& node) { return has_key_value(node, node_name, key, value); },
         timeout, std::forward<Token>(token));
   }
-
-  // True when a node named `node_name` holds `key` = `value`, visible.
-  static bool has_key_value(const Node& node, std::string_view node_name, std::string_view key,
-                            std::string_view value);
 
  private:
   void add_wait(Predicate predicate, Duration timeout,

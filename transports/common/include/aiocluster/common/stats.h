@@ -8,7 +8,7 @@ namespace aiocluster::driver {
 
 struct DriverStats {
   std::uint64_t exchanges_started = 0;    // Syns sent: TCP exchanges opened, or datagrams
-  std::uint64_t exchanges_completed = 0;  // TCP exchanges that got their reply
+  std::uint64_t exchanges_completed = 0;  // TCP exchanges we opened whose reply was accepted
   std::uint64_t exchanges_refused = 0;    // Syns dropped at a cap on outgoing work
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_refused = 0;  // closed on accept at max_inbound_connections

@@ -33,6 +33,7 @@
 #include <system_error>
 #include <vector>
 
+#include "aiocluster/common/cluster_base.h"
 #include "aiocluster/common/stats.h"
 #include "aiocluster/config.h"
 #include "aiocluster/libevent/hooks.h"
@@ -52,9 +53,13 @@ namespace detail {
 struct ClusterImpl;
 }
 
-class Cluster {
+// The key-values, the view of the cluster, the counters and the hooks are
+// those of every driver (driver::ClusterBase): set, remove, set_with_ttl,
+// delete_after_ttl, get; live_nodes, dead_nodes, snapshot, stats,
+// driver_stats, hook_stats, node; on_node_join, on_node_leave,
+// on_key_change; self_id, local_address, running.
+class Cluster : public driver::ClusterBase {
  public:
-  using Predicate = std::function<bool(const Node&)>;
   // Completion of a wait: no error, std::errc::timed_out, or
   // std::errc::operation_canceled when the cluster stops.
   using WaitHandler = std::function<void(std::error_code)>;
@@ -67,8 +72,6 @@ class Cluster {
           Options options = {});
   // Stops, if still running.
   ~Cluster();
-  Cluster(const Cluster&) = delete;
-  Cluster& operator=(const Cluster&) = delete;
 
   // Starts accepting, receiving and gossiping. Call once.
   void start();
@@ -79,7 +82,6 @@ class Cluster {
   // Cluster stays registered on the event_base but the wait completions.
   // Idempotent; may be called from a hook or a wait completion.
   void stop();
-  bool running() const;
 
   event_base* base() const;
   // Resolves host names of TCP targets through the application's evdns_base,
@@ -87,31 +89,6 @@ class Cluster {
   // the system resolver, blocking the loop. Numeric addresses (the usual
   // case) are never resolved.
   void use_dns(evdns_base* dns);
-  const NodeId& self_id() const;
-  // The bound address (numeric).
-  Address local_address() const;
-
-  // --- This node's key-values (PROTOCOL.md section 4). ---
-  void set(std::string_view key, std::string_view value);
-  void remove(std::string_view key);
-  void set_with_ttl(std::string_view key, std::string_view value);
-  void delete_after_ttl(std::string_view key);
-  std::optional<std::string> get(std::string_view key) const;
-
-  // --- The cluster as this node sees it. ---
-  std::vector<NodeId> live_nodes() const;  // self included
-  std::vector<NodeId> dead_nodes() const;
-  ClusterSnapshot snapshot() const;
-  const Stats& stats() const;
-  DriverStats driver_stats() const;
-  HookStats hook_stats() const;
-  // Read access to the core, for what the shortcuts above leave out.
-  const Node& node() const;
-
-  // --- Hooks: any number of each, called in registration order. ---
-  void on_node_join(NodeHook hook);
-  void on_node_leave(NodeHook hook);
-  void on_key_change(KeyChangeHook hook);
 
   // --- Waits, completed through a callback run from the event_base (never
   // inside the call that starts the wait): with no error once the condition
@@ -125,10 +102,6 @@ class Cluster {
   // Until a node named `node_name` shows `key` with `value`.
   void wait_key(std::string node_name, std::string key, std::string value, Duration timeout,
                 WaitHandler handler);
-
-  // True when a node named `node_name` holds `key` = `value`, visible.
-  static bool has_key_value(const Node& node, std::string_view node_name, std::string_view key,
-                            std::string_view value);
 
  private:
   // Shared with the hook runner while it runs, so a hook may destroy the

@@ -1,0 +1,47 @@
+#include "aiocluster/common/cluster_base.h"
+
+#include "aiocluster/common/waits.h"
+#include "driver_common/driver_core.h"
+
+namespace aiocluster::driver {
+
+bool ClusterBase::running() const { return core_->started() && !core_->stopped(); }
+const NodeId& ClusterBase::self_id() const { return core_->node().self_id(); }
+Address ClusterBase::local_address() const { return core_->bound(); }
+
+void ClusterBase::set(std::string_view key, std::string_view value) {
+  core_->mutate([&](Node& node) { node.set(key, value); });
+}
+void ClusterBase::remove(std::string_view key) {
+  core_->mutate([&](Node& node) { node.remove(key); });
+}
+void ClusterBase::set_with_ttl(std::string_view key, std::string_view value) {
+  core_->mutate([&](Node& node) { node.set_with_ttl(key, value); });
+}
+void ClusterBase::delete_after_ttl(std::string_view key) {
+  core_->mutate([&](Node& node) { node.delete_after_ttl(key); });
+}
+std::optional<std::string> ClusterBase::get(std::string_view key) const {
+  return core_->node().get(key);
+}
+
+std::vector<NodeId> ClusterBase::live_nodes() const { return core_->node().live_nodes(); }
+std::vector<NodeId> ClusterBase::dead_nodes() const { return core_->node().dead_nodes(); }
+ClusterSnapshot ClusterBase::snapshot() const { return core_->node().snapshot(); }
+const Stats& ClusterBase::stats() const { return core_->node().stats(); }
+DriverStats ClusterBase::driver_stats() const { return core_->stats(); }
+HookStats ClusterBase::hook_stats() const { return core_->hooks().stats(); }
+const Node& ClusterBase::node() const { return core_->node(); }
+
+void ClusterBase::on_node_join(NodeHook hook) { core_->hooks().add_join(std::move(hook)); }
+void ClusterBase::on_node_leave(NodeHook hook) { core_->hooks().add_leave(std::move(hook)); }
+void ClusterBase::on_key_change(KeyChangeHook hook) {
+  core_->hooks().add_key_change(std::move(hook));
+}
+
+bool ClusterBase::has_key_value(const Node& node, std::string_view node_name, std::string_view key,
+                                std::string_view value) {
+  return driver::has_key_value(node, node_name, key, value);
+}
+
+}  // namespace aiocluster::driver

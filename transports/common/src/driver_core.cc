@@ -1,0 +1,141 @@
+#include "driver_common/driver_core.h"
+
+#include "driver_common/net.h"
+
+namespace aiocluster::driver::detail {
+
+void DriverCore::check(Config& config, const Options& options) {
+  fill_unset_generation(config);
+  check_config_and_options(config, options);
+}
+
+DriverCore::DriverCore(Options options, Loop& loop)
+    : options_(std::move(options)), loop_(loop), hooks_(options_.hook_queue_capacity) {}
+
+void DriverCore::build(Config config, const KeyValues& initial_key_values, Address bound) {
+  if (config.node_id.gossip_advertise_addr.port == 0) {
+    config.node_id.gossip_advertise_addr.port = bound.port;
+  }
+  bound_ = std::move(bound);
+  node_.emplace(std::move(config), clock(), node_seed(options_), initial_key_values);
+}
+
+bool DriverCore::begin_start() {
+  if (started_ || stopped_) return false;
+  started_ = true;
+  return true;
+}
+
+bool DriverCore::begin_stop() {
+  if (stopped_) return false;
+  stopped_ = true;
+  return true;
+}
+
+bool DriverCore::end_stop() {
+  while (!waits_.empty()) end_wait(*waits_.front(), WaitEnd::kStopped);
+  hook_deadline_ = std::chrono::steady_clock::now() + options_.hook_drain_timeout;
+  if (hooks_.running()) return false;
+  hooks_.run(hooks_.size(), hook_deadline_);
+  hooks_.drop_all();
+  hooks_posted_ = false;
+  return true;
+}
+
+void DriverCore::handle_timeout() {
+  if (stopped_) return;
+  // A stale wake-up after a re-arm is harmless: handle_timeout does nothing
+  // before the deadline.
+  armed_for_.reset();
+  node_->handle_timeout(clock());
+  after_input();
+}
+
+void DriverCore::handle_datagram(ByteView bytes, const PeerKey& from,
+                                 const std::function<void(Bytes)>& reply) {
+  if (stopped_) return;
+  ++stats_.datagrams_in;
+  Outcome outcome = node_->handle_packet(bytes, clock(), Inbound{Stage::kDatagram, from});
+  if (outcome.reply) reply(std::move(outcome.reply->payload));
+  after_input();
+}
+
+void DriverCore::datagram_sent(const PeerKey& to) {
+  if (!stopped_) node_->handle_datagram_sent(to);
+}
+
+void DriverCore::handle_frame(StreamExchange& exchange, ByteView payload) {
+  if (stopped_) return;
+  exchange.on_frame(*node_, payload, clock());
+  if (exchange.role() == StreamExchange::Role::kInitiator && exchange.completed()) {
+    ++stats_.exchanges_completed;
+  }
+  after_input();
+}
+
+// Drain order after every input: transmits, the next timeout, events.
+void DriverCore::after_input() {
+  if (stopped_) return;
+  while (auto tx = node_->poll_transmit()) loop_.start_exchange(std::move(*tx));
+  if (started_) {
+    const std::optional<Instant> next = node_->poll_timeout();
+    if (next != armed_for_) {
+      armed_for_ = next;
+      loop_.arm_timer(next);
+    }
+  }
+  bool queued = false;
+  while (auto event = node_->poll_event()) queued |= hooks_.push(std::move(*event));
+  if (queued) schedule_hooks();
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    Wait& wait = **it++;  // end_wait erases it
+    if (wait.condition_(*node_)) end_wait(wait, WaitEnd::kReady);
+  }
+}
+
+void DriverCore::schedule_hooks() {
+  if (hooks_posted_) return;
+  hooks_posted_ = true;
+  loop_.post_hooks();
+}
+
+void DriverCore::run_hooks() {
+  hooks_posted_ = false;
+  // Only what is queued now: events raised by the hooks run next turn.
+  hooks_.run(hooks_.size(), hook_deadline_);
+  if (stopped_) {
+    hooks_.drop_all();
+  } else if (!hooks_.empty()) {
+    schedule_hooks();
+  }
+}
+
+bool DriverCore::add_wait(const std::shared_ptr<Wait>& wait) {
+  if (stopped_ || wait->condition_(*node_)) {
+    wait->ended_ = true;
+    wait->end(stopped_ ? WaitEnd::kStopped : WaitEnd::kReady);
+    return false;
+  }
+  waits_.push_back(wait);
+  return true;
+}
+
+void DriverCore::time_out(Wait& wait) { end_wait(wait, WaitEnd::kTimedOut); }
+
+void DriverCore::end_wait(Wait& wait, WaitEnd how) {
+  if (wait.ended_) return;
+  wait.ended_ = true;
+  // Kept alive until end() returns, whoever else holds it.
+  const std::shared_ptr<Wait> keep = [&] {
+    for (auto it = waits_.begin(); it != waits_.end(); ++it) {
+      if (it->get() != &wait) continue;
+      std::shared_ptr<Wait> found = std::move(*it);
+      waits_.erase(it);
+      return found;
+    }
+    return std::shared_ptr<Wait>{};
+  }();
+  wait.end(how);
+}
+
+}  // namespace aiocluster::driver::detail
