@@ -16,10 +16,10 @@
 
 #include "aiocluster/exchange.h"
 #include "driver_common/driver_core.h"
-#include "driver_common/frame_reader.h"
+#include "driver_common/exchange_channel.h"
 #include "driver_common/net.h"
+#include "driver_common/posix_socket.h"
 #include "driver_common/tls.h"
-#include "driver_common/waiting_connections.h"
 
 namespace aiocluster::asio_driver {
 
@@ -67,8 +67,7 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
         core(std::move(options), *this),
         timer(strand),
         accept_pause(strand),
-        waiting(core.options().max_waiting_per_host),
-        large_frames(core.options().max_large_frame_bytes),
+        channels(core.options()),
         udp_resolver(strand) {}
 
   Address bind(const Config& config);
@@ -95,10 +94,7 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   std::unique_ptr<::asio::ssl::context> server_tls;
   std::unique_ptr<::asio::ssl::context> client_tls;
   std::unordered_set<Connection*> connections;
-  driver::detail::WaitingConnections<Connection> waiting;  // responders before their Syn
-  driver::detail::LargeFrameBudget large_frames;
-  std::size_t outgoing = 0;
-  std::size_t inbound = 0;
+  driver::detail::Channels channels;
 
   std::optional<udp::socket> udp_socket;
   udp::resolver udp_resolver;
@@ -107,69 +103,63 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   std::size_t datagrams_in_flight = 0;
 };
 
+// Keeps the ClusterImpl alive until a Connection's ExchangeChannel is gone.
+struct HoldsImpl {
+  std::shared_ptr<detail::ClusterImpl> impl_;
+};
+
 // One TCP connection carrying one StreamExchange, as initiator (we send the
 // Syn) or responder (we accepted it): connect and handshake, then the
-// exchange's writes and reads, each step under its own timeout.
-class Connection : public std::enable_shared_from_this<Connection> {
+// exchange's writes and reads (ExchangeChannel), each step under its own
+// timeout. Handlers own it through shared_from_this().
+class Connection final : HoldsImpl,
+                         public driver::detail::ExchangeChannel,
+                         public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::shared_ptr<detail::ClusterImpl> impl, tcp::socket socket, StreamExchange exchange)
-      : impl_(std::move(impl)),
-        exchange_(std::move(exchange)),
+      : HoldsImpl{std::move(impl)},
+        ExchangeChannel(impl_->core, impl_->channels, std::move(exchange)),
         socket_(std::move(socket)),
-        deadline_(impl_->strand),
-        reader_(impl_->core.node().config(), impl_->large_frames) {
+        deadline_(impl_->strand) {
     impl_->connections.insert(this);
-    ++(initiator() ? impl_->outgoing : impl_->inbound);
   }
 
-  ~Connection() {
-    stop_waiting();
-    impl_->connections.erase(this);
-    --(initiator() ? impl_->outgoing : impl_->inbound);
-  }
+  ~Connection() override { impl_->connections.erase(this); }
 
   // `target`: the Transmit, its payload already in the exchange.
   void run_initiator(Transmit target) {
     target_ = std::move(target);
-    peer_ = target_.to;
+    set_peer(target_.to);
     arm(options().connect_timeout);
-    if (auto ip = parse_ip(peer_.host)) {
-      connect(std::array{tcp::endpoint(*ip, peer_.port)});
+    if (auto ip = parse_ip(peer().host)) {
+      connect(std::array{tcp::endpoint(*ip, peer().port)});
       return;
     }
     resolver_.emplace(impl_->strand);
     resolver_->async_resolve(
-        peer_.host, std::to_string(peer_.port),
+        peer().host, std::to_string(peer().port),
         [self = shared_from_this()](std::error_code ec, tcp::resolver::results_type results) {
-          if (ec) return self->fail(ec, &DriverStats::connect_failures, "resolve");
+          if (ec) return self->fail_on(ec, &DriverStats::connect_failures, "resolve");
           self->connect(results);
         });
   }
 
   void run_responder(Address peer) {
-    peer_ = std::move(peer);
-    waiting_slot_ = impl_->waiting.add(this, peer_.host);
+    wait_for_syn(std::move(peer));
     if (!impl_->server_tls) return advance();
     tls_.emplace(std::move(socket_), *impl_->server_tls);
     arm(options().read_timeout);
     tls_->async_handshake(
         ::asio::ssl::stream_base::server, [self = shared_from_this()](std::error_code ec) {
-          if (ec) return self->fail(ec, &DriverStats::tls_failures, "tls handshake (server)");
-          self->exchange_.set_peer_names(driver::detail::names_for_tls_rule(
+          if (ec) return self->fail_on(ec, &DriverStats::tls_failures, "tls handshake (server)");
+          self->exchange().set_peer_names(driver::detail::names_for_tls_rule(
               self->tls_->native_handle(), *self->options().tls));
           self->advance();
         });
   }
 
-  // Closes to make room for a newer connection (already out of `waiting`).
-  void evict() {
-    waiting_slot_.reset();
-    evicted_ = true;
-    abort();
-  }
-
   // Closes at once: the pending operations complete with an error.
-  void abort() {
+  void close_now() override {
     std::error_code ignored;
     deadline_.cancel();
     if (resolver_) resolver_->cancel();
@@ -177,14 +167,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
  private:
-  bool initiator() const { return exchange_.role() == StreamExchange::Role::kInitiator; }
-  const Options& options() const { return impl_->core.options(); }
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : socket_; }
-
-  void stop_waiting() {
-    if (waiting_slot_) impl_->waiting.remove(*waiting_slot_);
-    waiting_slot_.reset();
-  }
 
   void arm(Duration limit) {
     deadline_.expires_after(limit);
@@ -201,7 +184,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     ::asio::async_connect(socket_, endpoints,
                           [self = shared_from_this()](std::error_code ec, const tcp::endpoint&) {
                             if (ec)
-                              return self->fail(ec, &DriverStats::connect_failures, "connect");
+                              return self->fail_on(ec, &DriverStats::connect_failures, "connect");
                             self->on_connected();
                           });
   }
@@ -214,39 +197,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // The server must prove it is the node we meant.
     const std::string name = driver::detail::server_name_to_expect(*options().tls, target_);
     if (!driver::detail::expect_server_name(tls_->native_handle(), name)) {
-      return fail(std::make_error_code(std::errc::invalid_argument), &DriverStats::tls_failures,
-                  "tls name");
+      return fail(&DriverStats::tls_failures, "tls name", "cannot verify '" + name + "'");
     }
     arm(options().connect_timeout);
     tls_->async_handshake(
         ::asio::ssl::stream_base::client, [self = shared_from_this()](std::error_code ec) {
           if (ec) {
-            return self->fail(ec, &DriverStats::tls_failures, "tls handshake (client)");
+            return self->fail_on(ec, &DriverStats::tls_failures, "tls handshake (client)");
           }
           self->advance();
         });
   }
 
-  // Does what the exchange asks next: the driver holds no message order.
-  void advance() {
-    if (impl_->core.stopped()) return abort();
-    StreamExchange::Step step = exchange_.next();
-    switch (step.action) {
-      case StreamExchange::Action::kWrite:
-        return write(std::move(step.bytes));
-      case StreamExchange::Action::kRead:
-        arm(options().read_timeout);
-        return read_more();
-      case StreamExchange::Action::kClose:
-        return finish();
-    }
-  }
-
-  void write(Bytes frame) {
+  void write_frame(Bytes frame) override {
     out_ = std::move(frame);
     arm(options().write_timeout);
     auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
-      if (ec) return self->fail(ec, &DriverStats::io_errors, "write");
+      if (ec) return self->fail_on(ec, &DriverStats::io_errors, "write");
       self->advance();
     };
     if (tls_) {
@@ -256,28 +223,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // Reads exactly one frame through the shared reader, never past it. The
-  // whole frame must arrive within read_timeout (armed once by advance()):
-  // a peer that trickles bytes gets no more time than one that stalls.
+  // The whole frame must arrive within read_timeout, armed once: a peer
+  // that trickles bytes gets no more time than one that stalls.
+  void read_frame() override {
+    arm(options().read_timeout);
+    read_more();
+  }
+
+  // Reads exactly one frame, never past it.
   void read_more() {
-    if (auto frame = reader_.next_frame()) {
-      stop_waiting();
-      if (impl_->core.stopped()) return abort();
-      impl_->core.handle_frame(exchange_, *frame);
-      return advance();
-    }
-    const std::size_t want = std::min(reader_.wanted(), in_.size());
+    const std::size_t want = std::min(wanted(), in_.size());
     auto done = [self = shared_from_this()](std::error_code ec, std::size_t n) {
-      if (ec) return self->fail(ec, &DriverStats::io_errors, "read");
-      using Status = driver::detail::FrameReader::Status;
-      switch (self->reader_.feed(ByteView(self->in_.data(), n))) {
-        case Status::kOk:
-          return self->read_more();
-        case Status::kBadLength:
-          return self->refuse(&DriverStats::framing_errors, "bad frame length");
-        case Status::kOverBudget:
-          return self->refuse(&DriverStats::large_frames_refused, "no room for a large frame");
-      }
+      if (ec) return self->fail_on(ec, &DriverStats::io_errors, "read");
+      if (self->feed(ByteView(self->in_.data(), n))) self->read_more();
     };
     if (tls_) {
       tls_->async_read_some(::asio::buffer(in_.data(), want), std::move(done));
@@ -286,43 +244,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  void finish() {
-    if (!tls_ || impl_->core.stopped()) return abort();
+  void finish() override {
+    if (!tls_ || core().stopped()) return close_now();
     // close_notify, bounded by the write timeout.
     arm(options().write_timeout);
-    tls_->async_shutdown([self = shared_from_this()](std::error_code) { self->abort(); });
+    tls_->async_shutdown([self = shared_from_this()](std::error_code) { self->close_now(); });
   }
 
-  void refuse(std::uint64_t DriverStats::*counter, const char* why) {
-    ++(impl_->core.stats().*counter);
-    impl_->core.log("closing " + peer_.to_string() + ": " + why);
-    abort();
+  void fail_on(std::error_code ec, std::uint64_t DriverStats::*counter, const char* step) {
+    if (timed_out_) return fail(&DriverStats::timeouts, step, "timed out");
+    fail(counter, step, ec.message());
   }
 
-  void fail(std::error_code ec, std::uint64_t DriverStats::*counter, const char* step) {
-    abort();
-    if (impl_->core.stopped() || evicted_) return;
-    DriverStats& stats = impl_->core.stats();
-    ++(timed_out_ ? stats.timeouts : stats.*counter);
-    impl_->core.log(std::string(step) + " " + peer_.to_string() + ": " +
-                    (timed_out_ ? "timed out" : ec.message()));
-  }
-
-  std::shared_ptr<detail::ClusterImpl> impl_;
-  StreamExchange exchange_;
   tcp::socket socket_;  // moved into tls_ once TLS starts
   std::optional<::asio::ssl::stream<tcp::socket>> tls_;
   std::optional<tcp::resolver> resolver_;
   ::asio::steady_timer deadline_;
-  driver::detail::FrameReader reader_;
   std::array<std::uint8_t, 16 * 1024> in_{};
   Bytes out_;
   bool timed_out_ = false;
-  bool evicted_ = false;  // counted once, as connections_evicted
-  // Set while a responder waits for its Syn.
-  std::optional<driver::detail::WaitingConnections<Connection>::Slot> waiting_slot_;
   Transmit target_;  // initiator
-  Address peer_;     // the target (initiator) or the remote end (responder)
 };
 
 // --- detail::ClusterImpl ---
@@ -331,29 +272,14 @@ Address detail::ClusterImpl::bind(const Config& config) {
   const Options& options = core.options();
   const Address listen = options.listen.value_or(config.node_id.gossip_advertise_addr);
   const bool tcp = options.transport == Transport::kTcp;
-  ::asio::ip::address ip;
-  if (auto parsed = parse_ip(listen.host)) {
-    ip = *parsed;
-  } else {
-    const auto found = driver::detail::resolve_or_throw(listen, tcp ? SOCK_STREAM : SOCK_DGRAM,
-                                                        AF_UNSPEC, "listen host");
-    ip = ::asio::ip::make_address(driver::detail::numeric_address(found.get()).host);
-  }
-  std::error_code ec;
+  driver::detail::BoundSocket bound =
+      driver::detail::bind_socket(listen, tcp ? SOCK_STREAM : SOCK_DGRAM);
+  const bool v6 = bound.family == AF_INET6;
   if (!tcp) {
-    const udp::endpoint endpoint(ip, listen.port);
-    udp_socket.emplace(strand);
-    udp_socket->open(endpoint.protocol());
-    udp_socket->bind(endpoint, ec);
-    if (ec) throw std::system_error(ec, "cannot bind udp " + listen.to_string());
-    return driver::detail::numeric_address(udp_socket->local_endpoint().data());
+    udp_socket.emplace(strand, v6 ? udp::v6() : udp::v4(), bound.socket.release());
+    return bound.local;
   }
-  const tcp::endpoint endpoint(ip, listen.port);
-  acceptor.emplace(strand);
-  acceptor->open(endpoint.protocol());
-  acceptor->set_option(tcp::acceptor::reuse_address(true));
-  acceptor->bind(endpoint, ec);
-  if (ec) throw std::system_error(ec, "cannot bind tcp " + listen.to_string());
+  acceptor.emplace(strand, v6 ? tcp::v6() : tcp::v4(), bound.socket.release());
   if (options.tls) {
     // The shared TLS rules; Asio owns the contexts from here on.
     server_tls = std::make_unique<::asio::ssl::context>(
@@ -361,7 +287,7 @@ Address detail::ClusterImpl::bind(const Config& config) {
     client_tls = std::make_unique<::asio::ssl::context>(
         driver::detail::make_client_context(*options.tls).release());
   }
-  return driver::detail::numeric_address(acceptor->local_endpoint().data());
+  return bound.local;
 }
 
 void detail::ClusterImpl::start() {
@@ -384,8 +310,8 @@ void detail::ClusterImpl::stop() {
   udp_resolver.cancel();
   if (acceptor) acceptor->close(ignored);
   if (udp_socket) udp_socket->close(ignored);
-  // abort() never destroys a Connection here: the handlers own them.
-  for (Connection* connection : connections) connection->abort();
+  // close_now() never destroys a Connection here: the handlers own them.
+  for (Connection* connection : connections) connection->close_now();
   core.end_stop();
 }
 
@@ -407,7 +333,7 @@ void detail::ClusterImpl::post_hooks() {
 void detail::ClusterImpl::start_exchange(Transmit tx) {
   DriverStats& stats = core.stats();
   if (acceptor) {
-    if (outgoing >= core.options().max_outgoing_exchanges) {
+    if (channels.outgoing >= core.options().max_outgoing_exchanges) {
       ++stats.exchanges_refused;
       return;
     }
@@ -458,20 +384,13 @@ void detail::ClusterImpl::accept() {
     std::error_code remote_ec;
     const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
     const Address peer = remote_ec ? Address{} : driver::detail::numeric_address(remote.data());
-    const auto admission = remote_ec
-                               ? decltype(self->waiting)::Admission{nullptr, false}
-                               : self->waiting.admit(peer.host, self->inbound,
-                                                     self->core.options().max_inbound_connections);
-    if (admission.evict != nullptr) {
-      ++stats.connections_evicted;
-      admission.evict->evict();
-    }
-    if (remote_ec || !admission.accept) {
-      ++(remote_ec ? stats.io_errors : stats.connections_refused);  // reset before we got to it
+    if (remote_ec) ++stats.io_errors;  // reset before we got to it
+    if (remote_ec ||
+        !self->channels.waiting.admit(peer.host, self->channels.inbound,
+                                      self->core.options().max_inbound_connections, stats)) {
       std::error_code ignored;
       socket.close(ignored);
     } else {
-      ++stats.connections_accepted;
       auto connection =
           std::make_shared<Connection>(self, std::move(socket), StreamExchange::respond());
       connection->run_responder(peer);
@@ -535,12 +454,8 @@ void detail::ClusterImpl::register_wait(const std::shared_ptr<Waiter>& waiter, D
 Cluster::Cluster(::asio::io_context& io, Config config, const KeyValues& initial_key_values,
                  Options options)
     : impl_(std::make_shared<detail::ClusterImpl>(io, std::move(options))) {
-  // Port 0 is ours to fill in after binding, generation 0 from the clock;
-  // everything else is checked before touching a socket.
-  DriverCore::check(config, impl_->core.options());
-  Address bound = impl_->bind(config);
-  impl_->core.build(std::move(config), initial_key_values, std::move(bound));
-  attach(impl_->core);
+  build(impl_->core, std::move(config), initial_key_values,
+        [this](const Config& bound_config) { return impl_->bind(bound_config); });
 }
 
 Cluster::~Cluster() { impl_->stop(); }

@@ -5,6 +5,17 @@
 
 namespace aiocluster::driver {
 
+void ClusterBase::build(detail::DriverCore& core, Config config,
+                        const KeyValues& initial_key_values,
+                        const std::function<Address(const Config&)>& bind) {
+  // Port 0 is ours to fill in after binding, generation 0 from the clock;
+  // everything else is checked before touching a socket.
+  detail::DriverCore::check(config, core.options());
+  Address bound = bind(config);
+  core.build(std::move(config), initial_key_values, std::move(bound));
+  core_ = &core;
+}
+
 bool ClusterBase::running() const { return core_->started() && !core_->stopped(); }
 const NodeId& ClusterBase::self_id() const { return core_->node().self_id(); }
 Address ClusterBase::local_address() const { return core_->bound(); }

@@ -23,16 +23,17 @@
 #include "aiocluster/common/waits.h"
 #include "aiocluster/exchange.h"
 #include "driver_common/driver_core.h"
-#include "driver_common/frame_reader.h"
+#include "driver_common/exchange_channel.h"
 #include "driver_common/net.h"
+#include "driver_common/posix_socket.h"
 #include "driver_common/tls.h"
-#include "driver_common/waiting_connections.h"
 
 namespace aiocluster::libevent_driver {
 
 namespace {
 
 using driver::detail::DriverCore;
+using driver::detail::errno_error;
 using driver::detail::SocketAddress;
 
 // Rounded up, so a timer never fires before the deadline it stands for.
@@ -58,28 +59,6 @@ EventPtr make_event(event_base* base, evutil_socket_t fd, short what, Target* ta
   return EventPtr(event_new(
       base, fd, what,
       [](evutil_socket_t, short, void* arg) { (static_cast<Target*>(arg)->*Method)(); }, target));
-}
-
-// A socket this object closes, until someone else takes it.
-class Socket {
- public:
-  Socket() = default;
-  ~Socket() { reset(); }
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_ = -1;
-};
-
-std::system_error errno_error(const std::string& what) {
-  return {errno, std::generic_category(), what};
 }
 
 // Runs `task` from the event_base's loop, after the current callback:
@@ -146,10 +125,7 @@ class Connection;
 
 struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, DriverCore::Loop {
   ClusterImpl(event_base* event_base, Options options)
-      : base(event_base),
-        core(std::move(options), *this),
-        large_frames(core.options().max_large_frame_bytes),
-        waiting(core.options().max_waiting_per_host) {}
+      : base(event_base), core(std::move(options), *this), channels(core.options()) {}
 
   Address bind(const Config& config);
   void start();
@@ -163,9 +139,8 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   void on_timer() { core.handle_timeout(); }
   void run_hooks();
   void on_accept(evutil_socket_t fd, const sockaddr* from);
-  void on_datagrams();
-  void send_datagram(const SocketAddress& to, Bytes payload);
-  void flush_datagrams();
+  void on_datagrams() { datagrams->receive(); }
+  void flush_datagrams() { datagrams->flush(); }
   void resume_accepting() {
     if (!core.stopped()) evconnlistener_enable(listener.get());
   }
@@ -176,27 +151,19 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   EventPtr timer;
   EventPtr hooks_event;
   int family = AF_UNSPEC;
-  Socket socket;  // bound; the listener takes a TCP one at start()
+  driver::detail::Socket socket;  // bound; the listener or `datagrams` takes it at start()
 
   ListenerPtr listener;
   EventPtr accept_pause;
   driver::detail::SslCtxPtr server_tls;
   driver::detail::SslCtxPtr client_tls;
-  evdns_base* dns = nullptr;                      // the application's, optional
-  driver::detail::LargeFrameBudget large_frames;  // outlives the connections' readers
+  evdns_base* dns = nullptr;          // the application's, optional
+  driver::detail::Channels channels;  // outlives the connections
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
-  driver::detail::WaitingConnections<Connection> waiting;  // responders before their Syn
-  std::size_t outgoing = 0;
-  std::size_t inbound = 0;
 
+  std::optional<driver::detail::DatagramSocket> datagrams;
   EventPtr udp_read;
   EventPtr udp_write;
-  Bytes datagram;
-  struct Outgoing {
-    SocketAddress to;
-    Bytes payload;
-  };
-  std::deque<Outgoing> udp_queue;  // datagrams the socket would not take yet
 };
 
 // One TCP connection carrying one StreamExchange, as initiator (we send the
@@ -205,19 +172,14 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
 // each step under its own timeout. The Connection is owned by
 // ClusterImpl::connections; every path ends in close(), after which `this`
 // is gone.
-class Connection {
+class Connection final : public driver::detail::ExchangeChannel {
  public:
   Connection(detail::ClusterImpl& impl, StreamExchange exchange)
-      : impl_(impl),
-        exchange_(std::move(exchange)),
-        reader_(impl.core.node().config(), impl.large_frames) {
-    ++(initiator() ? impl_.outgoing : impl_.inbound);
+      : ExchangeChannel(impl.core, impl.channels, std::move(exchange)), impl_(impl) {
     deadline_.reset(evtimer_new(impl_.base, &Connection::on_deadline, this));
   }
 
-  ~Connection() {
-    stop_waiting();
-    --(initiator() ? impl_.outgoing : impl_.inbound);
+  ~Connection() override {
     if (bev_ == nullptr) return;
     if (graceful_ && tls_up_) {
       // libevent frees an SSL without a close_notify: send ours first. We
@@ -231,12 +193,9 @@ class Connection {
     bufferevent_free(bev_);
   }
 
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-
   // `target`: the Transmit, its payload already in the exchange.
   void run_initiator(const Transmit& target) {
-    peer_ = target.to;
+    set_peer(target.to);
     arm(options().connect_timeout);
     if (impl_.client_tls) {
       SSL* ssl = SSL_new(impl_.client_tls.get());
@@ -254,13 +213,13 @@ class Connection {
     if (bev_ == nullptr) return fail(&DriverStats::io_errors, "connect", "no bufferevent");
     setup_callbacks();
     int rc = 0;
-    if (auto address = driver::detail::numeric_socket_address(peer_)) {
+    if (auto address = driver::detail::numeric_socket_address(peer())) {
       rc = bufferevent_socket_connect(bev_, address->get(), static_cast<int>(address->length));
     } else {
       // Through the application's evdns_base, else libevent resolves with
       // the system resolver, blocking.
-      rc = bufferevent_socket_connect_hostname(bev_, impl_.dns, AF_UNSPEC, peer_.host.c_str(),
-                                               peer_.port);
+      rc = bufferevent_socket_connect_hostname(bev_, impl_.dns, AF_UNSPEC, peer().host.c_str(),
+                                               peer().port);
     }
     if (rc != 0) {
       return fail(&DriverStats::connect_failures, "connect", evutil_socket_error_to_string(errno));
@@ -268,9 +227,8 @@ class Connection {
   }
 
   void run_responder(evutil_socket_t fd, Address peer) {
-    peer_ = std::move(peer);
+    wait_for_syn(std::move(peer));
     step_ = Step::kReading;
-    waiting_slot_ = impl_.waiting.add(this, peer_.host);
     SSL* ssl = impl_.server_tls ? SSL_new(impl_.server_tls.get()) : nullptr;
     bev_ = !impl_.server_tls ? bufferevent_socket_new(impl_.base, fd, kBufferEventOptions)
            : ssl == nullptr
@@ -289,28 +247,13 @@ class Connection {
   // The cluster stops: close now, with a close_notify where TLS is up.
   void abandon() { graceful_ = true; }
 
-  // Closes to make room for a newer connection (already out of `waiting`).
-  // Destroys this Connection.
-  void evict() {
-    waiting_slot_.reset();
-    close(false);
-  }
-
  private:
   enum class Step : std::uint8_t { kConnecting, kReading, kWriting };
-
-  bool initiator() const { return exchange_.role() == StreamExchange::Role::kInitiator; }
-  const Options& options() const { return impl_.core.options(); }
 
   void setup_callbacks() {
     bufferevent_setcb(bev_, &Connection::on_read, &Connection::on_write, &Connection::on_event,
                       this);
     bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWatermark);
-  }
-
-  void stop_waiting() {
-    if (waiting_slot_) impl_.waiting.remove(*waiting_slot_);
-    waiting_slot_.reset();
   }
 
   void set_no_delay() {
@@ -347,7 +290,7 @@ class Connection {
     if ((what & BEV_EVENT_CONNECTED) != 0) {
       self->tls_up_ = self->impl_.client_tls != nullptr || self->impl_.server_tls != nullptr;
       if (self->impl_.server_tls && !self->initiator()) {  // the server's handshake is done
-        self->exchange_.set_peer_names(driver::detail::names_for_tls_rule(
+        self->exchange().set_peer_names(driver::detail::names_for_tls_rule(
             bufferevent_openssl_get_ssl(bev), *self->options().tls));
       }
       if (self->step_ == Step::kConnecting) {
@@ -374,56 +317,31 @@ class Connection {
         self->step_name(), why);
   }
 
-  // Does what the exchange asks next: the driver holds no message order.
-  void advance() {
-    StreamExchange::Step step = exchange_.next();
-    switch (step.action) {
-      case StreamExchange::Action::kWrite:
-        return write_frame(step.bytes);
-      case StreamExchange::Action::kRead:
-        step_ = Step::kReading;
-        arm(options().read_timeout);
-        bufferevent_enable(bev_, EV_READ);
-        // Bytes that arrived with the previous frame wait in the input
-        // buffer: the read callback only fires for new ones.
-        return consume_input();
-      case StreamExchange::Action::kClose:
-        return close(true);
-    }
+  void read_frame() override {
+    step_ = Step::kReading;
+    arm(options().read_timeout);
+    bufferevent_enable(bev_, EV_READ);
+    // Bytes that arrived with the previous frame wait in the input buffer:
+    // the read callback only fires for new ones.
+    consume_input();
   }
 
-  // Feeds the shared reader exactly up to the end of the current frame.
+  // Feeds the frame reader exactly up to the end of the current frame.
   void consume_input() {
     evbuffer* input = bufferevent_get_input(bev_);
     std::array<std::uint8_t, 16 * 1024> chunk{};
-    using Status = driver::detail::FrameReader::Status;
     while (true) {
-      if (auto frame = reader_.next_frame()) return on_frame(*frame);
       const std::size_t available = evbuffer_get_length(input);
       if (available == 0) return;
-      const std::size_t want = std::min({reader_.wanted(), available, chunk.size()});
+      const std::size_t want = std::min({wanted(), available, chunk.size()});
       const int n = evbuffer_remove(input, chunk.data(), want);
-      if (n <= 0) return;
-      switch (reader_.feed(ByteView(chunk.data(), static_cast<std::size_t>(n)))) {
-        case Status::kOk:
-          break;
-        case Status::kBadLength:
-          return refuse(&DriverStats::framing_errors, "bad frame length");
-        case Status::kOverBudget:
-          return refuse(&DriverStats::large_frames_refused, "no room for a large frame");
-      }
+      if (n <= 0 || !feed(ByteView(chunk.data(), static_cast<std::size_t>(n)))) return;
     }
-  }
-
-  void on_frame(const Bytes& frame) {
-    stop_waiting();
-    impl_.core.handle_frame(exchange_, frame);
-    advance();
   }
 
   // One frame at a time: nothing more is read until it is written, so the
   // output buffer never holds more than one frame (backpressure).
-  void write_frame(const Bytes& frame) {
+  void write_frame(Bytes frame) override {
     step_ = Step::kWriting;
     bufferevent_disable(bev_, EV_READ);
     arm(options().write_timeout);
@@ -434,17 +352,8 @@ class Connection {
     bufferevent_enable(bev_, EV_WRITE);
   }
 
-  void refuse(std::uint64_t DriverStats::*counter, const char* why) {
-    ++(impl_.core.stats().*counter);
-    impl_.core.log("closing " + peer_.to_string() + ": " + why);
-    close(false);
-  }
-
-  void fail(std::uint64_t DriverStats::*counter, const char* step, const std::string& why) {
-    ++(impl_.core.stats().*counter);
-    impl_.core.log(std::string(step) + " " + peer_.to_string() + ": " + why);
-    close(false);
-  }
+  void finish() override { close(true); }
+  void close_now() override { close(false); }
 
   // Destroys this Connection.
   void close(bool graceful) {
@@ -465,16 +374,11 @@ class Connection {
   }
 
   detail::ClusterImpl& impl_;
-  StreamExchange exchange_;
   bufferevent* bev_ = nullptr;
   EventPtr deadline_;
-  driver::detail::FrameReader reader_;
   Step step_ = Step::kConnecting;
   bool tls_up_ = false;    // handshake done: close with a close_notify
   bool graceful_ = false;  // closing at the end of an exchange (or at stop), not on an error
-  Address peer_;           // the target (initiator) or the remote end (responder)
-  // Set while a responder waits for its Syn.
-  std::optional<driver::detail::WaitingConnections<Connection>::Slot> waiting_slot_;
 };
 
 // --- detail::ClusterImpl ---
@@ -483,27 +387,10 @@ Address detail::ClusterImpl::bind(const Config& config) {
   const Options& options = core.options();
   const Address listen = options.listen.value_or(config.node_id.gossip_advertise_addr);
   const bool tcp = options.transport == Transport::kTcp;
-  const int type = tcp ? SOCK_STREAM : SOCK_DGRAM;
-  SocketAddress address = driver::detail::numeric_socket_address(listen).value_or(SocketAddress{});
-  if (address.length == 0) {
-    address = driver::detail::resolve_or_throw(listen, type, AF_UNSPEC, "listen host");
-  }
-  const std::string what = std::string(tcp ? "tcp " : "udp ") + listen.to_string();
-  socket.reset(::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (socket.get() < 0) throw errno_error("cannot open a socket for " + what);
-  if (tcp) {
-    const int one = 1;
-    ::setsockopt(socket.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  }
-  if (::bind(socket.get(), address.get(), address.length) != 0) {
-    throw errno_error("cannot bind " + what);
-  }
-  SocketAddress local;
-  local.length = sizeof local.storage;
-  if (::getsockname(socket.get(), local.get(), &local.length) != 0) {
-    throw errno_error("getsockname " + what);
-  }
-  family = address.family();
+  driver::detail::BoundSocket bound =
+      driver::detail::bind_socket(listen, tcp ? SOCK_STREAM : SOCK_DGRAM);
+  socket = std::move(bound.socket);
+  family = bound.family;
   if (tcp && options.tls) {
     server_tls = driver::detail::make_server_context(*options.tls);
     client_tls = driver::detail::make_client_context(*options.tls);
@@ -513,7 +400,7 @@ Address detail::ClusterImpl::bind(const Config& config) {
   if (!timer || !hooks_event) {
     throw std::system_error(std::make_error_code(std::errc::not_enough_memory), "event_new");
   }
-  return driver::detail::numeric_address(local.get());
+  return bound.local;
 }
 
 void detail::ClusterImpl::start() {
@@ -539,10 +426,10 @@ void detail::ClusterImpl::start() {
     });
     accept_pause = make_event<&ClusterImpl::resume_accepting>(base, -1, 0, this);
   } else {
-    datagram.resize(driver::detail::datagram_buffer_size(core.node().config()));
-    udp_read =
-        make_event<&ClusterImpl::on_datagrams>(base, socket.get(), EV_READ | EV_PERSIST, this);
-    udp_write = make_event<&ClusterImpl::flush_datagrams>(base, socket.get(), EV_WRITE, this);
+    const int fd = socket.get();
+    datagrams.emplace(std::move(socket), core, [this] { event_add(udp_write.get(), nullptr); });
+    udp_read = make_event<&ClusterImpl::on_datagrams>(base, fd, EV_READ | EV_PERSIST, this);
+    udp_write = make_event<&ClusterImpl::flush_datagrams>(base, fd, EV_WRITE, this);
     event_add(udp_read.get(), nullptr);
   }
   core.handle_timeout();
@@ -555,7 +442,7 @@ void detail::ClusterImpl::stop() {
   listener.reset();
   udp_read.reset();
   udp_write.reset();
-  udp_queue.clear();
+  datagrams.reset();
   socket.reset();
   // Each one sends its close_notify when TLS is up.
   for (auto& [raw, connection] : connections) connection->abandon();
@@ -589,7 +476,7 @@ void detail::ClusterImpl::run_hooks() {
 void detail::ClusterImpl::start_exchange(Transmit tx) {
   DriverStats& stats = core.stats();
   if (core.options().transport == Transport::kTcp) {
-    if (outgoing >= core.options().max_outgoing_exchanges) {
+    if (channels.outgoing >= core.options().max_outgoing_exchanges) {
       ++stats.exchanges_refused;
       return;
     }
@@ -613,89 +500,21 @@ void detail::ClusterImpl::start_exchange(Transmit tx) {
     core.log("cannot resolve " + tx.to.to_string() + ": " + error);
     return;
   }
-  // The reply from there answers this Syn.
-  core.datagram_sent(driver::detail::peer_key(to->get()));
-  send_datagram(*to, std::move(tx.payload));
+  datagrams->send_syn(*to, std::move(tx.payload));
 }
 
 void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
   Address peer = driver::detail::numeric_address(from);
-  DriverStats& stats = core.stats();
-  const auto admission =
-      core.stopped() ? decltype(waiting)::Admission{nullptr, false}
-                     : waiting.admit(peer.host, inbound, core.options().max_inbound_connections);
-  if (admission.evict != nullptr) {
-    ++stats.connections_evicted;
-    admission.evict->evict();
-  }
-  if (!admission.accept) {
-    ++stats.connections_refused;
+  if (core.stopped() ||
+      !channels.waiting.admit(peer.host, channels.inbound, core.options().max_inbound_connections,
+                              core.stats())) {
     evutil_closesocket(fd);
     return;
   }
-  ++stats.connections_accepted;
   auto connection = std::make_unique<Connection>(*this, StreamExchange::respond());
   Connection* raw = connection.get();
   connections.emplace(raw, std::move(connection));
   raw->run_responder(fd, std::move(peer));
-}
-
-// Reads until the socket would block, at most a batch per wake-up so a flood
-// cannot starve the rest of the loop (the event is level-triggered: it fires
-// again at once).
-void detail::ClusterImpl::on_datagrams() {
-  for (int batch = 0; batch < 256 && !core.stopped(); ++batch) {
-    SocketAddress from;
-    from.length = sizeof from.storage;
-    const ssize_t n =
-        ::recvfrom(socket.get(), datagram.data(), datagram.size(), 0, from.get(), &from.length);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      // ICMP errors of earlier sends surface here.
-      if (errno != EINTR) ++core.stats().io_errors;
-      continue;
-    }
-    core.handle_datagram(ByteView(datagram.data(), static_cast<std::size_t>(n)),
-                         driver::detail::peer_key(from.get()),
-                         [&](Bytes reply) { send_datagram(from, std::move(reply)); });
-  }
-}
-
-void detail::ClusterImpl::send_datagram(const SocketAddress& to, Bytes payload) {
-  if (udp_queue.empty()) {
-    const ssize_t n =
-        ::sendto(socket.get(), payload.data(), payload.size(), MSG_NOSIGNAL, to.get(), to.length);
-    if (n >= 0) {
-      ++core.stats().datagrams_out;
-      return;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
-      ++core.stats().io_errors;
-      core.log("send to " + driver::detail::numeric_address(to.get()).to_string() + ": " +
-               std::strerror(errno));
-      return;
-    }
-  }
-  if (udp_queue.size() >= core.options().max_pending_datagrams) {
-    ++core.stats().exchanges_refused;
-    return;
-  }
-  udp_queue.push_back({to, std::move(payload)});
-  event_add(udp_write.get(), nullptr);
-}
-
-void detail::ClusterImpl::flush_datagrams() {
-  while (!udp_queue.empty()) {
-    const Outgoing& next = udp_queue.front();
-    const ssize_t n = ::sendto(socket.get(), next.payload.data(), next.payload.size(), MSG_NOSIGNAL,
-                               next.to.get(), next.to.length);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
-      event_add(udp_write.get(), nullptr);
-      return;
-    }
-    ++(n >= 0 ? core.stats().datagrams_out : core.stats().io_errors);
-    udp_queue.pop_front();
-  }
 }
 
 // --- Cluster ---
@@ -704,10 +523,8 @@ Cluster::Cluster(event_base* base, Config config, const KeyValues& initial_key_v
                  Options options)
     : impl_(std::make_shared<detail::ClusterImpl>(base, std::move(options))) {
   if (base == nullptr) throw std::invalid_argument("base: must not be null");
-  DriverCore::check(config, impl_->core.options());
-  Address bound = impl_->bind(config);
-  impl_->core.build(std::move(config), initial_key_values, std::move(bound));
-  attach(impl_->core);
+  build(impl_->core, std::move(config), initial_key_values,
+        [this](const Config& bound_config) { return impl_->bind(bound_config); });
 }
 
 Cluster::~Cluster() { impl_->stop(); }
@@ -724,15 +541,13 @@ void Cluster::wait(Predicate predicate, Duration timeout, WaitHandler handler) {
 }
 
 void Cluster::wait_live(std::size_t count, Duration timeout, WaitHandler handler) {
-  wait([count](const Node& node) { return driver::live_at_least(node, count); }, timeout,
-       std::move(handler));
+  wait(driver::live_at_least(count), timeout, std::move(handler));
 }
 
 void Cluster::wait_key(std::string node_name, std::string key, std::string value, Duration timeout,
                        WaitHandler handler) {
-  wait([node_name = std::move(node_name), key = std::move(key), value = std::move(value)](
-           const Node& node) { return has_key_value(node, node_name, key, value); },
-       timeout, std::move(handler));
+  wait(driver::has_key_value(std::move(node_name), std::move(key), std::move(value)), timeout,
+       std::move(handler));
 }
 
 }  // namespace aiocluster::libevent_driver

@@ -11,6 +11,8 @@
 #include <map>
 #include <string>
 
+#include "aiocluster/common/stats.h"
+
 namespace aiocluster::driver::detail {
 
 template <typename Connection>
@@ -49,6 +51,18 @@ class WaitingConnections {
     const bool full = open >= capacity;
     Connection* evict = make_room(host, full);
     return Admission{evict, !full || evict != nullptr};
+  }
+
+  // admit(), carried out on the one evicted (Connection::evict()) and
+  // counted: true when the new connection stays, false to close it.
+  bool admit(const std::string& host, std::size_t open, std::size_t capacity, DriverStats& stats) {
+    const Admission admission = admit(host, open, capacity);
+    if (admission.evict != nullptr) {
+      ++stats.connections_evicted;
+      admission.evict->evict();
+    }
+    ++(admission.accept ? stats.connections_accepted : stats.connections_refused);
+    return admission.accept;
   }
 
  private:

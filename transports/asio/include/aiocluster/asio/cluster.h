@@ -139,18 +139,15 @@ class Cluster : public driver::ClusterBase {
   // Until at least `count` nodes are live, this one included.
   template <typename Token>
   auto async_wait_live(std::size_t count, Duration timeout, Token&& token) {
-    return async_wait([count](const Node& node) { return driver::live_at_least(node, count); },
-                      timeout, std::forward<Token>(token));
+    return async_wait(driver::live_at_least(count), timeout, std::forward<Token>(token));
   }
 
   // Until a node named `node_name` shows `key` with `value`.
   template <typename Token>
   auto async_wait_key(std::string node_name, std::string key, std::string value, Duration timeout,
                       Token&& token) {
-    return async_wait(
-        [node_name = std::move(node_name), key = std::move(key), value = std::move(value)](
-            const Node& node) { return has_key_value(node, node_name, key, value); },
-        timeout, std::forward<Token>(token));
+    return async_wait(driver::has_key_value(std::move(node_name), std::move(key), std::move(value)),
+                      timeout, std::forward<Token>(token));
   }
 
  private:

@@ -13,6 +13,7 @@
 
 #include "aiocluster/common/hooks.h"
 #include "aiocluster/common/stats.h"
+#include "aiocluster/config.h"
 #include "aiocluster/node.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
@@ -65,8 +66,10 @@ class ClusterBase {
  protected:
   ClusterBase() = default;
   ~ClusterBase() = default;
-  // Called once by the driver's constructor, when its core exists.
-  void attach(detail::DriverCore& core) { core_ = &core; }
+  // The driver's constructor: checks `config` and the options, binds
+  // (`bind` returns the bound address, numeric) and builds the node in `core`.
+  void build(detail::DriverCore& core, Config config, const KeyValues& initial_key_values,
+             const std::function<Address(const Config&)>& bind);
 
  private:
   detail::DriverCore* core_ = nullptr;

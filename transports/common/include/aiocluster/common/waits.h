@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <string>
 #include <string_view>
 
 #include "aiocluster/node.h"
@@ -17,5 +19,10 @@ bool has_key_value(const Node& node, std::string_view node_name, std::string_vie
 inline bool live_at_least(const Node& node, std::size_t count) {
   return node.live_nodes().size() >= count;
 }
+
+// The same, as the predicates of waits.
+std::function<bool(const Node&)> live_at_least(std::size_t count);
+std::function<bool(const Node&)> has_key_value(std::string node_name, std::string key,
+                                               std::string value);
 
 }  // namespace aiocluster::driver
