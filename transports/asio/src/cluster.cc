@@ -15,7 +15,6 @@
 #include <unordered_set>
 
 #include "aiocluster/exchange.h"
-#include "driver_common/driver_core.h"
 #include "driver_common/exchange_channel.h"
 #include "driver_common/net.h"
 #include "driver_common/posix_socket.h"
@@ -36,18 +35,14 @@ std::optional<::asio::ip::address> parse_ip(const std::string& host) {
   return address;
 }
 
-// A wait: its completion and its timer.
+// A wait: its completion.
 class Waiter final : public driver::detail::Wait {
  public:
-  Waiter(Cluster::Predicate predicate, std::unique_ptr<detail::WaitCompletion> completion,
-         const Cluster::executor_type& executor)
-      : Wait(std::move(predicate)), timer(executor), completion_(std::move(completion)) {}
-
-  ::asio::steady_timer timer;
+  Waiter(Cluster::Predicate predicate, std::unique_ptr<detail::WaitCompletion> completion)
+      : Wait(std::move(predicate)), completion_(std::move(completion)) {}
 
  private:
   void end(driver::detail::WaitEnd how) override {
-    timer.cancel();
     using enum driver::detail::WaitEnd;
     completion_->complete(how == kReady      ? std::error_code{}
                           : how == kTimedOut ? make_error_code(::asio::error::timed_out)
@@ -67,7 +62,6 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
         core(std::move(options), *this),
         timer(strand),
         accept_pause(strand),
-        channels(core.options()),
         udp_resolver(strand) {}
 
   Address bind(const Config& config);
@@ -83,7 +77,6 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   void receive_datagram();
   void send_syn(const udp::endpoint& to, Bytes payload);
   void send_datagram(const udp::endpoint& to, Bytes payload);
-  void register_wait(const std::shared_ptr<Waiter>& waiter, Duration timeout);
 
   Cluster::executor_type strand;
   DriverCore core;
@@ -94,7 +87,6 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   std::unique_ptr<::asio::ssl::context> server_tls;
   std::unique_ptr<::asio::ssl::context> client_tls;
   std::unordered_set<Connection*> connections;
-  driver::detail::Channels channels;
 
   std::optional<udp::socket> udp_socket;
   udp::resolver udp_resolver;
@@ -118,7 +110,7 @@ class Connection final : HoldsImpl,
  public:
   Connection(std::shared_ptr<detail::ClusterImpl> impl, tcp::socket socket, StreamExchange exchange)
       : HoldsImpl{std::move(impl)},
-        ExchangeChannel(impl_->core, impl_->channels, std::move(exchange)),
+        ExchangeChannel(impl_->core, std::move(exchange)),
         socket_(std::move(socket)),
         deadline_(impl_->strand) {
     impl_->connections.insert(this);
@@ -270,12 +262,9 @@ class Connection final : HoldsImpl,
 
 Address detail::ClusterImpl::bind(const Config& config) {
   const Options& options = core.options();
-  const Address listen = options.listen.value_or(config.node_id.gossip_advertise_addr);
-  const bool tcp = options.transport == Transport::kTcp;
-  driver::detail::BoundSocket bound =
-      driver::detail::bind_socket(listen, tcp ? SOCK_STREAM : SOCK_DGRAM);
+  driver::detail::BoundSocket bound = driver::detail::bind_socket(config, options);
   const bool v6 = bound.family == AF_INET6;
-  if (!tcp) {
+  if (options.transport == Transport::kUdp) {
     udp_socket.emplace(strand, v6 ? udp::v6() : udp::v4(), bound.socket.release());
     return bound.local;
   }
@@ -331,19 +320,12 @@ void detail::ClusterImpl::post_hooks() {
 }
 
 void detail::ClusterImpl::start_exchange(Transmit tx) {
-  DriverStats& stats = core.stats();
   if (acceptor) {
-    if (channels.outgoing >= core.options().max_outgoing_exchanges) {
-      ++stats.exchanges_refused;
-      return;
-    }
-    ++stats.exchanges_started;
     auto connection = std::make_shared<Connection>(shared_from_this(), tcp::socket(strand),
                                                    StreamExchange::initiate(std::move(tx.payload)));
     connection->run_initiator(std::move(tx));
     return;
   }
-  ++stats.exchanges_started;
   if (auto ip = parse_ip(tx.to.host)) {
     send_syn(udp::endpoint(*ip, tx.to.port), std::move(tx.payload));
     return;
@@ -385,9 +367,7 @@ void detail::ClusterImpl::accept() {
     const tcp::endpoint remote = socket.remote_endpoint(remote_ec);
     const Address peer = remote_ec ? Address{} : driver::detail::numeric_address(remote.data());
     if (remote_ec) ++stats.io_errors;  // reset before we got to it
-    if (remote_ec ||
-        !self->channels.waiting.admit(peer.host, self->channels.inbound,
-                                      self->core.options().max_inbound_connections, stats)) {
+    if (remote_ec || !self->core.admit(peer.host)) {
       std::error_code ignored;
       socket.close(ignored);
     } else {
@@ -441,14 +421,6 @@ void detail::ClusterImpl::send_datagram(const udp::endpoint& to, Bytes payload) 
                             });
 }
 
-void detail::ClusterImpl::register_wait(const std::shared_ptr<Waiter>& waiter, Duration timeout) {
-  if (!core.add_wait(waiter)) return;
-  waiter->timer.expires_after(timeout);
-  waiter->timer.async_wait([self = shared_from_this(), waiter](std::error_code ec) {
-    if (!ec) self->core.time_out(*waiter);
-  });
-}
-
 // --- Cluster ---
 
 Cluster::Cluster(::asio::io_context& io, Config config, const KeyValues& initial_key_values,
@@ -466,10 +438,9 @@ Cluster::executor_type Cluster::get_executor() const { return impl_->strand; }
 
 void Cluster::add_wait(Predicate predicate, Duration timeout,
                        std::unique_ptr<detail::WaitCompletion> completion) {
-  auto waiter =
-      std::make_shared<Waiter>(std::move(predicate), std::move(completion), impl_->strand);
+  auto waiter = std::make_shared<Waiter>(std::move(predicate), std::move(completion));
   ::asio::post(impl_->strand,
-               [impl = impl_, waiter, timeout] { impl->register_wait(waiter, timeout); });
+               [impl = impl_, waiter, timeout] { impl->core.add_wait(waiter, timeout); });
 }
 
 }  // namespace aiocluster::asio_driver

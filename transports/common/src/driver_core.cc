@@ -1,8 +1,21 @@
 #include "driver_common/driver_core.h"
 
+#include "driver_common/exchange_channel.h"
 #include "driver_common/net.h"
 
 namespace aiocluster::driver::detail {
+
+std::error_code error_code(WaitEnd how) {
+  switch (how) {
+    case WaitEnd::kReady:
+      return {};
+    case WaitEnd::kTimedOut:
+      return std::make_error_code(std::errc::timed_out);
+    case WaitEnd::kStopped:
+      break;
+  }
+  return std::make_error_code(std::errc::operation_canceled);
+}
 
 void DriverCore::check(Config& config, const Options& options) {
   fill_unset_generation(config);
@@ -10,7 +23,10 @@ void DriverCore::check(Config& config, const Options& options) {
 }
 
 DriverCore::DriverCore(Options options, Loop& loop)
-    : options_(std::move(options)), loop_(loop), hooks_(options_.hook_queue_capacity) {}
+    : options_(std::move(options)),
+      loop_(loop),
+      channels_(options_),
+      hooks_(options_.hook_queue_capacity) {}
 
 void DriverCore::build(Config config, const KeyValues& initial_key_values, Address bound) {
   if (config.node_id.gossip_advertise_addr.port == 0) {
@@ -44,10 +60,16 @@ bool DriverCore::end_stop() {
 
 void DriverCore::handle_timeout() {
   if (stopped_) return;
-  // A stale wake-up after a re-arm is harmless: handle_timeout does nothing
-  // before the deadline.
+  // A stale wake-up after a re-arm is harmless: nothing is due before its
+  // deadline.
   armed_for_.reset();
-  node_->handle_timeout(clock());
+  const Instant now = clock();
+  for (auto it = waits_.begin(); it != waits_.end();) {
+    Wait& wait = **it++;  // end_wait erases it
+    if (wait.deadline_ <= now) end_wait(wait, WaitEnd::kTimedOut);
+  }
+  if (!started_) return arm_timer();
+  node_->handle_timeout(now);
   after_input();
 }
 
@@ -76,13 +98,14 @@ void DriverCore::handle_frame(StreamExchange& exchange, ByteView payload) {
 // Drain order after every input: transmits, the next timeout, events.
 void DriverCore::after_input() {
   if (stopped_) return;
-  while (auto tx = node_->poll_transmit()) loop_.start_exchange(std::move(*tx));
-  if (started_) {
-    const std::optional<Instant> next = node_->poll_timeout();
-    if (next != armed_for_) {
-      armed_for_ = next;
-      loop_.arm_timer(next);
+  while (auto tx = node_->poll_transmit()) {
+    if (options_.transport == Transport::kTcp &&
+        channels_.outgoing >= options_.max_outgoing_exchanges) {
+      ++stats_.exchanges_refused;
+      continue;
     }
+    ++stats_.exchanges_started;
+    loop_.start_exchange(std::move(*tx));
   }
   bool queued = false;
   while (auto event = node_->poll_event()) queued |= hooks_.push(std::move(*event));
@@ -91,6 +114,26 @@ void DriverCore::after_input() {
     Wait& wait = **it++;  // end_wait erases it
     if (wait.condition_(*node_)) end_wait(wait, WaitEnd::kReady);
   }
+  arm_timer();
+}
+
+// The earliest of the node's next round (once started) and the waits'
+// deadlines.
+void DriverCore::arm_timer() {
+  if (stopped_) return;
+  std::optional<Instant> next = started_ ? node_->poll_timeout() : std::nullopt;
+  for (const auto& wait : waits_) {
+    if (!next || wait->deadline_ < *next) next = wait->deadline_;
+  }
+  if (next != armed_for_) {
+    armed_for_ = next;
+    loop_.arm_timer(next);
+  }
+}
+
+bool DriverCore::admit(const std::string& host) {
+  return !stopped_ &&
+         channels_.waiting.admit(host, channels_.inbound, options_.max_inbound_connections, stats_);
 }
 
 void DriverCore::schedule_hooks() {
@@ -110,17 +153,16 @@ void DriverCore::run_hooks() {
   }
 }
 
-bool DriverCore::add_wait(const std::shared_ptr<Wait>& wait) {
+void DriverCore::add_wait(const std::shared_ptr<Wait>& wait, Duration timeout) {
   if (stopped_ || wait->condition_(*node_)) {
     wait->ended_ = true;
     wait->end(stopped_ ? WaitEnd::kStopped : WaitEnd::kReady);
-    return false;
+    return;
   }
+  wait->deadline_ = clock() + timeout;
   waits_.push_back(wait);
-  return true;
+  arm_timer();
 }
-
-void DriverCore::time_out(Wait& wait) { end_wait(wait, WaitEnd::kTimedOut); }
 
 void DriverCore::end_wait(Wait& wait, WaitEnd how) {
   if (wait.ended_) return;

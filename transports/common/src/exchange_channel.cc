@@ -4,11 +4,11 @@
 
 namespace aiocluster::driver::detail {
 
-ExchangeChannel::ExchangeChannel(DriverCore& core, Channels& channels, StreamExchange exchange)
+ExchangeChannel::ExchangeChannel(DriverCore& core, StreamExchange exchange)
     : core_(core),
-      channels_(channels),
+      channels_(core.channels()),
       exchange_(std::move(exchange)),
-      reader_(core.node().config(), channels.large_frames) {
+      reader_(core.node().config(), channels_.large_frames) {
   ++(initiator() ? channels_.outgoing : channels_.inbound);
 }
 

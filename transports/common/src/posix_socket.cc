@@ -45,6 +45,11 @@ BoundSocket bind_socket(const Address& listen, int type) {
   return bound;
 }
 
+BoundSocket bind_socket(const Config& config, const Options& options) {
+  return bind_socket(options.listen.value_or(config.node_id.gossip_advertise_addr),
+                     options.transport == Transport::kTcp ? SOCK_STREAM : SOCK_DGRAM);
+}
+
 DatagramSocket::DatagramSocket(Socket socket, DriverCore& core,
                                std::function<void()> watch_writable)
     : socket_(std::move(socket)),
@@ -69,9 +74,17 @@ void DatagramSocket::receive() {
   }
 }
 
-void DatagramSocket::send_syn(const SocketAddress& to, Bytes payload) {
-  core_.datagram_sent(peer_key(to.get()));
-  send(to, std::move(payload));
+void DatagramSocket::send_syn(const Address& to, Bytes payload, int family) {
+  std::string error;
+  std::optional<SocketAddress> address = numeric_socket_address(to);
+  if (!address) address = resolve(to, SOCK_DGRAM, family, &error);
+  if (!address) {
+    ++core_.stats().connect_failures;
+    core_.log("cannot resolve " + to.to_string() + ": " + error);
+    return;
+  }
+  core_.datagram_sent(peer_key(address->get()));
+  send(*address, std::move(payload));
 }
 
 void DatagramSocket::send(const SocketAddress& to, Bytes payload) {

@@ -10,19 +10,15 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstring>
-#include <deque>
 #include <stdexcept>
 #include <unordered_map>
 
 #include "aiocluster/common/waits.h"
 #include "aiocluster/exchange.h"
-#include "driver_common/driver_core.h"
 #include "driver_common/exchange_channel.h"
 #include "driver_common/net.h"
 #include "driver_common/posix_socket.h"
@@ -34,7 +30,6 @@ namespace {
 
 using driver::detail::DriverCore;
 using driver::detail::errno_error;
-using driver::detail::SocketAddress;
 
 // Rounded up, so a timer never fires before the deadline it stands for.
 timeval to_timeval(Duration d) {
@@ -43,15 +38,13 @@ timeval to_timeval(Duration d) {
   return timeval{static_cast<time_t>(us / 1'000'000), static_cast<suseconds_t>(us % 1'000'000)};
 }
 
-struct EventFree {
-  void operator()(event* ev) const { event_free(ev); }
+// Frees with libevent's `Free`.
+template <auto Free>
+struct Freer {
+  void operator()(auto* object) const { Free(object); }
 };
-using EventPtr = std::unique_ptr<event, EventFree>;
-
-struct ListenerFree {
-  void operator()(evconnlistener* listener) const { evconnlistener_free(listener); }
-};
-using ListenerPtr = std::unique_ptr<evconnlistener, ListenerFree>;
+using EventPtr = std::unique_ptr<event, Freer<event_free>>;
+using ListenerPtr = std::unique_ptr<evconnlistener, Freer<evconnlistener_free>>;
 
 // An event calling `Target::*Method` on `target`.
 template <auto Method, typename Target>
@@ -77,41 +70,20 @@ void defer(event_base* base, std::function<void()> task) {
   if (rc == 0) owned.release();  // the callback above frees it
 }
 
-// A wait: its handler, delivered through defer(), and its timer.
+// A wait: its handler, delivered through defer().
 class Waiter final : public driver::detail::Wait {
  public:
-  Waiter(Cluster::Predicate predicate, Cluster::WaitHandler handler, DriverCore& core,
-         event_base* base)
-      : Wait(std::move(predicate)), handler_(std::move(handler)), core_(core), base_(base) {}
-
-  // Times the wait out after `timeout`.
-  void arm(Duration timeout) {
-    timer_.reset(evtimer_new(
-        base_,
-        [](evutil_socket_t, short, void* arg) {
-          auto* self = static_cast<Waiter*>(arg);
-          self->core_.time_out(*self);
-        },
-        this));
-    const timeval tv = to_timeval(timeout);
-    event_add(timer_.get(), &tv);
-  }
+  Waiter(Cluster::Predicate predicate, Cluster::WaitHandler handler, event_base* base)
+      : Wait(std::move(predicate)), handler_(std::move(handler)), base_(base) {}
 
  private:
   void end(driver::detail::WaitEnd how) override {
-    timer_.reset();
-    using enum driver::detail::WaitEnd;
-    const std::error_code ec = how == kReady ? std::error_code{}
-                               : how == kTimedOut
-                                   ? std::make_error_code(std::errc::timed_out)
-                                   : std::make_error_code(std::errc::operation_canceled);
-    defer(base_, [handler = std::move(handler_), ec] { handler(ec); });
+    defer(base_,
+          [handler = std::move(handler_), ec = driver::detail::error_code(how)] { handler(ec); });
   }
 
   Cluster::WaitHandler handler_;
-  DriverCore& core_;
   event_base* base_;
-  EventPtr timer_;
 };
 
 // Bound on what a peer can make one connection buffer before the decoder
@@ -125,7 +97,7 @@ class Connection;
 
 struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, DriverCore::Loop {
   ClusterImpl(event_base* event_base, Options options)
-      : base(event_base), core(std::move(options), *this), channels(core.options()) {}
+      : base(event_base), core(std::move(options), *this) {}
 
   Address bind(const Config& config);
   void start();
@@ -157,8 +129,7 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
   EventPtr accept_pause;
   driver::detail::SslCtxPtr server_tls;
   driver::detail::SslCtxPtr client_tls;
-  evdns_base* dns = nullptr;          // the application's, optional
-  driver::detail::Channels channels;  // outlives the connections
+  evdns_base* dns = nullptr;  // the application's, optional
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
 
   std::optional<driver::detail::DatagramSocket> datagrams;
@@ -175,7 +146,7 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
 class Connection final : public driver::detail::ExchangeChannel {
  public:
   Connection(detail::ClusterImpl& impl, StreamExchange exchange)
-      : ExchangeChannel(impl.core, impl.channels, std::move(exchange)), impl_(impl) {
+      : ExchangeChannel(impl.core, std::move(exchange)), impl_(impl) {
     deadline_.reset(evtimer_new(impl_.base, &Connection::on_deadline, this));
   }
 
@@ -385,13 +356,10 @@ class Connection final : public driver::detail::ExchangeChannel {
 
 Address detail::ClusterImpl::bind(const Config& config) {
   const Options& options = core.options();
-  const Address listen = options.listen.value_or(config.node_id.gossip_advertise_addr);
-  const bool tcp = options.transport == Transport::kTcp;
-  driver::detail::BoundSocket bound =
-      driver::detail::bind_socket(listen, tcp ? SOCK_STREAM : SOCK_DGRAM);
+  driver::detail::BoundSocket bound = driver::detail::bind_socket(config, options);
   socket = std::move(bound.socket);
   family = bound.family;
-  if (tcp && options.tls) {
+  if (options.transport == Transport::kTcp && options.tls) {
     server_tls = driver::detail::make_server_context(*options.tls);
     client_tls = driver::detail::make_client_context(*options.tls);
   }
@@ -474,13 +442,7 @@ void detail::ClusterImpl::run_hooks() {
 }
 
 void detail::ClusterImpl::start_exchange(Transmit tx) {
-  DriverStats& stats = core.stats();
   if (core.options().transport == Transport::kTcp) {
-    if (channels.outgoing >= core.options().max_outgoing_exchanges) {
-      ++stats.exchanges_refused;
-      return;
-    }
-    ++stats.exchanges_started;
     auto connection =
         std::make_unique<Connection>(*this, StreamExchange::initiate(std::move(tx.payload)));
     Connection* raw = connection.get();
@@ -488,26 +450,12 @@ void detail::ClusterImpl::start_exchange(Transmit tx) {
     raw->run_initiator(tx);
     return;
   }
-  ++stats.exchanges_started;
-  // A host name resolves with the system resolver (blocking), to an address
-  // of this socket's family when it has one. The reply comes from that
-  // address, keyed the same way.
-  std::string error;
-  std::optional<SocketAddress> to = driver::detail::numeric_socket_address(tx.to);
-  if (!to) to = driver::detail::resolve(tx.to, SOCK_DGRAM, family, &error);
-  if (!to) {
-    ++stats.connect_failures;
-    core.log("cannot resolve " + tx.to.to_string() + ": " + error);
-    return;
-  }
-  datagrams->send_syn(*to, std::move(tx.payload));
+  datagrams->send_syn(tx.to, std::move(tx.payload), family);
 }
 
 void detail::ClusterImpl::on_accept(evutil_socket_t fd, const sockaddr* from) {
   Address peer = driver::detail::numeric_address(from);
-  if (core.stopped() ||
-      !channels.waiting.admit(peer.host, channels.inbound, core.options().max_inbound_connections,
-                              core.stats())) {
+  if (!core.admit(peer.host)) {
     evutil_closesocket(fd);
     return;
   }
@@ -535,9 +483,8 @@ event_base* Cluster::base() const { return impl_->base; }
 void Cluster::use_dns(evdns_base* dns) { impl_->dns = dns; }
 
 void Cluster::wait(Predicate predicate, Duration timeout, WaitHandler handler) {
-  auto waiter =
-      std::make_shared<Waiter>(std::move(predicate), std::move(handler), impl_->core, impl_->base);
-  if (impl_->core.add_wait(waiter)) waiter->arm(timeout);
+  impl_->core.add_wait(
+      std::make_shared<Waiter>(std::move(predicate), std::move(handler), impl_->base), timeout);
 }
 
 void Cluster::wait_live(std::size_t count, Duration timeout, WaitHandler handler) {

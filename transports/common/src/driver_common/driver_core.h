@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <system_error>
 
 #include "aiocluster/common/options.h"
 #include "aiocluster/common/stats.h"
@@ -20,9 +21,24 @@
 #include "aiocluster/exchange.h"
 #include "aiocluster/node.h"
 #include "aiocluster/types.h"
+#include "driver_common/frame_reader.h"
 #include "driver_common/hook_queue.h"
+#include "driver_common/waiting_connections.h"
 
 namespace aiocluster::driver::detail {
+
+class ExchangeChannel;
+
+// What a driver keeps for all its stream connections.
+struct Channels {
+  explicit Channels(const Options& options)
+      : large_frames(options.max_large_frame_bytes), waiting(options.max_waiting_per_host) {}
+
+  LargeFrameBudget large_frames;                // outlives the connections' readers
+  WaitingConnections<ExchangeChannel> waiting;  // responders before their Syn
+  std::size_t outgoing = 0;
+  std::size_t inbound = 0;
+};
 
 enum class WaitEnd : std::uint8_t {
   kReady,     // the condition holds
@@ -30,8 +46,13 @@ enum class WaitEnd : std::uint8_t {
   kStopped,   // the cluster stopped first
 };
 
-// One pending wait: its condition, with the driver's completion and timer
-// in a subclass. DriverCore decides when it ends.
+// How a wait ended, as a callback's std::error_code: none, timed_out or
+// operation_canceled (std::errc).
+std::error_code error_code(WaitEnd how);
+
+// One pending wait: its condition and deadline, with the driver's
+// completion in a subclass. DriverCore decides when it ends; its deadline
+// shares the driver's one timer with the node's.
 class Wait {
  public:
   explicit Wait(std::function<bool(const Node&)> condition) : condition_(std::move(condition)) {}
@@ -41,11 +62,12 @@ class Wait {
 
  private:
   friend class DriverCore;
-  // Delivers `how` to the waiter (never inside the caller's stack) and stops
-  // the timer. Called once.
+  // Delivers `how` to the waiter (never inside the caller's stack). Called
+  // once.
   virtual void end(WaitEnd how) = 0;
 
   std::function<bool(const Node&)> condition_;
+  Instant deadline_;
   bool ended_ = false;
 };
 
@@ -54,11 +76,13 @@ class DriverCore {
   // What DriverCore asks of the driver's event loop.
   class Loop {
    public:
-    // A Syn to carry: open a connection and run a StreamExchange over it, or
-    // send it as a datagram and report where with datagram_sent().
+    // A Syn to carry (within Options::max_outgoing_exchanges): open a
+    // connection and run a StreamExchange over it, or send it as a datagram
+    // and report where with datagram_sent().
     virtual void start_exchange(Transmit tx) = 0;
-    // Arms the driver's one timer at `deadline`, replacing the previous one
-    // (none: cancel it). When it fires, the driver calls handle_timeout().
+    // Arms the driver's one timer at `deadline` (the node's next round or a
+    // wait's timeout), replacing the previous one (none: cancel it). When it
+    // fires, the driver calls handle_timeout().
     virtual void arm_timer(std::optional<Instant> deadline) = 0;
     // Calls run_hooks() from the loop soon, never from inside this call.
     virtual void post_hooks() = 0;
@@ -104,15 +128,17 @@ class DriverCore {
     after_input();
   }
 
+  // A connection accepted from `host`: true to keep it, false to close it
+  // (at max_inbound_connections or stopped); may evict a waiting one.
+  bool admit(const std::string& host);
+
   // The hooks' task, from the loop (Loop::post_hooks).
   void run_hooks();
   HookQueue& hooks() { return hooks_; }
 
-  // Keeps `wait` until its condition holds, time_out(), or stop; ends it at
-  // once when already true or stopped. True when kept: the driver then
-  // arms the wait's timer.
-  bool add_wait(const std::shared_ptr<Wait>& wait);
-  void time_out(Wait& wait);
+  // Keeps `wait` until its condition holds, `timeout` passes, or stop; ends
+  // it at once when already true or stopped.
+  void add_wait(const std::shared_ptr<Wait>& wait, Duration timeout);
 
   static Instant clock() { return std::chrono::steady_clock::now(); }
   Node& node() { return *node_; }
@@ -123,12 +149,14 @@ class DriverCore {
   bool started() const { return started_; }
   bool stopped() const { return stopped_; }
   const Address& bound() const { return bound_; }
+  Channels& channels() { return channels_; }
   void log(std::string_view line) const {
     if (options_.log) options_.log(line);
   }
 
  private:
   void after_input();
+  void arm_timer();
   void schedule_hooks();
   void end_wait(Wait& wait, WaitEnd how);
 
@@ -140,6 +168,7 @@ class DriverCore {
   bool stopped_ = false;
   std::optional<Instant> armed_for_;
   DriverStats stats_;
+  Channels channels_;
   HookQueue hooks_;
   bool hooks_posted_ = false;
   std::optional<std::chrono::steady_clock::time_point> hook_deadline_;  // set by stop

@@ -10,28 +10,12 @@
 #include <optional>
 #include <string_view>
 
-#include "aiocluster/common/options.h"
 #include "aiocluster/common/stats.h"
 #include "aiocluster/exchange.h"
 #include "aiocluster/types.h"
 #include "driver_common/driver_core.h"
-#include "driver_common/frame_reader.h"
-#include "driver_common/waiting_connections.h"
 
 namespace aiocluster::driver::detail {
-
-class ExchangeChannel;
-
-// What a driver keeps for all its connections.
-struct Channels {
-  explicit Channels(const Options& options)
-      : large_frames(options.max_large_frame_bytes), waiting(options.max_waiting_per_host) {}
-
-  LargeFrameBudget large_frames;                // outlives the connections' readers
-  WaitingConnections<ExchangeChannel> waiting;  // responders before their Syn
-  std::size_t outgoing = 0;
-  std::size_t inbound = 0;
-};
 
 class ExchangeChannel {
  public:
@@ -43,7 +27,7 @@ class ExchangeChannel {
   void evict();
 
  protected:
-  ExchangeChannel(DriverCore& core, Channels& channels, StreamExchange exchange);
+  ExchangeChannel(DriverCore& core, StreamExchange exchange);
   virtual ~ExchangeChannel();
 
   // The socket's part: write one whole frame, then call advance(); read

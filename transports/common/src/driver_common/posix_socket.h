@@ -10,6 +10,8 @@
 #include <system_error>
 #include <utility>
 
+#include "aiocluster/common/options.h"
+#include "aiocluster/config.h"
 #include "aiocluster/types.h"
 #include "driver_common/driver_core.h"
 #include "driver_common/net.h"
@@ -44,6 +46,9 @@ struct BoundSocket {
   Address local;  // numeric, with the real port
 };
 BoundSocket bind_socket(const Address& listen, int type);
+// The socket of Options::transport, at Options::listen, else at the node's
+// advertised address.
+BoundSocket bind_socket(const Config& config, const Options& options);
 
 // A bound UDP socket: every datagram read goes to the DriverCore; replies
 // and Syns go out at once or, while the socket would block, wait in a queue
@@ -57,8 +62,10 @@ class DatagramSocket {
   // Reads until the socket would block, at most a batch, so a flood cannot
   // starve the rest of the loop (the driver's read event fires again).
   void receive();
-  // A Syn to `to`: the reply from there answers it.
-  void send_syn(const SocketAddress& to, Bytes payload);
+  // A Syn to `to`: the reply from there answers it. A host name resolves
+  // with the system resolver (blocking), to an address of `family` when it
+  // has one.
+  void send_syn(const Address& to, Bytes payload, int family);
   void send(const SocketAddress& to, Bytes payload);
   // Sends what is queued.
   void flush();
