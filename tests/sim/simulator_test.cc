@@ -1,8 +1,10 @@
 // The simulator's own mechanics: determinism, each fault, and the helpers a
 // user asserts with.
+#include <aiocluster/sim/sweep.h>
 #include <doctest/doctest.h>
 
 #include <set>
+#include <sstream>
 
 #include "support.h"
 
@@ -370,6 +372,23 @@ TEST_SUITE("simulator") {
     CHECK_THROWS_AS(sim.add_node(bad), aiocluster::ConfigError);
     CHECK_THROWS_AS(sim.run_until_converged(sim.now() + 1s, 0ms), std::invalid_argument);
     CHECK_THROWS_AS(sim.update(0, [](aiocluster::Node&) {}), std::logic_error);  // not booted yet
+  }
+
+  TEST_CASE("sweep runs a property over seeds and prints the line that replays a failure") {
+    std::ostringstream out;
+    std::vector<std::uint64_t> seen;
+    const auto result = aiocluster::sim::sweep(
+        {4, 5, 6, 7, 8},
+        [&](std::uint64_t seed) {
+          seen.push_back(seed);
+          return seed % 2 == 1 ? std::vector<std::string>{"odd"} : std::vector<std::string>{};
+        },
+        "./my_test", out, 1);
+    CHECK(seen == std::vector<std::uint64_t>{4, 5});  // stops at max_failures
+    CHECK(result.seeds_run == 2);
+    CHECK(result.failed == std::vector<std::uint64_t>{5});
+    CHECK_FALSE(result.ok());
+    CHECK(out.str() == "seed 5 failed:\n  odd\nreplay: AIOCLUSTER_SIM_SEED=5 ./my_test\n");
   }
 }
 

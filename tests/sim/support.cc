@@ -1,7 +1,8 @@
 #include "support.h"
 
+#include <aiocluster/sim/sweep.h>
+
 #include <chrono>
-#include <cstdlib>
 #include <stdexcept>
 
 namespace simtest {
@@ -13,29 +14,13 @@ std::string& program_name() {
   return name;
 }
 
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  return std::stoull(text);
-}
-
 }  // namespace
 
 void set_program(const char* argv0) {
   if (argv0 != nullptr) program_name() = argv0;
 }
 
-std::vector<std::uint64_t> seeds() {
-  if (const char* one = std::getenv("AIOCLUSTER_SIM_SEED"); one != nullptr && *one != '\0') {
-    return {std::stoull(one)};
-  }
-  const std::uint64_t count = env_number("AIOCLUSTER_SIM_SEEDS", 200);
-  const std::uint64_t first = env_number("AIOCLUSTER_SIM_FIRST_SEED", 1);
-  std::vector<std::uint64_t> out;
-  out.reserve(count);
-  for (std::uint64_t i = 0; i < count; ++i) out.push_back(first + i);
-  return out;
-}
+std::vector<std::uint64_t> seeds() { return aiocluster::sim::seeds_from_env(200); }
 
 std::string replay(std::uint64_t seed, std::string_view test_case) {
   // --test-case takes a comma-separated list of patterns: a name must have

@@ -1,14 +1,13 @@
-#include "scenario.h"
+#include "aiocluster/sim/faults.h"
 
 #include <algorithm>
+#include <chrono>
 
-namespace simtest {
+namespace aiocluster::sim {
+
+using namespace std::chrono_literals;
 
 namespace {
-
-using aiocluster::sim::LinkFaults;
-using aiocluster::sim::Options;
-using aiocluster::sim::Transport;
 
 Duration millis(std::uint64_t n) { return std::chrono::milliseconds(n); }
 
@@ -20,10 +19,14 @@ std::string tagged(const char* prefix, std::uint64_t n) {
   return s;
 }
 
+long long ms(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
 }  // namespace
 
-Scenario::Scenario(std::uint64_t seed, ScenarioOptions options)
-    : seed_(seed), options_(options), rng_(seed ^ 0x5ce7a210c0ffeeULL) {
+FaultSchedule::FaultSchedule(std::uint64_t seed, FaultOptions options)
+    : options_(options), rng_(seed ^ 0x5ce7a210c0ffeeULL) {
   Options sim_options;
   sim_options.seed = seed;
   sim_options.transport = rng_.chance(0.5) ? Transport::kUdp : Transport::kTcp;
@@ -32,13 +35,12 @@ Scenario::Scenario(std::uint64_t seed, ScenarioOptions options)
   sim_options.network.loss = rng_.below(26) / 100.0;
   sim_options.network.duplicate = rng_.below(16) / 100.0;
   sim_ = std::make_unique<Simulator>(sim_options);
-  checker_ = std::make_unique<aiocluster::sim::InvariantChecker>(*sim_);
+  checker_ = std::make_unique<InvariantChecker>(*sim_);
 
   const std::size_t n = 3 + rng_.below(4);
   const Duration tombstone_grace = millis(2000 + rng_.below(13000));
-  const Duration dead_grace = options_.short_dead_grace
-                                  ? millis(20000 + rng_.below(70000))
-                                  : aiocluster::Config{}.dead_node_grace_period;
+  const Duration dead_grace = options_.short_dead_grace ? millis(20000 + rng_.below(70000))
+                                                        : Config{}.dead_node_grace_period;
   for (NodeIndex i = 0; i < n; ++i) {
     // Seeds: one of the first two nodes other than itself (a node whose
     // only seed is itself cannot join a cluster that never heard of it),
@@ -47,11 +49,11 @@ Scenario::Scenario(std::uint64_t seed, ScenarioOptions options)
     std::vector<NodeIndex> seeds = {i < 2 ? 1 - i : rng_.below(2)};
     if (rng_.chance(0.3)) seeds.push_back(seeds.front());
     if (rng_.chance(0.3)) seeds.push_back(i);
-    aiocluster::Config config = Simulator::make_config(i, seeds);
+    Config config = Simulator::make_config(i, seeds);
     if (rng_.chance(0.2)) config.seeds.push_back(Simulator::address_of(250));
     config.marked_for_deletion_grace_period = tombstone_grace;
     config.dead_node_grace_period = dead_grace;
-    aiocluster::KeyValues kvs;
+    KeyValues kvs;
     for (std::uint64_t k = rng_.below(3); k > 0; --k) {
       kvs.emplace_back(tagged("k", rng_.below(5)), tagged("init-", i));
     }
@@ -66,9 +68,9 @@ Scenario::Scenario(std::uint64_t seed, ScenarioOptions options)
                  " ms, dead grace " + std::to_string(ms(dead_grace)) + " ms";
 }
 
-std::string Scenario::describe() const { return description_; }
+std::string FaultSchedule::describe() const { return description_; }
 
-void Scenario::run_faults() {
+void FaultSchedule::run_faults() {
   const Instant end = sim_->now() + options_.fault_phase;
   while (sim_->now() < end) {
     sim_->run_until(std::min(end, sim_->now() + millis(200 + rng_.below(2800))));
@@ -76,7 +78,7 @@ void Scenario::run_faults() {
   }
 }
 
-void Scenario::random_fault() {
+void FaultSchedule::random_fault() {
   Simulator& sim = *sim_;
   const std::uint64_t r = rng_.below(100);
   if (r < 40) {
@@ -87,16 +89,16 @@ void Scenario::random_fault() {
     const std::string value = tagged("v", rng_.below(1000));
     switch (rng_.below(4)) {
       case 0:
-        sim.update(i, [&](aiocluster::Node& n) { n.set(key, value); });
+        sim.update(i, [&](Node& n) { n.set(key, value); });
         break;
       case 1:
-        sim.update(i, [&](aiocluster::Node& n) { n.remove(key); });
+        sim.update(i, [&](Node& n) { n.remove(key); });
         break;
       case 2:
-        sim.update(i, [&](aiocluster::Node& n) { n.set_with_ttl(key, value); });
+        sim.update(i, [&](Node& n) { n.set_with_ttl(key, value); });
         break;
       default:
-        sim.update(i, [&](aiocluster::Node& n) { n.delete_after_ttl(key); });
+        sim.update(i, [&](Node& n) { n.delete_after_ttl(key); });
         break;
     }
   } else if (r < 52) {
@@ -143,7 +145,7 @@ void Scenario::random_fault() {
   }
 }
 
-void Scenario::heal() {
+void FaultSchedule::heal() {
   Simulator& sim = *sim_;
   sim.heal_all();
   partitions_.clear();
@@ -159,4 +161,4 @@ void Scenario::heal() {
   }
 }
 
-}  // namespace simtest
+}  // namespace aiocluster::sim
