@@ -65,10 +65,10 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
         udp_resolver(strand) {}
 
   Address bind(const Config& config);
-  void start();
-  void stop();
 
-  // DriverCore::Loop
+  // DriverCore::Loop, on the strand
+  void listen() override;
+  void close_all() override;
   void start_exchange(Transmit tx) override;
   void arm_timer(std::optional<Instant> deadline) override;
   void post_hooks() override;
@@ -279,8 +279,7 @@ Address detail::ClusterImpl::bind(const Config& config) {
   return bound.local;
 }
 
-void detail::ClusterImpl::start() {
-  if (!core.begin_start()) return;
+void detail::ClusterImpl::listen() {
   if (acceptor) {
     acceptor->listen();
     accept();
@@ -288,11 +287,9 @@ void detail::ClusterImpl::start() {
     datagram.resize(driver::detail::datagram_buffer_size(core.node().config()));
     receive_datagram();
   }
-  core.handle_timeout();
 }
 
-void detail::ClusterImpl::stop() {
-  if (!core.begin_stop()) return;
+void detail::ClusterImpl::close_all() {
   std::error_code ignored;
   timer.cancel();
   accept_pause.cancel();
@@ -301,7 +298,6 @@ void detail::ClusterImpl::stop() {
   if (udp_socket) udp_socket->close(ignored);
   // close_now() never destroys a Connection here: the handlers own them.
   for (Connection* connection : connections) connection->close_now();
-  core.end_stop();
 }
 
 void detail::ClusterImpl::arm_timer(std::optional<Instant> deadline) {
@@ -430,10 +426,10 @@ Cluster::Cluster(::asio::io_context& io, Config config, const KeyValues& initial
         [this](const Config& bound_config) { return impl_->bind(bound_config); });
 }
 
-Cluster::~Cluster() { impl_->stop(); }
+Cluster::~Cluster() { impl_->core.stop(); }
 
-void Cluster::start() { impl_->start(); }
-void Cluster::stop() { impl_->stop(); }
+void Cluster::start() { impl_->core.start(); }
+void Cluster::stop() { impl_->core.stop(); }
 Cluster::executor_type Cluster::get_executor() const { return impl_->strand; }
 
 void Cluster::add_wait(Predicate predicate, Duration timeout,

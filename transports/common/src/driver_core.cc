@@ -36,19 +36,17 @@ void DriverCore::build(Config config, const KeyValues& initial_key_values, Addre
   node_.emplace(std::move(config), clock(), node_seed(options_), initial_key_values);
 }
 
-bool DriverCore::begin_start() {
-  if (started_ || stopped_) return false;
+void DriverCore::start() {
+  if (started_ || stopped_) return;
   started_ = true;
-  return true;
+  loop_.listen();
+  handle_timeout();
 }
 
-bool DriverCore::begin_stop() {
+bool DriverCore::stop() {
   if (stopped_) return false;
   stopped_ = true;
-  return true;
-}
-
-bool DriverCore::end_stop() {
+  loop_.close_all();
   while (!waits_.empty()) end_wait(*waits_.front(), WaitEnd::kStopped);
   hook_deadline_ = std::chrono::steady_clock::now() + options_.hook_drain_timeout;
   if (hooks_.running()) return false;

@@ -100,10 +100,12 @@ struct detail::ClusterImpl final : std::enable_shared_from_this<ClusterImpl>, Dr
       : base(event_base), core(std::move(options), *this) {}
 
   Address bind(const Config& config);
-  void start();
-  void stop();
+  void stop() {
+    if (core.stop()) hooks_event.reset();
+  }
 
-  // DriverCore::Loop
+  void listen() override;
+  void close_all() override;
   void start_exchange(Transmit tx) override;
   void arm_timer(std::optional<Instant> deadline) override;
   void post_hooks() override;
@@ -371,8 +373,7 @@ Address detail::ClusterImpl::bind(const Config& config) {
   return bound.local;
 }
 
-void detail::ClusterImpl::start() {
-  if (!core.begin_start()) return;
+void detail::ClusterImpl::listen() {
   if (core.options().transport == Transport::kTcp) {
     listener.reset(evconnlistener_new(
         base,
@@ -400,11 +401,9 @@ void detail::ClusterImpl::start() {
     udp_write = make_event<&ClusterImpl::flush_datagrams>(base, fd, EV_WRITE, this);
     event_add(udp_read.get(), nullptr);
   }
-  core.handle_timeout();
 }
 
-void detail::ClusterImpl::stop() {
-  if (!core.begin_stop()) return;
+void detail::ClusterImpl::close_all() {
   timer.reset();
   accept_pause.reset();
   listener.reset();
@@ -415,7 +414,6 @@ void detail::ClusterImpl::stop() {
   // Each one sends its close_notify when TLS is up.
   for (auto& [raw, connection] : connections) connection->abandon();
   connections.clear();
-  if (core.end_stop()) hooks_event.reset();
 }
 
 // One timer: event_add replaces its timeout, event_del clears it.
@@ -477,7 +475,7 @@ Cluster::Cluster(event_base* base, Config config, const KeyValues& initial_key_v
 
 Cluster::~Cluster() { impl_->stop(); }
 
-void Cluster::start() { impl_->start(); }
+void Cluster::start() { impl_->core.start(); }
 void Cluster::stop() { impl_->stop(); }
 event_base* Cluster::base() const { return impl_->base; }
 void Cluster::use_dns(evdns_base* dns) { impl_->dns = dns; }

@@ -86,6 +86,10 @@ class DriverCore {
     virtual void arm_timer(std::optional<Instant> deadline) = 0;
     // Calls run_hooks() from the loop soon, never from inside this call.
     virtual void post_hooks() = 0;
+    // start(): accept connections or receive datagrams on the bound socket.
+    virtual void listen() = 0;
+    // stop(): close every socket, timer and connection.
+    virtual void close_all() = 0;
 
    protected:
     ~Loop() = default;
@@ -101,16 +105,13 @@ class DriverCore {
   // advertise port of 0 becomes the bound port.
   void build(Config config, const KeyValues& initial_key_values, Address bound);
 
-  // start(): true the first time, before stop(). The driver then starts
-  // listening and calls handle_timeout() for the first round.
-  bool begin_start();
-  // stop(): true the first time. The driver then closes its sockets and
-  // timers and calls end_stop().
-  bool begin_stop();
-  // Ends every wait (kStopped) and runs the queued hooks for at most
-  // Options::hook_drain_timeout, dropping the rest. False when a hook is on
-  // the stack: that run finishes the drain.
-  bool end_stop();
+  // The first time, before stop(): the loop listens, the first round runs.
+  void start();
+  // The first time: the loop closes everything, every wait ends (kStopped)
+  // and the queued hooks run for at most Options::hook_drain_timeout, the
+  // rest dropped. True when that drain is done; false when a hook is on the
+  // stack (that run finishes it) or it was stopped before.
+  bool stop();
 
   // --- Inputs, each followed by the drain. ---
   void handle_timeout();
