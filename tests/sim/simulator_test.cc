@@ -3,6 +3,7 @@
 #include <aiocluster/sim/sweep.h>
 #include <doctest/doctest.h>
 
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -372,6 +373,39 @@ TEST_SUITE("simulator") {
     CHECK_THROWS_AS(sim.add_node(bad), aiocluster::ConfigError);
     CHECK_THROWS_AS(sim.run_until_converged(sim.now() + 1s, 0ms), std::invalid_argument);
     CHECK_THROWS_AS(sim.update(0, [](aiocluster::Node&) {}), std::logic_error);  // not booted yet
+  }
+
+  TEST_CASE("a packet filter sees every message by kind and drops what it refuses") {
+    for (Transport transport : {Transport::kUdp, Transport::kTcp}) {
+      CAPTURE(static_cast<int>(transport));
+      Options options = seeded(5);
+      options.transport = transport;
+      Simulator sim(options);
+      add_cluster(sim, 3);
+      std::map<aiocluster::sim::MessageKind, int> seen;
+      sim.filter_packets([&](const aiocluster::sim::Arrival& arrival) {
+        ++seen[arrival.message];
+        CHECK(arrival.from != arrival.to);
+        CHECK_FALSE(arrival.payload.empty());
+        return true;
+      });
+      // Node 2 never hears anything from node 0 but its Syns.
+      sim.filter_packets([](const aiocluster::sim::Arrival& arrival) {
+        return !(arrival.from == 0 && arrival.to == 2 &&
+                 arrival.message != aiocluster::sim::MessageKind::kSyn);
+      });
+      sim.run_for(20s);
+      using aiocluster::sim::MessageKind;
+      CHECK(seen[MessageKind::kSyn] > 0);
+      CHECK(seen[MessageKind::kSynAck] > 0);
+      CHECK(seen[MessageKind::kAck] > 0);
+      CHECK(seen[MessageKind::kUnreadable] == 0);
+      CHECK(sim.counters().filtered > 0);
+      // Node 2 still learns node 0's key, from node 1.
+      const auto* replica = sim.node(2).node_state(sim.node_id(0));
+      REQUIRE(replica != nullptr);
+      CHECK(replica->value("index") == "0");
+    }
   }
 
   TEST_CASE("sweep runs a property over seeds and prints the line that replays a failure") {

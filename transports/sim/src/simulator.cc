@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "aiocluster/codec.h"
 #include "aiocluster/exchange.h"
 #include "aiocluster/framing.h"
 #include "aiocluster/random.h"
@@ -57,6 +58,7 @@ enum class Tag : std::uint64_t {
   kHeal,
   kAction,
   kLink,
+  kFiltered,
 };
 
 enum class Kind : std::uint8_t { kBoot, kTimer, kDeliver, kResume, kAction };
@@ -152,6 +154,7 @@ struct Simulator::State {
   TraceHash trace;
   std::vector<std::function<void(NodeIndex, const Event&)>> event_hooks;
   std::vector<std::function<void(NodeIndex)>> input_hooks;
+  std::vector<std::function<bool(const Arrival&)>> filters;
   // The pair that failed the last convergence probe: usually still failing,
   // so checking it first keeps probes cheap on large clusters.
   mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
@@ -446,9 +449,30 @@ struct Simulator::State {
     trace.add(payload);
   }
 
+  // False when a packet filter drops it.
+  bool passes_filters(NodeIndex from, NodeIndex to, ByteView payload) {
+    if (filters.empty()) return true;
+    const Arrival arrival{from, to, kind_of(payload), payload};
+    for (const auto& filter : filters) {
+      if (filter(arrival)) continue;
+      ++counters.filtered;
+      trace_record(Tag::kFiltered, from, to);
+      return false;
+    }
+    return true;
+  }
+
+  static MessageKind kind_of(ByteView payload) {
+    const DecodeResult decoded = decode(payload);
+    const auto* packet = std::get_if<Packet>(&decoded);
+    return packet == nullptr ? MessageKind::kUnreadable
+                             : static_cast<MessageKind>(packet->message.index());
+  }
+
   bool deliver_datagram(Item& item) {
     const NodeIndex to = item.slot;
     const NodeIndex from = item.from;
+    if (!passes_filters(from, to, item.bytes)) return false;
     note_delivery(from, to, Stage::kDatagram, item.bytes);
     Outcome outcome = slots[to].node->handle_packet(
         item.bytes, now, Inbound{Stage::kDatagram, PeerKey::of(address(from))});
@@ -493,6 +517,10 @@ struct Simulator::State {
     if (!frame) {
       ++counters.undeliverable;  // a frame the receiver refuses closes the connection
       trace_record(Tag::kDown, item.from, to);
+      end_stream(item.stream);
+      return false;
+    }
+    if (!passes_filters(item.from, to, *frame)) {
       end_stream(item.stream);
       return false;
     }
@@ -904,6 +932,10 @@ void Simulator::on_event(std::function<void(NodeIndex, const Event&)> hook) {
 
 void Simulator::on_input(std::function<void(NodeIndex)> hook) {
   s_->input_hooks.push_back(std::move(hook));
+}
+
+void Simulator::filter_packets(std::function<bool(const Arrival&)> filter) {
+  s_->filters.push_back(std::move(filter));
 }
 
 }  // namespace aiocluster::sim

@@ -57,6 +57,19 @@ struct Counters {
   // A healthy node (never crashed, restarted, paused or partitioned) that
   // another healthy node declared dead.
   std::uint64_t false_deaths = 0;
+  std::uint64_t filtered = 0;  // dropped by a packet filter
+};
+
+// The message a packet carries, for packet filters (in the order of
+// aiocluster::Message).
+enum class MessageKind : std::uint8_t { kSyn, kSynAck, kAck, kBadCluster, kUnreadable };
+
+// A packet about to reach a node, as a packet filter sees it.
+struct Arrival {
+  NodeIndex from = 0;
+  NodeIndex to = 0;
+  MessageKind message = MessageKind::kUnreadable;
+  ByteView payload;  // the packet, without framing
 };
 
 // One crash and when the survivors noticed it.
@@ -170,6 +183,11 @@ class Simulator {
   // After a node handled an input (packet, timer, boot, mutation) and its
   // outputs were carried out.
   void on_input(std::function<void(NodeIndex)> hook);
+  // Sees every packet that survived the network's faults before the node it
+  // is addressed to handles it, filters in registration order: true lets it
+  // through, false drops it (Counters::filtered; on TCP its connection is
+  // cut). Drop or inspect messages by kind, direction or node.
+  void filter_packets(std::function<bool(const Arrival&)> filter);
 
  private:
   struct State;
