@@ -395,23 +395,25 @@ Outcome Node::handle_packet(ByteView bytes, Instant now, const Inbound& in) {
 
 void Node::handle_datagram_sent(const PeerKey& to) { add_pending(pending_syns_, to); }
 
-bool Node::take_pending(std::map<PeerKey, Instant>& pending, const PeerKey& from) {
-  const auto it = pending.find(from);
-  if (it == pending.end()) return false;
-  const bool fresh = it->second > now_;
+bool Node::take_pending(Pending& pending, const PeerKey& from) {
+  auto [it, end] = pending.equal_range(from);
+  // The oldest message still within exchange_timeout is answered; the
+  // expired ones go.
+  while (it != end && it->second <= now_) it = pending.erase(it);
+  if (it == end) return false;
   pending.erase(it);
-  return fresh;
+  return true;
 }
 
-void Node::add_pending(std::map<PeerKey, Instant>& pending, const PeerKey& to) {
-  if (pending.size() >= config_.limits.max_pending_exchanges && !pending.contains(to)) {
+void Node::add_pending(Pending& pending, const PeerKey& to) {
+  if (pending.size() >= config_.limits.max_pending_exchanges) {
     auto oldest =
         std::min_element(pending.begin(), pending.end(),
                          [](const auto& a, const auto& b) { return a.second < b.second; });
     pending.erase(oldest);
     ++stats_.exchanges_evicted;
   }
-  pending[to] = now_ + config_.exchange_timeout;
+  pending.emplace(to, now_ + config_.exchange_timeout);
 }
 
 void Node::expire_pending() {

@@ -84,6 +84,26 @@ TEST_SUITE("conformance") {
     CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
   }
 
+  TEST_CASE("over UDP a seed given by host name works: replies match the endpoint they came from") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.name = "named1";
+    spec.transport = Transport::kUdp;
+    spec.key_values = {{"id", spec.name}};
+    Nodes nodes;
+    nodes.push_back(loop->start(spec));
+    spec.name = "named2";
+    spec.key_values = {{"id", spec.name}};
+    spec.seeds = {Address{"localhost", nodes.front()->address().port}};
+    nodes.push_back(loop->start(spec));
+    INFO(describe(nodes));
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+    // Its Syns went to the name; the SynAcks, from 127.0.0.1, answered them.
+    const Stats& named = nodes.back()->node().stats();
+    CHECK(named.packets_in.synack > 0);
+    CHECK(named.dropped_out_of_place == 0);
+  }
+
   TEST_CASE("three nodes converge over TLS") {
     TestPki pki;
     auto loop = make_loop();

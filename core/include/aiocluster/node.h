@@ -173,8 +173,9 @@ class Node {
   Bytes finish(const Packet& packet);
   Outcome drop(DropReason reason);
 
-  bool take_pending(std::map<PeerKey, Instant>& pending, const PeerKey& from);
-  void add_pending(std::map<PeerKey, Instant>& pending, const PeerKey& to);
+  using Pending = std::multimap<PeerKey, Instant>;
+  bool take_pending(Pending& pending, const PeerKey& from);
+  void add_pending(Pending& pending, const PeerKey& to);
   void expire_pending();
 
   Config config_;
@@ -190,9 +191,11 @@ class Node {
 
   std::deque<Transmit> transmits_;
   std::deque<Event> events_;
-  // Datagram exchanges awaiting their next message, by peer.
-  std::map<PeerKey, Instant> pending_syns_;     // we sent a Syn: expect SynAck
-  std::map<PeerKey, Instant> pending_synacks_;  // we sent a SynAck: expect Ack
+  // Datagram exchanges awaiting their next message, by peer and deadline:
+  // one entry for each message sent, as two addresses (a seed's name and a
+  // node's number) may reach the same peer in one round.
+  Pending pending_syns_;     // we sent a Syn: expect SynAck
+  Pending pending_synacks_;  // we sent a SynAck: expect Ack
   SourceRateLimiter datagram_syns_;
 };
 
