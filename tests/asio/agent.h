@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -25,7 +26,6 @@
 #include <thread>
 #include <vector>
 
-#include "json.h"
 #include "test_pki.h"
 
 extern char** environ;
@@ -34,6 +34,9 @@ namespace aiocluster::testing {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+// The agent's report lines, read with the JSON library the agent writes
+// them with. at() throws on a missing key, which a REQUIRE reports.
+using Json = nlohmann::json;
 
 inline constexpr auto kPatience = 30s;
 
@@ -173,7 +176,7 @@ class Agent {
 
 inline std::set<std::string> names(const Json& array) {
   std::set<std::string> out;
-  for (const auto& v : array.array()) out.insert(v.string());
+  for (const auto& v : array) out.insert(v.get<std::string>());
   return out;
 }
 
@@ -196,14 +199,13 @@ inline bool converged(const std::vector<std::unique_ptr<Agent>>& agents,
   for (const auto& a : agents) {
     if (!a->latest()) return false;
     const Json& j = *a->latest();
-    if (names(j["live"]) != all) return false;
+    if (names(j.at("live")) != all) return false;
     for (const auto& n : all) {
-      const auto& kv = j["kv"].object();
+      const Json& kv = j.at("kv");
       auto it = kv.find(n);
       if (it == kv.end()) return false;
-      auto role = it->second.object().find("role");
-      if (role == it->second.object().end() || role->second.string() != "role-of-" + n)
-        return false;
+      auto role = it->find("role");
+      if (role == it->end() || *role != "role-of-" + n) return false;
     }
   }
   return true;
@@ -288,8 +290,8 @@ inline void three_agents(const Run& run) {
   CHECK(poll_until(rest, [&] {
     for (const auto& a : rest) {
       const Json& j = *a->latest();
-      if (names(j["dead"]) != std::set<std::string>{killed}) return false;
-      if (names(j["live"]) != survivors) return false;
+      if (names(j.at("dead")) != std::set<std::string>{killed}) return false;
+      if (names(j.at("live")) != survivors) return false;
     }
     return true;
   }));
