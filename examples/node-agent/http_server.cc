@@ -297,9 +297,15 @@ void HttpServer::dispatch(evhttp_request* req) {
   if (auto it = open_.find(evhttp_request_get_connection(req)); it != open_.end()) {
     it->second->bytes_in = 0;
   }
+  const std::uint64_t id = next_id_++;
+  waiting_.emplace(id, req);
+  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+  if (uri == nullptr) {  // libevent parses every URI it dispatches; never trust it blindly
+    finish(id, HttpResponse::error(400, "malformed request target"));
+    return;
+  }
   HttpRequest request;
   request.method = method_name(evhttp_request_get_command(req));
-  const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
   request.path = path_segments(evhttp_uri_get_path(uri));
   request.query_ok = parse_query(evhttp_uri_get_query(uri), request.query);
   if (const char* type =
@@ -310,9 +316,6 @@ void HttpServer::dispatch(evhttp_request* req) {
   request.body.resize(evbuffer_get_length(body));
   evbuffer_copyout(body, request.body.data(), request.body.size());
   request.server_stats = stats_;
-
-  const std::uint64_t id = next_id_++;
-  waiting_.emplace(id, req);
   handler_(std::move(request),
            [this, id](HttpResponse response) { finish(id, std::move(response)); });
 }

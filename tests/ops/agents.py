@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +38,25 @@ def wait_until(what: str, probe: Callable[[], Optional[T]], timeout: float = PAT
             last_error = error
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what} (last error: {last_error!r})")
+
+
+def tool(name: str) -> str:
+    """The path of a program the tests need, or a failure saying how to get it."""
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError(f"{name} is not installed (./dev deps installs it)")
+    return path
+
+
+def end_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    """Sends `sig`, waits, kills if it outlives the patience; the exit status."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.wait(timeout=PATIENCE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def free_port() -> int:
@@ -119,13 +139,7 @@ class Agent:
 
     def stop(self) -> int:
         """SIGTERM, then the exit status (0 for a clean, leak-free exit)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=PATIENCE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
+        return end_process(self.process)
 
     def kill(self) -> None:
         self.process.kill()

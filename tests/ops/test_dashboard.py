@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Optional
 
-from agents import PATIENCE, Cluster, free_port, parse_args, wait_until
+from agents import PATIENCE, Cluster, end_process, free_port, parse_args, tool, wait_until
 
 ARGS = parse_args()
 
@@ -31,13 +31,6 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise AssertionError(f"{name} is not installed (./dev deps installs it)")
-    return path
 
 
 class Browser:
@@ -91,12 +84,7 @@ class Browser:
         try:
             self.call("DELETE", f"/session/{self.session}")
         finally:
-            self.driver.terminate()
-            try:
-                self.driver.wait(timeout=PATIENCE)
-            except subprocess.TimeoutExpired:
-                self.driver.kill()
-                self.driver.wait()
+            end_process(self.driver)
 
 
 # What the page shows: each member row's name and state.

@@ -18,16 +18,9 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from agents import PATIENCE, Cluster, free_port, parse_args, wait_until
+from agents import PATIENCE, Cluster, end_process, free_port, parse_args, tool, wait_until
 
 ARGS = parse_args()
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise AssertionError(f"{name} is not installed (./dev deps installs it)")
-    return path
 
 
 class Prometheus:
@@ -59,12 +52,7 @@ class Prometheus:
         return body["data"]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=PATIENCE)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)
 
 
 class PrometheusScrape(unittest.TestCase):
