@@ -270,6 +270,9 @@ int run_asio(const agent::Flags& flags, const ac::Config& config) {
         cluster.emplace(io, config, flags.kv, make_options(flags));
         control.emplace(*cluster);
         if (!flags.http) return;
+        // The HTTP thread is woken from the strand's (event_active on its
+        // base): libevent must take locks, set before any event_base exists.
+        evthread_use_pthreads();
         http_thread.emplace(kMaxEventsInFlight);
         loops.emplace(cluster->get_executor(), *http_thread);
         api.emplace(*control, *loops, api_options(flags));
@@ -343,8 +346,6 @@ int main(int argc, char** argv) {
     std::fwrite(command.help.data(), 1, command.help.size(), stdout);
     return 0;
   }
-  // The HTTP thread is woken from the node's (event_active on its base).
-  evthread_use_pthreads();
   // A reader that went away must not kill us with SIGPIPE mid-line.
   std::signal(SIGPIPE, SIG_IGN);
   return run(*command.flags);
