@@ -93,38 +93,32 @@ void check_tls(const Flags& f) {
   }
 }
 
-}  // namespace
-
-Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
-  Flags f;
+// What CLI11 fills in as text (or a plain value) before it becomes Flags.
+struct Texts {
   std::string listen, advertise, transport = "tcp", http;
   std::vector<std::string> seeds, kv;
   std::uint64_t generation = 0, fd_initial_interval_ms = 0;
   double phi_threshold = 0;
+  // Options whose absence means "the default": set only when given.
+  CLI::Option* has_generation = nullptr;
+  CLI::Option* has_phi_threshold = nullptr;
+  CLI::Option* has_fd_initial_interval = nullptr;
+};
 
-  CLI::App app(
-      "One aiocluster member per process: a JSON line of what it sees on stdout\n"
-      "every --report-ms, logs on stderr, and with --http an HTTP API, Prometheus\n"
-      "metrics and a live dashboard.",
-      "aiocluster-node");
-  app.footer(
-      "SIGINT and SIGTERM stop the node gracefully (exit status 0); a bad flag is\n"
-      "reported on one line (exit status 2).");
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.get_formatter()->column_width(36);
-
+// The node: identity, gossip, TLS, reporting, driver.
+void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
   app.add_option("--name", f.name, "This node's name")
       ->required()
       ->type_name("NAME")
       ->check(not_empty());
-  app.add_option("--listen", listen, "Where to bind")
+  app.add_option("--listen", texts.listen, "Where to bind")
       ->required()
       ->type_name("HOST:PORT")
       ->check(address());
-  app.add_option("--advertise", advertise, "The address peers dial (default: --listen)")
+  app.add_option("--advertise", texts.advertise, "The address peers dial (default: --listen)")
       ->type_name("HOST:PORT")
       ->check(address());
-  app.add_option("--seed", seeds, "A node to contact when joining (repeatable)")
+  app.add_option("--seed", texts.seeds, "A node to contact when joining (repeatable)")
       ->type_name("HOST:PORT")
       ->check(address())
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
@@ -137,19 +131,19 @@ Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
       ->type_name("MS")
       ->capture_default_str()
       ->check(integer_at_least(1));
-  app.add_option("--transport", transport, "Gossip over tcp (framed) or udp (datagrams)")
+  app.add_option("--transport", texts.transport, "Gossip over tcp (framed) or udp (datagrams)")
       ->type_name("tcp|udp")
       ->capture_default_str()
       ->check(one_of({"tcp", "udp"}));
-  app.add_option("--kv", kv, "An initial key of this node (repeatable)")
+  app.add_option("--kv", texts.kv, "An initial key of this node (repeatable)")
       ->type_name("KEY=VALUE")
       ->check(key_value())
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
-  auto* generation_option =
-      app.add_option("--generation", generation, "This incarnation (default: a monotonic clock)")
-          ->type_name("N")
-          ->check(integer_at_least(0));
+  texts.has_generation = app.add_option("--generation", texts.generation,
+                                        "This incarnation (default: a monotonic clock)")
+                             ->type_name("N")
+                             ->check(integer_at_least(0));
   app.add_option("--tls-cert", f.tls_cert, "Certificate chain (PEM): mutual TLS over tcp")
       ->type_name("FILE");
   app.add_option("--tls-key", f.tls_key, "Its private key (PEM)")->type_name("FILE");
@@ -165,21 +159,26 @@ Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
       ->type_name("M")
       ->capture_default_str()
       ->check(integer_at_least(1));
-  auto* phi_option =
-      app.add_option("--phi-threshold", phi_threshold, "Failure detector threshold (default: 8)")
-          ->type_name("X")
-          ->check(positive_number());
-  auto* fd_option = app.add_option("--fd-initial-interval-ms", fd_initial_interval_ms,
-                                   "Failure detector prior (default: 5 rounds, at most 5000)")
-                        ->type_name("MS")
-                        ->check(integer_at_least(1));
+  texts.has_phi_threshold = app.add_option("--phi-threshold", texts.phi_threshold,
+                                           "Failure detector threshold (default: 8)")
+                                ->type_name("X")
+                                ->check(positive_number());
+  texts.has_fd_initial_interval =
+      app.add_option("--fd-initial-interval-ms", texts.fd_initial_interval_ms,
+                     "Failure detector prior (default: 5 rounds, at most 5000)")
+          ->type_name("MS")
+          ->check(integer_at_least(1));
   app.add_flag("--verbose", f.verbose, "Log I/O failures on stderr");
   app.add_option("--driver", f.driver, "The event loop the node runs on")
       ->type_name("asio|libevent")
       ->capture_default_str()
       ->check(one_of({"asio", "libevent"}));
+}
 
-  app.add_option("--http", http, "Serve the HTTP API, /metrics and the dashboard (default: off)")
+// The HTTP API, metrics and dashboard.
+void add_http_flags(CLI::App& app, Flags& f, Texts& texts) {
+  app.add_option("--http", texts.http,
+                 "Serve the HTTP API, /metrics and the dashboard (default: off)")
       ->type_name("HOST:PORT")
       ->check(address());
   app.add_option("--http-max-connections", f.http_max_connections,
@@ -211,7 +210,46 @@ Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
       ->type_name("N")
       ->capture_default_str()
       ->check(integer_at_least(0));
+}
 
+// The texts as Flags, with the checks that span several flags.
+Flags finish(Flags f, const Texts& texts, bool libevent_built) {
+  if (f.driver == "libevent" && !libevent_built) {
+    throw FlagError("--driver: this build has no libevent driver");
+  }
+  f.listen = *Address::parse(texts.listen);
+  if (!texts.advertise.empty()) f.advertise = Address::parse(texts.advertise);
+  for (const auto& seed : texts.seeds) f.seeds.push_back(*Address::parse(seed));
+  for (const auto& pair : texts.kv) {
+    const auto eq = pair.find('=');
+    f.kv.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
+  }
+  f.transport = texts.transport == "udp" ? driver::Transport::kUdp : driver::Transport::kTcp;
+  if (*texts.has_generation) f.generation = texts.generation;
+  if (*texts.has_phi_threshold) f.phi_threshold = texts.phi_threshold;
+  if (*texts.has_fd_initial_interval) f.fd_initial_interval_ms = texts.fd_initial_interval_ms;
+  if (!texts.http.empty()) f.http = Address::parse(texts.http);
+  check_tls(f);
+  return f;
+}
+
+}  // namespace
+
+Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
+  CLI::App app(
+      "One aiocluster member per process: a JSON line of what it sees on stdout\n"
+      "every --report-ms, logs on stderr, and with --http an HTTP API, Prometheus\n"
+      "metrics and a live dashboard.",
+      "aiocluster-node");
+  app.footer(
+      "SIGINT and SIGTERM stop the node gracefully (exit status 0); a bad flag is\n"
+      "reported on one line (exit status 2).");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.get_formatter()->column_width(36);
+  Flags f;
+  Texts texts;
+  add_node_flags(app, f, texts);
+  add_http_flags(app, f, texts);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -219,24 +257,7 @@ Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
   } catch (const CLI::ParseError& e) {
     throw FlagError(one_line(e));
   }
-
-  if (f.driver == "libevent" && !libevent_built) {
-    throw FlagError("--driver: this build has no libevent driver");
-  }
-  f.listen = *Address::parse(listen);
-  if (!advertise.empty()) f.advertise = Address::parse(advertise);
-  for (const auto& seed : seeds) f.seeds.push_back(*Address::parse(seed));
-  for (const auto& pair : kv) {
-    const auto eq = pair.find('=');
-    f.kv.emplace_back(pair.substr(0, eq), pair.substr(eq + 1));
-  }
-  f.transport = transport == "udp" ? driver::Transport::kUdp : driver::Transport::kTcp;
-  if (*generation_option) f.generation = generation;
-  if (*phi_option) f.phi_threshold = phi_threshold;
-  if (*fd_option) f.fd_initial_interval_ms = fd_initial_interval_ms;
-  if (!http.empty()) f.http = Address::parse(http);
-  check_tls(f);
-  return Command{std::move(f), {}};
+  return Command{finish(std::move(f), texts, libevent_built), {}};
 }
 
 }  // namespace aiocluster::agent
