@@ -18,6 +18,7 @@ ClusterState::ClusterState(const ClusterState& other)
   order_.reserve(nodes_.size());
   id_sizes_ = other.id_sizes_;
   tls_named_ = other.tls_named_;
+  resets_ = other.resets_;
   for (auto& [id, st] : nodes_) order_.push_back(&st);
 }
 
@@ -99,6 +100,7 @@ void ClusterState::remove(const NodeId& id) {
   order_.erase(order_.begin() + static_cast<std::ptrdiff_t>(position));
   id_sizes_.erase(id_sizes_.begin() + static_cast<std::ptrdiff_t>(position));
   if (!id.tls_name.empty()) --tls_named_;
+  resets_.erase(id);
   nodes_.erase(id);
 }
 
@@ -234,7 +236,7 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
                                 const std::function<void(const NodeId&, KeyChange)>& on_change) {
   ApplyReport report;
   for (const auto& nd : delta.node_deltas) {
-    switch (apply_node_delta(nd, now, limits, on_change, &report.key_values)) {
+    switch (apply_node_delta(nd, now, limits, on_change, report)) {
       case NodeDeltaOutcome::kApplied:
         ++report.applied;
         break;
@@ -249,6 +251,9 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
         break;
       case NodeDeltaOutcome::kRejectedReset:
         ++report.rejected_reset;
+        break;
+      case NodeDeltaOutcome::kRejectedStale:
+        ++report.rejected_stale;
         break;
       case NodeDeltaOutcome::kRejectedMalformed:
         ++report.rejected_malformed;
@@ -277,11 +282,46 @@ bool well_formed(const NodeDelta& nd, const ApplyLimits& limits) {
   return !nd.max_version || *nd.max_version >= previous;
 }
 
+// The version up to which a (well-formed) node delta proves its receiver
+// complete; see ClusterState::apply.
+std::uint64_t proven_complete_to(const NodeDelta& nd) {
+  if (!nd.key_values.empty()) return nd.key_values.back().version;
+  const std::uint64_t claimed = nd.max_version.value_or(nd.from_version_excluded);
+  return claimed <= nd.last_gc_version ? claimed : nd.from_version_excluded;
+}
+
+// Whether `nd` would fill in versions of (local_max, local_gc], which only
+// happens while a reset is being re-sent, from a sender whose view predates
+// the collection at local_gc.
+bool stale_for_reset(const NodeDelta& nd, std::uint64_t local_max, std::uint64_t local_gc) {
+  if (local_gc <= local_max || nd.last_gc_version >= local_gc) return false;
+  return std::any_of(nd.key_values.begin(), nd.key_values.end(), [&](const KeyValueUpdate& kv) {
+    return kv.version > local_max && kv.version <= local_gc;
+  });
+}
+
+// What max_version the sender announced: where the reset settles.
+std::uint64_t announced_max(const NodeDelta& nd) {
+  return nd.max_version.value_or(nd.key_values.empty() ? nd.from_version_excluded
+                                                       : nd.key_values.back().version);
+}
+
+// The change as the application sees it while a reset is in progress: its
+// old value is the one the application last heard of. False when the key
+// came back unchanged (no event).
+bool against_shadow(std::map<std::string, VersionedValue, std::less<>>& shadow, KeyChange& change) {
+  const auto it = shadow.find(change.key);
+  if (it == shadow.end()) return true;
+  change.old_value = std::move(it->second);
+  shadow.erase(it);
+  return *change.old_value != change.new_value;
+}
+
 }  // namespace
 
-NodeDeltaOutcome ClusterState::apply_node_delta(
-    const NodeDelta& nd, Instant now, const ApplyLimits& limits,
-    const std::function<void(const NodeId&, KeyChange)>& on_change, std::size_t* key_values) {
+NodeDeltaOutcome ClusterState::apply_node_delta(const NodeDelta& nd, Instant now,
+                                                const ApplyLimits& limits,
+                                                const OnChange& on_change, ApplyReport& report) {
   if (nd.node_id == self_id_) return NodeDeltaOutcome::kIgnored;
   if (!well_formed(nd, limits)) return NodeDeltaOutcome::kRejectedMalformed;
   if (nd.key_values.size() > limits.max_keys_per_node) return NodeDeltaOutcome::kRejectedLimit;
@@ -293,6 +333,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(
   if (nd.from_version_excluded > local_max) return NodeDeltaOutcome::kRejectedGap;
   const bool reset = nd.last_gc_version > local_gc && nd.last_gc_version > local_max;
   if (reset && nd.from_version_excluded != 0) return NodeDeltaOutcome::kRejectedReset;
+  if (!reset && stale_for_reset(nd, local_max, local_gc)) return NodeDeltaOutcome::kRejectedStale;
   if (st == nullptr) {
     if (wire_size::node_id(nd.node_id) > limits.max_node_id_size) {
       return NodeDeltaOutcome::kRejectedLimit;
@@ -303,8 +344,16 @@ NodeDeltaOutcome ClusterState::apply_node_delta(
 
   std::uint64_t applied_up_to = local_max;
   if (reset) {
-    st->wipe(nd.last_gc_version);
+    begin_reset(*st, nd, limits, on_change);
     applied_up_to = 0;
+  }
+  ResetShadow* shadow = nullptr;
+  if (!resets_.empty()) {
+    const auto it = resets_.find(nd.node_id);
+    if (it != resets_.end()) {
+      shadow = &it->second;
+      shadow->settles_at = std::max(shadow->settles_at, announced_max(nd));
+    }
   }
   const std::uint64_t before = applied_up_to;
   bool truncated = false;
@@ -318,18 +367,53 @@ NodeDeltaOutcome ClusterState::apply_node_delta(
       truncated = true;
       break;
     }
-    on_change(st->id(), st->apply(kv.key, VersionedValue{kv.value, kv.version, kv.status}, now));
+    KeyChange change = st->apply(kv.key, VersionedValue{kv.value, kv.version, kv.status}, now);
     applied_up_to = kv.version;
-    ++*key_values;
+    ++report.key_values;
+    if (shadow == nullptr || against_shadow(shadow->entries, change)) {
+      on_change(st->id(), std::move(change));
+    }
   }
   if (truncated) {
     st->raise_max_version(applied_up_to);
     return NodeDeltaOutcome::kRejectedLimit;
   }
-  const std::uint64_t complete_to = nd.max_version.value_or(
-      nd.key_values.empty() ? nd.from_version_excluded : nd.key_values.back().version);
+  const std::uint64_t complete_to = proven_complete_to(nd);
+  if (complete_to < announced_max(nd)) ++report.completeness_capped;
   st->raise_max_version(complete_to);
+  if (shadow != nullptr &&
+      st->max_version() >= std::max(shadow->settles_at, st->max_version_announced())) {
+    settle_reset(*st, on_change);
+  }
   return reset ? NodeDeltaOutcome::kReset : NodeDeltaOutcome::kApplied;
+}
+
+// Wipes a replica for a reset, keeping what the application knows of it in
+// the shadow until the re-sent state covers it.
+void ClusterState::begin_reset(NodeState& st, const NodeDelta& nd, const ApplyLimits& limits,
+                               const OnChange& on_change) {
+  ResetShadow& shadow = resets_[st.id()];
+  st.for_each_since(0, [&](std::string_view key, const VersionedValue& vv) {
+    shadow.entries.insert_or_assign(std::string(key), vv);
+    return true;
+  });
+  shadow.settles_at = announced_max(nd);
+  st.wipe(nd.last_gc_version);
+  // Resets that never complete (a peer announcing more than it ever sends)
+  // could pile up keys: settle early rather than hold more than a replica may.
+  if (shadow.entries.size() > limits.max_keys_per_node) settle_reset(st, on_change);
+}
+
+// The reset is over: whatever the re-sent state did not bring back is gone.
+void ClusterState::settle_reset(NodeState& st, const OnChange& on_change) {
+  const auto it = resets_.find(st.id());
+  if (it == resets_.end()) return;
+  for (auto& [key, old_value] : it->second.entries) {
+    if (old_value.status == KeyStatus::kDeleted) continue;
+    on_change(st.id(), KeyChange{key, std::move(old_value),
+                                 VersionedValue{"", st.last_gc_version(), KeyStatus::kDeleted}});
+  }
+  resets_.erase(it);
 }
 
 std::size_t ClusterState::gc_tombstones(Instant now, Duration grace) {

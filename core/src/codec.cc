@@ -206,7 +206,7 @@ DecodeResult decode_reference(ByteView bytes) {
 //    present), sized in advance by wire_size;
 //  - decode reads the canonical form only (known fields with their expected
 //    wire types, each singular field at most once, ASCII strings, in-range
-//    values) and hands anything else to decode_reference, so every input
+//    values, minimal varints) and hands anything else to decode_reference, so every input
 //    gets exactly the generated parser's answer.
 // Tests compare both paths on random packets and random corruptions.
 namespace {
@@ -319,6 +319,10 @@ class Reader {
   explicit Reader(ByteView bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
   bool done() const { return p_ == end_; }
 
+  // Minimal varints only: the generated parser reads tags, lengths and
+  // values with different width limits (a tag in at most 5 bytes, a value in
+  // 10), so an over-long form it may refuse is left to it. A minimal varint
+  // ends in a non-zero byte unless it is the single byte 0.
   bool varint(std::uint64_t& v) {
     v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -327,7 +331,7 @@ class Reader {
       // The tenth byte may only carry the top bit of a 64-bit value.
       if (shift == 63 && byte > 1) return false;
       v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-      if (byte < 0x80) return true;
+      if (byte < 0x80) return shift == 0 || byte != 0;
     }
     return false;
   }

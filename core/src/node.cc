@@ -222,12 +222,20 @@ void Node::report_heartbeats(const Digest& digest) {
       continue;
     }
     note_node(nd.node_id, created);
-    if (st->scheduled_for_deletion()) continue;
+    st->announce_max_version(nd.max_version);
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
-    if (st->observe_heartbeat(nd.heartbeat) && !first) {
-      detector_.report_heartbeat(nd.node_id, now_, cursor);
+    if (!st->observe_heartbeat(nd.heartbeat) || first) continue;
+    // A node scheduled for deletion that beats again may be back (after a
+    // long partition): it is gossiped with again and turns live once the
+    // detector hears it beat twice; otherwise update_liveness schedules it
+    // again, and its removal time (dead_since_) never moves. Python
+    // aiocluster 1.1.0 revives such nodes too.
+    if (st->scheduled_for_deletion()) {
+      st->unschedule_deletion();
+      ++stats_.nodes_revived;
     }
+    detector_.report_heartbeat(nd.node_id, now_, cursor);
   }
 }
 
@@ -243,9 +251,11 @@ void Node::apply_delta(const Delta& delta) {
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
   stats_.rejected_reset += report.rejected_reset;
+  stats_.rejected_stale += report.rejected_stale;
   stats_.rejected_malformed += report.rejected_malformed;
   stats_.rejected_limit += report.rejected_limit;
   stats_.key_values_applied += report.key_values;
+  stats_.completeness_capped += report.completeness_capped;
   if (cluster_.size() != known_before) {
     for (const auto& nd : delta.node_deltas) {
       if (cluster_.find(nd.node_id) != nullptr)
@@ -324,10 +334,11 @@ Bytes Node::make_bad_cluster() { return finish(Packet{config_.cluster_id, BadClu
 std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbound& from) {
   advance_clock(now);
   stats_.bytes_in += bytes.size();
-  if (bytes.size() > config_.max_payload_size) {
+  if (bytes.size() > config_.max_inbound_payload_size) {
     ++stats_.dropped_oversized;
     return std::nullopt;
   }
+  if (bytes.size() > config_.max_payload_size) ++stats_.packets_in_above_max_payload;
   DecodeResult decoded = decode(bytes);
   if (const auto* error = std::get_if<DecodeError>(&decoded)) {
     ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message
@@ -353,6 +364,10 @@ std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbo
     }
     if (datagram && !datagram_syns_.admit(from.from, now_)) {
       ++stats_.dropped_rate_limited;
+      return std::nullopt;
+    }
+    if (from.peer_names && from.peer_names->empty()) {
+      ++stats_.dropped_tls_nameless;
       return std::nullopt;
     }
     if (from.peer_names && !names_a_digest_node(*from.peer_names, syn->digest)) {

@@ -91,6 +91,12 @@ void check_tls(const Flags& f) {
   if (!f.tls_name.empty() && files == 0) {
     throw FlagError("--tls-name: needs --tls-cert, --tls-key and --tls-ca");
   }
+  if (!f.tls_server_hostname.empty() && files == 0) {
+    throw FlagError("--tls-server-hostname: needs --tls-cert, --tls-key and --tls-ca");
+  }
+  if (f.tls_allow_nameless_peers && files == 0) {
+    throw FlagError("--tls-allow-nameless-peers: needs --tls-cert, --tls-key and --tls-ca");
+  }
 }
 
 // What CLI11 fills in as text (or a plain value) before it becomes Flags.
@@ -140,10 +146,11 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
       ->check(key_value())
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->allow_extra_args(false);
-  texts.has_generation = app.add_option("--generation", texts.generation,
-                                        "This incarnation (default: a monotonic clock)")
-                             ->type_name("N")
-                             ->check(integer_at_least(0));
+  texts.has_generation =
+      app.add_option("--generation", texts.generation,
+                     "This incarnation, N >= 1 (default: the wall-clock time in ns at start)")
+          ->type_name("N")
+          ->check(integer_at_least(1));
   app.add_option("--tls-cert", f.tls_cert, "Certificate chain (PEM): mutual TLS over tcp")
       ->type_name("FILE");
   app.add_option("--tls-key", f.tls_key, "Its private key (PEM)")->type_name("FILE");
@@ -151,6 +158,12 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
       ->type_name("FILE");
   app.add_option("--tls-name", f.tls_name, "The name this node's certificate carries")
       ->type_name("NAME");
+  app.add_option("--tls-server-hostname", f.tls_server_hostname,
+                 "The name every server must prove (default: the node's tls_name, else the "
+                 "address dialled)")
+      ->type_name("NAME");
+  app.add_flag("--tls-allow-nameless-peers", f.tls_allow_nameless_peers,
+               "Let in verified client certificates naming nothing");
   app.add_option("--duration-s", f.duration_s, "Run this long; 0: until SIGINT or SIGTERM")
       ->type_name("S")
       ->capture_default_str()

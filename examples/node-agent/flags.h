@@ -25,7 +25,8 @@ struct Flags {
   driver::Transport transport = driver::Transport::kTcp;
   KeyValues kv;
   std::optional<std::uint64_t> generation;
-  std::string tls_cert, tls_key, tls_ca, tls_name;
+  std::string tls_cert, tls_key, tls_ca, tls_name, tls_server_hostname;
+  bool tls_allow_nameless_peers = false;
   std::uint64_t duration_s = 0;
   std::uint64_t report_ms = 500;
   std::optional<double> phi_threshold;

@@ -55,10 +55,8 @@ constexpr std::size_t kMaxEventsInFlight = 10'000;
 ac::Config make_config(const agent::Flags& flags) {
   ac::Config config;
   config.cluster_id = flags.cluster_id;
-  const std::uint64_t generation = flags.generation.value_or(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count()));
+  // Without --generation, 0: the driver fills it in from the wall clock.
+  const std::uint64_t generation = flags.generation.value_or(0);
   config.node_id =
       ac::NodeId{flags.name, generation, flags.advertise.value_or(flags.listen), flags.tls_name};
   config.seeds = flags.seeds;
@@ -77,8 +75,14 @@ ad::Options make_options(const agent::Flags& flags) {
   ad::Options options;
   options.transport = flags.transport;
   options.listen = flags.listen;
-  if (!flags.tls_cert.empty())
-    options.tls = ad::TlsOptions{flags.tls_cert, flags.tls_key, flags.tls_ca, true};
+  if (!flags.tls_cert.empty()) {
+    options.tls.emplace();
+    options.tls->cert_file = flags.tls_cert;
+    options.tls->key_file = flags.tls_key;
+    options.tls->ca_file = flags.tls_ca;
+    options.tls->server_hostname = flags.tls_server_hostname;
+    options.tls->allow_nameless_peers = flags.tls_allow_nameless_peers;
+  }
   if (flags.verbose) {
     options.log = [name = flags.name](std::string_view line) {
       std::fprintf(stderr, "[%s] %.*s\n", name.c_str(), static_cast<int>(line.size()), line.data());

@@ -11,7 +11,9 @@ namespace aiocluster::agent {
 
 namespace {
 
-using Json = nlohmann::ordered_json;
+// Sorted objects: "kv" may hold every key of the cluster, and an
+// insertion-ordered object finds each key by a linear search.
+using Json = nlohmann::json;
 
 Json sorted_names(const std::vector<NodeId>& ids) {
   std::set<std::string> names;
@@ -26,13 +28,17 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"dropped_wrong_cluster", s.dropped_wrong_cluster},
       {"dropped_out_of_place", s.dropped_out_of_place},
       {"dropped_rate_limited", s.dropped_rate_limited},
+      {"dropped_tls_nameless", s.dropped_tls_nameless},
       {"nodes_refused", s.nodes_refused},
-      {"rejected_deltas",
-       s.rejected_gap + s.rejected_reset + s.rejected_malformed + s.rejected_limit},
+      {"packets_in_above_max_payload", s.packets_in_above_max_payload},
+      {"completeness_capped", s.completeness_capped},
+      {"rejected_deltas", s.rejected_gap + s.rejected_reset + s.rejected_stale +
+                              s.rejected_malformed + s.rejected_limit},
       {"connections_accepted", d.connections_accepted},
       {"connections_evicted", d.connections_evicted},
       {"connections_refused", d.connections_refused},
       {"framing_errors", d.framing_errors},
+      {"large_frames_refused", d.large_frames_refused},
       {"timeouts", d.timeouts},
       {"io_errors", d.io_errors},
       {"datagrams_in", d.datagrams_in},

@@ -50,6 +50,10 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   by_type("aiocluster_packets_sent_total", "Packets sent, by message type.", s.packets_out);
   w.counter("aiocluster_received_bytes_total", "Bytes of accepted packets.", s.bytes_in);
   w.counter("aiocluster_sent_bytes_total", "Bytes of packets sent.", s.bytes_out);
+  w.counter("aiocluster_packets_received_above_max_payload_total",
+            "Packets accepted although larger than max_payload_size (within "
+            "max_inbound_payload_size).",
+            s.packets_in_above_max_payload);
 
   w.family("aiocluster_packets_dropped_total", "counter", "Packets dropped, by reason.");
   w.sample({{"reason", "oversized"}}, s.dropped_oversized);
@@ -58,6 +62,7 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.sample({{"reason", "wrong_cluster"}}, s.dropped_wrong_cluster);
   w.sample({{"reason", "out_of_place"}}, s.dropped_out_of_place);
   w.sample({{"reason", "tls_name"}}, s.dropped_tls_name);
+  w.sample({{"reason", "tls_nameless"}}, s.dropped_tls_nameless);
   w.sample({{"reason", "rate_limited"}}, s.dropped_rate_limited);
 
   w.counter("aiocluster_node_deltas_applied_total", "Node deltas applied.", s.node_deltas_applied);
@@ -66,15 +71,22 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.family("aiocluster_node_deltas_rejected_total", "counter", "Node deltas rejected, by reason.");
   w.sample({{"reason", "gap"}}, s.rejected_gap);
   w.sample({{"reason", "reset"}}, s.rejected_reset);
+  w.sample({{"reason", "stale"}}, s.rejected_stale);
   w.sample({{"reason", "malformed"}}, s.rejected_malformed);
   w.sample({{"reason", "limit"}}, s.rejected_limit);
   w.counter("aiocluster_key_values_applied_total", "Key-values applied from deltas.",
             s.key_values_applied);
+  w.counter("aiocluster_completeness_capped_total",
+            "Node deltas that claimed a max_version beyond what they carried.",
+            s.completeness_capped);
 
   w.counter("aiocluster_gossip_rounds_total", "Gossip rounds run.", s.rounds);
   w.counter("aiocluster_nodes_refused_total",
             "Digest entries refused beyond max_nodes or max_node_id_size.", s.nodes_refused);
   w.counter("aiocluster_nodes_removed_total", "Dead nodes garbage-collected.", s.nodes_removed);
+  w.counter("aiocluster_nodes_revived_total",
+            "Nodes scheduled for deletion taken off the schedule by a fresh heartbeat.",
+            s.nodes_revived);
   w.counter("aiocluster_tombstones_removed_total", "Tombstones garbage-collected.",
             s.tombstones_removed);
   w.counter("aiocluster_digests_truncated_total", "Digests that did not fit one packet.",
@@ -105,7 +117,10 @@ void driver_metrics(PrometheusWriter& w, const DriverStats& d) {
   w.counter("aiocluster_timeouts_total", "Connect, read or write steps that outlived a timeout.",
             d.timeouts);
   w.counter("aiocluster_framing_errors_total",
-            "Frames with a length prefix of zero or above the maximum.", d.framing_errors);
+            "Frames with a length prefix of zero or above the inbound maximum.", d.framing_errors);
+  w.counter("aiocluster_large_frames_refused_total",
+            "Frames above max_payload_size refused for want of max_large_frame_bytes.",
+            d.large_frames_refused);
   w.counter("aiocluster_io_errors_total", "Other read and write failures, early closes.",
             d.io_errors);
   w.counter("aiocluster_datagrams_received_total", "Datagrams received.", d.datagrams_in);

@@ -10,7 +10,9 @@ namespace aiocluster::driver {
 
 namespace {
 
-using Json = nlohmann::ordered_json;
+// Objects keep their keys sorted (std::map): a member may hold a million
+// keys, and an insertion-ordered object finds each key by a linear search.
+using Json = nlohmann::json;
 
 // The core only holds UTF-8; should anything else slip in, it is replaced
 // rather than thrown at the caller.
@@ -42,6 +44,7 @@ Json stats_json(const Stats& s) {
               {"packets_out", counts(s.packets_out)},
               {"bytes_in", s.bytes_in},
               {"bytes_out", s.bytes_out},
+              {"packets_in_above_max_payload", s.packets_in_above_max_payload},
               {"packets_dropped", s.packets_dropped()},
               {"dropped_oversized", s.dropped_oversized},
               {"dropped_malformed", s.dropped_malformed},
@@ -49,17 +52,21 @@ Json stats_json(const Stats& s) {
               {"dropped_wrong_cluster", s.dropped_wrong_cluster},
               {"dropped_out_of_place", s.dropped_out_of_place},
               {"dropped_tls_name", s.dropped_tls_name},
+              {"dropped_tls_nameless", s.dropped_tls_nameless},
               {"dropped_rate_limited", s.dropped_rate_limited},
               {"node_deltas_applied", s.node_deltas_applied},
               {"resets_applied", s.resets_applied},
               {"rejected_gap", s.rejected_gap},
               {"rejected_reset", s.rejected_reset},
+              {"rejected_stale", s.rejected_stale},
               {"rejected_malformed", s.rejected_malformed},
               {"rejected_limit", s.rejected_limit},
               {"key_values_applied", s.key_values_applied},
+              {"completeness_capped", s.completeness_capped},
               {"rounds", s.rounds},
               {"nodes_refused", s.nodes_refused},
               {"nodes_removed", s.nodes_removed},
+              {"nodes_revived", s.nodes_revived},
               {"tombstones_removed", s.tombstones_removed},
               {"digests_truncated", s.digests_truncated},
               {"exchanges_evicted", s.exchanges_evicted}};
@@ -76,6 +83,7 @@ Json driver_json(const DriverStats& d) {
               {"tls_failures", d.tls_failures},
               {"timeouts", d.timeouts},
               {"framing_errors", d.framing_errors},
+              {"large_frames_refused", d.large_frames_refused},
               {"io_errors", d.io_errors},
               {"datagrams_in", d.datagrams_in},
               {"datagrams_out", d.datagrams_out}};
