@@ -120,6 +120,10 @@ class Agent {
     REQUIRE(rc == 0);
     out_ = fds[0];
     ::fcntl(out_, F_SETFL, ::fcntl(out_, F_GETFL) | O_NONBLOCK);
+    // Room for several report lines of thousands of keys: an agent blocked
+    // on a full pipe stops gossiping until the test reads. 1 MiB is the
+    // unprivileged maximum; a smaller pipe only makes the test slower.
+    ::fcntl(out_, F_SETPIPE_SZ, 1 << 20);
   }
 
   ~Agent() {
@@ -133,22 +137,27 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Reads whatever stdout has; every complete line must be valid JSON.
+  // Reads whatever stdout has and parses the newest complete line, which
+  // must be valid JSON. Only the newest is parsed: report lines of thousands
+  // of keys parse slower in a debug build than the agent prints them, and a
+  // reader that falls behind fills the pipe and stalls the agent's loop.
   void drain() {
-    char buf[4096];
+    char buf[65536];
     while (true) {
       const ssize_t n = ::read(out_, buf, sizeof buf);
       if (n <= 0) break;
       pending_.append(buf, static_cast<std::size_t>(n));
     }
-    std::size_t nl;
-    while ((nl = pending_.find('\n')) != std::string::npos) {
-      const std::string line = pending_.substr(0, nl);
-      pending_.erase(0, nl + 1);
-      INFO("line: " << line);
-      REQUIRE_NOTHROW(latest_ = Json::parse(line));
-      ++lines_;
-    }
+    const std::size_t last_nl = pending_.rfind('\n');
+    if (last_nl == std::string::npos) return;
+    const std::size_t start = last_nl == 0 ? std::string::npos : pending_.rfind('\n', last_nl - 1);
+    const std::size_t first = start == std::string::npos ? 0 : start + 1;
+    lines_ += static_cast<std::size_t>(std::count(
+        pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(last_nl) + 1, '\n'));
+    const std::string line = pending_.substr(first, last_nl - first);
+    pending_.erase(0, last_nl + 1);
+    INFO("line: " << line);
+    REQUIRE_NOTHROW(latest_ = Json::parse(line));
   }
 
   const std::optional<Json>& latest() const { return latest_; }
