@@ -931,7 +931,11 @@ void bombard(const std::string& transport, const std::string& victim_driver) {
     CHECK(t.half_open_opened >= kHalfOpen);
     for (std::size_t k = 0; k < t.attacks.size(); ++k) {
       CAPTURE(kAttackNames[k]);
-      CHECK(t.attacks[k] >= 50);
+      // Stalled attacks hold their slot until kAttackLifetime, so how many
+      // fit in the bombardment depends on the machine's load (about 40 each
+      // on a loaded 2-core machine under ASan, 60 when idle): require only
+      // that every kind came again and again.
+      CHECK(t.attacks[k] >= 20);
     }
   } else {
     for (std::size_t k = 0; k < t.datagrams.size(); ++k) {
