@@ -4,6 +4,7 @@
 
 #include "fixtures.h"
 #include "heap_counter.h"
+#include "profiled.h"
 
 namespace bench {
 namespace {
@@ -13,7 +14,7 @@ void BM_EncodePacket(benchmark::State& state) {
   std::size_t size = 0;
   const HeapStats before = heap_stats();
   for (auto _ : state) {
-    Bytes bytes = encode(packet);
+    Bytes bytes = profiled::encode(packet);
     size = bytes.size();
     benchmark::DoNotOptimize(bytes);
   }
@@ -28,11 +29,11 @@ BENCHMARK(BM_EncodePacket);
 
 void BM_DecodePacket(benchmark::State& state) {
   const Packet packet = full_synack(100, 100);
-  const Bytes bytes = encode(packet);
+  const Bytes bytes = profiled::encode(packet);
   bool same = false;
   const HeapStats before = heap_stats();
   for (auto _ : state) {
-    DecodeResult decoded = decode(bytes);
+    DecodeResult decoded = profiled::decode(bytes);
     benchmark::DoNotOptimize(decoded);
     same = std::holds_alternative<Packet>(decoded);
   }

@@ -6,6 +6,7 @@
 
 #include "fixtures.h"
 #include "heap_counter.h"
+#include "profiled.h"
 
 namespace bench {
 namespace {
@@ -29,7 +30,7 @@ void BM_Digest(benchmark::State& state) {
   std::size_t entries = 0;
   const HeapStats before = heap_stats();
   for (auto _ : state) {
-    Digest digest = cs.digest(kMaxPayload - 64, rng);
+    Digest digest = profiled::digest(cs, kMaxPayload - 64, rng);
     entries = digest.node_digests.size();
     benchmark::DoNotOptimize(digest);
   }
@@ -50,7 +51,7 @@ void BM_DeltaFull(benchmark::State& state) {
   std::size_t bytes = 0;
   const HeapStats before = heap_stats();
   for (auto _ : state) {
-    Delta delta = cs.delta_for(empty, size, kMaxPayload, rng);
+    Delta delta = profiled::delta(cs, empty, size, rng);
     kvs = key_values(delta);
     bytes = size(wire_size::delta(delta));
     benchmark::DoNotOptimize(delta);
@@ -78,7 +79,7 @@ void BM_DeltaFewStale(benchmark::State& state) {
   std::size_t kvs = 0;
   const HeapStats before = heap_stats();
   for (auto _ : state) {
-    Delta delta = cs.delta_for(peer, size, kMaxPayload, rng);
+    Delta delta = profiled::delta(cs, peer, size, rng);
     kvs = key_values(delta);
     benchmark::DoNotOptimize(delta);
   }
@@ -99,9 +100,13 @@ void BM_ApplyDelta(benchmark::State& state) {
     delta = cs.delta_for(Digest{}, ack_size(), kMaxPayload, rng);
   }
   const NodeId observer = node_id(nodes + 1);
-  const ApplyLimits limits;
   std::size_t applied = 0;
   std::size_t changes = 0;
+  const std::function<void(const NodeId&, KeyChange)> on_change = [&](const NodeId&,
+                                                                      KeyChange change) {
+    ++changes;
+    benchmark::DoNotOptimize(change);
+  };
   std::unique_ptr<ClusterState> cs;
   const HeapStats before = heap_stats();
   std::uint64_t untimed_allocs = 0;
@@ -113,10 +118,7 @@ void BM_ApplyDelta(benchmark::State& state) {
     untimed_allocs += heap_stats().allocations - mark;
     state.ResumeTiming();
     changes = 0;
-    const ApplyReport report = cs->apply(delta, t0(), limits, [&](const NodeId&, KeyChange change) {
-      ++changes;
-      benchmark::DoNotOptimize(change);
-    });
+    const ApplyReport report = profiled::apply(*cs, delta, on_change);
     applied = report.key_values;
   }
   state.counters["allocs"] = benchmark::Counter(
