@@ -2,22 +2,32 @@
 
 namespace bench::profiled {
 
-Digest digest(const ClusterState& cs, std::size_t max_size, Rng& rng) {
-  return cs.digest(max_size, rng);
+std::size_t digest(const ClusterState& cs, std::size_t max_size, Rng& rng, DigestPlan& plan,
+                   Bytes& out) {
+  cs.plan_digest(max_size, rng, plan);
+  wire::Writer w(out.data());
+  cs.write_digest(w, plan);
+  return static_cast<std::size_t>(w.position() - out.data());
 }
 
-Delta delta(const ClusterState& cs, const Digest& peer, const PacketSizeForDelta& size, Rng& rng) {
-  return cs.delta_for(peer, size, kMaxPayload, rng);
+void delta(const ClusterState& cs, std::span<const wire::DigestEntryView> peer,
+           std::size_t max_delta_size, Rng& rng, DeltaPlan& plan) {
+  cs.plan_delta(peer, max_delta_size, rng, plan);
 }
 
-ApplyReport apply(ClusterState& cs, const Delta& delta,
-                  const std::function<void(const NodeId&, KeyChange)>& on_change) {
-  return cs.apply(delta, t0(), ApplyLimits{}, on_change);
+ApplyReport apply(ClusterState& cs, wire::PacketView& packet, Bytes& bytes,
+                  const OnKeyChange& on_change) {
+  if (!cs.resolve(packet)) return ApplyReport{};
+  return cs.apply(packet, &bytes, t0(), ApplyLimits{}, on_change);
 }
 
-Bytes encode(const Packet& packet) { return aiocluster::encode(packet); }
+Bytes encode(const SynAckPlan& synack) { return synack.write(); }
 
-DecodeResult decode(ByteView bytes) { return aiocluster::decode(bytes); }
+Bytes encode_value(const Packet& packet) { return aiocluster::encode(packet); }
+
+bool decode(ByteView bytes, wire::PacketView& packet) { return wire::read_packet(bytes, packet); }
+
+DecodeResult decode_value(ByteView bytes) { return aiocluster::decode(bytes); }
 
 std::size_t exchange(NodePair& pair) { return pair.exchange(); }
 

@@ -9,12 +9,16 @@
 
 namespace bench::profiled {
 
-Digest digest(const ClusterState& cs, std::size_t max_size, Rng& rng);
-Delta delta(const ClusterState& cs, const Digest& peer, const PacketSizeForDelta& size, Rng& rng);
-ApplyReport apply(ClusterState& cs, const Delta& delta,
-                  const std::function<void(const NodeId&, KeyChange)>& on_change);
-Bytes encode(const Packet& packet);
-DecodeResult decode(ByteView bytes);
+std::size_t digest(const ClusterState& cs, std::size_t max_size, Rng& rng, DigestPlan& plan,
+                   Bytes& out);
+void delta(const ClusterState& cs, std::span<const wire::DigestEntryView> peer,
+           std::size_t max_delta_size, Rng& rng, DeltaPlan& plan);
+ApplyReport apply(ClusterState& cs, wire::PacketView& packet, Bytes& bytes,
+                  const OnKeyChange& on_change);
+Bytes encode(const SynAckPlan& synack);
+Bytes encode_value(const Packet& packet);
+bool decode(ByteView bytes, wire::PacketView& packet);
+DecodeResult decode_value(ByteView bytes);
 std::size_t exchange(NodePair& pair);
 
 }  // namespace bench::profiled

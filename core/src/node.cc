@@ -4,26 +4,18 @@
 #include <utility>
 
 #include "aiocluster/codec.h"
+#include "packing.h"
+#include "storage.h"
+#include "wire.h"
 
 namespace aiocluster {
 
 namespace {
 
-// Bytes of a packet around its digest or delta body, rounded up: the
-// cluster id, the oneof member's tag and length, the body's tag and length.
-std::size_t envelope_size(const std::string& cluster_id, std::size_t max_payload_size) {
-  const std::size_t cluster_field =
-      cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
-  return cluster_field + 2 * (1 + wire_size::varint(max_payload_size));
-}
-
-std::size_t cluster_field(const std::string& cluster_id) {
-  return cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
-}
-
 // The tls_name rule of mutual TLS: the peer's certificate must carry the
 // tls_name of some node its digest announces (host names compare without case).
-bool names_a_digest_node(const std::vector<std::string>& peer_names, const Digest& digest) {
+bool names_a_digest_node(const std::vector<std::string>& peer_names,
+                         const wire::PacketView& packet) {
   auto same = [](std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
              auto lower = [](char c) {
@@ -32,28 +24,68 @@ bool names_a_digest_node(const std::vector<std::string>& peer_names, const Diges
              return lower(x) == lower(y);
            });
   };
-  return std::any_of(
-      digest.node_digests.begin(), digest.node_digests.end(), [&](const NodeDigest& nd) {
-        const std::string& name = nd.node_id.tls_name;
-        return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
-                                            [&](const std::string& p) { return same(p, name); });
-      });
+  return std::any_of(packet.digest.begin(), packet.digest.end(), [&](const auto& e) {
+    std::string_view name;
+    if (e.id.state != nullptr) {
+      name = e.id.state->id().tls_name;
+    } else if (e.id.unknown != 0) {
+      name = packet.unknown_ids[e.id.unknown - 1].tls_name;
+    }
+    return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
+                                        [&](const std::string& p) { return same(p, name); });
+  });
 }
 
 }  // namespace
+
+// The packet being handled and the plans of the packets being written.
+struct Node::Scratch {
+  wire::PacketView packet;
+  DigestPlan digest;
+  DeltaPlan delta;
+};
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
     : config_((config.validate() ? throw ConfigError(*config.validate()) : std::move(config))),
       now_(now),
       rng_(seed),
-      cluster_(config_.node_id),
+      cluster_(config_.node_id, Rng(seed ^ 0x68617368ULL).next()),
       detector_(config_.failure_detector),
       next_round_(now),
       datagram_syns_(config_.gossip_interval /
                          static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
-                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources) {
+                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources),
+      scratch_(std::make_unique<Scratch>()) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
+
+Node::~Node() = default;
+
+Node::Node(const Node& other)
+    : config_(other.config_),
+      now_(other.now_),
+      rng_(other.rng_),
+      cluster_(other.cluster_),
+      detector_(other.detector_),
+      stats_(other.stats_),
+      next_round_(other.next_round_),
+      live_(other.live_),
+      dead_since_(other.dead_since_),
+      transmits_(other.transmits_),
+      transmits_head_(other.transmits_head_),
+      events_(other.events_),
+      events_head_(other.events_head_),
+      pending_syns_(other.pending_syns_),
+      pending_synacks_(other.pending_synacks_),
+      datagram_syns_(other.datagram_syns_),
+      scratch_(std::make_unique<Scratch>()) {}
+
+Node& Node::operator=(const Node& other) {
+  if (this != &other) *this = Node(other);
+  return *this;
+}
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&&) noexcept = default;
 
 void Node::advance_clock(Instant now) {
   // Time never runs backwards inside the core, whatever the driver passes.
@@ -201,44 +233,46 @@ void Node::note_node(const NodeId& id, bool created) {
   if (created && id != self_id() && !live_.contains(id)) dead_since_.try_emplace(id, now_);
 }
 
-void Node::report_heartbeats(const Digest& digest) {
-  std::size_t hint = 0;
+void Node::report_heartbeats() {
   FailureDetector::Cursor cursor;
-  for (const auto& nd : digest.node_digests) {
-    if (nd.node_id == self_id()) continue;
+  wire::PacketView& packet = scratch_->packet;
+  for (auto& e : packet.digest) {
+    NodeState* st = e.id.state;
+    if (st == &cluster_.self()) continue;
     bool created = false;
-    NodeState* st = nullptr;
-    if (std::as_const(cluster_).find(nd.node_id, hint) != nullptr) {
-      st = &cluster_.at(hint);
-    } else if (wire_size::node_id(nd.node_id) > config_.limits.max_node_id_size) {
-      // Only a node we would create needs this check: known ones passed it.
-      ++stats_.nodes_refused;
-      continue;
-    } else {
-      st = cluster_.find_or_create(nd.node_id, config_.limits.max_nodes, &created, hint);
-    }
     if (st == nullptr) {
-      ++stats_.nodes_refused;
-      continue;
+      // Only a node we would create needs this check: known ones passed it.
+      // Its id is canonical: its size is the NodeIdPb's.
+      if (e.id.bytes.size() > config_.limits.max_node_id_size) {
+        ++stats_.nodes_refused;
+        continue;
+      }
+      st = cluster_.find_or_create(packet, e.id, config_.limits.max_nodes, &created);
+      if (st == nullptr) {
+        ++stats_.nodes_refused;
+        continue;
+      }
     }
-    note_node(nd.node_id, created);
+    note_node(st->id(), created);
     if (st->scheduled_for_deletion()) continue;
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
-    if (st->observe_heartbeat(nd.heartbeat) && !first) {
-      detector_.report_heartbeat(nd.node_id, now_, cursor);
+    if (st->observe_heartbeat(e.heartbeat) && !first) {
+      detector_.report_heartbeat(st->id(), now_, cursor);
     }
   }
 }
 
-void Node::apply_delta(const Delta& delta) {
+void Node::apply_delta(Bytes* owned) {
   const std::size_t known_before = cluster_.size();
   const ApplyLimits limits{config_.limits.max_nodes, config_.limits.max_keys_per_node,
                            config_.limits.max_key_size, config_.limits.max_value_size,
                            config_.limits.max_node_id_size};
+  wire::PacketView& packet = scratch_->packet;
   const ApplyReport report = cluster_.apply(
-      delta, now_, limits,
-      [this](const NodeId& node, KeyChange change) { emit_change(node, std::move(change)); });
+      packet, owned, now_, limits, [this](const NodeState& st, const KeyChangeRef& change) {
+        emit_change(st.id(), change.to_change());
+      });
   stats_.node_deltas_applied += report.applied;
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
@@ -247,9 +281,10 @@ void Node::apply_delta(const Delta& delta) {
   stats_.rejected_limit += report.rejected_limit;
   stats_.key_values_applied += report.key_values;
   if (cluster_.size() != known_before) {
-    for (const auto& nd : delta.node_deltas) {
-      if (cluster_.find(nd.node_id) != nullptr)
-        note_node(nd.node_id, !dead_since_.contains(nd.node_id));
+    for (const auto& nd : packet.node_deltas) {
+      if (nd.id.state != nullptr) {
+        note_node(nd.id.state->id(), !dead_since_.contains(nd.id.state->id()));
+      }
     }
   }
 }
@@ -259,141 +294,164 @@ void Node::emit_change(const NodeId& node, KeyChange change) {
                                std::move(change.new_value)});
 }
 
-Digest Node::make_digest(std::size_t budget) {
-  Digest digest = cluster_.digest(budget, rng_);
-  if (digest.node_digests.size() < cluster_.size()) {
+void Node::plan_digest(std::size_t budget) {
+  DigestPlan& plan = scratch_->digest;
+  cluster_.plan_digest(budget, rng_, plan);
+  if (plan.nodes.size() < cluster_.size()) {
     std::size_t announced = 0;
-    for (const auto& [id, st] : cluster_.nodes()) announced += st.scheduled_for_deletion() ? 0 : 1;
-    if (digest.node_digests.size() < announced) ++stats_.digests_truncated;
+    for (std::size_t i = 0; i < cluster_.size(); ++i) {
+      announced += cluster_.at(i).scheduled_for_deletion() ? 0 : 1;
+    }
+    if (plan.nodes.size() < announced) ++stats_.digests_truncated;
   }
-  return digest;
-}
-
-Bytes Node::finish(const Packet& packet) {
-  Bytes bytes = encode(packet);
-  stats_.bytes_out += bytes.size();
-  std::visit(
-      [&](const auto& msg) {
-        using T = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<T, Syn>) ++stats_.packets_out.syn;
-        if constexpr (std::is_same_v<T, SynAck>) ++stats_.packets_out.synack;
-        if constexpr (std::is_same_v<T, Ack>) ++stats_.packets_out.ack;
-        if constexpr (std::is_same_v<T, BadCluster>) ++stats_.packets_out.bad_cluster;
-      },
-      packet.message);
-  return bytes;
 }
 
 Bytes Node::make_syn() {
-  const std::size_t budget =
-      config_.max_payload_size - envelope_size(config_.cluster_id, config_.max_payload_size);
-  return finish(Packet{config_.cluster_id, Syn{make_digest(budget)}});
+  plan_digest(syn_digest_budget(config_.cluster_id, config_.max_payload_size));
+  Bytes out = write_syn(config_.cluster_id, cluster_, scratch_->digest);
+  ++stats_.packets_out.syn;
+  stats_.bytes_out += out.size();
+  return out;
 }
 
-Bytes Node::make_synack(const Digest& peer_digest) {
-  // The digest takes at most three quarters of a SynAck, so some delta
-  // always fits beside it.
-  const std::size_t budget = config_.max_payload_size * 3 / 4 -
-                             envelope_size(config_.cluster_id, config_.max_payload_size);
-  SynAck synack{make_digest(budget), {}};
-  const std::size_t digest_field = wire_size::length_delimited(wire_size::digest(synack.digest));
-  const std::size_t cid = cluster_field(config_.cluster_id);
-  synack.delta = cluster_.delta_for(
-      peer_digest,
-      [&](std::size_t delta_len) {
-        return cid +
-               wire_size::length_delimited(digest_field + wire_size::length_delimited(delta_len));
-      },
-      config_.max_payload_size, rng_);
-  return finish(Packet{config_.cluster_id, std::move(synack)});
+Bytes Node::make_synack() {
+  plan_digest(synack_digest_budget(config_.cluster_id, config_.max_payload_size));
+  const DigestPlan& digest = scratch_->digest;
+  cluster_.plan_delta(
+      scratch_->packet.digest,
+      synack_delta_budget(config_.cluster_id, config_.max_payload_size, digest.size), rng_,
+      scratch_->delta);
+  Bytes out = write_synack(config_.cluster_id, cluster_, digest, scratch_->delta);
+  ++stats_.packets_out.synack;
+  stats_.bytes_out += out.size();
+  return out;
 }
 
-Bytes Node::make_ack(const Digest& peer_digest) {
-  const std::size_t cid = cluster_field(config_.cluster_id);
-  Ack ack{cluster_.delta_for(
-      peer_digest,
-      [&](std::size_t delta_len) {
-        return cid + wire_size::length_delimited(wire_size::length_delimited(delta_len));
-      },
-      config_.max_payload_size, rng_)};
-  return finish(Packet{config_.cluster_id, std::move(ack)});
+Bytes Node::make_ack() {
+  cluster_.plan_delta(scratch_->packet.digest,
+                      ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
+                      scratch_->delta);
+  Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
+  ++stats_.packets_out.ack;
+  stats_.bytes_out += out.size();
+  return out;
 }
 
-Bytes Node::make_bad_cluster() { return finish(Packet{config_.cluster_id, BadCluster{}}); }
+Bytes Node::make_bad_cluster() {
+  Bytes out = encode(Packet{config_.cluster_id, BadCluster{}});
+  ++stats_.packets_out.bad_cluster;
+  stats_.bytes_out += out.size();
+  return out;
+}
 
 std::optional<Reply> Node::handle_packet(ByteView bytes, Instant now, const Inbound& from) {
   advance_clock(now);
+  return receive(bytes, nullptr, from);
+}
+
+std::optional<Reply> Node::handle_packet(Bytes&& bytes, Instant now, const Inbound& from) {
+  advance_clock(now);
+  return receive(bytes, &bytes, from);
+}
+
+std::optional<Reply> Node::receive(ByteView bytes, Bytes* owned, const Inbound& from) {
   stats_.bytes_in += bytes.size();
   if (bytes.size() > config_.max_payload_size) {
     ++stats_.dropped_oversized;
     return std::nullopt;
   }
-  DecodeResult decoded = decode(bytes);
-  if (const auto* error = std::get_if<DecodeError>(&decoded)) {
-    ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message
-                                         : stats_.dropped_malformed);
-    return std::nullopt;
+  wire::PacketView& packet = scratch_->packet;
+  // Anything but the canonical form goes through the generated parser and
+  // is written again canonically, so one path handles every packet.
+  Bytes canonical;
+  if (!wire::read_packet(bytes, packet) || !cluster_.resolve(packet)) {
+    DecodeResult decoded = decode_reference(bytes);
+    if (const auto* error = std::get_if<DecodeError>(&decoded)) {
+      ++(*error == DecodeError::kNoMessage ? stats_.dropped_unknown_message
+                                           : stats_.dropped_malformed);
+      return std::nullopt;
+    }
+    canonical = encode(std::get<Packet>(decoded));
+    if (!wire::read_packet(canonical, packet) || !cluster_.resolve(packet)) {
+      ++stats_.dropped_malformed;
+      return std::nullopt;
+    }
+    owned = &canonical;
   }
-  Packet& packet = std::get<Packet>(decoded);
 
   const bool datagram = from.stage == Stage::kDatagram;
-  if (std::holds_alternative<BadCluster>(packet.message)) {
-    ++stats_.packets_in.bad_cluster;
-    if (from.stage != Stage::kStreamReply &&
-        !(datagram && take_pending(pending_syns_, from.from))) {
-      ++stats_.dropped_out_of_place;
-    }
+  switch (packet.kind) {
+    case wire::Kind::kBadCluster:
+      ++stats_.packets_in.bad_cluster;
+      if (from.stage != Stage::kStreamReply &&
+          !(datagram && take_pending(pending_syns_, from.from))) {
+        ++stats_.dropped_out_of_place;
+      }
+      return std::nullopt;
+    case wire::Kind::kSyn:
+      return on_syn(from);
+    case wire::Kind::kSynAck:
+      return on_synack(owned, from);
+    case wire::Kind::kAck:
+      return on_ack(owned, from);
+  }
+  return std::nullopt;
+}
+
+std::optional<Reply> Node::on_syn(const Inbound& from) {
+  const wire::PacketView& packet = scratch_->packet;
+  const bool datagram = from.stage == Stage::kDatagram;
+  ++stats_.packets_in.syn;
+  if (from.stage != Stage::kStreamOpen && !datagram) {
+    ++stats_.dropped_out_of_place;
     return std::nullopt;
   }
-  if (auto* syn = std::get_if<Syn>(&packet.message)) {
-    ++stats_.packets_in.syn;
-    if (from.stage != Stage::kStreamOpen && !datagram) {
-      ++stats_.dropped_out_of_place;
-      return std::nullopt;
-    }
-    if (datagram && !datagram_syns_.admit(from.from, now_)) {
-      ++stats_.dropped_rate_limited;
-      return std::nullopt;
-    }
-    if (from.peer_names && !names_a_digest_node(*from.peer_names, syn->digest)) {
-      ++stats_.dropped_tls_name;
-      return std::nullopt;
-    }
-    if (packet.cluster_id != config_.cluster_id) {
-      ++stats_.dropped_wrong_cluster;
-      return Reply{make_bad_cluster(), false};
-    }
-    report_heartbeats(syn->digest);
-    Reply reply{make_synack(syn->digest), true};
-    if (datagram) add_pending(pending_synacks_, from.from);
-    return reply;
+  if (datagram && !datagram_syns_.admit(from.from, now_)) {
+    ++stats_.dropped_rate_limited;
+    return std::nullopt;
   }
-  if (auto* synack = std::get_if<SynAck>(&packet.message)) {
-    ++stats_.packets_in.synack;
-    if (from.stage != Stage::kStreamReply &&
-        !(datagram && take_pending(pending_syns_, from.from))) {
-      ++stats_.dropped_out_of_place;
-      return std::nullopt;
-    }
-    if (packet.cluster_id != config_.cluster_id) {
-      ++stats_.dropped_wrong_cluster;
-      return std::nullopt;
-    }
-    report_heartbeats(synack->digest);
-    apply_delta(synack->delta);
-    return Reply{make_ack(synack->digest), false};
+  if (from.peer_names && !names_a_digest_node(*from.peer_names, packet)) {
+    ++stats_.dropped_tls_name;
+    return std::nullopt;
   }
-  auto& ack = std::get<Ack>(packet.message);
+  if (packet.cluster_id != config_.cluster_id) {
+    ++stats_.dropped_wrong_cluster;
+    return Reply{make_bad_cluster(), false};
+  }
+  report_heartbeats();
+  Reply reply{make_synack(), true};
+  if (datagram) add_pending(pending_synacks_, from.from);
+  return reply;
+}
+
+std::optional<Reply> Node::on_synack(Bytes* owned, const Inbound& from) {
+  const bool datagram = from.stage == Stage::kDatagram;
+  ++stats_.packets_in.synack;
+  if (from.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, from.from))) {
+    ++stats_.dropped_out_of_place;
+    return std::nullopt;
+  }
+  if (scratch_->packet.cluster_id != config_.cluster_id) {
+    ++stats_.dropped_wrong_cluster;
+    return std::nullopt;
+  }
+  report_heartbeats();
+  apply_delta(owned);
+  return Reply{make_ack(), false};
+}
+
+std::optional<Reply> Node::on_ack(Bytes* owned, const Inbound& from) {
+  const bool datagram = from.stage == Stage::kDatagram;
   ++stats_.packets_in.ack;
   if (from.stage != Stage::kStreamAck && !(datagram && take_pending(pending_synacks_, from.from))) {
     ++stats_.dropped_out_of_place;
     return std::nullopt;
   }
-  if (packet.cluster_id != config_.cluster_id) {
+  if (scratch_->packet.cluster_id != config_.cluster_id) {
     ++stats_.dropped_wrong_cluster;
     return std::nullopt;
   }
-  apply_delta(ack.delta);
+  apply_delta(owned);
   return std::nullopt;
 }
 
@@ -423,16 +481,22 @@ void Node::expire_pending() {
 }
 
 std::optional<Transmit> Node::poll_transmit() {
-  if (transmits_.empty()) return std::nullopt;
-  Transmit tx = std::move(transmits_.front());
-  transmits_.pop_front();
+  if (transmits_head_ == transmits_.size()) return std::nullopt;
+  Transmit tx = std::move(transmits_[transmits_head_++]);
+  if (transmits_head_ == transmits_.size()) {
+    transmits_.clear();
+    transmits_head_ = 0;
+  }
   return tx;
 }
 
 std::optional<Event> Node::poll_event() {
-  if (events_.empty()) return std::nullopt;
-  Event ev = std::move(events_.front());
-  events_.pop_front();
+  if (events_head_ == events_.size()) return std::nullopt;
+  Event ev = std::move(events_[events_head_++]);
+  if (events_head_ == events_.size()) {
+    events_.clear();
+    events_head_ = 0;
+  }
   return ev;
 }
 
@@ -441,7 +505,7 @@ void check_user_input(std::string_view key, std::string_view value, const Config
                       const NodeState& self) {
   const Limits& limits = config.limits;
   // Peers refuse a node with more keys than this: ours would stop spreading.
-  if (self.find(key) == nullptr && self.size() >= limits.max_keys_per_node) {
+  if (!self.find(key) && self.size() >= limits.max_keys_per_node) {
     throw std::invalid_argument("a new key would exceed limits.max_keys_per_node");
   }
   if (key.size() > limits.max_key_size) {

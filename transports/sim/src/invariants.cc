@@ -88,8 +88,7 @@ struct InvariantChecker::State {
     for (const auto& [key, writes_of_key] : log) {
       const Write* expected = latest_at(writes_of_key, complete_to);
       if (expected == nullptr || expected->status != KeyStatus::kSet) continue;
-      const VersionedValue* held = replica.find(key);
-      if (held == nullptr) {
+      if (!replica.find(key)) {
         report(where() + "lacks " + key + "@" + std::to_string(expected->version));
       }
     }
