@@ -116,7 +116,10 @@ ClusterState::~ClusterState() {
 }
 
 ClusterState::ClusterState(const ClusterState& other)
-    : storage_(std::make_unique<Storage>(other.storage_->hash_seed)), tls_named_(other.tls_named_) {
+    : storage_(std::make_unique<Storage>(other.storage_->hash_seed)),
+      tls_named_(other.tls_named_),
+      slots_(other.slots_),
+      free_slots_(other.free_slots_) {
   order_.reserve(other.order_.size());
   for (const NodeState* st : other.order_) {
     NodeState* copy = make_node(*st, storage_.get());
@@ -138,6 +141,8 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       order_(std::move(other.order_)),
       id_table_(std::move(other.id_table_)),
       tls_named_(std::exchange(other.tls_named_, 0)),
+      slots_(std::exchange(other.slots_, 0)),
+      free_slots_(std::move(other.free_slots_)),
       positions_stale_(other.positions_stale_) {
   other.order_.clear();
 }
@@ -151,6 +156,8 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   other.order_.clear();
   id_table_ = std::move(other.id_table_);
   tls_named_ = std::exchange(other.tls_named_, 0);
+  slots_ = std::exchange(other.slots_, 0);
+  free_slots_ = std::move(other.free_slots_);
   positions_stale_ = other.positions_stale_;
   return *this;
 }
@@ -212,6 +219,12 @@ NodeState* ClusterState::add(NodeId id, ByteView encoded, std::size_t hash) {
                                   : make_node(std::move(id), storage_.get(), encoded, hash);
   order_.insert(at, st);
   index_id(st);
+  if (free_slots_.empty()) {
+    st->slot_ = slots_++;
+  } else {
+    st->slot_ = free_slots_.back();
+    free_slots_.pop_back();
+  }
   positions_stale_ = true;
   return st;
 }
@@ -261,15 +274,28 @@ void ClusterState::remove(const NodeId& id) {
   order_.erase(it);
   unindex_id(st);
   if (!id.tls_name.empty()) --tls_named_;
+  free_slots_.push_back(st->slot_);
   positions_stale_ = true;
   drop_node(st);
 }
 
 bool ClusterState::resolve(wire::PacketView& packet) const {
+  // Our peers list nodes in our id order (digests after the sender itself):
+  // the next node in that order is tried before the id table.
+  renumber();
+  std::size_t next = 0;
   auto known = [&](wire::IdRef& id) {
+    if (next < order_.size() && same_bytes(order_[next]->encoded_id(), id.bytes)) {
+      id.state = order_[next++];
+      id.hash = id.state->id_hash();
+      return true;
+    }
     id.hash = hash(id.bytes);
     id.state = find_encoded(id.bytes, id.hash);
-    if (id.state != nullptr) return true;
+    if (id.state != nullptr) {
+      next = id.state->position_ + 1;
+      return true;
+    }
     if (!wire::read_node_id(id.bytes, packet.unknown_ids.emplace_back())) return false;
     id.unknown = static_cast<std::uint32_t>(packet.unknown_ids.size());
     return true;
@@ -278,6 +304,7 @@ bool ClusterState::resolve(wire::PacketView& packet) const {
   for (auto& e : packet.digest) {
     if (!known(e.id)) return false;
   }
+  next = 0;
   for (auto& nd : packet.node_deltas) {
     if (!known(nd.id)) return false;
   }
@@ -294,53 +321,48 @@ std::size_t digest_entry(const NodeState& st, std::size_t id_size) {
          wire::uint_field_size(st.last_gc_version()) + wire::uint_field_size(st.max_version());
 }
 
-std::size_t digest_entry_size(const NodeState& st, std::size_t id_size) {
-  return length_delimited(digest_entry(st, id_size));
-}
-
 }  // namespace
 
 void ClusterState::plan_digest(std::size_t max_size, Rng& rng, DigestPlan& plan) const {
   plan.nodes.clear();
-  plan.nodes.push_back(self_);
-  std::size_t used = digest_entry_size(*self_, self_->encoded_id().size());
-  std::size_t total = used;
-  for (const NodeState* st : order_) {
-    if (st == self_ || st->scheduled_for_deletion()) continue;
-    total += digest_entry_size(*st, st->encoded_id().size());
-  }
-  if (total <= max_size) {
-    for (const NodeState* st : order_) {
-      if (st != self_ && !st->scheduled_for_deletion()) plan.nodes.push_back(st);
-    }
-    plan.size = total;
-    return;
-  }
-  // Too many nodes for one packet: a different random subset each time, so
-  // every node is announced sooner or later.
   plan.sizes.clear();
-  plan.order.clear();
-  std::vector<const NodeState*> others;
-  others.reserve(order_.size());
+  auto take = [&plan](const NodeState* st) {
+    plan.nodes.push_back(st);
+    plan.sizes.push_back(digest_entry(*st, st->encoded_id().size()));
+    return length_delimited(plan.sizes.back());
+  };
+  std::size_t total = take(self_);
   for (const NodeState* st : order_) {
-    if (st == self_ || st->scheduled_for_deletion()) continue;
-    plan.order.push_back(others.size());
-    others.push_back(st);
-    plan.sizes.push_back(digest_entry_size(*st, st->encoded_id().size()));
+    if (st != self_ && !st->scheduled_for_deletion()) total += take(st);
   }
+  plan.size = total;
+  if (total <= max_size) return;
+  // Too many nodes for one packet: a different random subset each time, so
+  // every node is announced sooner or later (self always first), in the
+  // order drawn.
+  plan.order.resize(plan.nodes.size() - 1);
+  for (std::size_t i = 0; i < plan.order.size(); ++i) plan.order[i] = i + 1;
   rng.shuffle(std::span(plan.order));
+  plan.spare_nodes.assign(1, self_);
+  plan.spare_sizes.assign(1, plan.sizes[0]);
+  std::size_t used = length_delimited(plan.sizes[0]);
   for (std::size_t i : plan.order) {
-    if (used + plan.sizes[i] > max_size) continue;
-    used += plan.sizes[i];
-    plan.nodes.push_back(others[i]);
+    const std::size_t size = length_delimited(plan.sizes[i]);
+    if (used + size > max_size) continue;
+    used += size;
+    plan.spare_nodes.push_back(plan.nodes[i]);
+    plan.spare_sizes.push_back(plan.sizes[i]);
   }
+  plan.nodes.swap(plan.spare_nodes);
+  plan.sizes.swap(plan.spare_sizes);
   plan.size = used;
 }
 
 void ClusterState::write_digest(wire::Writer& w, const DigestPlan& plan) const {
-  for (const NodeState* st : plan.nodes) {
+  for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
+    const NodeState* st = plan.nodes[i];
     const ByteView id = st->encoded_id();
-    w.header(1, digest_entry(*st, id.size()));
+    w.header(1, plan.sizes[i]);
     w.header(1, id.size());
     w.raw(id.data(), id.size());
     w.uint_field(2, st->heartbeat());
@@ -384,14 +406,20 @@ void ClusterState::plan_delta(std::span<const wire::DigestEntryView> peer,
     plan.candidates.push_back({&st, from, st.max_version() - from, seen == nullptr, 0});
   }
   rng.shuffle(std::span(plan.candidates));
-  // Unknown nodes first, then the most stale; ties keep their shuffled order.
-  for (std::size_t i = 0; i < plan.candidates.size(); ++i) plan.candidates[i].rank = i;
-  std::sort(plan.candidates.begin(), plan.candidates.end(),
-            [](const DeltaPlan::Candidate& a, const DeltaPlan::Candidate& b) {
-              if (a.unknown != b.unknown) return a.unknown;
-              if (a.staleness != b.staleness) return a.staleness > b.staleness;
-              return a.rank < b.rank;
-            });
+  // Unknown nodes first, then the most stale; ties keep their shuffled order
+  // (often they all tie: a peer that knows nothing, or a round of updates).
+  auto before = [](const DeltaPlan::Candidate& a, const DeltaPlan::Candidate& b) {
+    if (a.unknown != b.unknown) return a.unknown;
+    return a.staleness > b.staleness;
+  };
+  if (!std::is_sorted(plan.candidates.begin(), plan.candidates.end(), before)) {
+    for (std::size_t i = 0; i < plan.candidates.size(); ++i) plan.candidates[i].rank = i;
+    std::sort(plan.candidates.begin(), plan.candidates.end(),
+              [&](const DeltaPlan::Candidate& a, const DeltaPlan::Candidate& b) {
+                if (before(a, b) || before(b, a)) return before(a, b);
+                return a.rank < b.rank;
+              });
+  }
 
   plan.parts.clear();
   std::size_t delta_len = 0;

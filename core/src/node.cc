@@ -43,6 +43,12 @@ struct Node::Scratch {
   wire::PacketView packet;
   DigestPlan digest;
   DeltaPlan delta;
+  // Of a round.
+  std::vector<const NodeId*> live;
+  std::vector<const NodeId*> dead;
+  std::vector<const NodeId*> pool;
+  std::vector<const Address*> seeds;
+  std::vector<const NodeState*> doomed;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -69,8 +75,7 @@ Node::Node(const Node& other)
       detector_(other.detector_),
       stats_(other.stats_),
       next_round_(other.next_round_),
-      live_(other.live_),
-      dead_since_(other.dead_since_),
+      liveness_(other.liveness_),
       transmits_(other.transmits_),
       transmits_head_(other.transmits_head_),
       events_(other.events_),
@@ -107,7 +112,8 @@ void Node::run_round() {
   std::vector<Address> peers;
   select_peers(peers);
   if (!peers.empty()) {
-    const Bytes syn = make_syn();
+    Bytes syn = make_syn();
+    const std::size_t syn_size = syn.size();
     // The certificate to expect is the one of the node known at this
     // address (a live one first); a bare seed has none. One walk for all peers.
     std::vector<std::string> tls_names(peers.size());
@@ -115,18 +121,22 @@ void Node::run_round() {
       const NodeId& id = cluster_.at(i).id();
       if (id.tls_name.empty()) continue;
       for (std::size_t p = 0; p < peers.size(); ++p) {
-        if (id.gossip_advertise_addr == peers[p] && (tls_names[p].empty() || live_.contains(id))) {
+        if (id.gossip_advertise_addr == peers[p] &&
+            (tls_names[p].empty() || liveness(cluster_.at(i)).live)) {
           tls_names[p] = id.tls_name;
         }
       }
     }
     for (std::size_t p = 0; p < peers.size(); ++p) {
       add_pending(pending_syns_, peers[p]);
-      transmits_.push_back(Transmit{std::move(peers[p]), syn, std::move(tls_names[p])});
+      // Each peer gets its own copy; the last one takes the original.
+      Bytes payload = p + 1 == peers.size() ? std::move(syn) : Bytes(syn);
+      transmits_.push_back(
+          Transmit{std::move(peers[p]), std::move(payload), std::move(tls_names[p])});
     }
     // make_syn counted one packet; every copy goes out.
     stats_.packets_out.syn += peers.size() - 1;
-    stats_.bytes_out += syn.size() * (peers.size() - 1);
+    stats_.bytes_out += syn_size * (peers.size() - 1);
   }
   update_liveness();
   stats_.tombstones_removed +=
@@ -135,16 +145,14 @@ void Node::run_round() {
 
 void Node::select_peers(std::vector<Address>& out) {
   const Address& self_addr = self_id().gossip_advertise_addr;
-  std::vector<const NodeId*> live;
-  std::vector<const NodeId*> dead;
-  // live_ is in id order too: walk it alongside instead of searching it.
-  auto live_it = live_.begin();
+  std::vector<const NodeId*>& live = scratch_->live;
+  std::vector<const NodeId*>& dead = scratch_->dead;
+  live.clear();
+  dead.clear();
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
-    const NodeId& id = st.id();
-    while (live_it != live_.end() && *live_it < id) ++live_it;
-    (live_it != live_.end() && *live_it == id ? live : dead).push_back(&id);
+    (liveness(st).live ? live : dead).push_back(&st.id());
   }
   auto add = [&](const Address& addr) {
     if (addr == self_addr || std::find(out.begin(), out.end(), addr) != out.end()) return;
@@ -153,7 +161,8 @@ void Node::select_peers(std::vector<Address>& out) {
 
   // Up to gossip_count distinct peers among the live ones (among every known
   // peer while none is live): a partial Fisher-Yates shuffle.
-  std::vector<const NodeId*> pool = live.empty() ? dead : live;
+  std::vector<const NodeId*>& pool = scratch_->pool;
+  pool = live.empty() ? dead : live;
   const std::size_t picks = std::min(config_.gossip_count, pool.size());
   for (std::size_t i = 0; i < picks; ++i) {
     std::swap(pool[i], pool[i + rng_.below(pool.size() - i)]);
@@ -166,7 +175,8 @@ void Node::select_peers(std::vector<Address>& out) {
     add(dead[rng_.below(dead.size())]->gossip_advertise_addr);
   }
   // A seed, while the cluster may still be split or nothing is live.
-  std::vector<const Address*> seeds;
+  std::vector<const Address*>& seeds = scratch_->seeds;
+  seeds.clear();
   for (const auto& seed : config_.seeds) {
     if (seed == self_addr) continue;
     if (std::none_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == seed; })) {
@@ -187,54 +197,66 @@ void Node::select_peers(std::vector<Address>& out) {
   if (live.empty() || rng_.chance(p)) add(*seeds[rng_.below(seeds.size())]);
 }
 
+Node::Liveness& Node::liveness(const NodeState& st) {
+  if (st.slot() >= liveness_.size()) liveness_.resize(st.slot() + 1);
+  return liveness_[st.slot()];
+}
+
+const Node::Liveness* Node::liveness_of(const NodeId& id) const {
+  const NodeState* st = cluster_.find(id);
+  if (st == nullptr || st->slot() >= liveness_.size()) return nullptr;
+  return &liveness_[st->slot()];
+}
+
 void Node::update_liveness() {
-  // live_ and the detector's windows are in id order too: walk them
-  // alongside instead of searching them.
-  auto live_it = live_.begin();
-  FailureDetector::Cursor cursor;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
-    const NodeId& id = st.id();
-    while (live_it != live_.end() && *live_it < id) ++live_it;
-    const bool was_live = live_it != live_.end() && *live_it == id;
-    const bool live = !st.scheduled_for_deletion() && detector_.is_live(id, now_, cursor);
-    if (live && !was_live) {
-      live_it = std::next(live_.insert(live_it, id));
-      dead_since_.erase(id);
-      events_.push_back(NodeJoined{id});
-    } else if (!live && was_live) {
-      live_it = live_.erase(live_it);
-      dead_since_[id] = now_;
-      detector_.forget(id);
-      events_.push_back(NodeLeft{id});
-    } else if (!live && !dead_since_.contains(id)) {
-      dead_since_[id] = now_;
+    Liveness& l = liveness(st);
+    const bool live = !st.scheduled_for_deletion() && detector_.is_live(st.slot(), now_);
+    if (live && !l.live) {
+      l = Liveness{true, false, {}};
+      events_.push_back(NodeJoined{st.id()});
+    } else if (!live && l.live) {
+      l = Liveness{false, true, now_};
+      detector_.forget(st.slot());
+      events_.push_back(NodeLeft{st.id()});
+    } else if (!live && !l.dead) {
+      l = Liveness{false, true, now_};
     }
   }
   const Duration grace = config_.dead_node_grace_period;
-  for (auto it = dead_since_.begin(); it != dead_since_.end();) {
-    const Duration dead_for = now_ - it->second;
+  std::vector<const NodeState*>& doomed = scratch_->doomed;
+  doomed.clear();
+  for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    NodeState& st = cluster_.at(i);
+    if (&st == &cluster_.self()) continue;
+    const Liveness& l = liveness(st);
+    if (!l.dead) continue;
+    const Duration dead_for = now_ - l.dead_since;
     if (dead_for >= grace) {
-      cluster_.remove(it->first);
-      detector_.forget(it->first);
-      ++stats_.nodes_removed;
-      it = dead_since_.erase(it);
-      continue;
+      doomed.push_back(&st);
+    } else if (dead_for >= grace / 2) {
+      st.schedule_for_deletion();
     }
-    if (dead_for >= grace / 2) {
-      if (NodeState* st = cluster_.find(it->first)) st->schedule_for_deletion();
-    }
-    ++it;
+  }
+  for (const NodeState* st : doomed) {
+    // Its slot may name another node next.
+    liveness_[st->slot()] = Liveness{};
+    detector_.forget(st->slot());
+    const NodeId id = st->id();
+    cluster_.remove(id);
+    ++stats_.nodes_removed;
   }
 }
 
-void Node::note_node(const NodeId& id, bool created) {
-  if (created && id != self_id() && !live_.contains(id)) dead_since_.try_emplace(id, now_);
+void Node::note_node(const NodeState& st, bool created) {
+  if (!created || &st == &cluster_.self()) return;
+  Liveness& l = liveness(st);
+  if (!l.live && !l.dead) l = Liveness{false, true, now_};
 }
 
 void Node::report_heartbeats() {
-  FailureDetector::Cursor cursor;
   wire::PacketView& packet = scratch_->packet;
   for (auto& e : packet.digest) {
     NodeState* st = e.id.state;
@@ -253,12 +275,12 @@ void Node::report_heartbeats() {
         continue;
       }
     }
-    note_node(st->id(), created);
+    note_node(*st, created);
     if (st->scheduled_for_deletion()) continue;
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
     if (st->observe_heartbeat(e.heartbeat) && !first) {
-      detector_.report_heartbeat(st->id(), now_, cursor);
+      detector_.report_heartbeat(st->slot(), now_);
     }
   }
 }
@@ -282,9 +304,7 @@ void Node::apply_delta(Bytes* owned) {
   stats_.key_values_applied += report.key_values;
   if (cluster_.size() != known_before) {
     for (const auto& nd : packet.node_deltas) {
-      if (nd.id.state != nullptr) {
-        note_node(nd.id.state->id(), !dead_since_.contains(nd.id.state->id()));
-      }
+      if (nd.id.state != nullptr) note_node(*nd.id.state, true);
     }
   }
 }
@@ -567,19 +587,34 @@ std::optional<std::string> Node::get(std::string_view key) const {
 }
 
 std::vector<NodeId> Node::live_nodes() const {
-  std::vector<NodeId> out(live_.begin(), live_.end());
-  out.insert(std::upper_bound(out.begin(), out.end(), self_id()), self_id());
+  std::vector<NodeId> out;
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (&st == &cluster_.self() || (st.slot() < liveness_.size() && liveness_[st.slot()].live)) {
+      out.push_back(id);
+    }
+  }
   return out;
 }
 
 std::vector<NodeId> Node::dead_nodes() const {
   std::vector<NodeId> out;
-  out.reserve(dead_since_.size());
-  for (const auto& [id, since] : dead_since_) out.push_back(id);
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (st.slot() < liveness_.size() && liveness_[st.slot()].dead) out.push_back(id);
+  }
   return out;
 }
 
-bool Node::is_live(const NodeId& id) const { return id == self_id() || live_.contains(id); }
+bool Node::is_live(const NodeId& id) const {
+  if (id == self_id()) return true;
+  const Liveness* l = liveness_of(id);
+  return l != nullptr && l->live;
+}
+
+std::optional<double> Node::phi(const NodeId& id) const {
+  const NodeState* st = cluster_.find(id);
+  if (st == nullptr) return std::nullopt;
+  return detector_.phi(st->slot(), now_);
+}
 
 ClusterSnapshot Node::snapshot() const {
   ClusterSnapshot snap;

@@ -45,9 +45,7 @@ NodeState::NodeState(NodeId id, Storage* shared, ByteView encoded, std::size_t h
     : id_(std::move(id)),
       own_storage_(shared == nullptr ? std::make_unique<Storage>() : nullptr),
       storage_(shared == nullptr ? own_storage_.get() : shared),
-      log_(&storage_->pool),
-      index_(&storage_->pool),
-      tombstones_(&storage_->pool) {
+      log_(&storage_->pool) {
   // Read from a packet, the id is already encoded (canonically).
   const std::size_t size = encoded.empty() ? wire_size::node_id(id_) : encoded.size();
   auto [chunk, at] = storage_->bytes.allocate(size);
@@ -73,6 +71,7 @@ NodeState::NodeState(const NodeState& other) : NodeState(other, nullptr) {}
 
 NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.id_, shared) {
   heartbeat_ = other.heartbeat_;
+  slot_ = other.slot_;
   max_version_ = other.max_version_;
   last_gc_version_ = other.last_gc_version_;
   scheduled_for_deletion_ = other.scheduled_for_deletion_;
@@ -90,8 +89,10 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
     bytes.hold(chunk, size);
     log_.push_back(Entry{e.version, at, chunk});
   }
-  index_.assign(other.index_.begin(), other.index_.end());
-  tombstones_.assign(other.tombstones_.begin(), other.tombstones_.end());
+  if (other.index_size_ > 0) {
+    reindex(other.index_size_);
+  }
+  if (other.tombstones_ != nullptr) tombstones_ = std::make_unique<Tombstones>(*other.tombstones_);
 }
 
 NodeState::NodeState(NodeState&& other) noexcept
@@ -99,21 +100,21 @@ NodeState::NodeState(NodeState&& other) noexcept
       heartbeat_(other.heartbeat_),
       max_version_(other.max_version_),
       last_gc_version_(other.last_gc_version_),
-      scheduled_for_deletion_(other.scheduled_for_deletion_),
       live_(std::exchange(other.live_, 0)),
       encoded_id_size_(other.encoded_id_size_),
       position_(other.position_),
+      slot_(other.slot_),
+      index_size_(std::exchange(other.index_size_, 0)),
+      scheduled_for_deletion_(other.scheduled_for_deletion_),
       id_hash_(other.id_hash_),
       encoded_id_(other.encoded_id_),
       encoded_id_chunk_(std::exchange(other.encoded_id_chunk_, nullptr)),
       own_storage_(std::move(other.own_storage_)),
       storage_(other.storage_),
       log_(std::move(other.log_)),
-      index_(std::move(other.index_)),
+      index_(std::exchange(other.index_, nullptr)),
       tombstones_(std::move(other.tombstones_)) {
   other.log_.clear();
-  other.index_.clear();
-  other.tombstones_.clear();
 }
 
 NodeState::~NodeState() {
@@ -121,6 +122,7 @@ NodeState::~NodeState() {
     if (e.chunk != nullptr) release(e);
   }
   if (encoded_id_chunk_ != nullptr) storage_->bytes.release(encoded_id_chunk_, encoded_id_size_);
+  free_index();
 }
 
 // --- Reading entries. ---
@@ -158,7 +160,7 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
 // Inlined into store(), the path of every applied key-value.
 [[gnu::always_inline]] inline std::size_t NodeState::probe(std::string_view key,
                                                            std::size_t h) const {
-  const std::size_t n = index_.size();
+  const std::size_t n = index_size_;
   std::size_t p = reduce(h, n);
   while (index_[p] != kFree && key_at(index_[p]) != key) {
     if (++p == n) p = 0;
@@ -167,7 +169,7 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
 }
 
 std::size_t NodeState::slot_of(std::string_view key) const {
-  if (index_.empty()) return kNone;
+  if (index_size_ == 0) return kNone;
   const std::uint32_t slot = index_[probe(key, hash(key))];
   return slot == kFree ? kNone : slot;
 }
@@ -191,7 +193,7 @@ std::optional<std::string> NodeState::value(std::string_view key) const {
 // Backward-shift deletion keeps every probe sequence unbroken without
 // tombstone markers in the index.
 void NodeState::unindex(std::size_t position) {
-  const std::size_t n = index_.size();
+  const std::size_t n = index_size_;
   std::size_t hole = position;
   index_[hole] = kFree;
   for (std::size_t q = hole + 1 == n ? 0 : hole + 1; index_[q] != kFree;
@@ -222,25 +224,40 @@ void NodeState::make_hole(std::size_t slot) {
 }
 
 void NodeState::add_tombstone(std::uint64_t version, Instant now) {
-  if (tombstones_.empty() || tombstones_.back().first < version) {
-    reserve_one_more(tombstones_);
-    tombstones_.emplace_back(version, now);
+  if (tombstones_ == nullptr) tombstones_ = std::make_unique<Tombstones>();
+  Tombstones& t = *tombstones_;
+  if (t.empty() || t.back().first < version) {
+    reserve_one_more(t);
+    t.emplace_back(version, now);
     return;
   }
-  const auto it = std::lower_bound(tombstones_.begin(), tombstones_.end(), version,
-                                   [](const auto& t, std::uint64_t v) { return t.first < v; });
-  tombstones_.insert(it, {version, now});
+  const auto it = std::lower_bound(t.begin(), t.end(), version,
+                                   [](const auto& e, std::uint64_t v) { return e.first < v; });
+  t.insert(it, {version, now});
 }
 
 void NodeState::drop_tombstone(std::uint64_t version) {
-  const auto it = std::lower_bound(tombstones_.begin(), tombstones_.end(), version,
-                                   [](const auto& t, std::uint64_t v) { return t.first < v; });
-  if (it != tombstones_.end() && it->first == version) tombstones_.erase(it);
+  if (tombstones_ == nullptr) return;
+  Tombstones& t = *tombstones_;
+  const auto it = std::lower_bound(t.begin(), t.end(), version,
+                                   [](const auto& e, std::uint64_t v) { return e.first < v; });
+  if (it != t.end() && it->first == version) t.erase(it);
+  if (t.empty()) tombstones_.reset();
+}
+
+void NodeState::free_index() {
+  if (index_ != nullptr) storage_->pool.deallocate(index_, index_size_ * sizeof(std::uint32_t), 4);
+  index_ = nullptr;
+  index_size_ = 0;
 }
 
 void NodeState::reindex(std::size_t capacity) {
-  index_.assign(capacity, kFree);
+  free_index();
   if (capacity == 0) return;
+  index_ = static_cast<std::uint32_t*>(
+      storage_->pool.allocate(capacity * sizeof(std::uint32_t), alignof(std::uint32_t)));
+  index_size_ = static_cast<std::uint32_t>(capacity);
+  std::fill(index_, index_ + capacity, kFree);
   for (std::size_t slot = 0; slot < log_.size(); ++slot) {
     if (log_[slot].chunk == nullptr) continue;
     const std::string_view key = key_at(slot);
@@ -269,7 +286,7 @@ void NodeState::compact_if_sparse() {
     Chunk* chunk, Instant now) {
   storage_->bytes.hold(chunk, stored::size(stored));
   const Entry incoming{version, stored, chunk};
-  if (index_full(live_ + 1, index_.size())) reindex(index_capacity(live_ + 1));
+  if (index_full(live_ + 1, index_size_)) reindex(index_capacity(live_ + 1));
   const std::size_t h = hash(key);
   const std::size_t position = probe(key, h);
   if (index_[position] == kFree && (log_.empty() || version > log_.back().version)) {
@@ -341,8 +358,8 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
       // renumbering the slots after it.
       take_old();
       log_.insert(at, incoming);
-      for (auto& entry : index_) {
-        if (entry != kFree && entry >= slot) ++entry;
+      for (std::size_t i = 0; i < index_size_; ++i) {
+        if (index_[i] != kFree && index_[i] >= slot) ++index_[i];
       }
       index_[position] = static_cast<std::uint32_t>(slot);
     }
@@ -444,7 +461,7 @@ std::optional<KeyChange> NodeState::delete_after_ttl(std::string_view key, Insta
 
 void NodeState::reserve(std::size_t entries) {
   if (log_.size() + entries > log_.capacity()) log_.reserve(log_.size() + entries);
-  if (index_full(live_ + entries, index_.size())) reindex(index_capacity(live_ + entries));
+  if (index_full(live_ + entries, index_size_)) reindex(index_capacity(live_ + entries));
 }
 
 KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, Instant now) {
@@ -467,10 +484,8 @@ void NodeState::wipe(std::uint64_t new_last_gc_version) {
   }
   log_.clear();
   log_.shrink_to_fit();
-  index_.clear();
-  index_.shrink_to_fit();
-  tombstones_.clear();
-  tombstones_.shrink_to_fit();
+  free_index();
+  tombstones_.reset();
   live_ = 0;
   max_version_ = 0;
   last_gc_version_ = new_last_gc_version;
@@ -487,11 +502,14 @@ bool NodeState::observe_heartbeat(std::uint64_t heartbeat) {
 }
 
 std::size_t NodeState::gc_tombstones(Instant cutoff) {
+  if (tombstones_ == nullptr) return 0;
+  Tombstones& t = *tombstones_;
   std::size_t removed = 0;
   std::size_t kept = 0;
-  for (const auto& [version, changed] : tombstones_) {
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const auto [version, changed] = t[i];
     if (changed > cutoff) {
-      tombstones_[kept++] = {version, changed};
+      t[kept++] = {version, changed};
       continue;
     }
     const auto at = std::lower_bound(log_.begin(), log_.end(), version,
@@ -502,7 +520,8 @@ std::size_t NodeState::gc_tombstones(Instant cutoff) {
     if (version > last_gc_version_) last_gc_version_ = version;
     ++removed;
   }
-  tombstones_.resize(kept);
+  t.resize(kept);
+  if (t.empty()) tombstones_.reset();
   if (removed > 0) compact_if_sparse();
   return removed;
 }

@@ -77,8 +77,8 @@ Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Di
   return out.done();
 }
 
-Bytes write_synack(std::string_view cluster_id, const ClusterState& state,
-                   const DigestPlan& digest, const DeltaPlan& delta) {
+Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
+                   const DeltaPlan& delta) {
   Out out(cluster_id, 3, length_delimited(digest.size) + length_delimited(delta.size));
   out.w.header(2, digest.size);
   state.write_digest(out.w, digest);

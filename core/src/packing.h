@@ -20,11 +20,13 @@ class NodeState;
 
 struct DigestPlan {
   std::vector<const NodeState*> nodes;  // in the order they are written
+  std::vector<std::size_t> sizes;       // of each one's NodeDigestPb body
   std::size_t size = 0;                 // of the DigestPb body
 
-  // Scratch for digests that do not fit.
-  std::vector<std::size_t> sizes;
+  // Scratch, for digests that do not fit.
   std::vector<std::size_t> order;
+  std::vector<const NodeState*> spare_nodes;
+  std::vector<std::size_t> spare_sizes;
 };
 
 struct DeltaPlan {
@@ -66,8 +68,8 @@ std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_pay
 std::size_t ack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size);
 
 Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest);
-Bytes write_synack(std::string_view cluster_id, const ClusterState& state,
-                   const DigestPlan& digest, const DeltaPlan& delta);
+Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
+                   const DeltaPlan& delta);
 Bytes write_ack(std::string_view cluster_id, const ClusterState& state, const DeltaPlan& delta);
 
 }  // namespace aiocluster

@@ -8,8 +8,8 @@ namespace aiocluster {
 
 Chunk* ByteStore::add(Bytes bytes, std::size_t used) {
   held_ += bytes.size();
-  auto chunk = std::make_unique<Chunk>(Chunk{std::move(bytes), used, 0, 0,
-                                             static_cast<std::uint32_t>(chunks_.size())});
+  auto chunk = std::make_unique<Chunk>(
+      Chunk{std::move(bytes), used, 0, 0, static_cast<std::uint32_t>(chunks_.size())});
   chunks_.push_back(std::move(chunk));
   return chunks_.back().get();
 }

@@ -31,9 +31,9 @@ namespace aiocluster {
 
 struct Chunk {
   Bytes bytes;
-  std::size_t used = 0;    // bytes handed out; all of an adopted packet
-  std::size_t live = 0;    // bytes that entries point at
-  std::uint32_t refs = 0;  // entries pointing in
+  std::size_t used = 0;     // bytes handed out; all of an adopted packet
+  std::size_t live = 0;     // bytes that entries point at
+  std::uint32_t refs = 0;   // entries pointing in
   std::uint32_t index = 0;  // in ByteStore::chunks_
 };
 
@@ -60,9 +60,7 @@ class ByteStore {
   // True when chunks hold more than twice the bytes entries use: time to
   // move the entries of sparse chunks together.
   bool wasteful() const { return held_ > 2 * live_ + kSlack; }
-  bool sparse(const Chunk* chunk) const {
-    return chunk != arena_ && chunk->live * 2 < chunk->used;
-  }
+  bool sparse(const Chunk* chunk) const { return chunk != arena_ && chunk->live * 2 < chunk->used; }
   std::size_t held() const { return held_; }
 
  private:

@@ -7,16 +7,23 @@ namespace aiocluster::wire {
 namespace {
 
 // Eight bytes at a time: text in gossip is almost always ASCII, and only
-// then is the full UTF-8 check skipped.
+// then is the full UTF-8 check skipped. Short text (most keys and values)
+// takes two overlapping loads.
 bool is_ascii(const std::uint8_t* p, std::size_t n) {
+  auto load = [](const std::uint8_t* at, std::size_t bytes) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, at, bytes);
+    return word;
+  };
   std::uint64_t any = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p + i, 8);
-    any |= word;
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) any |= load(p + i, 8);
+    any |= load(p + n - 8, 8);
+  } else if (n >= 4) {
+    any = load(p, 4) | load(p + n - 4, 4);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) any |= p[i];
   }
-  for (; i < n; ++i) any |= p[i];
   return (any & 0x8080808080808080ULL) == 0;
 }
 
@@ -38,6 +45,13 @@ class Reader {
     if (p_ != end_ && *p_ < 0x80) {
       v = *p_++;
       return true;
+    }
+    // Two bytes: versions and heartbeats up to 16,383.
+    if (end_ - p_ >= 2 && p_[1] < 0x80) {
+      v = (p_[0] & 0x7f) | static_cast<std::uint64_t>(p_[1]) << 7;
+      const bool minimal = p_[1] != 0;
+      p_ += 2;
+      return minimal;
     }
     return long_varint(v);
   }

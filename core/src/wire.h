@@ -14,9 +14,9 @@
 // KeyValueUpdatePb body can be stored as it arrived and sent on unchanged.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
-#include <compare>
 #include <cstring>
 #include <string_view>
 #include <vector>
@@ -37,7 +37,9 @@ constexpr std::uint8_t tag(unsigned field, unsigned wire_type) {
 inline constexpr unsigned kVarint = 0;
 inline constexpr unsigned kLength = 2;
 
-inline std::size_t uint_field_size(std::uint64_t v) { return v == 0 ? 0 : 1 + wire_size::varint(v); }
+inline std::size_t uint_field_size(std::uint64_t v) {
+  return v == 0 ? 0 : 1 + wire_size::varint(v);
+}
 
 class Writer {
  public:

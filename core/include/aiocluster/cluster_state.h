@@ -111,6 +111,8 @@ class ClusterState {
   // How many known nodes have a tls_name (ids never change, so this is kept
   // as they come and go): lets a caller skip a walk that would find none.
   std::size_t tls_named() const { return tls_named_; }
+  // One more than the largest NodeState::slot() in use.
+  std::size_t slots() const { return slots_; }
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);
@@ -187,6 +189,8 @@ class ClusterState {
   std::vector<NodeState*> order_;     // id order
   std::vector<NodeState*> id_table_;  // open addressing on NodeState::id_hash()
   std::size_t tls_named_ = 0;
+  std::uint32_t slots_ = 0;
+  std::vector<std::uint32_t> free_slots_;  // of removed nodes
   mutable bool positions_stale_ = false;
 };
 

@@ -16,7 +16,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -132,7 +131,7 @@ class Node {
   const NodeState* node_state(const NodeId& id) const { return cluster_.find(id); }
   ClusterSnapshot snapshot() const;
   const Stats& stats() const { return stats_; }
-  std::optional<double> phi(const NodeId& id) const { return detector_.phi(id, now_); }
+  std::optional<double> phi(const NodeId& id) const;
 
  private:
   void advance_clock(Instant now);
@@ -147,7 +146,8 @@ class Node {
   void report_heartbeats();
   void apply_delta(Bytes* owned);
   void emit_change(const NodeId& node, KeyChange change);
-  void note_node(const NodeId& id, bool created);
+  // A node joining what we know starts dead until the detector hears it.
+  void note_node(const NodeState& st, bool created);
 
   void plan_digest(std::size_t budget);
   Bytes make_syn();
@@ -167,8 +167,15 @@ class Node {
   Stats stats_;
 
   std::optional<Instant> next_round_;
-  std::set<NodeId, std::less<>> live_;
-  std::map<NodeId, Instant, std::less<>> dead_since_;  // known, not live, not self
+  // Of every known node but this one, by NodeState::slot().
+  struct Liveness {
+    bool live = false;
+    bool dead = false;  // known and not live
+    Instant dead_since{};
+  };
+  Liveness& liveness(const NodeState& st);
+  const Liveness* liveness_of(const NodeId& id) const;
+  std::vector<Liveness> liveness_;
 
   // What the driver polls, oldest first from the head (vectors reused
   // between polls rather than deques that allocate as they go).

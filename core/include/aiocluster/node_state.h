@@ -74,6 +74,9 @@ class NodeState {
   std::uint64_t max_version() const { return max_version_; }
   std::uint64_t last_gc_version() const { return last_gc_version_; }
   std::size_t size() const { return live_; }
+  // A number its ClusterState gives the node while it knows it (reused once
+  // the node is removed): per-node data kept elsewhere is indexed by it.
+  std::uint32_t slot() const { return slot_; }
 
   // The entry under `key` whatever its status; nullopt when absent.
   std::optional<VersionedValue> find(std::string_view key) const;
@@ -197,28 +200,33 @@ class NodeState {
   void drop_tombstone(std::uint64_t version);
   void add_tombstone(std::uint64_t version, Instant now);
   void reindex(std::size_t capacity);
+  void free_index();
   void compact_if_sparse();
   void compact();
   void collect_own_garbage();
 
+  // Laid out to fit a 256-byte block of the pool: a replica with no keys
+  // costs little beyond its id.
   NodeId id_;
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
-  bool scheduled_for_deletion_ = false;
   std::uint32_t live_ = 0;
   std::uint32_t encoded_id_size_ = 0;
   std::uint32_t position_ = 0;  // in its ClusterState's id order
+  std::uint32_t slot_ = 0;
+  std::uint32_t index_size_ = 0;
+  bool scheduled_for_deletion_ = false;
   std::size_t id_hash_ = 0;
   const std::uint8_t* encoded_id_ = nullptr;
   Chunk* encoded_id_chunk_ = nullptr;
   std::unique_ptr<Storage> own_storage_;  // when not a ClusterState's
   Storage* storage_;
   std::vector<Entry, std::pmr::polymorphic_allocator<Entry>> log_;
-  std::vector<std::uint32_t, std::pmr::polymorphic_allocator<std::uint32_t>> index_;
-  std::vector<std::pair<std::uint64_t, Instant>,
-              std::pmr::polymorphic_allocator<std::pair<std::uint64_t, Instant>>>
-      tombstones_;
+  std::uint32_t* index_ = nullptr;  // index_size_ cells from storage_'s pool
+  // Only nodes with tombstones have the list.
+  using Tombstones = std::vector<std::pair<std::uint64_t, Instant>>;
+  std::unique_ptr<Tombstones> tombstones_;
 };
 
 }  // namespace aiocluster
