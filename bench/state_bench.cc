@@ -116,6 +116,7 @@ void BM_ApplyDelta(benchmark::State& state) {
   wire::PacketView packet;
   Bytes bytes;
   std::uint64_t allocations = 0;
+  std::size_t copied = 0;
   for (auto _ : state) {
     state.PauseTiming();
     cs.reset();
@@ -128,6 +129,7 @@ void BM_ApplyDelta(benchmark::State& state) {
     const ApplyReport report = profiled::apply(*cs, packet, bytes, on_change);
     allocations += heap_stats().allocations - mark;
     applied = report.key_values;
+    copied = report.bytes_copied;
   }
   std::size_t expected = 0;
   for (const auto& nd : packet.node_deltas) expected += nd.key_value_count;
@@ -135,6 +137,8 @@ void BM_ApplyDelta(benchmark::State& state) {
     state.SkipWithError("not every key-value applied");
   report_allocations(state, allocations, applied);
   report_per_key_value(state, applied);
+  state.counters["bytes_copied_per_kv"] =
+      static_cast<double>(copied) / static_cast<double>(std::max<std::size_t>(applied, 1));
 }
 BENCHMARK(BM_ApplyDelta)->Args({100, 100})->Args({1000, 10});
 

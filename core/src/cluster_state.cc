@@ -555,7 +555,8 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
   }
   ApplyReport report;
   for (std::size_t i = 0; i < packet.node_deltas.size(); ++i) {
-    switch (apply_node_delta(packet, i, chunk, now, limits, on_change, &report.key_values)) {
+    switch (apply_node_delta(packet, i, chunk, now, limits, on_change, &report.key_values,
+                             &report.bytes_copied)) {
       case NodeDeltaOutcome::kApplied:
         ++report.applied;
         break;
@@ -588,7 +589,8 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
                                                 Chunk* chunk, Instant now,
                                                 const ApplyLimits& limits,
                                                 const OnKeyChange& on_change,
-                                                std::size_t* key_values) {
+                                                std::size_t* key_values,
+                                                std::size_t* bytes_copied) {
   wire::NodeDeltaView& nd = packet.node_deltas[index];
   const wire::KeyValueView* kvs = packet.key_values_of(nd);
   NodeState* st = nd.id.state;
@@ -624,6 +626,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
       st->apply_key_values(kvs, nd.key_value_count, applied_up_to, nd.last_gc_version,
                            limits.max_keys_per_node, chunk, now, on_change);
   *key_values += applied.count;
+  *bytes_copied += applied.bytes_copied;
   if (applied.count > 0) applied_up_to = applied.last_version;
   if (applied.truncated) {
     st->raise_max_version(applied_up_to);
@@ -672,6 +675,7 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
   report.rejected_malformed += applied.rejected_malformed;
   report.rejected_limit = applied.rejected_limit;
   report.key_values = applied.key_values;
+  report.bytes_copied = applied.bytes_copied;
   return report;
 }
 
@@ -681,6 +685,9 @@ std::size_t ClusterState::gc_tombstones(Instant now, Duration grace) {
   collect_garbage();
   return removed;
 }
+
+std::size_t ClusterState::bytes_held() const { return storage_->bytes.held(); }
+std::size_t ClusterState::bytes_in_use() const { return storage_->bytes.live(); }
 
 void ClusterState::collect_garbage() {
   if (!storage_->bytes.wasteful()) return;

@@ -302,6 +302,7 @@ void Node::apply_delta(Bytes* owned) {
   stats_.rejected_malformed += report.rejected_malformed;
   stats_.rejected_limit += report.rejected_limit;
   stats_.key_values_applied += report.key_values;
+  stats_.key_value_bytes_copied += report.bytes_copied;
   if (cluster_.size() != known_before) {
     for (const auto& nd : packet.node_deltas) {
       if (nd.id.state != nullptr) note_node(*nd.id.state, true);

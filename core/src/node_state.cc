@@ -391,6 +391,7 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
       std::memcpy(at, kv.stored, kv.stored_size);
       stored = at;
       in = block;
+      applied.bytes_copied += kv.stored_size;
     }
     const auto replaced = store(kv.key, kv.version, kv.status, stored, in, now);
     KeyChangeRef change{kv.key, std::nullopt, ValueRef{kv.value, kv.version, kv.status}};

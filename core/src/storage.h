@@ -62,6 +62,7 @@ class ByteStore {
   bool wasteful() const { return held_ > 2 * live_ + kSlack; }
   bool sparse(const Chunk* chunk) const { return chunk != arena_ && chunk->live * 2 < chunk->used; }
   std::size_t held() const { return held_; }
+  std::size_t live() const { return live_; }
 
  private:
   static constexpr std::size_t kSlack = 4096;

@@ -55,6 +55,9 @@ struct ApplyReport {
   std::size_t rejected_malformed = 0;
   std::size_t rejected_limit = 0;
   std::size_t key_values = 0;
+  // Bytes of applied key-values copied out of their packet rather than kept
+  // in it (a packet mostly of other things, or one the state could not take).
+  std::size_t bytes_copied = 0;
 };
 
 // Gives the whole encoded packet size for a delta body of `delta_len` bytes,
@@ -113,6 +116,11 @@ class ClusterState {
   std::size_t tls_named() const { return tls_named_; }
   // One more than the largest NodeState::slot() in use.
   std::size_t slots() const { return slots_; }
+  // Bytes of stored key-values and node ids: held (in blocks and taken-over
+  // packets, garbage included) and in use. Garbage collection keeps the
+  // first within about twice the second.
+  std::size_t bytes_held() const;
+  std::size_t bytes_in_use() const;
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);
@@ -168,7 +176,8 @@ class ClusterState {
  private:
   NodeDeltaOutcome apply_node_delta(wire::PacketView& packet, std::size_t index, Chunk* chunk,
                                     Instant now, const ApplyLimits& limits,
-                                    const OnKeyChange& on_change, std::size_t* key_values);
+                                    const OnKeyChange& on_change, std::size_t* key_values,
+                                    std::size_t* bytes_copied);
 
   template <typename... Args>
   NodeState* make_node(Args&&... args);

@@ -175,6 +175,7 @@ class NodeState {
   // first new key beyond `max_keys` (truncated).
   struct Applied {
     std::size_t count = 0;
+    std::size_t bytes_copied = 0;
     std::uint64_t last_version = 0;
     bool truncated = false;
   };

@@ -42,6 +42,9 @@ struct Stats {
   std::uint64_t rejected_malformed = 0;
   std::uint64_t rejected_limit = 0;
   std::uint64_t key_values_applied = 0;
+  // Bytes of those copied out of their packet rather than kept where they
+  // arrived (see Node::handle_packet(Bytes&&)).
+  std::uint64_t key_value_bytes_copied = 0;
 
   std::uint64_t rounds = 0;
   std::uint64_t nodes_refused = 0;  // digest entries beyond max_nodes or max_node_id_size
