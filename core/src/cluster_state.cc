@@ -51,8 +51,28 @@ int compare_text(std::string_view a, std::string_view b) {
   return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
 }
 
-// NodeId's order (name first), with names compared as above.
+// The first eight bytes of a name, zero-padded, as a number that orders as
+// the names do (where two are equal, the rest decides).
+std::uint64_t name_prefix(std::string_view name) {
+  if (name.size() >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data(), 8);
+    if constexpr (std::endian::native == std::endian::little) word = __builtin_bswap64(word);
+    return word;
+  }
+  std::uint64_t word = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    word |= std::uint64_t{static_cast<unsigned char>(name[i])} << (56 - 8 * i);
+  }
+  return word;
+}
+
+// NodeId's order (name first), names told apart by their prefix when it
+// differs: placing a node compares a dozen of them.
 bool id_less(const NodeState* st, const NodeId& id) {
+  const std::uint64_t a = name_prefix(st->id().name);
+  const std::uint64_t b = name_prefix(id.name);
+  if (a != b) return a < b;
   if (const int c = compare_text(st->id().name, id.name); c != 0) return c < 0;
   return st->id() < id;
 }
@@ -109,6 +129,7 @@ void ClusterState::drop_node(NodeState* st) {
 ClusterState::ClusterState(NodeId self, std::uint64_t seed)
     : storage_(std::make_unique<Storage>(seed)) {
   self_ = add(std::move(self));
+  place_new_nodes();
 }
 
 ClusterState::~ClusterState() {
@@ -119,6 +140,7 @@ ClusterState::ClusterState(const ClusterState& other)
     : storage_(std::make_unique<Storage>(other.storage_->hash_seed)),
       tls_named_(other.tls_named_),
       slots_(other.slots_),
+      added_(other.added_),
       free_slots_(other.free_slots_) {
   order_.reserve(other.order_.size());
   for (const NodeState* st : other.order_) {
@@ -142,6 +164,7 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       id_table_(std::move(other.id_table_)),
       tls_named_(std::exchange(other.tls_named_, 0)),
       slots_(std::exchange(other.slots_, 0)),
+      added_(other.added_),
       free_slots_(std::move(other.free_slots_)),
       positions_stale_(other.positions_stale_) {
   other.order_.clear();
@@ -157,6 +180,7 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   id_table_ = std::move(other.id_table_);
   tls_named_ = std::exchange(other.tls_named_, 0);
   slots_ = std::exchange(other.slots_, 0);
+  added_ = other.added_;
   free_slots_ = std::move(other.free_slots_);
   positions_stale_ = other.positions_stale_;
   return *this;
@@ -176,15 +200,15 @@ NodeState* ClusterState::find_encoded(ByteView id, std::size_t hash) const {
 }
 
 void ClusterState::index_id(NodeState* st) {
-  if (table_full(order_.size(), id_table_.size())) grow_id_table();
+  if (table_full(order_.size(), id_table_.size())) grow_id_table(order_.size());
   const std::size_t n = id_table_.size();
   std::size_t p = reduce(st->id_hash(), n);
   while (id_table_[p] != nullptr) p = p + 1 == n ? 0 : p + 1;
   id_table_[p] = st;
 }
 
-void ClusterState::grow_id_table() {
-  std::vector<NodeState*> table(table_capacity(order_.size() + 1), nullptr);
+void ClusterState::grow_id_table(std::size_t nodes) {
+  std::vector<NodeState*> table(table_capacity(nodes + 1), nullptr);
   table.swap(id_table_);
   const std::size_t n = id_table_.size();
   for (NodeState* st : table) {
@@ -213,12 +237,14 @@ void ClusterState::unindex_id(const NodeState* st) {
 }
 
 NodeState* ClusterState::add(NodeId id, ByteView encoded, std::size_t hash) {
-  const auto at = seek(order_, id);
   if (!id.tls_name.empty()) ++tls_named_;
   NodeState* st = encoded.empty() ? make_node(std::move(id), storage_.get())
                                   : make_node(std::move(id), storage_.get(), encoded, hash);
-  order_.insert(at, st);
+  // Appended; place_new_nodes() puts it in id order.
+  order_.push_back(st);
+  ++unplaced_;
   index_id(st);
+  ++added_;
   if (free_slots_.empty()) {
     st->slot_ = slots_++;
   } else {
@@ -227,6 +253,37 @@ NodeState* ClusterState::add(NodeId id, ByteView encoded, std::size_t hash) {
   }
   positions_stale_ = true;
   return st;
+}
+
+void ClusterState::place_new_nodes() {
+  if (unplaced_ == 0) return;
+  // The new nodes sorted among themselves (by name prefix first, computed
+  // once), then merged in from the back: one sort of a few and one pass,
+  // where inserting each would move the tail of the order every time.
+  const std::size_t placed = order_.size() - unplaced_;
+  spare_.clear();
+  for (std::size_t i = placed; i < order_.size(); ++i) {
+    spare_.emplace_back(name_prefix(order_[i]->id().name), order_[i]);
+  }
+  auto less = [](const std::pair<std::uint64_t, NodeState*>& a,
+                 const std::pair<std::uint64_t, NodeState*>& b) {
+    return a.first != b.first ? a.first < b.first : id_less(a.second, b.second->id());
+  };
+  std::sort(spare_.begin(), spare_.end(), less);
+  std::size_t out = order_.size();
+  std::size_t old = placed;
+  std::size_t fresh = spare_.size();
+  std::pair<std::uint64_t, NodeState*> last_old{};
+  if (old > 0) last_old = {name_prefix(order_[old - 1]->id().name), order_[old - 1]};
+  while (fresh > 0) {
+    if (old > 0 && less(spare_[fresh - 1], last_old)) {
+      order_[--out] = order_[--old];
+      if (old > 0) last_old = {name_prefix(order_[old - 1]->id().name), order_[old - 1]};
+    } else {
+      order_[--out] = spare_[--fresh].second;
+    }
+  }
+  unplaced_ = 0;
 }
 
 void ClusterState::renumber() const {
@@ -251,14 +308,18 @@ NodeState* ClusterState::find_or_create(const NodeId& id, std::size_t max_nodes,
   if (NodeState* st = find(id)) return st;
   if (order_.size() >= max_nodes) return nullptr;
   if (created != nullptr) *created = true;
-  return add(id);
+  NodeState* st = add(id);
+  place_new_nodes();
+  return st;
 }
 
 NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::IdRef& id,
                                         std::size_t max_nodes, bool* created) {
   if (created != nullptr) *created = false;
   // Unknown when resolved, it may have been created since.
-  if (id.state == nullptr) id.state = find_encoded(id.bytes, id.hash);
+  if (id.state == nullptr && added_ != packet.resolved_at) {
+    id.state = find_encoded(id.bytes, id.hash);
+  }
   if (id.state != nullptr) return id.state;
   if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
   if (created != nullptr) *created = true;
@@ -301,6 +362,7 @@ bool ClusterState::resolve(wire::PacketView& packet) const {
     return true;
   };
   packet.unknown_ids.clear();
+  packet.resolved_at = added_;
   for (auto& e : packet.digest) {
     if (!known(e.id)) return false;
   }
@@ -553,6 +615,11 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
     for (const auto& nd : packet.node_deltas) key_value_bytes += nd.key_value_bytes;
     if (key_value_bytes * 2 >= adopt->size()) chunk = storage_->bytes.adopt(std::move(*adopt));
   }
+  // Room in the id table for every node this packet may bring at once.
+  if (!packet.unknown_ids.empty() &&
+      table_full(order_.size() + packet.unknown_ids.size(), id_table_.size())) {
+    grow_id_table(order_.size() + packet.unknown_ids.size());
+  }
   ApplyReport report;
   for (std::size_t i = 0; i < packet.node_deltas.size(); ++i) {
     switch (apply_node_delta(packet, i, chunk, now, limits, on_change, &report.key_values,
@@ -581,6 +648,7 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
     }
   }
   if (chunk != nullptr) storage_->bytes.drop_if_unused(chunk);
+  place_new_nodes();
   collect_garbage();
   return report;
 }
@@ -599,7 +667,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
   if (nd.key_value_count > limits.max_keys_per_node) return NodeDeltaOutcome::kRejectedLimit;
 
   // Unknown when resolved, it may have been created since.
-  if (st == nullptr) st = find_encoded(nd.id.bytes, nd.id.hash);
+  if (st == nullptr && added_ != packet.resolved_at) st = find_encoded(nd.id.bytes, nd.id.hash);
   if (st != nullptr && st->scheduled_for_deletion()) return NodeDeltaOutcome::kIgnored;
   const std::uint64_t local_max = st ? st->max_version() : 0;
   const std::uint64_t local_gc = st ? st->last_gc_version() : 0;

@@ -55,6 +55,8 @@ inline std::size_t hash_bytes(std::string_view bytes, std::uint64_t seed) {
     } else if (n > 0) {
       a = (std::uint64_t{p[0]} << 16) | (std::uint64_t{p[n >> 1]} << 8) | p[n - 1];
     }
+    // Short keys, the common case: one multiply mixes all of it.
+    return mix(a ^ kP1 ^ n, b ^ seed);
   } else {
     const std::size_t length = n;
     while (n > 16) {

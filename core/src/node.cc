@@ -283,6 +283,7 @@ void Node::report_heartbeats() {
       detector_.report_heartbeat(st->slot(), now_);
     }
   }
+  cluster_.place_new_nodes();
 }
 
 void Node::apply_delta(Bytes* owned) {

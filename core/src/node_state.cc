@@ -283,8 +283,8 @@ void NodeState::compact_if_sparse() {
 // Inlined into apply_key_values().
 [[gnu::always_inline]] inline std::optional<NodeState::Entry> NodeState::store(
     std::string_view key, std::uint64_t version, KeyStatus status, const std::uint8_t* stored,
-    Chunk* chunk, Instant now) {
-  storage_->bytes.hold(chunk, stored::size(stored));
+    std::size_t stored_size, Chunk* chunk, Instant now) {
+  storage_->bytes.hold(chunk, stored_size);
   const Entry incoming{version, stored, chunk};
   if (index_full(live_ + 1, index_size_)) reindex(index_capacity(live_ + 1));
   const std::size_t h = hash(key);
@@ -393,7 +393,7 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
       in = block;
       applied.bytes_copied += kv.stored_size;
     }
-    const auto replaced = store(kv.key, kv.version, kv.status, stored, in, now);
+    const auto replaced = store(kv.key, kv.version, kv.status, stored, kv.stored_size, in, now);
     KeyChangeRef change{kv.key, std::nullopt, ValueRef{kv.value, kv.version, kv.status}};
     if (replaced) {
       const StoredKeyValue old = stored::read(replaced->stored);
@@ -418,7 +418,7 @@ std::optional<KeyChange> NodeState::write(std::string_view key, std::string_view
   auto [chunk, at] = storage_->bytes.allocate(size);
   stored::write(at, key, value, version, status);
   max_version_ = version;
-  if (auto replaced = store(key, version, status, at, chunk, now)) {
+  if (auto replaced = store(key, version, status, at, size, chunk, now)) {
     const StoredKeyValue old = stored::read(replaced->stored);
     change.old_value = VersionedValue{std::string(old.value), old.version, old.status};
     release(*replaced);
@@ -470,7 +470,7 @@ KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, In
   const std::size_t size = stored::size_of(key, value.value, value.version, value.status);
   auto [chunk, at] = storage_->bytes.allocate(size);
   stored::write(at, key, value.value, value.version, value.status);
-  if (auto replaced = store(key, value.version, value.status, at, chunk, now)) {
+  if (auto replaced = store(key, value.version, value.status, at, size, chunk, now)) {
     const StoredKeyValue old = stored::read(replaced->stored);
     change.old_value = VersionedValue{std::string(old.value), old.version, old.status};
     release(*replaced);

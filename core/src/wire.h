@@ -148,6 +148,7 @@ struct PacketView {
   std::vector<NodeDeltaView> node_deltas;
   std::vector<KeyValueView> key_values;  // of every node delta, in order
   std::vector<NodeIdView> unknown_ids;   // filled by ClusterState::resolve
+  std::uint64_t resolved_at = 0;         // ClusterState's count of nodes added, then
 
   const KeyValueView* key_values_of(const NodeDeltaView& nd) const {
     return key_values.data() + nd.first_key_value;

@@ -1,6 +1,8 @@
 // Where replicated state keeps its bytes (core/src/storage.h): key-values
 // stay in the packet that brought them when it is mostly key-values, are
 // copied otherwise, and the garbage of overwritten values stays bounded.
+#include "storage.h"
+
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 
 #include "harness.h"
 #include "hash.h"
-#include "storage.h"
 
 using namespace testing;
 
@@ -73,8 +74,8 @@ TEST_CASE("a packet that is mostly something else has its few key-values copied"
     const NodeState* known = node.node_state(responder.self_id());
     const Digest seen{{NodeDigest{responder.self_id(), 0, 0, known ? known->max_version() : 0}}};
     SynAck synack{responder.digest(40'000, rng), {}};
-    synack.delta =
-        responder.delta_for(seen, [](std::size_t n) { return n + 20'000; }, 65'507, rng);
+    synack.delta = responder.delta_for(
+        seen, [](std::size_t n) { return n + 20'000; }, 65'507, rng);
     REQUIRE(synack.delta.node_deltas.size() == 1);
     Bytes packet = encode(Packet{"test-cluster", synack});
     CHECK(packet.size() > 9'000);
@@ -107,12 +108,12 @@ TEST_CASE("the garbage of overwritten values stays within twice what is in use")
     const NodeState* held = replica.find(owner.self_id());
     Digest seen;
     if (held != nullptr) {
-      seen.node_digests.push_back(NodeDigest{owner.self_id(), 0, held->last_gc_version(),
-                                             held->max_version()});
+      seen.node_digests.push_back(
+          NodeDigest{owner.self_id(), 0, held->last_gc_version(), held->max_version()});
     }
     Rng rng(round);
-    const Delta delta =
-        owner.delta_for(seen, [](std::size_t n) { return n + 16; }, 65'507, rng);
+    const Delta delta = owner.delta_for(
+        seen, [](std::size_t n) { return n + 16; }, 65'507, rng);
     applied += replica.apply(delta, t0(), {}, [](const NodeId&, KeyChange) {}).key_values;
     CHECK(replica.bytes_held() <= 2 * replica.bytes_in_use() + 64 * 1024);
   }
@@ -121,9 +122,8 @@ TEST_CASE("the garbage of overwritten values stays within twice what is in use")
   REQUIRE(st != nullptr);
   CHECK(st->size() == 50);
   CHECK(st->max_version() == owner.self().max_version());
-  owner.self().for_each([&](std::string_view key, const VersionedValue& vv) {
-    CHECK(st->find(key) == vv);
-  });
+  owner.self().for_each(
+      [&](std::string_view key, const VersionedValue& vv) { CHECK(st->find(key) == vv); });
 }
 
 TEST_CASE("the slab pool reuses freed blocks and hands out disjoint ones") {

@@ -1,12 +1,13 @@
 // The canonical reader (core/src/wire.h) at its edges: it must accept exactly
 // what the generated serializer writes and hand everything else to the
 // generated parser, so decode() always gives decode_reference()'s answer.
+#include "wire.h"
+
 #include <doctest/doctest.h>
 
 #include <string>
 
 #include "harness.h"
-#include "wire.h"
 
 using namespace testing;
 
@@ -61,8 +62,8 @@ TEST_CASE("varints of every width read in place, and over-long forms go to the p
   // An Ack whose one key-value has version 7 written over-long, in two and
   // in ten bytes: protobuf reads both; the reader defers to it.
   const Bytes id = wire::encode_node_id(NodeId{"n", 1, Address{"h", 1}, ""});
-  for (const Bytes& seven : {Bytes{0x87, 0x00},
-                             Bytes{0x87, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}}) {
+  for (const Bytes& seven :
+       {Bytes{0x87, 0x00}, Bytes{0x87, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}}) {
     const Bytes kv = concat({Bytes{0x0a, 0x01, 'k', 0x18}, seven});
     const Bytes node_delta = concat({field(0x0a, id), field(0x22, kv)});
     const Bytes packet = field(0x22, field(0x1a, field(0x0a, node_delta)));
@@ -98,7 +99,8 @@ TEST_CASE("valid packets in another form are the generated parser's, and a Node 
   const NodeId stranger = make_config(5).node_id;
   const Packet syn{"test-cluster", Syn{Digest{{NodeDigest{stranger, 0, 0, 3}}}}};
   const Bytes id = field(0x0a, wire::encode_node_id(stranger));
-  const Bytes cluster = field(0x0a, Bytes{'t', 'e', 's', 't', '-', 'c', 'l', 'u', 's', 't', 'e', 'r'});
+  const Bytes cluster =
+      field(0x0a, Bytes{'t', 'e', 's', 't', '-', 'c', 'l', 'u', 's', 't', 'e', 'r'});
   auto syn_with = [&](const Bytes& entry) {
     return concat({cluster, field(0x12, field(0x12, field(0x0a, entry)))});
   };
@@ -114,8 +116,8 @@ TEST_CASE("valid packets in another form are the generated parser's, and a Node 
   const Bytes explicit_zero = syn_with(concat({id, Bytes{0x10, 0x00, 0x20, 0x03}}));
 
   Node node(make_config(0), t0(), 1);
-  const auto reply = node.handle_packet(explicit_zero, t0(), {Address{"10.0.0.9", 1},
-                                                              Stage::kStreamOpen});
+  const auto reply =
+      node.handle_packet(explicit_zero, t0(), {Address{"10.0.0.9", 1}, Stage::kStreamOpen});
   REQUIRE(reply.has_value());
   CHECK(reply->awaits_ack);
   CHECK(node.cluster_state().find(stranger) != nullptr);
@@ -127,12 +129,13 @@ TEST_CASE("a key-value body is stored as it arrived and sent on unchanged") {
   sender.self().set("key", "value", t0());
   sender.self().set_with_ttl("lease", "held", t0());
   sender.self().remove("key", t0());
-  const Delta delta = sender.delta_for(Digest{}, [](std::size_t n) { return n + 16; }, 65'507,
-                                       *std::make_unique<Rng>(1));
+  const Delta delta = sender.delta_for(
+      Digest{}, [](std::size_t n) { return n + 16; }, 65'507, *std::make_unique<Rng>(1));
   ClusterState relay(make_config(1).node_id);
   relay.apply(delta, t0(), {}, [](const NodeId&, KeyChange) {});
   Rng rng(1);
-  const Delta again = relay.delta_for(Digest{}, [](std::size_t n) { return n + 16; }, 65'507, rng);
+  const Delta again = relay.delta_for(
+      Digest{}, [](std::size_t n) { return n + 16; }, 65'507, rng);
   // The relay's delta (its own node has nothing to send) carries the
   // sender's key-values, byte for byte.
   REQUIRE(again.node_deltas.size() == 1);

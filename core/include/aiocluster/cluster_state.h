@@ -155,9 +155,11 @@ class ClusterState {
   // is not canonical: the packet must go through the generated parser.
   bool resolve(wire::PacketView& packet) const;
   // The state of a node a resolved packet names, created when unknown and
-  // below max_nodes (nullptr otherwise).
+  // below max_nodes (nullptr otherwise). Nodes created so are out of id
+  // order until place_new_nodes(): the caller places them once done.
   NodeState* find_or_create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes,
                             bool* created = nullptr);
+  void place_new_nodes();
   void plan_digest(std::size_t max_size, Rng& rng, DigestPlan& plan) const;
   void write_digest(wire::Writer& w, const DigestPlan& plan) const;
   // Against the resolved digest of `peer`, within `max_delta_size` bytes of
@@ -182,23 +184,26 @@ class ClusterState {
   template <typename... Args>
   NodeState* make_node(Args&&... args);
   void drop_node(NodeState* st);
-  // Inserts a new node in id order and in the id table.
+  // A new node, in the id table, at the end of the order (unplaced).
   NodeState* add(NodeId id, ByteView encoded = {}, std::size_t hash = 0);
   // The id table: known nodes by the hash of their encoded id.
   std::size_t hash(ByteView id) const;
   NodeState* find_encoded(ByteView id, std::size_t hash) const;
   void index_id(NodeState* st);
   void unindex_id(const NodeState* st);
-  void grow_id_table();
+  void grow_id_table(std::size_t nodes);
   // Gives every node its position, after nodes came or went.
   void renumber() const;
 
   std::unique_ptr<Storage> storage_;
   NodeState* self_ = nullptr;
-  std::vector<NodeState*> order_;     // id order
+  std::vector<NodeState*> order_;  // id order, but for the last unplaced_
+  std::size_t unplaced_ = 0;
+  std::vector<std::pair<std::uint64_t, NodeState*>> spare_;  // scratch of place_new_nodes()
   std::vector<NodeState*> id_table_;  // open addressing on NodeState::id_hash()
   std::size_t tls_named_ = 0;
   std::uint32_t slots_ = 0;
+  std::uint64_t added_ = 0;  // nodes ever added: resolved ids stay valid until it moves
   std::vector<std::uint32_t> free_slots_;  // of removed nodes
   mutable bool positions_stale_ = false;
 };

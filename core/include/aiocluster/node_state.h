@@ -165,7 +165,8 @@ class NodeState {
   // holding its bytes. Returns the entry it replaced, whose bytes stay held
   // until release().
   std::optional<Entry> store(std::string_view key, std::uint64_t version, KeyStatus status,
-                             const std::uint8_t* stored, Chunk* chunk, Instant now);
+                             const std::uint8_t* stored, std::size_t stored_size, Chunk* chunk,
+                             Instant now);
   std::optional<Entry> replace(std::string_view key, std::size_t hash, std::size_t position,
                                const Entry& incoming, KeyStatus status, Instant now);
   void release(const Entry& entry);
