@@ -141,7 +141,8 @@ ClusterState::ClusterState(const ClusterState& other)
       tls_named_(other.tls_named_),
       slots_(other.slots_),
       added_(other.added_),
-      free_slots_(other.free_slots_) {
+      free_slots_(other.free_slots_),
+      resets_(other.resets_) {
   order_.reserve(other.order_.size());
   for (const NodeState* st : other.order_) {
     NodeState* copy = make_node(*st, storage_.get());
@@ -166,7 +167,8 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       slots_(std::exchange(other.slots_, 0)),
       added_(other.added_),
       free_slots_(std::move(other.free_slots_)),
-      positions_stale_(other.positions_stale_) {
+      positions_stale_(other.positions_stale_),
+      resets_(std::move(other.resets_)) {
   other.order_.clear();
 }
 
@@ -183,6 +185,7 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   added_ = other.added_;
   free_slots_ = std::move(other.free_slots_);
   positions_stale_ = other.positions_stale_;
+  resets_ = std::move(other.resets_);
   return *this;
 }
 
@@ -336,6 +339,7 @@ void ClusterState::remove(const NodeId& id) {
   unindex_id(st);
   if (!id.tls_name.empty()) --tls_named_;
   free_slots_.push_back(st->slot_);
+  resets_.erase(st->slot_);
   positions_stale_ = true;
   drop_node(st);
 }
@@ -602,6 +606,31 @@ bool well_formed(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs,
   return !nd.has_max_version || nd.max_version >= previous;
 }
 
+// The version up to which a (well-formed) node delta proves its receiver
+// complete; see ClusterState::apply.
+std::uint64_t proven_complete_to(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs) {
+  if (nd.key_value_count > 0) return kvs[nd.key_value_count - 1].version;
+  const std::uint64_t claimed = nd.has_max_version ? nd.max_version : nd.from_version_excluded;
+  return claimed <= nd.last_gc_version ? claimed : nd.from_version_excluded;
+}
+
+// Whether `nd` would fill in versions of (local_max, local_gc], which only
+// happens while a reset is being re-sent, from a sender whose view predates
+// the collection at local_gc.
+bool stale_for_reset(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs,
+                     std::uint64_t local_max, std::uint64_t local_gc) {
+  if (local_gc <= local_max || nd.last_gc_version >= local_gc) return false;
+  return std::any_of(kvs, kvs + nd.key_value_count, [&](const wire::KeyValueView& kv) {
+    return kv.version > local_max && kv.version <= local_gc;
+  });
+}
+
+// What max_version the sender announced: where the reset settles.
+std::uint64_t announced_max(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs) {
+  if (nd.has_max_version) return nd.max_version;
+  return nd.key_value_count == 0 ? nd.from_version_excluded : kvs[nd.key_value_count - 1].version;
+}
+
 }  // namespace
 
 ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant now,
@@ -622,8 +651,7 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
   }
   ApplyReport report;
   for (std::size_t i = 0; i < packet.node_deltas.size(); ++i) {
-    switch (apply_node_delta(packet, i, chunk, now, limits, on_change, &report.key_values,
-                             &report.bytes_copied)) {
+    switch (apply_node_delta(packet, i, chunk, now, limits, on_change, report)) {
       case NodeDeltaOutcome::kApplied:
         ++report.applied;
         break;
@@ -638,6 +666,9 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
         break;
       case NodeDeltaOutcome::kRejectedReset:
         ++report.rejected_reset;
+        break;
+      case NodeDeltaOutcome::kRejectedStale:
+        ++report.rejected_stale;
         break;
       case NodeDeltaOutcome::kRejectedMalformed:
         ++report.rejected_malformed;
@@ -656,9 +687,7 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
 NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::size_t index,
                                                 Chunk* chunk, Instant now,
                                                 const ApplyLimits& limits,
-                                                const OnKeyChange& on_change,
-                                                std::size_t* key_values,
-                                                std::size_t* bytes_copied) {
+                                                const OnKeyChange& on_change, ApplyReport& report) {
   wire::NodeDeltaView& nd = packet.node_deltas[index];
   const wire::KeyValueView* kvs = packet.key_values_of(nd);
   NodeState* st = nd.id.state;
@@ -674,6 +703,9 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
   if (nd.from_version_excluded > local_max) return NodeDeltaOutcome::kRejectedGap;
   const bool reset = nd.last_gc_version > local_gc && nd.last_gc_version > local_max;
   if (reset && nd.from_version_excluded != 0) return NodeDeltaOutcome::kRejectedReset;
+  if (!reset && stale_for_reset(nd, kvs, local_max, local_gc)) {
+    return NodeDeltaOutcome::kRejectedStale;
+  }
   if (st == nullptr) {
     // The encoded id is canonical: its size is the NodeIdPb's.
     if (nd.id.bytes.size() > limits.max_node_id_size) return NodeDeltaOutcome::kRejectedLimit;
@@ -683,28 +715,87 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
 
   std::uint64_t applied_up_to = local_max;
   if (reset) {
-    st->wipe(nd.last_gc_version);
+    begin_reset(*st, announced_max(nd, kvs), nd.last_gc_version, limits, on_change);
     applied_up_to = 0;
+  }
+  ResetShadow* shadow = nullptr;
+  if (!resets_.empty()) {
+    const auto it = resets_.find(st->slot());
+    if (it != resets_.end()) {
+      shadow = &it->second;
+      shadow->settles_at = std::max(shadow->settles_at, announced_max(nd, kvs));
+    }
+  }
+  // While a reset is re-sent, a change is told against what the
+  // application last heard of the key: its old value is the shadow's, and a
+  // key that came back unchanged is no change at all.
+  OnKeyChange against_shadow;
+  if (shadow != nullptr) {
+    against_shadow = [&on_change, shadow](const NodeState& node, const KeyChangeRef& change) {
+      const auto it = shadow->entries.find(change.key);
+      if (it == shadow->entries.end()) return on_change(node, change);
+      const VersionedValue known = std::move(it->second);
+      shadow->entries.erase(it);
+      const ValueRef& now_held = change.new_value;
+      if (known.value == now_held.value && known.version == now_held.version &&
+          known.status == now_held.status) {
+        return;
+      }
+      on_change(node, KeyChangeRef{change.key, ValueRef{known.value, known.version, known.status},
+                                   change.new_value});
+    };
   }
   // Room for the new entries, never for more than the limit admits.
   st->reserve(std::min<std::size_t>(
       nd.key_value_count,
       limits.max_keys_per_node - std::min(st->size(), limits.max_keys_per_node)));
-  const NodeState::Applied applied =
-      st->apply_key_values(kvs, nd.key_value_count, applied_up_to, nd.last_gc_version,
-                           limits.max_keys_per_node, chunk, now, on_change);
-  *key_values += applied.count;
-  *bytes_copied += applied.bytes_copied;
+  const NodeState::Applied applied = st->apply_key_values(
+      kvs, nd.key_value_count, applied_up_to, nd.last_gc_version, limits.max_keys_per_node, chunk,
+      now, shadow == nullptr ? on_change : against_shadow);
+  report.key_values += applied.count;
+  report.bytes_copied += applied.bytes_copied;
   if (applied.count > 0) applied_up_to = applied.last_version;
   if (applied.truncated) {
     st->raise_max_version(applied_up_to);
     return NodeDeltaOutcome::kRejectedLimit;
   }
-  const std::uint64_t complete_to = nd.has_max_version        ? nd.max_version
-                                    : nd.key_value_count == 0 ? nd.from_version_excluded
-                                                              : kvs[nd.key_value_count - 1].version;
+  const std::uint64_t complete_to = proven_complete_to(nd, kvs);
+  if (complete_to < announced_max(nd, kvs)) ++report.completeness_capped;
   st->raise_max_version(complete_to);
+  if (shadow != nullptr &&
+      st->max_version() >= std::max(shadow->settles_at, st->max_version_announced())) {
+    settle_reset(*st, on_change);
+  }
   return reset ? NodeDeltaOutcome::kReset : NodeDeltaOutcome::kApplied;
+}
+
+// Wipes a replica for a reset, keeping what the application knows of it in
+// the shadow until the re-sent state covers it.
+void ClusterState::begin_reset(NodeState& st, std::uint64_t settles_at,
+                               std::uint64_t last_gc_version, const ApplyLimits& limits,
+                               const OnKeyChange& on_change) {
+  ResetShadow& shadow = resets_[st.slot()];
+  st.for_each_since(0, [&](std::string_view key, const VersionedValue& vv) {
+    shadow.entries.insert_or_assign(std::string(key), vv);
+    return true;
+  });
+  shadow.settles_at = settles_at;
+  st.wipe(last_gc_version);
+  // Resets that never complete (a peer announcing more than it ever sends)
+  // could pile up keys: settle early rather than hold more than a replica may.
+  if (shadow.entries.size() > limits.max_keys_per_node) settle_reset(st, on_change);
+}
+
+// The reset is over: whatever the re-sent state did not bring back is gone.
+void ClusterState::settle_reset(NodeState& st, const OnKeyChange& on_change) {
+  const auto it = resets_.find(st.slot());
+  if (it == resets_.end()) return;
+  for (const auto& [key, old_value] : it->second.entries) {
+    if (old_value.status == KeyStatus::kDeleted) continue;
+    on_change(st, KeyChangeRef{key, ValueRef{old_value.value, old_value.version, old_value.status},
+                               ValueRef{{}, st.last_gc_version(), KeyStatus::kDeleted}});
+  }
+  resets_.erase(it);
 }
 
 ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimits& limits,
@@ -732,18 +823,11 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
   if (!wire::read_packet(bytes, packet) || !resolve(packet)) {
     throw std::logic_error("ClusterState::apply: an encoded delta does not read back");
   }
-  const ApplyReport applied =
-      apply(packet, &bytes, now, limits, [&](const NodeState& st, const KeyChangeRef& change) {
-        on_change(st.id(), change.to_change());
-      });
-  report.applied = applied.applied;
-  report.resets = applied.resets;
-  report.rejected_gap = applied.rejected_gap;
-  report.rejected_reset = applied.rejected_reset;
-  report.rejected_malformed += applied.rejected_malformed;
-  report.rejected_limit = applied.rejected_limit;
-  report.key_values = applied.key_values;
-  report.bytes_copied = applied.bytes_copied;
+  const std::size_t not_text = report.rejected_malformed;
+  report = apply(packet, &bytes, now, limits, [&](const NodeState& st, const KeyChangeRef& change) {
+    on_change(st.id(), change.to_change());
+  });
+  report.rejected_malformed += not_text;
   return report;
 }
 

@@ -13,6 +13,11 @@ std::optional<std::string> Config::validate() const {
   if (node_id.gossip_advertise_addr.port == 0) {
     return "node_id.gossip_advertise_addr.port: must not be 0";
   }
+  if (node_id.generation_id == 0) {
+    return "node_id.generation_id: must not be 0; set it to a value unique to this start of the "
+           "process, such as the wall-clock time in nanoseconds (the Asio and libevent drivers "
+           "fill in 0 that way)";
+  }
   for (const auto& seed : seeds) {
     if (seed.host.empty() || seed.port == 0)
       return "seeds: '" + seed.to_string() + "' is not host:port";
@@ -22,6 +27,12 @@ std::optional<std::string> Config::validate() const {
   // A packet must at least hold a Syn with our own digest entry.
   if (max_payload_size < 512) return "max_payload_size: must be at least 512";
   if (max_payload_size > 16 * 1024 * 1024) return "max_payload_size: must be at most 16 MiB";
+  if (max_inbound_payload_size < max_payload_size) {
+    return "max_inbound_payload_size: must be at least max_payload_size";
+  }
+  if (max_inbound_payload_size > 64 * 1024 * 1024) {
+    return "max_inbound_payload_size: must be at most 64 MiB";
+  }
   if (marked_for_deletion_grace_period <= Duration::zero()) {
     return "marked_for_deletion_grace_period: must be positive";
   }

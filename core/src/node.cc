@@ -276,12 +276,20 @@ void Node::report_heartbeats() {
       }
     }
     note_node(*st, created);
-    if (st->scheduled_for_deletion()) continue;
+    st->announce_max_version(e.max_version);
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
-    if (st->observe_heartbeat(e.heartbeat) && !first) {
-      detector_.report_heartbeat(st->slot(), now_);
+    if (!st->observe_heartbeat(e.heartbeat) || first) continue;
+    // A node scheduled for deletion that beats again may be back (after a
+    // long partition): it is gossiped with again and turns live once the
+    // detector hears it beat twice; otherwise update_liveness schedules it
+    // again, and its removal time (Liveness::dead_since) never moves. Python
+    // aiocluster 1.1.0 revives such nodes too.
+    if (st->scheduled_for_deletion()) {
+      st->unschedule_deletion();
+      ++stats_.nodes_revived;
     }
+    detector_.report_heartbeat(st->slot(), now_);
   }
   cluster_.place_new_nodes();
 }
@@ -300,10 +308,12 @@ void Node::apply_delta(Bytes* owned) {
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
   stats_.rejected_reset += report.rejected_reset;
+  stats_.rejected_stale += report.rejected_stale;
   stats_.rejected_malformed += report.rejected_malformed;
   stats_.rejected_limit += report.rejected_limit;
   stats_.key_values_applied += report.key_values;
   stats_.key_value_bytes_copied += report.bytes_copied;
+  stats_.completeness_capped += report.completeness_capped;
   if (cluster_.size() != known_before) {
     for (const auto& nd : packet.node_deltas) {
       if (nd.id.state != nullptr) note_node(*nd.id.state, true);
@@ -378,10 +388,11 @@ std::optional<Reply> Node::handle_packet(Bytes&& bytes, Instant now, const Inbou
 
 std::optional<Reply> Node::receive(ByteView bytes, Bytes* owned, const Inbound& from) {
   stats_.bytes_in += bytes.size();
-  if (bytes.size() > config_.max_payload_size) {
+  if (bytes.size() > config_.max_inbound_payload_size) {
     ++stats_.dropped_oversized;
     return std::nullopt;
   }
+  if (bytes.size() > config_.max_payload_size) ++stats_.packets_in_above_max_payload;
   wire::PacketView& packet = scratch_->packet;
   // Anything but the canonical form goes through the generated parser and
   // is written again canonically, so one path handles every packet.
@@ -430,6 +441,10 @@ std::optional<Reply> Node::on_syn(const Inbound& from) {
   }
   if (datagram && !datagram_syns_.admit(from.from, now_)) {
     ++stats_.dropped_rate_limited;
+    return std::nullopt;
+  }
+  if (from.peer_names && from.peer_names->empty()) {
+    ++stats_.dropped_tls_nameless;
     return std::nullopt;
   }
   if (from.peer_names && !names_a_digest_node(*from.peer_names, packet)) {

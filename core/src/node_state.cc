@@ -71,6 +71,7 @@ NodeState::NodeState(const NodeState& other) : NodeState(other, nullptr) {}
 
 NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.id_, shared) {
   heartbeat_ = other.heartbeat_;
+  max_version_announced_ = other.max_version_announced_;
   slot_ = other.slot_;
   max_version_ = other.max_version_;
   last_gc_version_ = other.last_gc_version_;
@@ -100,6 +101,7 @@ NodeState::NodeState(NodeState&& other) noexcept
       heartbeat_(other.heartbeat_),
       max_version_(other.max_version_),
       last_gc_version_(other.last_gc_version_),
+      max_version_announced_(other.max_version_announced_),
       live_(std::exchange(other.live_, 0)),
       encoded_id_size_(other.encoded_id_size_),
       position_(other.position_),

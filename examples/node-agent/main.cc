@@ -44,10 +44,13 @@ constexpr std::string_view kUsage =
     "  --gossip-interval-ms MS    default: 1000\n"
     "  --transport tcp|udp        default: tcp\n"
     "  --kv KEY=VALUE             an initial key of this node (repeatable)\n"
-    "  --generation N             default: a monotonic clock reading\n"
+    "  --generation N             N >= 1; default: the wall-clock time in ns at start\n"
     "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
     "                             mutual TLS over tcp (all three together)\n"
     "  --tls-name NAME            the name this node's certificate carries\n"
+    "  --tls-server-hostname NAME the name every server must prove (default: the\n"
+    "                             node's tls_name, else the address dialled)\n"
+    "  --tls-allow-nameless-peers let in verified client certificates naming nothing\n"
     "  --duration-s S             run S seconds; 0 (default) = until SIGINT/SIGTERM\n"
     "  --report-ms M              one JSON line every M ms (default: 500)\n"
     "  --phi-threshold X          failure detector threshold (default: 8)\n"
@@ -70,7 +73,8 @@ struct Flags {
   ad::Transport transport = ad::Transport::kTcp;
   ac::KeyValues kv;
   std::optional<std::uint64_t> generation;
-  std::string tls_cert, tls_key, tls_ca, tls_name;
+  std::string tls_cert, tls_key, tls_ca, tls_name, tls_server_hostname;
+  bool tls_allow_nameless_peers = false;
   std::uint64_t duration_s = 0;
   std::uint64_t report_ms = 500;
   std::optional<double> phi_threshold;
@@ -114,6 +118,10 @@ Flags parse_flags(int argc, char** argv) {
       f.verbose = true;
       continue;
     }
+    if (flag == "--tls-allow-nameless-peers") {
+      f.tls_allow_nameless_peers = true;
+      continue;
+    }
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) throw FlagError(flag + ": missing value");
       return argv[++i];
@@ -148,7 +156,7 @@ Flags parse_flags(int argc, char** argv) {
         throw FlagError("--kv: expected KEY=VALUE, got '" + kv + "'");
       f.kv.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
     } else if (flag == "--generation") {
-      f.generation = parse_uint(flag, value(), 0);
+      f.generation = parse_uint(flag, value(), 1);
     } else if (flag == "--tls-cert") {
       f.tls_cert = value();
     } else if (flag == "--tls-key") {
@@ -157,6 +165,8 @@ Flags parse_flags(int argc, char** argv) {
       f.tls_ca = value();
     } else if (flag == "--tls-name") {
       f.tls_name = value();
+    } else if (flag == "--tls-server-hostname") {
+      f.tls_server_hostname = value();
     } else if (flag == "--duration-s") {
       f.duration_s = parse_uint(flag, value(), 0);
     } else if (flag == "--report-ms") {
@@ -202,6 +212,10 @@ Flags parse_flags(int argc, char** argv) {
     throw FlagError("--transport: TLS needs tcp");
   if (!f.tls_name.empty() && tls_files == 0)
     throw FlagError("--tls-name: needs --tls-cert, --tls-key and --tls-ca");
+  if (!f.tls_server_hostname.empty() && tls_files == 0)
+    throw FlagError("--tls-server-hostname: needs --tls-cert, --tls-key and --tls-ca");
+  if (f.tls_allow_nameless_peers && tls_files == 0)
+    throw FlagError("--tls-allow-nameless-peers: needs --tls-cert, --tls-key and --tls-ca");
   return f;
 }
 
@@ -253,13 +267,17 @@ std::string json_counters(const ac::Stats& s, const ac::driver::DriverStats& d) 
       {"dropped_wrong_cluster", s.dropped_wrong_cluster},
       {"dropped_out_of_place", s.dropped_out_of_place},
       {"dropped_rate_limited", s.dropped_rate_limited},
+      {"dropped_tls_nameless", s.dropped_tls_nameless},
       {"nodes_refused", s.nodes_refused},
-      {"rejected_deltas",
-       s.rejected_gap + s.rejected_reset + s.rejected_malformed + s.rejected_limit},
+      {"packets_in_above_max_payload", s.packets_in_above_max_payload},
+      {"completeness_capped", s.completeness_capped},
+      {"rejected_deltas", s.rejected_gap + s.rejected_reset + s.rejected_stale +
+                              s.rejected_malformed + s.rejected_limit},
       {"connections_accepted", d.connections_accepted},
       {"connections_evicted", d.connections_evicted},
       {"connections_refused", d.connections_refused},
       {"framing_errors", d.framing_errors},
+      {"large_frames_refused", d.large_frames_refused},
       {"timeouts", d.timeouts},
       {"io_errors", d.io_errors},
       {"datagrams_in", d.datagrams_in},
@@ -314,10 +332,8 @@ std::string report_line(const Cluster& cluster, double t) {
 ac::Config make_config(const Flags& flags) {
   ac::Config config;
   config.cluster_id = flags.cluster_id;
-  const std::uint64_t generation = flags.generation.value_or(
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count()));
+  // Without --generation, 0: the driver fills it in from the wall clock.
+  const std::uint64_t generation = flags.generation.value_or(0);
   config.node_id =
       ac::NodeId{flags.name, generation, flags.advertise.value_or(*flags.listen), flags.tls_name};
   config.seeds = flags.seeds;
@@ -336,8 +352,14 @@ ad::Options make_options(const Flags& flags) {
   ad::Options options;
   options.transport = flags.transport;
   options.listen = flags.listen;
-  if (!flags.tls_cert.empty())
-    options.tls = ad::TlsOptions{flags.tls_cert, flags.tls_key, flags.tls_ca, true};
+  if (!flags.tls_cert.empty()) {
+    options.tls.emplace();
+    options.tls->cert_file = flags.tls_cert;
+    options.tls->key_file = flags.tls_key;
+    options.tls->ca_file = flags.tls_ca;
+    options.tls->server_hostname = flags.tls_server_hostname;
+    options.tls->allow_nameless_peers = flags.tls_allow_nameless_peers;
+  }
   if (flags.verbose) {
     options.log = [name = flags.name](std::string_view line) {
       std::fprintf(stderr, "[%s] %.*s\n", name.c_str(), static_cast<int>(line.size()), line.data());

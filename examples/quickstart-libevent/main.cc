@@ -116,12 +116,10 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 3; ++i) {
       ac::Config config;
       config.cluster_id = "simple-aiocluster";
-      const auto generation =
-          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         std::chrono::steady_clock::now().time_since_epoch())
-                                         .count());
+      // Generation 0: the driver fills in the wall-clock time in nanoseconds,
+      // so a restarted process is a new incarnation to its peers.
       config.node_id =
-          ac::NodeId{"simple" + std::to_string(i + 1), generation,
+          ac::NodeId{"simple" + std::to_string(i + 1), /*generation_id=*/0,
                      ac::Address{"127.0.0.1", static_cast<std::uint16_t>(base_port + i)}, ""};
       // A ring of seeds: 1 knows 3, 2 knows 1, 3 knows 2.
       config.seeds = {

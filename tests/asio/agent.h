@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -79,10 +80,24 @@ inline std::uint16_t free_port() {
   return 0;
 }
 
-// One aiocluster-node process: stdout is read line by line, stderr goes to a file.
+// The aiocluster-node under test: AIOCLUSTER_NODE_BINARY, unless the
+// environment names another build in AIOCLUSTER_TEST_NODE_BINARY (to run a
+// test against an older agent, say).
+inline std::string node_binary() {
+  const char* other = std::getenv("AIOCLUSTER_TEST_NODE_BINARY");
+  return other != nullptr && *other != '\0' ? other : AIOCLUSTER_NODE_BINARY;
+}
+
+// One aiocluster-node process (or another program printing the same report
+// lines): stdout is read line by line, stderr goes to a file.
 class Agent {
  public:
-  Agent(std::vector<std::string> args, const std::string& stderr_path) : stderr_path_(stderr_path) {
+  Agent(std::vector<std::string> args, const std::string& stderr_path)
+      : Agent(node_binary(), std::move(args), stderr_path) {}
+
+  // `program` run with `args`.
+  Agent(const std::string& program, std::vector<std::string> args, const std::string& stderr_path)
+      : stderr_path_(stderr_path) {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     posix_spawn_file_actions_t actions;
@@ -92,12 +107,11 @@ class Agent {
     posix_spawn_file_actions_addclose(&actions, fds[1]);
     posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(),
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    args.insert(args.begin(), AIOCLUSTER_NODE_BINARY);
+    args.insert(args.begin(), program);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    const int rc =
-        ::posix_spawn(&pid_, AIOCLUSTER_NODE_BINARY, &actions, nullptr, argv.data(), environ);
+    const int rc = ::posix_spawn(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);
     REQUIRE(rc == 0);
@@ -139,10 +153,12 @@ class Agent {
   void signal(int sig) { ::kill(pid_, sig); }
   pid_t pid() const { return pid_; }
 
-  // The exit status, once the process has exited within `timeout`.
+  // The exit status, once the process has exited within `timeout`. Reads
+  // its output meanwhile: a process blocked on a full pipe cannot exit.
   std::optional<int> wait_exit(Clock::duration timeout) {
     const auto deadline = Clock::now() + timeout;
     while (Clock::now() < deadline) {
+      drain();
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         exited_ = true;

@@ -41,7 +41,7 @@ TEST_CASE(
   CHECK(j["kv"]["solo \"quoted\""]["a"].string() == "1");
   CHECK(j["kv"]["solo \"quoted\""]["b"].string() == "line\nbreak");
   // A node alone has refused nothing and accepted no connection.
-  CHECK(j["counters"].object().size() == 14);
+  CHECK(j["counters"].object().size() == 18);
   CHECK(j["counters"]["packets_dropped"].number() == 0);
   CHECK(j["counters"]["connections_accepted"].number() == 0);
 }
@@ -60,6 +60,11 @@ TEST_CASE("bad flags: one line naming the flag, exit status 2") {
       {{"--name", "x", "--listen", "127.0.0.1:1", "--no-such-flag"}, "--no-such-flag"},
       {{"--name", "x", "--listen", "127.0.0.1:1", "--tls-cert", "c.pem"}, "--tls-key"},
       {{"--name", "x", "--listen", "127.0.0.1:1", "--report-ms", "0"}, "--report-ms"},
+      {{"--name", "x", "--listen", "127.0.0.1:1", "--generation", "0"}, "--generation"},
+      {{"--name", "x", "--listen", "127.0.0.1:1", "--tls-server-hostname", "h"},
+       "--tls-server-hostname"},
+      {{"--name", "x", "--listen", "127.0.0.1:1", "--tls-allow-nameless-peers"},
+       "--tls-allow-nameless-peers"},
   };
   for (const auto& [args, flag] : cases) {
     CAPTURE(flag);

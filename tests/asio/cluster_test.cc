@@ -64,7 +64,7 @@ TEST_CASE("construction: port 0 takes the bound port; bad config and options are
 
   ad::Options udp_tls;
   udp_tls.transport = ad::Transport::kUdp;
-  udp_tls.tls = ad::TlsOptions{"c.pem", "k.pem", "ca.pem", true};
+  udp_tls.tls = ad::TlsOptions{"c.pem", "k.pem", "ca.pem", true, {}, false};
   CHECK_THROWS_WITH_AS(ad::Cluster(io, config_for("c"), {}, udp_tls), doctest::Contains("tls"),
                        std::invalid_argument);
 
@@ -74,8 +74,8 @@ TEST_CASE("construction: port 0 takes the bound port; bad config and options are
                        doctest::Contains("read_timeout"), std::invalid_argument);
 
   ad::Options missing_files;
-  missing_files.tls =
-      ad::TlsOptions{"/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem", true};
+  missing_files.tls = ad::TlsOptions{
+      "/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem", true, {}, false};
   CHECK_THROWS_WITH_AS(ad::Cluster(io, config_for("e"), {}, missing_files),
                        doctest::Contains("tls.cert_file"), std::system_error);
 

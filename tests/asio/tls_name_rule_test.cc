@@ -40,7 +40,9 @@ TEST_CASE("tls_name rule: a Syn is accepted only when the certificate names a no
     auto reply =
         a.handle_packet(syn, t0, ac::Inbound{{"127.0.0.1", 40000}, ac::Stage::kStreamOpen, names});
     const bool accepted = reply.has_value();
-    CHECK(a.stats().dropped_tls_name == (accepted ? 0u : 1u));
+    const bool nameless = names && names->empty();
+    CHECK(a.stats().dropped_tls_name == (accepted || nameless ? 0u : 1u));
+    CHECK(a.stats().dropped_tls_nameless == (nameless ? 1u : 0u));
     CHECK(a.stats().packets_out.synack == (accepted ? 1u : 0u));
     return accepted;
   };
@@ -48,6 +50,7 @@ TEST_CASE("tls_name rule: a Syn is accepted only when the certificate names a no
   CHECK(accepts(std::vector<std::string>{"b.test"}));
   CHECK(accepts(
       std::vector<std::string>{"other.test", "B.Test"}));  // host names compare without case
+  // A verified certificate that names nothing: refused, counted apart.
   CHECK_FALSE(accepts(std::vector<std::string>{}));
   CHECK_FALSE(accepts(std::vector<std::string>{"a.test.evil", "b.tes"}));
 }

@@ -63,7 +63,8 @@ constexpr double kAttacksPerSecond = 500;
 constexpr auto kAttackLifetime = 1s;
 constexpr double kDatagramsPerSecond = 3000;
 constexpr std::size_t kFloodSockets = 4;
-constexpr std::uint32_t kMaxPayload = 65'507;  // the drivers' default max_payload_size
+constexpr std::uint32_t kMaxPayload = 65'507;       // the default max_payload_size
+constexpr std::uint32_t kMaxInbound = 1024 * 1024;  // the default max_inbound_payload_size
 constexpr std::uint64_t kSeed = 0x5eed'b0b0;
 
 // ---------------------------------------------------------------------------
@@ -238,9 +239,10 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 enum class Attack : std::size_t {
   kGarbageFrame,     // a valid length prefix, then that many random bytes
   kEmptyFrame,       // length prefix 0
-  kOversizedPrefix,  // a length above max_payload_size
+  kOversizedPrefix,  // a length above max_inbound_payload_size
   kCutShort,         // prefix says 1000, 10 bytes follow, then we close
   kStalledFrame,     // prefix says max_payload_size, 1 KiB follows, then nothing
+  kStalledLarge,     // prefix above max_payload_size (a large frame), 1 KiB, then nothing
   kTruncatedPacket,  // a well-framed prefix of a valid packet
   kAckFirst,         // a valid Ack (forged deltas) opening the connection
   kSynAckFirst,      // a valid SynAck (forged deltas) opening the connection
@@ -248,8 +250,8 @@ enum class Attack : std::size_t {
   kCount,
 };
 constexpr std::array<const char*, static_cast<std::size_t>(Attack::kCount)> kAttackNames = {
-    "garbage_frame",    "empty_frame", "oversized_prefix", "cut_short",    "stalled_frame",
-    "truncated_packet", "ack_first",   "synack_first",     "wrong_cluster"};
+    "garbage_frame", "empty_frame",      "oversized_prefix", "cut_short",    "stalled_frame",
+    "stalled_large", "truncated_packet", "ack_first",        "synack_first", "wrong_cluster"};
 
 enum class Datagram : std::size_t {
   kGarbage,           // 1..1500 random bytes (1 in 100: max_payload_size)
@@ -407,14 +409,17 @@ class Bombardment {
         return cat(prefix(0), random_bytes(uniform(0, 64)));
       case Attack::kOversizedPrefix: {
         const auto length =
-            std::uniform_int_distribution<std::uint32_t>(kMaxPayload + 1, 0xffff'ffffu)(rng_);
-        return cat(prefix(uniform(0, 3) == 0 ? kMaxPayload + 1 : length),
+            std::uniform_int_distribution<std::uint32_t>(kMaxInbound + 1, 0xffff'ffffu)(rng_);
+        return cat(prefix(uniform(0, 3) == 0 ? kMaxInbound + 1 : length),
                    random_bytes(uniform(0, 64)));
       }
       case Attack::kCutShort:
         return cat(prefix(1000), random_bytes(10));
       case Attack::kStalledFrame:
         return cat(prefix(kMaxPayload), random_bytes(1024));
+      case Attack::kStalledLarge:
+        return cat(prefix(static_cast<std::uint32_t>(uniform(kMaxPayload + 1, kMaxInbound))),
+                   random_bytes(1024));
       case Attack::kTruncatedPacket: {
         const ac::Bytes part = truncated(uniform(0, 1) == 0 ? ghost_syn_ : synack_);
         return ac::encode_frame(part);

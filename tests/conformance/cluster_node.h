@@ -19,9 +19,15 @@ inline driver::Options driver_options(const NodeSpec& spec) {
   o.transport =
       spec.transport == Transport::kUdp ? driver::Transport::kUdp : driver::Transport::kTcp;
   if (spec.tls) {
-    o.tls = driver::TlsOptions{spec.tls->cert, spec.tls->key, spec.tls->ca,
-                               spec.transport == Transport::kMutualTls};
+    o.tls.emplace();
+    o.tls->cert_file = spec.tls->cert;
+    o.tls->key_file = spec.tls->key;
+    o.tls->ca_file = spec.tls->ca;
+    o.tls->mutual = spec.transport == Transport::kMutualTls;
+    o.tls->server_hostname = spec.tls_server_hostname;
+    o.tls->allow_nameless_peers = spec.allow_nameless_peers;
   }
+  o.max_large_frame_bytes = spec.max_large_frame_bytes;
   o.connect_timeout = o.read_timeout = o.write_timeout = spec.io_timeout;
   o.max_inbound_connections = spec.max_inbound_connections;
   o.max_waiting_per_host = spec.max_waiting_per_host;

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aiocluster/common/options.h"
 #include "aiocluster/common/stats.h"
 #include "aiocluster/config.h"
 #include "aiocluster/node.h"
@@ -43,7 +44,16 @@ struct NodeSpec {
   std::vector<Address> seeds;
   KeyValues key_values;
   std::string tls_name;
-  std::optional<TlsFiles> tls;  // for kTls and kMutualTls
+  std::optional<TlsFiles> tls;      // for kTls and kMutualTls
+  std::string tls_server_hostname;  // driver::TlsOptions::server_hostname
+  bool allow_nameless_peers = false;
+  // Where to listen on 127.0.0.1; 0: an ephemeral port.
+  std::uint16_t port = 0;
+  // Leave generation_id 0 for the driver to fill in from the clock; else
+  // the suite picks a unique one.
+  bool driver_generation = false;
+  std::size_t max_inbound_payload_size = Config{}.max_inbound_payload_size;
+  std::size_t max_large_frame_bytes = driver::Options{}.max_large_frame_bytes;
   Duration gossip_interval = 50ms;
   Duration io_timeout = 5s;  // connect, read and write
   std::size_t max_inbound_connections = 256;

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -45,10 +46,25 @@ class RawSocket {
   RawSocket(const RawSocket&) = delete;
   RawSocket& operator=(const RawSocket&) = delete;
 
+  // Takes an accepted (non-blocking) stream socket.
+  explicit RawSocket(int accepted_fd) : fd_(accepted_fd) {}
+
   // True when every byte went out at once (false while still connecting).
   bool send(const std::vector<std::uint8_t>& bytes) {
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(bytes.size());
+  }
+
+  // Queues `bytes` for pump(), for more than the socket takes at once.
+  void queue(const Bytes& bytes) { out_.insert(out_.end(), bytes.begin(), bytes.end()); }
+  // Writes what the socket takes of the queue; true once it is all out.
+  bool pump() {
+    while (!out_.empty()) {
+      const ssize_t n = ::send(fd_, out_.data(), out_.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      out_.erase(out_.begin(), out_.begin() + n);
+    }
+    return true;
   }
 
   // True once the peer has closed the connection (EOF or reset). Reads and
@@ -63,7 +79,8 @@ class RawSocket {
     }
   }
 
-  // The next whole frame the peer sent, once it is in (stream sockets).
+  // The next whole frame the peer sent, once it is in (stream sockets), up
+  // to the default inbound limit.
   std::optional<Bytes> read_frame() {
     std::uint8_t buf[4096];
     while (true) {
@@ -85,7 +102,38 @@ class RawSocket {
 
  private:
   int fd_;
-  FrameDecoder decoder_{65'507};
+  FrameDecoder decoder_{1024 * 1024};
+  Bytes out_;
+};
+
+// A TCP listener on 127.0.0.1 (ephemeral port) that plays a peer the node
+// dials: accept() hands over each connection as a RawSocket.
+class RawListener {
+ public:
+  RawListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    (void)::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    (void)::listen(fd_, 16);
+    (void)::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RawListener() { ::close(fd_); }
+  RawListener(const RawListener&) = delete;
+  RawListener& operator=(const RawListener&) = delete;
+
+  Address address() const { return Address{"127.0.0.1", port_}; }
+  std::unique_ptr<RawSocket> accept() {
+    const int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK);
+    if (fd < 0) return nullptr;
+    return std::make_unique<RawSocket>(fd);
+  }
+
+ private:
+  int fd_;
+  std::uint16_t port_ = 0;
 };
 
 }  // namespace aiocluster::conformance

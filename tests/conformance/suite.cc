@@ -28,7 +28,9 @@ Config make_config(const NodeSpec& spec) {
   const auto generation =
       static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
       ++counter;
-  config.node_id = NodeId{spec.name, generation, Address{"127.0.0.1", 0}, spec.tls_name};
+  config.node_id = NodeId{spec.name, spec.driver_generation ? 0 : generation,
+                          Address{"127.0.0.1", spec.port}, spec.tls_name};
+  config.max_inbound_payload_size = spec.max_inbound_payload_size;
   config.seeds = spec.seeds;
   config.gossip_interval = spec.gossip_interval;
   // A prior of a few rounds, so nodes turn live after a handful of rounds;
@@ -345,11 +347,11 @@ TEST_SUITE("conformance") {
     NodeSpec spec;
     spec.name = "victim";
     auto n = loop->start(spec);
-    const std::size_t max_payload = n->node().config().max_payload_size;
+    const std::size_t max_inbound = n->node().config().max_inbound_payload_size;
     RawSocket empty(SOCK_STREAM, n->address());
     RawSocket huge(SOCK_STREAM, n->address());
     REQUIRE(loop->run_until([&] { return empty.send({0, 0, 0, 0}); }, kPatience));
-    const auto too_big = static_cast<std::uint32_t>(max_payload + 1);
+    const auto too_big = static_cast<std::uint32_t>(max_inbound + 1);
     REQUIRE(loop->run_until(
         [&] {
           return huge.send(

@@ -42,10 +42,12 @@ X509* new_cert(EVP_PKEY* key, const std::string& common_name) {
   X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
   X509_gmtime_adj(X509_getm_notAfter(cert), 7 * 24 * 3600);
   X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
-                             0);
+  if (!common_name.empty()) {
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1,
+                               0);
+  }
   return cert;
 }
 
@@ -87,13 +89,21 @@ TestPki::~TestPki() {
 
 TlsFiles TestPki::issue(const std::string& stem, const std::vector<std::string>& dns_names,
                         bool with_loopback_ip) {
+  std::vector<std::string> ips;
+  if (with_loopback_ip) ips.emplace_back("127.0.0.1");
+  return issue_exact(stem, dns_names.empty() ? stem : dns_names.front(), dns_names, ips);
+}
+
+TlsFiles TestPki::issue_exact(const std::string& stem, const std::string& common_name,
+                              const std::vector<std::string>& dns_names,
+                              const std::vector<std::string>& ips) {
   auto* ca_cert = static_cast<X509*>(ca_cert_);
   EVP_PKEY* key = new_key();
-  X509* cert = new_cert(key, dns_names.empty() ? stem : dns_names.front());
+  X509* cert = new_cert(key, common_name);
   X509_set_issuer_name(cert, X509_get_subject_name(ca_cert));
   std::string sans;
   for (const auto& name : dns_names) sans += (sans.empty() ? "DNS:" : ",DNS:") + name;
-  if (with_loopback_ip) sans += sans.empty() ? "IP:127.0.0.1" : ",IP:127.0.0.1";
+  for (const auto& ip : ips) sans += (sans.empty() ? "IP:" : ",IP:") + ip;
   add_ext(cert, ca_cert, NID_basic_constraints, "CA:FALSE");
   add_ext(cert, ca_cert, NID_key_usage, "critical,digitalSignature,keyAgreement");
   add_ext(cert, ca_cert, NID_ext_key_usage, "serverAuth,clientAuth");

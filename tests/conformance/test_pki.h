@@ -23,6 +23,12 @@ class TestPki {
   // signed by this CA. Usable as server and as client certificate.
   TlsFiles issue(const std::string& stem, const std::vector<std::string>& dns_names,
                  bool with_loopback_ip = true);
+  // A certificate with exactly these names: the common name `common_name`
+  // (none when empty) and these DNS and IP subject alternative names (no
+  // extension when both are empty). Usable as server and client certificate.
+  TlsFiles issue_exact(const std::string& stem, const std::string& common_name,
+                       const std::vector<std::string>& dns_names,
+                       const std::vector<std::string>& ips);
   const std::string& ca_file() const { return ca_file_; }
   const std::string& dir() const { return dir_; }
 

@@ -52,7 +52,13 @@ TEST_CASE("truncated, random and oversized bytes are dropped and counted") {
       CHECK_NOTHROW(f.target().handle_packet(noise, f.c.now, {f.peer, stage}));
     }
   }
-  const Bytes huge(70'000, 0x0a);
+  // Above max_payload_size but within max_inbound_payload_size: read (and
+  // counted), then dropped as malformed; above the inbound limit: not read.
+  const Bytes large(70'000, 0x0a);
+  CHECK_FALSE(f.target().handle_packet(large, f.c.now, {f.peer, Stage::kStreamOpen}));
+  CHECK(f.target().stats().packets_in_above_max_payload == 1);
+  CHECK(f.target().stats().dropped_oversized == 0);
+  const Bytes huge(f.target().config().max_inbound_payload_size + 1, 0x0a);
   CHECK_FALSE(f.target().handle_packet(huge, f.c.now, {f.peer, Stage::kStreamOpen}));
   CHECK(f.target().stats().dropped_oversized == 1);
   CHECK(f.target().stats().dropped_malformed > 0);

@@ -149,12 +149,12 @@ TEST_CASE("apply: gap, reset and tombstone rules") {
   CHECK(r.rejected_gap == 1);
   CHECK(cs.find(nid("a")) == nullptr);
 
-  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("x", 1), kv("y", 2)}, 4}}}, t0(), {},
-               no_events);
+  r = cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("x", 1), kv("y", 2), kv("w", 4)}, 4}}}, t0(),
+               {}, no_events);
   CHECK(r.applied == 1);
   const NodeState* a = cs.find(nid("a"));
   CHECK(a->max_version() == 4);
-  CHECK(a->size() == 2);
+  CHECK(a->size() == 3);
 
   // Gap: from 5 > our max 4.
   r = cs.apply(Delta{{NodeDelta{nid("a"), 5, 0, {kv("z", 6)}, 6}}}, t0(), {}, no_events);

@@ -45,6 +45,11 @@ TEST_CASE("bad configuration is refused with the field's name") {
   refused([](Config& c) { c.max_payload_size = 10; }, "max_payload_size");
   refused([](Config& c) { c.failure_detector.phi_threshold = -1; }, "phi_threshold");
   refused([](Config& c) { c.seeds.push_back(Address{"", 1}); }, "seeds");
+  // A generation of 0 is never used: the message says what to set.
+  refused([](Config& c) { c.node_id.generation_id = 0; }, "node_id.generation_id");
+  refused([](Config& c) { c.node_id.generation_id = 0; }, "wall-clock time in nanoseconds");
+  refused([](Config& c) { c.max_inbound_payload_size = c.max_payload_size - 1; },
+          "max_inbound_payload_size");
 }
 
 TEST_CASE("defaults follow PROTOCOL.md") {
@@ -52,6 +57,7 @@ TEST_CASE("defaults follow PROTOCOL.md") {
   CHECK(c.gossip_interval == 1s);
   CHECK(c.gossip_count == 3);
   CHECK(c.max_payload_size == 65507);
+  CHECK(c.max_inbound_payload_size == 1024 * 1024);
   CHECK(c.marked_for_deletion_grace_period == 2h);
   CHECK(c.dead_node_grace_period == 24h);
   CHECK(c.failure_detector.phi_threshold == 8.0);
@@ -346,4 +352,118 @@ TEST_CASE("peer selection: gossip_count live peers, a seed now and then, a dead 
   }
   CHECK(dead_picks > rounds * 0.35);
   CHECK(dead_picks < rounds * 0.65);
+}
+
+namespace {
+
+// A node fed Syns by hand from a peer P whose digest also reports X.
+struct RevivalFixture {
+  Config config = [] {
+    Config c = make_config(0);
+    c.dead_node_grace_period = 10min;
+    return c;
+  }();
+  Instant now = t0();
+  Node node{config, now, 1};
+  NodeId p{"p", 1, Address{"127.0.0.1", 7101}, ""};
+  NodeId x{"x", 1, Address{"127.0.0.1", 7102}, ""};
+  std::uint64_t p_beat = 0;
+
+  // One second: a Syn from P reporting X at `x_beat`, then a round.
+  void second(std::uint64_t x_beat) {
+    now += 1s;
+    const Digest digest{{NodeDigest{p, ++p_beat, 0, 0}, NodeDigest{x, x_beat, 0, 0}}};
+    node.handle_packet(encode(Packet{config.cluster_id, Syn{digest}}), now,
+                       {p.gossip_advertise_addr, Stage::kStreamOpen});
+    node.handle_timeout(now);
+    while (node.poll_transmit()) {
+    }
+  }
+  bool scheduled() const {
+    const NodeState* st = node.node_state(x);
+    return st != nullptr && st->scheduled_for_deletion();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a node scheduled for deletion that beats again comes back live") {
+  RevivalFixture f;
+  std::uint64_t beat = 0;
+  for (int s = 0; s < 20; ++s) f.second(++beat);
+  REQUIRE(f.node.is_live(f.x));
+  // X falls silent: dead, then scheduled for deletion after half the grace.
+  for (int s = 0; s < 330; ++s) f.second(beat);
+  REQUIRE_FALSE(f.node.is_live(f.x));
+  REQUIRE(f.scheduled());
+  // X is back (a partition healed): its heartbeats count again.
+  for (int s = 0; s < 10 && !f.node.is_live(f.x); ++s) f.second(++beat);
+  CHECK(f.node.is_live(f.x));
+  CHECK_FALSE(f.scheduled());
+  CHECK(f.node.stats().nodes_revived >= 1);
+  CHECK(f.node.dead_nodes().empty());
+  Rng rng(1);
+  const Digest d = f.node.cluster_state().digest(65507, rng);
+  CHECK(std::any_of(d.node_digests.begin(), d.node_digests.end(),
+                    [&](const NodeDigest& nd) { return nd.node_id == f.x; }));
+}
+
+TEST_CASE("a stale heartbeat of a scheduled node does not delay its removal") {
+  RevivalFixture f;
+  std::uint64_t beat = 0;
+  for (int s = 0; s < 20; ++s) f.second(++beat);
+  // X dies: the time of death is when the detector gives up on it.
+  while (f.node.is_live(f.x)) f.second(beat);
+  const Instant died = f.now;
+  while (!f.scheduled()) f.second(beat);
+  // P, which heard X's last beat late, reports one more.
+  f.second(beat + 1);
+  CHECK(f.node.stats().nodes_revived == 1);
+  // One beat is no proof of life: scheduled again at the next round...
+  f.second(beat + 1);
+  CHECK(f.scheduled());
+  CHECK_FALSE(f.node.is_live(f.x));
+  // ... and removed when the grace period ends, counted from its death.
+  while (f.now + 1s < died + f.config.dead_node_grace_period) f.second(beat + 1);
+  CHECK(f.node.node_state(f.x) != nullptr);
+  f.second(beat + 1);
+  CHECK(f.node.node_state(f.x) == nullptr);
+  CHECK(f.node.stats().nodes_removed == 1);
+}
+
+TEST_CASE("a reset re-sent in several packets reports only what changed or disappeared") {
+  MemCluster c =
+      MemCluster::ring(2, [](Config& config) { config.marked_for_deletion_grace_period = 20s; });
+  for (int i = 0; i < 3000; ++i) {
+    c.nodes[0]->set("k" + std::to_string(10000 + i),
+                    "value-" + std::to_string(i) + "-" + std::string(28, 'x'));
+  }
+  c.run(30s);
+  REQUIRE(c.converged());
+  const NodeId owner = c.nodes[0]->self_id();
+  c.drain(1);
+  // Cut off, node 1 misses a rewrite and a deletion that node 0 collects.
+  c.cut = {{0, 1}, {1, 0}};
+  c.nodes[0]->set("k11500", "rewritten");
+  c.nodes[0]->remove("k12999");
+  c.run(60s);
+  REQUIRE(c.nodes[0]->cluster_state().self().last_gc_version() >
+          c.nodes[1]->node_state(owner)->max_version());
+  c.cut.clear();
+  c.run(60s);
+  REQUIRE(c.converged());
+  CHECK(c.nodes[1]->stats().resets_applied >= 1);
+  // The reset needed several packets (ours cut at max_payload_size) ...
+  CHECK(c.nodes[1]->stats().node_deltas_applied >= 4);
+  // ... and the application heard of exactly the two keys that changed.
+  std::map<std::string, KeyChanged> changes;
+  for (const auto& e : of_type<KeyChanged>(c.drain(1))) {
+    if (e.node == owner) changes.insert_or_assign(e.key, e);
+  }
+  CHECK(changes.size() == 2);
+  REQUIRE(changes.contains("k11500"));
+  CHECK(changes.at("k11500").new_value.value == "rewritten");
+  REQUIRE(changes.contains("k12999"));
+  CHECK(changes.at("k12999").old_value->status == KeyStatus::kSet);
+  CHECK(changes.at("k12999").new_value.status == KeyStatus::kDeleted);
 }

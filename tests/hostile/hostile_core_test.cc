@@ -322,16 +322,18 @@ TEST_CASE("valid protobuf of the wrong shape is dropped and counted") {
 TEST_CASE("oversized packets are dropped unread, whatever they hold") {
   Fixture f;
   const std::string before = f.fingerprint();
-  const std::size_t max = f.target().config().max_payload_size;
-  // A valid Syn with padding after it, one byte past the limit.
+  const std::size_t max = f.target().config().max_inbound_payload_size;
+  // A valid Syn with padding after it, one byte past the inbound limit.
   Bytes padded = f.syn_of(f.peer());
   padded.resize(max + 1, 0);
   for (Stage stage : {Stage::kDatagram, Stage::kStreamOpen}) CHECK_FALSE(f.send(padded, stage));
   CHECK_FALSE(f.send(Bytes(16 * 1024 * 1024, 0x0a), Stage::kStreamOpen));
   CHECK(f.stats().dropped_oversized == 3);
-  // Exactly at the limit it is read (and here found malformed).
+  // Exactly at the limit it is read (and here found malformed), and counted
+  // as larger than what this node would send.
   CHECK_FALSE(f.send(Bytes(max, 0xff), Stage::kStreamOpen));
   CHECK(f.stats().dropped_malformed == 1);
+  CHECK(f.stats().packets_in_above_max_payload == 1);
   CHECK(f.fingerprint() == before);
   f.expect_healthy();
 }

@@ -163,7 +163,7 @@ TEST_CASE("construction: port 0 takes the bound port; bad config and options are
 
   ld::Options udp_tls;
   udp_tls.transport = ld::Transport::kUdp;
-  udp_tls.tls = ld::TlsOptions{"c.pem", "k.pem", "ca.pem", true};
+  udp_tls.tls = ld::TlsOptions{"c.pem", "k.pem", "ca.pem", true, {}, false};
   CHECK_THROWS_WITH_AS(ld::Cluster(base, config_for("c"), {}, udp_tls), doctest::Contains("tls"),
                        std::invalid_argument);
 
@@ -173,8 +173,8 @@ TEST_CASE("construction: port 0 takes the bound port; bad config and options are
                        doctest::Contains("read_timeout"), std::invalid_argument);
 
   ld::Options missing_files;
-  missing_files.tls =
-      ld::TlsOptions{"/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem", true};
+  missing_files.tls = ld::TlsOptions{
+      "/nonexistent/c.pem", "/nonexistent/k.pem", "/nonexistent/ca.pem", true, {}, false};
   CHECK_THROWS_WITH_AS(ld::Cluster(base, config_for("e"), {}, missing_files),
                        doctest::Contains("tls.cert_file"), std::system_error);
 
@@ -365,8 +365,8 @@ TEST_CASE("TLS: the responder ends the exchange with a close_notify") {
   Base base;
   const auto server_files = pki.issue("server", {"server.test"});
   ld::Options options;
-  options.tls =
-      ld::TlsOptions{server_files.cert, server_files.key, server_files.ca, /*mutual=*/false};
+  options.tls = ld::TlsOptions{
+      server_files.cert, server_files.key, server_files.ca, /*mutual=*/false, {}, false};
   ld::Cluster node(base, config_for("server"), {}, options);
   node.start();
 
@@ -422,8 +422,8 @@ TEST_CASE("TLS: the initiator ends the exchange with a close_notify after its Ac
   ::setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
 
   ld::Options options;
-  options.tls =
-      ld::TlsOptions{client_files.cert, client_files.key, client_files.ca, /*mutual=*/false};
+  options.tls = ld::TlsOptions{
+      client_files.cert, client_files.key, client_files.ca, /*mutual=*/false, {}, false};
   ld::Cluster node(base,
                    config_for("client", {{"127.0.0.1", ntohs(addr.sin_port)}}, "close-notify"), {},
                    options);

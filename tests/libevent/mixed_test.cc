@@ -43,7 +43,7 @@ template <typename Options, typename Transport, typename TlsOptions>
 Options options_for(Mode mode, const std::optional<ac::conformance::TlsFiles>& files) {
   Options o;
   o.transport = mode == Mode::kUdp ? Transport::kUdp : Transport::kTcp;
-  if (files) o.tls = TlsOptions{files->cert, files->key, files->ca, true};
+  if (files) o.tls = TlsOptions{files->cert, files->key, files->ca, true, {}, false};
   return o;
 }
 

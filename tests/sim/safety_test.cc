@@ -48,7 +48,7 @@ Problems check_safety(std::uint64_t seed, Exercised& exercised) {
     exercised.tombstones_removed += stats.tombstones_removed;
     exercised.resets += stats.resets_applied;
     exercised.nodes_removed += stats.nodes_removed;
-    exercised.rejected += stats.rejected_gap + stats.rejected_reset;
+    exercised.rejected += stats.rejected_gap + stats.rejected_reset + stats.rejected_stale;
   }
   if (!problems.empty()) problems.list.insert(problems.list.begin(), scenario.describe());
   return problems;

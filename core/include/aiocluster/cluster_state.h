@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -23,6 +25,7 @@ namespace wire {
 class Writer;
 struct PacketView;
 struct DigestEntryView;
+struct NodeDeltaView;
 struct IdRef;
 }  // namespace wire
 struct DigestPlan;
@@ -31,10 +34,14 @@ struct DeltaPlan;
 // How applying one NodeDelta went.
 enum class NodeDeltaOutcome : std::uint8_t {
   kApplied,
-  kReset,              // applied after wiping the replica
-  kIgnored,            // about ourselves, a node scheduled for deletion, or nothing new
-  kRejectedGap,        // from_version_excluded beyond what we hold
-  kRejectedReset,      // a reset is needed but the delta does not start at 0
+  kReset,          // applied after wiping the replica
+  kIgnored,        // about ourselves, a node scheduled for deletion, or nothing new
+  kRejectedGap,    // from_version_excluded beyond what we hold
+  kRejectedReset,  // a reset is needed but the delta does not start at 0
+  // While a reset is re-sent in several deltas, versions at or below the
+  // collection it follows from a sender that does not know that collection:
+  // they may be writes the owner has overwritten and collected since.
+  kRejectedStale,
   kRejectedMalformed,  // versions out of order or beyond max_version, oversized keys
   kRejectedLimit,  // would exceed the number of known nodes or keys per node, or an id too large
 };
@@ -49,9 +56,15 @@ struct ApplyLimits {
 
 struct ApplyReport {
   std::size_t applied = 0;
+  // Node deltas with key-values whose max_version claimed more than their
+  // last key-value (a sender that cut them short), or empty ones claiming a
+  // range no garbage collection explains: the replica stays incomplete and
+  // asks for the rest in its next exchange.
+  std::size_t completeness_capped = 0;
   std::size_t resets = 0;
   std::size_t rejected_gap = 0;
   std::size_t rejected_reset = 0;
+  std::size_t rejected_stale = 0;
   std::size_t rejected_malformed = 0;
   std::size_t rejected_limit = 0;
   std::size_t key_values = 0;
@@ -140,8 +153,28 @@ class ClusterState {
   Delta delta_for(const Digest& peer, const PacketSizeForDelta& packet_size,
                   std::size_t max_payload_size, Rng& rng) const;
 
-  // Applies a delta by the rules of PROTOCOL.md section 5; every key that
-  // changes is reported to `on_change` as (node, change).
+  // Applies a delta by the rules of PROTOCOL.md section 5, passing every key
+  // change to `on_change` as (node, change).
+  //
+  // Completeness: a replica becomes complete only up to what the delta
+  // proves. With key-values, that is the last one's version, whatever
+  // max_version claims beyond it: Python aiocluster 1.1.0 sends the node's
+  // full max_version on deltas it cut short, and a GC-explained claim cannot
+  // be told apart from a cut one (honest senders only claim more than they
+  // carry when the top versions were garbage-collected, and then send the
+  // bare max_version in the next exchange, which costs one exchange). Without
+  // key-values, max_version is believed where garbage collection explains the
+  // empty range (max_version <= last_gc_version), else nothing is adopted.
+  //
+  // Resets (PROTOCOL.md section 8): a wiped replica reports its keys against
+  // what the application last heard. A re-sent key changes only when its
+  // entry did; keys not re-sent by the time the replica is complete up to
+  // the highest max_version announced for the node (by the deltas since the
+  // reset, and by digests: NodeState::max_version_announced) are reported
+  // gone, as a deletion (status kDeleted, empty value) at the replica's
+  // last_gc_version. A DELETED tombstone that disappears is silent, as in
+  // garbage collection. A reset re-sent over several deltas thus reports no
+  // key beyond the first cut as gone and back.
   ApplyReport apply(const Delta& delta, Instant now, const ApplyLimits& limits,
                     const std::function<void(const NodeId&, KeyChange)>& on_change);
 
@@ -178,8 +211,17 @@ class ClusterState {
  private:
   NodeDeltaOutcome apply_node_delta(wire::PacketView& packet, std::size_t index, Chunk* chunk,
                                     Instant now, const ApplyLimits& limits,
-                                    const OnKeyChange& on_change, std::size_t* key_values,
-                                    std::size_t* bytes_copied);
+                                    const OnKeyChange& on_change, ApplyReport& report);
+
+  // The entries of a reset replica that the application knows and the
+  // re-sent state has not covered yet (disjoint from the replica's keys).
+  struct ResetShadow {
+    std::map<std::string, VersionedValue, std::less<>> entries;
+    std::uint64_t settles_at = 0;  // the highest max_version deltas announced since the reset
+  };
+  void begin_reset(NodeState& st, std::uint64_t settles_at, std::uint64_t last_gc_version,
+                   const ApplyLimits& limits, const OnKeyChange& on_change);
+  void settle_reset(NodeState& st, const OnKeyChange& on_change);
 
   template <typename... Args>
   NodeState* make_node(Args&&... args);
@@ -206,6 +248,7 @@ class ClusterState {
   std::uint64_t added_ = 0;  // nodes ever added: resolved ids stay valid until it moves
   std::vector<std::uint32_t> free_slots_;  // of removed nodes
   mutable bool positions_stale_ = false;
+  std::map<std::uint32_t, ResetShadow> resets_;  // by slot; usually empty
 };
 
 }  // namespace aiocluster

@@ -50,6 +50,10 @@ struct Limits {
 
 struct Config {
   std::string cluster_id;
+  // generation_id must not be 0: a restarted process that reused its old
+  // identity would see its new writes skipped by peers up to the old
+  // max_version. The drivers fill an unset (0) generation from the wall
+  // clock; a Node built directly needs one set.
   NodeId node_id;
   // Addresses to contact when joining. They may be unreachable, repeated,
   // or this node's own address.
@@ -57,7 +61,15 @@ struct Config {
 
   Duration gossip_interval = 1s;
   std::size_t gossip_count = 3;
+  // What this node sends: no packet (or TCP frame) it writes is larger.
   std::size_t max_payload_size = 65'507;
+  // What it accepts: packets and frames up to this size, at least
+  // max_payload_size. Liberal, because Python aiocluster 1.1.0 budgets only
+  // the delta of a SynAck, so with a large digest its SynAcks exceed 65,507
+  // bytes (1,500 nodes: about 126 KB). Larger packets are dropped
+  // (Stats::dropped_oversized); accepted ones above max_payload_size are
+  // counted (Stats::packets_in_above_max_payload).
+  std::size_t max_inbound_payload_size = 1024 * 1024;
   Duration marked_for_deletion_grace_period = 2h;
   Duration dead_node_grace_period = 24h;
   // How long a datagram exchange waits for its next message.

@@ -27,7 +27,9 @@ enum class FrameError : std::uint8_t {
 };
 
 // Reassembles frames from a byte stream in arbitrary chunks. After an error
-// the stream is unusable: the connection must be closed.
+// the stream is unusable: the connection must be closed. Drivers size it
+// with Config::max_inbound_payload_size: what a node accepts, not what it
+// sends.
 class FrameDecoder {
  public:
   explicit FrameDecoder(std::size_t max_payload_size) : max_payload_size_(max_payload_size) {}
@@ -42,6 +44,8 @@ class FrameDecoder {
   std::optional<FrameError> error() const { return error_; }
   // Bytes still needed to complete the current frame (header included).
   std::size_t wanted() const;
+  // The payload size the current frame's prefix announced, once read.
+  std::optional<std::size_t> announced_size() const { return payload_size_; }
   bool idle() const { return header_size_ == 0 && payload_.empty(); }
 
  private:

@@ -124,7 +124,11 @@ class Node {
   const Config& config() const { return config_; }
   // Live nodes in id order, this node included.
   std::vector<NodeId> live_nodes() const;
-  // Known nodes that are not live, in id order.
+  // Known nodes that are not live, in id order. One dead for half of
+  // dead_node_grace_period is scheduled for deletion (left out of gossip)
+  // and removed after the whole period; if a digest shows it beating again
+  // meanwhile, it is taken off the schedule and can turn live (Python
+  // aiocluster 1.1.0 does the same), without moving its removal time.
   std::vector<NodeId> dead_nodes() const;
   bool is_live(const NodeId& id) const;
   const ClusterState& cluster_state() const { return cluster_; }

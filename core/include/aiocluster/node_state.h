@@ -119,6 +119,12 @@ class NodeState {
   void raise_max_version(std::uint64_t version);
   // True when the heartbeat grew.
   bool observe_heartbeat(std::uint64_t heartbeat);
+  // The highest max_version a digest has shown for this node: how complete
+  // a replica must be before a reset of it is over (ClusterState::apply).
+  std::uint64_t max_version_announced() const { return max_version_announced_; }
+  void announce_max_version(std::uint64_t version) {
+    if (version > max_version_announced_) max_version_announced_ = version;
+  }
 
   // Removes tombstones whose status changed at or before `cutoff`; raises
   // last_gc_version to the highest version removed. Returns how many.
@@ -128,6 +134,7 @@ class NodeState {
   // half the dead-node grace period: left out of digests and deltas.
   bool scheduled_for_deletion() const { return scheduled_for_deletion_; }
   void schedule_for_deletion() { scheduled_for_deletion_ = true; }
+  void unschedule_deletion() { scheduled_for_deletion_ = false; }
 
  private:
   friend class ClusterState;
@@ -213,6 +220,7 @@ class NodeState {
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
+  std::uint64_t max_version_announced_ = 0;
   std::uint32_t live_ = 0;
   std::uint32_t encoded_id_size_ = 0;
   std::uint32_t position_ = 0;  // in its ClusterState's id order

@@ -18,20 +18,25 @@ struct Stats {
   MessageCounts packets_out;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  // Packets accepted although larger than max_payload_size (within
+  // max_inbound_payload_size): Python aiocluster 1.1.0 budgets only the
+  // delta of a SynAck, so its SynAcks in large clusters come out larger.
+  std::uint64_t packets_in_above_max_payload = 0;
 
   // Packets dropped, by reason.
-  std::uint64_t dropped_oversized = 0;        // larger than max_payload_size
+  std::uint64_t dropped_oversized = 0;        // larger than max_inbound_payload_size
   std::uint64_t dropped_malformed = 0;        // not a PacketPb, or fields out of range
   std::uint64_t dropped_unknown_message = 0;  // no known message in the oneof
   std::uint64_t dropped_wrong_cluster = 0;    // another cluster id (a Syn is answered)
   std::uint64_t dropped_out_of_place = 0;     // a message its channel does not expect
   std::uint64_t dropped_tls_name = 0;         // a Syn naming no node of the peer's certificate
+  std::uint64_t dropped_tls_nameless = 0;     // a Syn over a verified certificate naming nothing
   std::uint64_t dropped_rate_limited = 0;     // a datagram Syn beyond its source's rate
 
   // Every packet dropped, whatever the reason.
   std::uint64_t packets_dropped() const {
     return dropped_oversized + dropped_malformed + dropped_unknown_message + dropped_wrong_cluster +
-           dropped_out_of_place + dropped_tls_name + dropped_rate_limited;
+           dropped_out_of_place + dropped_tls_name + dropped_tls_nameless + dropped_rate_limited;
   }
 
   // Node deltas inside accepted packets.
@@ -39,16 +44,23 @@ struct Stats {
   std::uint64_t resets_applied = 0;
   std::uint64_t rejected_gap = 0;
   std::uint64_t rejected_reset = 0;
+  std::uint64_t rejected_stale = 0;  // see NodeDeltaOutcome::kRejectedStale
   std::uint64_t rejected_malformed = 0;
   std::uint64_t rejected_limit = 0;
   std::uint64_t key_values_applied = 0;
   // Bytes of those copied out of their packet rather than kept where they
   // arrived (see Node::handle_packet(Bytes&&)).
   std::uint64_t key_value_bytes_copied = 0;
+  // Node deltas that claimed a max_version beyond what they carried (see
+  // ClusterState::apply): the replica asks for the rest in its next exchange.
+  std::uint64_t completeness_capped = 0;
 
   std::uint64_t rounds = 0;
   std::uint64_t nodes_refused = 0;  // digest entries beyond max_nodes or max_node_id_size
   std::uint64_t nodes_removed = 0;  // dead nodes garbage-collected
+  // Nodes scheduled for deletion that showed a fresh heartbeat in a digest
+  // and were taken off the schedule.
+  std::uint64_t nodes_revived = 0;
   std::uint64_t tombstones_removed = 0;
   std::uint64_t digests_truncated = 0;  // digests that did not fit one packet
   // Datagram exchanges forgotten early to stay within limits.max_pending_exchanges.

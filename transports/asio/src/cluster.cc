@@ -17,6 +17,7 @@
 
 #include "aiocluster/common/waits.h"
 #include "aiocluster/framing.h"
+#include "driver_common/frame_reader.h"
 #include "driver_common/hook_queue.h"
 #include "driver_common/net.h"
 #include "driver_common/tls.h"
@@ -66,6 +67,7 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
         timer(strand),
         accept_pause(strand),
         waiting(options.max_waiting_per_host),
+        large_frames(options.max_large_frame_bytes),
         udp_resolver(strand),
         hooks(options.hook_queue_capacity) {}
 
@@ -104,6 +106,7 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
   std::unique_ptr<::asio::ssl::context> client_tls;
   std::unordered_set<Connection*> connections;
   driver::detail::WaitingConnections<Connection> waiting;  // responders before their Syn
+  driver::detail::LargeFrameBudget large_frames;
   std::size_t outgoing = 0;
   std::size_t inbound = 0;
 
@@ -132,7 +135,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         role_(role),
         socket_(std::move(socket)),
         deadline_(impl_->strand),
-        decoder_(impl_->node->config().max_payload_size) {
+        reader_(impl_->node->config(), impl_->large_frames) {
     impl_->connections.insert(this);
     ++(role_ == Role::kInitiator ? impl_->outgoing : impl_->inbound);
   }
@@ -171,9 +174,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     tls_->async_handshake(
         ::asio::ssl::stream_base::server, [self = shared_from_this()](std::error_code ec) {
           if (ec) return self->fail(ec, &DriverStats::tls_failures, "tls handshake (server)");
-          if (self->impl_->options.tls->mutual) {
-            self->peer_names_ = driver::detail::peer_certificate_names(self->tls_->native_handle());
-          }
+          self->peer_names_ = driver::detail::names_for_tls_rule(self->tls_->native_handle(),
+                                                                 *self->impl_->options.tls);
           self->read_frame([self](Bytes frame) { self->on_syn(std::move(frame)); });
         });
   }
@@ -226,9 +228,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.set_option(tcp::no_delay(true), ignored);
     if (!impl_->client_tls) return send_syn();
     tls_.emplace(std::move(socket_), *impl_->client_tls);
-    // The server must prove it is the node we meant: its tls_name when we
-    // know it, else the host we dialled.
-    const std::string& name = tx_.tls_name.empty() ? tx_.to.host : tx_.tls_name;
+    // The server must prove it is the node we meant.
+    const std::string name = driver::detail::server_name_to_expect(*impl_->options.tls, tx_);
     if (!driver::detail::expect_server_name(tls_->native_handle(), name)) {
       return fail(std::make_error_code(std::errc::invalid_argument), &DriverStats::tls_failures,
                   "tls name");
@@ -303,7 +304,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
   }
 
-  // Reads exactly one frame through the core's decoder, never past it. The
+  // Reads exactly one frame through the shared reader, never past it. The
   // whole frame must arrive within read_timeout: a peer that trickles bytes
   // gets no more time than one that stalls.
   template <typename Next>
@@ -314,18 +315,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   template <typename Next>
   void read_more(Next next) {
-    if (auto frame = decoder_.next_frame()) return next(std::move(*frame));
-    const std::size_t want = std::min(decoder_.wanted(), in_.size());
+    if (auto frame = reader_.next_frame()) return next(std::move(*frame));
+    const std::size_t want = std::min(reader_.wanted(), in_.size());
     auto done = [self = shared_from_this(), next = std::move(next)](std::error_code ec,
                                                                     std::size_t n) mutable {
       if (ec) return self->fail(ec, &DriverStats::io_errors, "read");
-      self->decoder_.feed(ByteView(self->in_.data(), n));
-      if (self->decoder_.error()) {
-        ++self->impl_->stats.framing_errors;
-        self->impl_->log("closing " + self->peer_text() + ": bad frame length");
-        return self->abort();
+      using Status = driver::detail::FrameReader::Status;
+      switch (self->reader_.feed(ByteView(self->in_.data(), n))) {
+        case Status::kOk:
+          return self->read_more(std::move(next));
+        case Status::kBadLength:
+          ++self->impl_->stats.framing_errors;
+          self->impl_->log("closing " + self->peer_text() + ": bad frame length");
+          return self->abort();
+        case Status::kOverBudget:
+          ++self->impl_->stats.large_frames_refused;
+          self->impl_->log("closing " + self->peer_text() + ": no room for a large frame");
+          return self->abort();
       }
-      self->read_more(std::move(next));
     };
     if (tls_) {
       tls_->async_read_some(::asio::buffer(in_.data(), want), std::move(done));
@@ -359,7 +366,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<::asio::ssl::stream<tcp::socket>> tls_;
   std::optional<tcp::resolver> resolver_;
   ::asio::steady_timer deadline_;
-  FrameDecoder decoder_;
+  driver::detail::FrameReader reader_;
   std::array<std::uint8_t, 16 * 1024> in_{};
   std::array<std::uint8_t, kFrameHeaderSize> header_{};
   Bytes out_;
@@ -423,7 +430,7 @@ void detail::ClusterImpl::start() {
     acceptor->listen();
     accept();
   } else {
-    datagram.resize(node->config().max_payload_size + 1);  // one more byte: oversize shows
+    datagram.resize(driver::detail::datagram_buffer_size(node->config()));
     receive_datagram();
   }
   node->handle_timeout(clock_now());
@@ -648,8 +655,9 @@ void detail::ClusterImpl::check_waiters() {
 Cluster::Cluster(::asio::io_context& io, Config config, const KeyValues& initial_key_values,
                  Options options)
     : impl_(std::make_shared<detail::ClusterImpl>(io, std::move(options))) {
-  // Port 0 is ours to fill in after binding; everything else is checked
-  // before touching a socket.
+  // Port 0 is ours to fill in after binding, generation 0 from the clock;
+  // everything else is checked before touching a socket.
+  driver::detail::fill_unset_generation(config);
   driver::detail::check_config_and_options(config, impl_->options);
   impl_->bind(config);
   impl_->node.emplace(std::move(config), clock_now(), driver::detail::node_seed(impl_->options),

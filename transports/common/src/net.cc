@@ -4,6 +4,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -110,6 +112,18 @@ std::uint64_t node_seed(const Options& options) {
   if (options.seed) return *options.seed;
   std::random_device device;
   return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
+std::size_t datagram_buffer_size(const Config& config) {
+  return std::min<std::size_t>(config.max_inbound_payload_size, 65'535) + 1;
+}
+
+void fill_unset_generation(Config& config) {
+  if (config.node_id.generation_id != 0) return;
+  const auto since_epoch = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  config.node_id.generation_id =
+      std::max<std::uint64_t>(1, static_cast<std::uint64_t>(since_epoch.count()));
 }
 
 }  // namespace aiocluster::driver::detail

@@ -16,6 +16,7 @@ std::optional<std::string> Options::validate() const {
   if (max_inbound_connections == 0) return "max_inbound_connections: must be at least 1";
   if (max_waiting_per_host == 0) return "max_waiting_per_host: must be at least 1";
   if (max_pending_datagrams == 0) return "max_pending_datagrams: must be at least 1";
+  if (max_large_frame_bytes == 0) return "max_large_frame_bytes: must be at least 1";
   if (hook_queue_capacity == 0) return "hook_queue_capacity: must be at least 1";
   if (hook_drain_timeout < Duration::zero()) return "hook_drain_timeout: must not be negative";
   return std::nullopt;

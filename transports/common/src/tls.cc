@@ -71,6 +71,11 @@ SslCtxPtr make_client_context(const TlsOptions& tls) {
   return ctx;
 }
 
+std::string server_name_to_expect(const TlsOptions& tls, const Transmit& tx) {
+  if (!tls.server_hostname.empty()) return tls.server_hostname;
+  return tx.tls_name.empty() ? tx.to.host : tx.tls_name;
+}
+
 bool expect_server_name(SSL* ssl, const std::string& name) {
   SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
@@ -83,7 +88,6 @@ bool expect_server_name(SSL* ssl, const std::string& name) {
 std::vector<std::string> certificate_names(X509* cert) {
   std::vector<std::string> names;
   if (cert == nullptr) return names;
-  bool has_dns = false;
   auto* sans =
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
@@ -91,7 +95,6 @@ std::vector<std::string> certificate_names(X509* cert) {
       const GENERAL_NAME* gn = sk_GENERAL_NAME_value(sans, i);
       if (gn->type == GEN_DNS) {
         names.push_back(asn1_text(gn->d.dNSName));
-        has_dns = true;
       } else if (gn->type == GEN_IPADD) {
         const ASN1_OCTET_STRING* s = gn->d.iPAddress;
         const int length = ASN1_STRING_length(s);
@@ -106,12 +109,11 @@ std::vector<std::string> certificate_names(X509* cert) {
     }
     GENERAL_NAMES_free(sans);
   }
-  if (!has_dns) {
-    X509_NAME* subject = X509_get_subject_name(cert);
-    const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
-    if (index >= 0) {
-      names.push_back(asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index))));
-    }
+  // The common name counts whether or not there are subjectAltNames.
+  X509_NAME* subject = X509_get_subject_name(cert);
+  for (int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); index >= 0;
+       index = X509_NAME_get_index_by_NID(subject, NID_commonName, index)) {
+    names.push_back(asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index))));
   }
   return names;
 }
@@ -120,6 +122,13 @@ std::vector<std::string> peer_certificate_names(SSL* ssl) {
   X509* cert = SSL_get1_peer_certificate(ssl);
   std::vector<std::string> names = certificate_names(cert);
   X509_free(cert);
+  return names;
+}
+
+std::optional<std::vector<std::string>> names_for_tls_rule(SSL* ssl, const TlsOptions& tls) {
+  if (!tls.mutual) return std::nullopt;
+  std::vector<std::string> names = peer_certificate_names(ssl);
+  if (names.empty() && tls.allow_nameless_peers) return std::nullopt;
   return names;
 }
 

@@ -23,6 +23,7 @@
 
 #include "aiocluster/common/waits.h"
 #include "aiocluster/framing.h"
+#include "driver_common/frame_reader.h"
 #include "driver_common/hook_queue.h"
 #include "driver_common/net.h"
 #include "driver_common/tls.h"
@@ -111,6 +112,7 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
   ClusterImpl(event_base* event_base, Options opts)
       : base(event_base),
         options(std::move(opts)),
+        large_frames(options.max_large_frame_bytes),
         waiting(options.max_waiting_per_host),
         hooks(options.hook_queue_capacity) {}
   ~ClusterImpl();
@@ -152,7 +154,8 @@ struct detail::ClusterImpl : std::enable_shared_from_this<ClusterImpl> {
   EventPtr accept_pause;
   driver::detail::SslCtxPtr server_tls;
   driver::detail::SslCtxPtr client_tls;
-  evdns_base* dns = nullptr;  // the application's, optional
+  evdns_base* dns = nullptr;                      // the application's, optional
+  driver::detail::LargeFrameBudget large_frames;  // outlives the connections' readers
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections;
   driver::detail::WaitingConnections<Connection> waiting;  // responders before their Syn
   std::size_t outgoing = 0;
@@ -185,7 +188,7 @@ class Connection {
   enum class Role : std::uint8_t { kInitiator, kResponder };
 
   Connection(detail::ClusterImpl& impl, Role role)
-      : impl_(impl), role_(role), decoder_(impl.node->config().max_payload_size) {
+      : impl_(impl), role_(role), reader_(impl.node->config(), impl.large_frames) {
     ++(role_ == Role::kInitiator ? impl_.outgoing : impl_.inbound);
     deadline_.reset(evtimer_new(impl_.base, &Connection::on_deadline, this));
   }
@@ -215,9 +218,8 @@ class Connection {
     arm(impl_.options.connect_timeout);
     if (impl_.client_tls) {
       SSL* ssl = SSL_new(impl_.client_tls.get());
-      // The server must prove it is the node we meant: its tls_name when we
-      // know it, else the host we dialled.
-      const std::string& name = tx_.tls_name.empty() ? tx_.to.host : tx_.tls_name;
+      // The server must prove it is the node we meant.
+      const std::string name = driver::detail::server_name_to_expect(*impl_.options.tls, tx_);
       if (ssl == nullptr || !driver::detail::expect_server_name(ssl, name)) {
         SSL_free(ssl);
         return fail(&DriverStats::tls_failures, "tls setup", "cannot verify name '" + name + "'");
@@ -377,22 +379,29 @@ class Connection {
     consume_input();
   }
 
-  // Feeds the core's decoder exactly up to the end of the current frame.
+  // Feeds the shared reader exactly up to the end of the current frame.
   void consume_input() {
     evbuffer* input = bufferevent_get_input(bev_);
     std::array<std::uint8_t, 16 * 1024> chunk{};
+    using Status = driver::detail::FrameReader::Status;
     while (true) {
-      if (auto frame = decoder_.next_frame()) return on_frame(std::move(*frame));
+      if (auto frame = reader_.next_frame()) return on_frame(std::move(*frame));
       const std::size_t available = evbuffer_get_length(input);
       if (available == 0) return;
-      const std::size_t want = std::min({decoder_.wanted(), available, chunk.size()});
+      const std::size_t want = std::min({reader_.wanted(), available, chunk.size()});
       const int n = evbuffer_remove(input, chunk.data(), want);
       if (n <= 0) return;
-      decoder_.feed(ByteView(chunk.data(), static_cast<std::size_t>(n)));
-      if (decoder_.error()) {
-        ++impl_.stats.framing_errors;
-        impl_.log("closing " + peer_text() + ": bad frame length");
-        return close(false);
+      switch (reader_.feed(ByteView(chunk.data(), static_cast<std::size_t>(n)))) {
+        case Status::kOk:
+          break;
+        case Status::kBadLength:
+          ++impl_.stats.framing_errors;
+          impl_.log("closing " + peer_text() + ": bad frame length");
+          return close(false);
+        case Status::kOverBudget:
+          ++impl_.stats.large_frames_refused;
+          impl_.log("closing " + peer_text() + ": no room for a large frame");
+          return close(false);
       }
     }
   }
@@ -410,8 +419,9 @@ class Connection {
       }
       case Step::kReadingSyn: {
         stop_waiting();
-        if (impl.server_tls && impl.options.tls->mutual) {
-          peer_names_ = driver::detail::peer_certificate_names(bufferevent_openssl_get_ssl(bev_));
+        if (impl.server_tls) {
+          peer_names_ = driver::detail::names_for_tls_rule(bufferevent_openssl_get_ssl(bev_),
+                                                           *impl.options.tls);
         }
         auto reply = impl.node->handle_packet(std::move(frame), clock_now(),
                                               Inbound{peer_, Stage::kStreamOpen, peer_names_});
@@ -484,7 +494,7 @@ class Connection {
   Role role_;
   bufferevent* bev_ = nullptr;
   EventPtr deadline_;
-  FrameDecoder decoder_;
+  driver::detail::FrameReader reader_;
   Step step_ = Step::kConnecting;
   AfterWrite after_write_ = AfterWrite::kClose;
   bool tls_up_ = false;    // handshake done: close with a close_notify
@@ -583,7 +593,7 @@ void detail::ClusterImpl::start() {
         },
         this));
   } else {
-    datagram.resize(node->config().max_payload_size + 1);  // one more byte: oversize shows
+    datagram.resize(driver::detail::datagram_buffer_size(node->config()));
     udp_read.reset(event_new(
         base, socket.get(), EV_READ | EV_PERSIST,
         [](evutil_socket_t, short, void* arg) { static_cast<ClusterImpl*>(arg)->on_datagrams(); },
@@ -828,6 +838,7 @@ Cluster::Cluster(event_base* base, Config config, const KeyValues& initial_key_v
                  Options options)
     : impl_(std::make_shared<detail::ClusterImpl>(base, std::move(options))) {
   if (base == nullptr) throw std::invalid_argument("base: must not be null");
+  driver::detail::fill_unset_generation(config);
   driver::detail::check_config_and_options(config, impl_->options);
   impl_->bind(config);
   impl_->node.emplace(std::move(config), clock_now(), driver::detail::node_seed(impl_->options),

@@ -65,6 +65,10 @@ struct InvariantChecker::State {
     const auto owner = writes.find(replica.id());
     const WriteLog& log = owner == writes.end() ? kNoWrites : owner->second;
     const std::uint64_t complete_to = replica.max_version();
+    // A replica reset and not yet re-sent up to its last_gc_version holds
+    // the owner's state after that collection: what it holds is judged
+    // against the writes up to the collected version.
+    const std::uint64_t as_of = std::max(complete_to, replica.last_gc_version());
     auto where = [&] {
       return "replica of " + describe(replica.id()) + " at " + describe(observer) + " (gc " +
              std::to_string(replica.last_gc_version()) + ", max " + std::to_string(complete_to) +
@@ -73,7 +77,7 @@ struct InvariantChecker::State {
     replica.for_each([&](std::string_view key, const VersionedValue& held) {
       const auto writes_of_key = log.find(key);
       const Write* expected =
-          writes_of_key == log.end() ? nullptr : latest_at(writes_of_key->second, complete_to);
+          writes_of_key == log.end() ? nullptr : latest_at(writes_of_key->second, as_of);
       if (expected == nullptr) {
         report(where() + "holds " + std::string(key) + "@" + std::to_string(held.version) +
                " that its owner never wrote at or below max_version");
@@ -86,8 +90,9 @@ struct InvariantChecker::State {
       }
     });
     for (const auto& [key, writes_of_key] : log) {
-      const Write* expected = latest_at(writes_of_key, complete_to);
+      const Write* expected = latest_at(writes_of_key, as_of);
       if (expected == nullptr || expected->status != KeyStatus::kSet) continue;
+      if (expected->version > complete_to) continue;  // not re-sent yet
       if (!replica.find(key)) {
         report(where() + "lacks " + key + "@" + std::to_string(expected->version));
       }

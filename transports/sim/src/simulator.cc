@@ -452,7 +452,7 @@ struct Simulator::State {
         end_stream(item.stream);
         return;
       }
-      FrameDecoder decoder(slot.config.max_payload_size);
+      FrameDecoder decoder(slot.config.max_inbound_payload_size);
       decoder.feed(item.bytes);
       auto frame = decoder.next_frame();
       if (!frame) {
@@ -632,7 +632,10 @@ Config Simulator::make_config(NodeIndex index, std::span<const NodeIndex> seeds)
 }
 
 NodeIndex Simulator::add_node(Config config, KeyValues initial_key_values) {
-  if (auto error = config.validate()) throw ConfigError(*error);
+  // A generation of 0 is the simulator's to fill in at boot (its own rule).
+  Config probe = config;
+  if (probe.node_id.generation_id == 0) probe.node_id.generation_id = 1;
+  if (auto error = probe.validate()) throw ConfigError(*error);
   const Address addr = config.node_id.gossip_advertise_addr;
   if (s_->by_address.contains(addr)) {
     throw std::invalid_argument("add_node: address " + addr.to_string() + " is taken");

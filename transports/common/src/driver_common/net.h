@@ -59,4 +59,14 @@ void check_config_and_options(const Config& config, const Options& options);
 // A seed for the node's generator: Options::seed, else std::random_device.
 std::uint64_t node_seed(const Options& options);
 
+// The receive buffer of a datagram socket: the node's inbound limit (no
+// datagram exceeds 65,535 bytes), plus one byte so an oversized one shows.
+std::size_t datagram_buffer_size(const Config& config);
+
+// An unset (0) generation_id becomes the wall-clock time in nanoseconds
+// since the Unix epoch: unlike a monotonic reading (Python aiocluster
+// 1.1.0's default), it differs across process restarts and reboots alike,
+// so a restarted node is never mistaken for its previous incarnation.
+void fill_unset_generation(Config& config);
+
 }  // namespace aiocluster::driver::detail

@@ -23,16 +23,33 @@ enum class Transport : std::uint8_t {
   kUdp,  // one packet per datagram (chitchat style)
 };
 
-// TLS over TCP. Files are PEM. The server's certificate is checked against
-// the target node's tls_name, else the host it was reached at.
+// TLS over TCP. Files are PEM.
+//
+// The names of a certificate are its DNS and IP subjectAltNames and its
+// subject common name (CN), as Python aiocluster 1.1.0 reads them.
+//  - As client, this node checks the server's certificate against
+//    `server_hostname` when set, else the target node's tls_name, else the
+//    host it dialled (OpenSSL's host and IP checks).
+//  - As server with `mutual`, it accepts a Syn only when the client's
+//    verified certificate names a node of the Syn's digest (its tls_name,
+//    ASCII case-insensitive): the tls_name rule. A verified certificate that
+//    names nothing cannot pass that rule and is refused
+//    (Stats::dropped_tls_nameless) unless `allow_nameless_peers`.
 struct TlsOptions {
   std::string cert_file;  // certificate chain this node presents
   std::string key_file;   // its private key
   std::string ca_file;    // CAs that sign the peers' certificates
   // Mutual TLS: servers require a client certificate signed by the CA and
-  // accept a Syn only when it names a node of the Syn's digest (the
-  // tls_name rule). Off: servers ask for no certificate.
+  // apply the tls_name rule. Off: servers ask for no certificate.
   bool mutual = true;
+  // The name every server must prove, instead of its tls_name or host: for
+  // clusters whose nodes share one certificate name (Python aiocluster's
+  // `tls_server_hostname`). Empty: none.
+  std::string server_hostname;
+  // Let in a Syn over a verified client certificate that carries no name
+  // at all, as Python aiocluster 1.1.0 does. Off by default: with it, any
+  // certificate the CA signed may speak for any node.
+  bool allow_nameless_peers = false;
 };
 
 struct Options {
@@ -64,6 +81,15 @@ struct Options {
   // UDP sends in flight (waiting for the socket to take them); more are
   // dropped.
   std::size_t max_pending_datagrams = 1024;
+  // Frames above the node's max_payload_size (accepted up to
+  // Config::max_inbound_payload_size, as Python aiocluster 1.1.0 sends
+  // SynAcks that large) hold at most this many bytes at once across all
+  // connections, reserved when a frame's length prefix arrives; a frame
+  // beyond it closes its connection (DriverStats::large_frames_refused).
+  // With the caps above, what frames in progress can hold is bounded by
+  // (max_inbound_connections + max_outgoing_exchanges) x max_payload_size
+  // + max_large_frame_bytes.
+  std::size_t max_large_frame_bytes = 8 * 1024 * 1024;
 
   // Events waiting for the hooks; more are dropped and counted.
   std::size_t hook_queue_capacity = 10'000;

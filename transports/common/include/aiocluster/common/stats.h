@@ -18,8 +18,11 @@ struct DriverStats {
   std::uint64_t connect_failures = 0;  // name resolution or connect failed
   std::uint64_t tls_failures = 0;      // TLS refused: certificate or name, either side
   std::uint64_t timeouts = 0;          // a step outlived its timeout
-  std::uint64_t framing_errors = 0;    // a length prefix of zero or above the maximum
-  std::uint64_t io_errors = 0;         // other read / write failures, early close
+  std::uint64_t framing_errors = 0;    // a length prefix of zero or above the inbound maximum
+  // A frame above max_payload_size refused because Options::max_large_frame_bytes
+  // were taken by other connections' frames: its connection is closed.
+  std::uint64_t large_frames_refused = 0;
+  std::uint64_t io_errors = 0;  // other read / write failures, early close
   std::uint64_t datagrams_in = 0;
   std::uint64_t datagrams_out = 0;
 };

@@ -2,10 +2,13 @@
 // every input any node handles:
 //   - the (last_gc_version, max_version) pair of every replica never
 //     decreases lexicographically while the replica exists;
-//   - a replica complete up to version m holds, for each key, exactly the
-//     owner's latest write at or below m (so a deleted key never comes back,
-//     whatever GC, partitions, resets or reordering happened), and every key
-//     the owner set at or below m and never deleted.
+//   - a replica complete up to version m, with last_gc_version g, holds
+//     for each key exactly the owner's latest write at or below max(m, g)
+//     (so a deleted key never comes back, whatever GC, partitions, resets or
+//     reordering happened), and every key whose latest write at or below
+//     max(m, g) is a set at or below m. (g > m while a reset is being
+//     re-sent in several deltas: the replica then holds the owner's state
+//     after that collection.)
 // Costs O(known nodes x keys) per input: meant for small clusters.
 //
 //   aiocluster::sim::InvariantChecker checker(sim);
