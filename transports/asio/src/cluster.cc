@@ -243,7 +243,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void send_syn() {
-    write(tx_.payload, [self = shared_from_this()] {
+    write(std::move(tx_.payload), [self = shared_from_this()] {
       self->read_frame([self](Bytes frame) { self->on_reply(std::move(frame)); });
     });
   }
@@ -251,27 +251,27 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_reply(Bytes frame) {
     detail::ClusterImpl& impl = *impl_;
     if (impl.stopped) return abort();
-    auto reply =
-        impl.node->handle_packet(frame, clock_now(), Inbound{tx_.to, Stage::kStreamReply, {}});
+    auto reply = impl.node->handle_packet(std::move(frame), clock_now(),
+                                          Inbound{tx_.to, Stage::kStreamReply, {}});
     impl.after_input();
     ++impl.stats.exchanges_completed;
     if (!reply) return finish();
-    write(reply->payload, [self = shared_from_this()] { self->finish(); });
+    write(std::move(reply->payload), [self = shared_from_this()] { self->finish(); });
   }
 
   void on_syn(Bytes frame) {
     stop_waiting();
     detail::ClusterImpl& impl = *impl_;
     if (impl.stopped) return abort();
-    auto reply = impl.node->handle_packet(frame, clock_now(),
+    auto reply = impl.node->handle_packet(std::move(frame), clock_now(),
                                           Inbound{peer_, Stage::kStreamOpen, peer_names_});
     impl.after_input();
     if (!reply) return finish();
     if (!reply->awaits_ack) {
-      write(reply->payload, [self = shared_from_this()] { self->finish(); });
+      write(std::move(reply->payload), [self = shared_from_this()] { self->finish(); });
       return;
     }
-    write(reply->payload, [self = shared_from_this()] {
+    write(std::move(reply->payload), [self = shared_from_this()] {
       self->read_frame([self](Bytes ack) { self->on_ack(std::move(ack)); });
     });
   }
@@ -279,14 +279,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_ack(Bytes frame) {
     detail::ClusterImpl& impl = *impl_;
     if (impl.stopped) return abort();
-    impl.node->handle_packet(frame, clock_now(), Inbound{peer_, Stage::kStreamAck, peer_names_});
+    impl.node->handle_packet(std::move(frame), clock_now(),
+                             Inbound{peer_, Stage::kStreamAck, peer_names_});
     impl.after_input();
     finish();
   }
 
+  // The frame's header, then the packet itself: no copy into a frame.
   template <typename Next>
-  void write(const Bytes& packet, Next next) {
-    out_ = encode_frame(packet);
+  void write(Bytes packet, Next next) {
+    header_ = frame_header(packet.size());
+    out_ = std::move(packet);
+    const std::array<::asio::const_buffer, 2> frame{::asio::buffer(header_), ::asio::buffer(out_)};
     arm(impl_->options.write_timeout);
     auto done = [self = shared_from_this(), next = std::move(next)](std::error_code ec,
                                                                     std::size_t) mutable {
@@ -294,9 +298,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       next();
     };
     if (tls_) {
-      ::asio::async_write(*tls_, ::asio::buffer(out_), std::move(done));
+      ::asio::async_write(*tls_, frame, std::move(done));
     } else {
-      ::asio::async_write(socket_, ::asio::buffer(out_), std::move(done));
+      ::asio::async_write(socket_, frame, std::move(done));
     }
   }
 
@@ -364,6 +368,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ::asio::steady_timer deadline_;
   driver::detail::FrameReader reader_;
   std::array<std::uint8_t, 16 * 1024> in_{};
+  std::array<std::uint8_t, kFrameHeaderSize> header_{};
   Bytes out_;
   bool timed_out_ = false;
   bool evicted_ = false;  // counted once, as connections_evicted

@@ -410,8 +410,8 @@ class Connection {
     detail::ClusterImpl& impl = impl_;
     switch (step_) {
       case Step::kReadingReply: {
-        auto reply =
-            impl.node->handle_packet(frame, clock_now(), Inbound{tx_.to, Stage::kStreamReply, {}});
+        auto reply = impl.node->handle_packet(std::move(frame), clock_now(),
+                                              Inbound{tx_.to, Stage::kStreamReply, {}});
         impl.after_input();
         ++impl.stats.exchanges_completed;
         if (!reply) return close(true);
@@ -423,7 +423,7 @@ class Connection {
           peer_names_ = driver::detail::names_for_tls_rule(bufferevent_openssl_get_ssl(bev_),
                                                            *impl.options.tls);
         }
-        auto reply = impl.node->handle_packet(frame, clock_now(),
+        auto reply = impl.node->handle_packet(std::move(frame), clock_now(),
                                               Inbound{peer_, Stage::kStreamOpen, peer_names_});
         impl.after_input();
         if (!reply) return close(true);
@@ -431,7 +431,7 @@ class Connection {
                            reply->awaits_ack ? AfterWrite::kReadAck : AfterWrite::kClose);
       }
       case Step::kReadingAck:
-        impl.node->handle_packet(frame, clock_now(),
+        impl.node->handle_packet(std::move(frame), clock_now(),
                                  Inbound{peer_, Stage::kStreamAck, peer_names_});
         impl.after_input();
         return close(true);
@@ -443,14 +443,17 @@ class Connection {
 
   // One frame at a time: nothing more is read until it is written, so the
   // output buffer never holds more than one frame (backpressure).
+  // The frame's header, then the packet (the output buffer copies both: no
+  // framed copy of our own).
   void write_frame(const Bytes& packet, AfterWrite after) {
-    const Bytes frame = encode_frame(packet);
+    const auto header = frame_header(packet.size());
     step_ = Step::kWriting;
     after_write_ = after;
     bufferevent_disable(bev_, EV_READ);
     arm(impl_.options.write_timeout);
     if (evbuffer_get_length(bufferevent_get_output(bev_)) != 0 ||
-        bufferevent_write(bev_, frame.data(), frame.size()) != 0) {
+        bufferevent_write(bev_, header.data(), header.size()) != 0 ||
+        bufferevent_write(bev_, packet.data(), packet.size()) != 0) {
       return fail(&DriverStats::io_errors, "write", "cannot queue the frame");
     }
     bufferevent_enable(bev_, EV_WRITE);

@@ -472,7 +472,8 @@ struct Simulator::State {
     trace.add(payload);
 
     const NodeIndex from = item.from;
-    auto reply = slot.node->handle_packet(payload, now, Inbound{address(from), item.stage});
+    auto reply =
+        slot.node->handle_packet(std::move(payload), now, Inbound{address(from), item.stage});
     if (item.stream == 0) {
       // A datagram reply goes to the source address, whoever holds it now.
       if (reply) send_datagram(to, address(from), std::move(reply->payload));
