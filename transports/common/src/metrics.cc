@@ -76,6 +76,9 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.sample({{"reason", "limit"}}, s.rejected_limit);
   w.counter("aiocluster_key_values_applied_total", "Key-values applied from deltas.",
             s.key_values_applied);
+  w.counter("aiocluster_key_value_bytes_copied_total",
+            "Bytes of applied key-values copied out of their packet rather than kept in it.",
+            s.key_value_bytes_copied);
   w.counter("aiocluster_completeness_capped_total",
             "Node deltas that claimed a max_version beyond what they carried.",
             s.completeness_capped);

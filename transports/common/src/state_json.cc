@@ -62,6 +62,7 @@ Json stats_json(const Stats& s) {
               {"rejected_malformed", s.rejected_malformed},
               {"rejected_limit", s.rejected_limit},
               {"key_values_applied", s.key_values_applied},
+              {"key_value_bytes_copied", s.key_value_bytes_copied},
               {"completeness_capped", s.completeness_capped},
               {"rounds", s.rounds},
               {"nodes_refused", s.nodes_refused},
