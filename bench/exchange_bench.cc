@@ -14,6 +14,7 @@
 
 #include "fixtures.h"
 #include "heap_counter.h"
+#include "profiled.h"
 
 namespace bench {
 namespace {
@@ -41,7 +42,7 @@ void run_exchange(benchmark::State& state, std::size_t nodes, std::size_t kpn, s
       untimed_allocs += heap_stats().allocations - mark;
       state.ResumeTiming();
     }
-    bytes = pair.exchange();
+    bytes = profiled::exchange(pair);
     if (bytes == 0) {
       state.SkipWithError("the exchange broke off");
       break;

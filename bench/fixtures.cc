@@ -47,27 +47,33 @@ ClusterState make_cluster(std::size_t nodes, std::size_t keys_per_node) {
   return cs;
 }
 
-PacketSizeForDelta ack_size() {
-  const std::size_t cid = wire_size::length_delimited(std::string_view(kClusterId).size());
-  return [cid](std::size_t delta_len) {
-    return cid + wire_size::length_delimited(wire_size::length_delimited(delta_len));
-  };
+std::size_t ack_delta_budget() { return aiocluster::ack_delta_budget(kClusterId, kMaxPayload); }
+
+SynAckPlan::SynAckPlan(std::size_t nodes, std::size_t keys_per_node)
+    : state(make_cluster(nodes, keys_per_node)) {
+  Rng rng(1);
+  state.plan_digest(synack_digest_budget(kClusterId, kMaxPayload), rng, digest);
+  state.plan_delta({}, synack_delta_budget(kClusterId, kMaxPayload, digest.size), rng, delta);
 }
 
-PacketSizeForDelta synack_size(const Digest& digest) {
-  const std::size_t cid = wire_size::length_delimited(std::string_view(kClusterId).size());
-  const std::size_t digest_field = wire_size::length_delimited(wire_size::digest(digest));
-  return [cid, digest_field](std::size_t delta_len) {
-    return cid + wire_size::length_delimited(digest_field + wire_size::length_delimited(delta_len));
-  };
+Bytes SynAckPlan::write() const { return write_synack(kClusterId, state, digest, delta); }
+
+std::size_t SynAckPlan::key_values() const {
+  std::size_t n = 0;  // a make_cluster state has no holes in its logs
+  for (const auto& part : delta.parts) n += part.end_slot - part.first_slot;
+  return n;
 }
 
 Packet full_synack(std::size_t nodes, std::size_t keys_per_node) {
+  return std::get<Packet>(decode(SynAckPlan(nodes, keys_per_node).write()));
+}
+
+Bytes full_ack(std::size_t nodes, std::size_t keys_per_node) {
   const ClusterState cs = make_cluster(nodes, keys_per_node);
-  Rng rng(1);
-  SynAck synack{cs.digest(kMaxPayload * 3 / 4, rng), {}};
-  synack.delta = cs.delta_for(Digest{}, synack_size(synack.digest), kMaxPayload, rng);
-  return Packet{kClusterId, std::move(synack)};
+  Rng rng(7);
+  DeltaPlan plan;
+  cs.plan_delta({}, ack_delta_budget(), rng, plan);
+  return write_ack(kClusterId, cs, plan);
 }
 
 Bytes announce(std::size_t first, std::size_t last, std::size_t keys_per_node,
@@ -85,17 +91,16 @@ std::vector<Bytes> seed_packets(std::size_t first, std::size_t last, std::size_t
   std::vector<Bytes> out{announce(first, last, keys_per_node, heartbeat)};
   Ack ack;
   std::size_t delta_len = 0;
-  const PacketSizeForDelta size = ack_size();
   for (std::size_t i = first; i < last && keys_per_node > 0; ++i) {
     NodeDelta nd{node_id(i), 0, 0, {}, keys_per_node};
     for (std::size_t k = 0; k < keys_per_node; ++k) {
       nd.key_values.push_back(KeyValueUpdate{key_name(k), value_of(k), k + 1, KeyStatus::kSet});
     }
     const std::size_t nd_len = wire_size::length_delimited(wire_size::node_delta(nd));
-    if (size(nd_len) > kMaxPayload) {
+    if (nd_len > ack_delta_budget()) {
       throw std::invalid_argument("seed_packets: one node's keys do not fit in a packet");
     }
-    if (size(delta_len + nd_len) > kMaxPayload) {
+    if (delta_len + nd_len > ack_delta_budget()) {
       out.push_back(encode(Packet{kClusterId, std::move(ack)}));
       ack = Ack{};
       delta_len = 0;

@@ -5,12 +5,16 @@
 
 #include <aiocluster/aiocluster.h>
 
+// Core internals: the benchmarks time the paths a Node takes.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "packing.h"
+#include "wire.h"
 
 namespace bench {
 
@@ -35,13 +39,27 @@ Config make_config(std::size_t index);
 // with `keys_per_node` keys at versions 1..keys_per_node.
 ClusterState make_cluster(std::size_t nodes, std::size_t keys_per_node);
 
-// Delta budgets of the packets that carry a delta (PROTOCOL.md section 5).
-PacketSizeForDelta ack_size();
-PacketSizeForDelta synack_size(const Digest& digest);
+// The largest DeltaPb body of an Ack (PROTOCOL.md section 5).
+std::size_t ack_delta_budget();
 
-// A SynAck as a responder sends it: its digest of `nodes` nodes and a delta
-// for a peer that knows nothing, filled up to the payload budget.
+// A SynAck as a responder plans it, from a make_cluster state: its digest
+// and a delta for a peer that knows nothing, filled up to the payload budget.
+struct SynAckPlan {
+  SynAckPlan(std::size_t nodes, std::size_t keys_per_node);
+  Bytes write() const;
+  std::size_t key_values() const;
+
+  ClusterState state;
+  DigestPlan digest;
+  DeltaPlan delta;
+};
+
+// The same as a packet of our types.
 Packet full_synack(std::size_t nodes, std::size_t keys_per_node);
+
+// The Ack carrying what BM_DeltaFull plans: every key of a make_cluster
+// state that fits, for a peer that knows nothing.
+Bytes full_ack(std::size_t nodes, std::size_t keys_per_node);
 
 // A Syn whose digest announces nodes [first, last) of a make_cluster state
 // with `keys_per_node` keys each at this heartbeat.

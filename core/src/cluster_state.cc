@@ -1,25 +1,156 @@
 #include "aiocluster/cluster_state.h"
 
 #include <algorithm>
+#include <bit>
+#include <stdexcept>
 
 #include "aiocluster/codec.h"
+#include "hash.h"
+#include "packing.h"
+#include "storage.h"
+#include "wire.h"
 
 namespace aiocluster {
 
-ClusterState::ClusterState(NodeId self) : self_id_(std::move(self)) {
-  self_ = &nodes_.emplace(self_id_, NodeState(self_id_)).first->second;
-  order_.push_back(self_);
-  id_sizes_.push_back(static_cast<std::uint32_t>(wire_size::node_id(self_id_)));
-  tls_named_ = self_id_.tls_name.empty() ? 0 : 1;
+namespace {
+
+using wire_size::length_delimited;
+using wire_size::varint;
+
+// The id table is kept between 55% and 80% full, like a node's key index.
+std::size_t table_capacity(std::size_t nodes) { return nodes * 20 / 11 + 2; }
+bool table_full(std::size_t nodes, std::size_t capacity) { return nodes * 5 > capacity * 4; }
+
+std::size_t reduce(std::size_t hash, std::size_t n) {
+  return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
+}
+
+std::string_view as_text(ByteView bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+// Text in std::string's order, eight bytes at a time: node names are short
+// and placing a node compares a dozen of them.
+int compare_text(std::string_view a, std::string_view b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  std::size_t i = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    for (; i + 8 <= n; i += 8) {
+      std::uint64_t x;
+      std::uint64_t y;
+      std::memcpy(&x, a.data() + i, 8);
+      std::memcpy(&y, b.data() + i, 8);
+      if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+    }
+  }
+  for (; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(a[i]);
+    const auto y = static_cast<unsigned char>(b[i]);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() < b.size() ? -1 : (a.size() > b.size() ? 1 : 0);
+}
+
+// The first eight bytes of a name, zero-padded, as a number that orders as
+// the names do (where two are equal, the rest decides).
+std::uint64_t name_prefix(std::string_view name) {
+  if (name.size() >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, name.data(), 8);
+    if constexpr (std::endian::native == std::endian::little) word = __builtin_bswap64(word);
+    return word;
+  }
+  std::uint64_t word = 0;
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    word |= std::uint64_t{static_cast<unsigned char>(name[i])} << (56 - 8 * i);
+  }
+  return word;
+}
+
+// NodeId's order (name first), names told apart by their prefix when it
+// differs: placing a node compares a dozen of them.
+bool id_less(const NodeState* st, const NodeId& id) {
+  const std::uint64_t a = name_prefix(st->id().name);
+  const std::uint64_t b = name_prefix(id.name);
+  if (a != b) return a < b;
+  if (const int c = compare_text(st->id().name, id.name); c != 0) return c < 0;
+  return st->id() < id;
+}
+
+std::vector<NodeState*>::const_iterator seek(const std::vector<NodeState*>& order,
+                                             const NodeId& id) {
+  return std::lower_bound(order.begin(), order.end(), id, id_less);
+}
+
+bool same_bytes(ByteView a, ByteView b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// The largest delta body that keeps the packet within `max_payload_size`
+// (packet_size only grows with the body).
+std::size_t largest_delta(const PacketSizeForDelta& packet_size, std::size_t max_payload_size) {
+  if (packet_size(0) > max_payload_size) return 0;
+  std::size_t fits = 0;
+  std::size_t too_big = max_payload_size + 1;
+  while (too_big - fits > 1) {
+    const std::size_t mid = fits + (too_big - fits) / 2;
+    (packet_size(mid) <= max_payload_size ? fits : too_big) = mid;
+  }
+  return fits;
+}
+
+}  // namespace
+
+const NodeState& ClusterState::Nodes::at(const NodeId& id) const {
+  const auto it = seek(*order_, id);
+  if (it == order_->end() || (*it)->id() != id) throw std::out_of_range("unknown node");
+  return **it;
+}
+
+// --- Nodes: where they live and how they are found. ---
+
+template <typename... Args>
+NodeState* ClusterState::make_node(Args&&... args) {
+  std::pmr::polymorphic_allocator<NodeState> alloc(&storage_->pool);
+  NodeState* st = alloc.allocate(1);
+  try {
+    return new (st) NodeState(std::forward<Args>(args)...);
+  } catch (...) {
+    alloc.deallocate(st, 1);
+    throw;
+  }
+}
+
+void ClusterState::drop_node(NodeState* st) {
+  st->~NodeState();
+  std::pmr::polymorphic_allocator<NodeState>(&storage_->pool).deallocate(st, 1);
+}
+
+ClusterState::ClusterState(NodeId self, std::uint64_t seed)
+    : storage_(std::make_unique<Storage>(seed)) {
+  self_ = add(std::move(self));
+  place_new_nodes();
+}
+
+ClusterState::~ClusterState() {
+  for (NodeState* st : order_) drop_node(st);
 }
 
 ClusterState::ClusterState(const ClusterState& other)
-    : self_id_(other.self_id_), nodes_(other.nodes_), self_(&nodes_.find(self_id_)->second) {
-  order_.reserve(nodes_.size());
-  id_sizes_ = other.id_sizes_;
-  tls_named_ = other.tls_named_;
-  resets_ = other.resets_;
-  for (auto& [id, st] : nodes_) order_.push_back(&st);
+    : storage_(std::make_unique<Storage>(other.storage_->hash_seed)),
+      tls_named_(other.tls_named_),
+      slots_(other.slots_),
+      added_(other.added_),
+      free_slots_(other.free_slots_),
+      resets_(other.resets_) {
+  order_.reserve(other.order_.size());
+  for (const NodeState* st : other.order_) {
+    NodeState* copy = make_node(*st, storage_.get());
+    order_.push_back(copy);
+    index_id(copy);
+    if (st == other.self_) self_ = copy;
+  }
+  positions_stale_ = true;
 }
 
 ClusterState& ClusterState::operator=(const ClusterState& other) {
@@ -27,216 +158,500 @@ ClusterState& ClusterState::operator=(const ClusterState& other) {
   return *this;
 }
 
-const NodeState* ClusterState::find(const NodeId& id) const {
-  const auto it = nodes_.find(id);
-  return it == nodes_.end() ? nullptr : &it->second;
+ClusterState::ClusterState(ClusterState&& other) noexcept
+    : storage_(std::move(other.storage_)),
+      self_(std::exchange(other.self_, nullptr)),
+      order_(std::move(other.order_)),
+      id_table_(std::move(other.id_table_)),
+      tls_named_(std::exchange(other.tls_named_, 0)),
+      slots_(std::exchange(other.slots_, 0)),
+      added_(other.added_),
+      free_slots_(std::move(other.free_slots_)),
+      positions_stale_(other.positions_stale_),
+      resets_(std::move(other.resets_)) {
+  other.order_.clear();
 }
 
-NodeState* ClusterState::find(const NodeId& id) {
-  const auto it = nodes_.find(id);
-  return it == nodes_.end() ? nullptr : &it->second;
+ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
+  if (this == &other) return *this;
+  for (NodeState* st : order_) drop_node(st);
+  storage_ = std::move(other.storage_);
+  self_ = std::exchange(other.self_, nullptr);
+  order_ = std::move(other.order_);
+  other.order_.clear();
+  id_table_ = std::move(other.id_table_);
+  tls_named_ = std::exchange(other.tls_named_, 0);
+  slots_ = std::exchange(other.slots_, 0);
+  added_ = other.added_;
+  free_slots_ = std::move(other.free_slots_);
+  positions_stale_ = other.positions_stale_;
+  resets_ = std::move(other.resets_);
+  return *this;
 }
 
-NodeState* ClusterState::find_or_create(const NodeId& id, std::size_t max_nodes, bool* created) {
-  std::size_t hint = order_.size();
-  return find_or_create(id, max_nodes, created, hint);
+std::size_t ClusterState::hash(ByteView id) const {
+  return hash_bytes(as_text(id), storage_->hash_seed);
 }
 
-std::size_t ClusterState::seek(const NodeId& id, std::size_t hint) const {
-  // In a digest in id order the next entry is the next node we know: one
-  // equality test, which fails fast on the name, instead of two orderings.
-  if (hint + 1 < order_.size() && order_[hint + 1]->id() == id) {
-    // With a thousand nodes the states are rarely in cache: ask for the ones
-    // a sequential walk reaches next, so their loads overlap.
-    constexpr std::size_t kAhead = 4;
-    if (hint + 1 + kAhead < order_.size()) {
-      const auto* next = reinterpret_cast<const char*>(order_[hint + 1 + kAhead]);
-      __builtin_prefetch(next);
-      __builtin_prefetch(next + 64);
-      __builtin_prefetch(next + 128);
-    }
-    return hint + 1;
+NodeState* ClusterState::find_encoded(ByteView id, std::size_t hash) const {
+  const std::size_t n = id_table_.size();
+  for (std::size_t p = reduce(hash, n);; p = p + 1 == n ? 0 : p + 1) {
+    NodeState* st = id_table_[p];
+    if (st == nullptr) return nullptr;
+    if (st->id_hash() == hash && same_bytes(st->encoded_id(), id)) return st;
   }
-  if (hint < order_.size() && order_[hint]->id() < id) {
-    for (int step = 0; step < 2; ++step) {
-      ++hint;
-      if (hint == order_.size() || !(order_[hint]->id() < id)) return hint;
-    }
-  }
-  const auto it =
-      std::lower_bound(order_.begin(), order_.end(), id,
-                       [](const NodeState* st, const NodeId& key) { return st->id() < key; });
-  return static_cast<std::size_t>(it - order_.begin());
 }
 
-NodeState* ClusterState::create_at(std::size_t position, const NodeId& id) {
-  NodeState* st = &nodes_.emplace(id, NodeState(id)).first->second;
-  order_.insert(order_.begin() + static_cast<std::ptrdiff_t>(position), st);
+void ClusterState::index_id(NodeState* st) {
+  if (table_full(order_.size(), id_table_.size())) grow_id_table(order_.size());
+  const std::size_t n = id_table_.size();
+  std::size_t p = reduce(st->id_hash(), n);
+  while (id_table_[p] != nullptr) p = p + 1 == n ? 0 : p + 1;
+  id_table_[p] = st;
+}
+
+void ClusterState::grow_id_table(std::size_t nodes) {
+  std::vector<NodeState*> table(table_capacity(nodes + 1), nullptr);
+  table.swap(id_table_);
+  const std::size_t n = id_table_.size();
+  for (NodeState* st : table) {
+    if (st == nullptr) continue;
+    std::size_t p = reduce(st->id_hash(), n);
+    while (id_table_[p] != nullptr) p = p + 1 == n ? 0 : p + 1;
+    id_table_[p] = st;
+  }
+}
+
+// Backward-shift deletion, as in a node's key index.
+void ClusterState::unindex_id(const NodeState* st) {
+  const std::size_t n = id_table_.size();
+  std::size_t hole = reduce(st->id_hash(), n);
+  while (id_table_[hole] != st) hole = hole + 1 == n ? 0 : hole + 1;
+  id_table_[hole] = nullptr;
+  for (std::size_t q = hole + 1 == n ? 0 : hole + 1; id_table_[q] != nullptr;
+       q = q + 1 == n ? 0 : q + 1) {
+    const std::size_t home = reduce(id_table_[q]->id_hash(), n);
+    const bool stays = hole <= q ? (home > hole && home <= q) : (home > hole || home <= q);
+    if (stays) continue;
+    id_table_[hole] = id_table_[q];
+    id_table_[q] = nullptr;
+    hole = q;
+  }
+}
+
+NodeState* ClusterState::add(NodeId id, ByteView encoded, std::size_t hash) {
   if (!id.tls_name.empty()) ++tls_named_;
-  id_sizes_.insert(id_sizes_.begin() + static_cast<std::ptrdiff_t>(position),
-                   static_cast<std::uint32_t>(wire_size::node_id(id)));
+  NodeState* st = encoded.empty() ? make_node(std::move(id), storage_.get())
+                                  : make_node(std::move(id), storage_.get(), encoded, hash);
+  // Appended; place_new_nodes() puts it in id order.
+  order_.push_back(st);
+  ++unplaced_;
+  index_id(st);
+  ++added_;
+  if (free_slots_.empty()) {
+    st->slot_ = slots_++;
+  } else {
+    st->slot_ = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  positions_stale_ = true;
   return st;
 }
 
-const NodeState* ClusterState::find(const NodeId& id, std::size_t& hint) const {
-  hint = seek(id, hint);
-  return hint < order_.size() && order_[hint]->id() == id ? order_[hint] : nullptr;
+void ClusterState::place_new_nodes() {
+  if (unplaced_ == 0) return;
+  // The new nodes sorted among themselves (by name prefix first, computed
+  // once), then merged in from the back: one sort of a few and one pass,
+  // where inserting each would move the tail of the order every time.
+  const std::size_t placed = order_.size() - unplaced_;
+  spare_.clear();
+  for (std::size_t i = placed; i < order_.size(); ++i) {
+    spare_.emplace_back(name_prefix(order_[i]->id().name), order_[i]);
+  }
+  auto less = [](const std::pair<std::uint64_t, NodeState*>& a,
+                 const std::pair<std::uint64_t, NodeState*>& b) {
+    return a.first != b.first ? a.first < b.first : id_less(a.second, b.second->id());
+  };
+  std::sort(spare_.begin(), spare_.end(), less);
+  std::size_t out = order_.size();
+  std::size_t old = placed;
+  std::size_t fresh = spare_.size();
+  std::pair<std::uint64_t, NodeState*> last_old{};
+  if (old > 0) last_old = {name_prefix(order_[old - 1]->id().name), order_[old - 1]};
+  while (fresh > 0) {
+    if (old > 0 && less(spare_[fresh - 1], last_old)) {
+      order_[--out] = order_[--old];
+      if (old > 0) last_old = {name_prefix(order_[old - 1]->id().name), order_[old - 1]};
+    } else {
+      order_[--out] = spare_[--fresh].second;
+    }
+  }
+  unplaced_ = 0;
 }
 
-NodeState* ClusterState::find_or_create(const NodeId& id, std::size_t max_nodes, bool* created,
-                                        std::size_t& hint) {
+void ClusterState::renumber() const {
+  if (!positions_stale_) return;
+  for (std::size_t i = 0; i < order_.size(); ++i) {
+    order_[i]->position_ = static_cast<std::uint32_t>(i);
+  }
+  positions_stale_ = false;
+}
+
+const NodeState* ClusterState::find(const NodeId& id) const {
+  const auto it = seek(order_, id);
+  return it != order_.end() && (*it)->id() == id ? *it : nullptr;
+}
+
+NodeState* ClusterState::find(const NodeId& id) {
+  return const_cast<NodeState*>(std::as_const(*this).find(id));
+}
+
+NodeState* ClusterState::find_or_create(const NodeId& id, std::size_t max_nodes, bool* created) {
   if (created != nullptr) *created = false;
-  hint = seek(id, hint);
-  if (hint < order_.size() && order_[hint]->id() == id) return order_[hint];
-  if (nodes_.size() >= max_nodes) return nullptr;
+  if (NodeState* st = find(id)) return st;
+  if (order_.size() >= max_nodes) return nullptr;
   if (created != nullptr) *created = true;
-  return create_at(hint, id);
+  NodeState* st = add(id);
+  place_new_nodes();
+  return st;
+}
+
+NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::IdRef& id,
+                                        std::size_t max_nodes, bool* created) {
+  if (created != nullptr) *created = false;
+  // Unknown when resolved, it may have been created since.
+  if (id.state == nullptr && added_ != packet.resolved_at) {
+    id.state = find_encoded(id.bytes, id.hash);
+  }
+  if (id.state != nullptr) return id.state;
+  if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
+  if (created != nullptr) *created = true;
+  id.state = add(packet.unknown_ids[id.unknown - 1].to_node_id(), id.bytes, id.hash);
+  return id.state;
 }
 
 void ClusterState::remove(const NodeId& id) {
-  if (id == self_id_) return;
-  const std::size_t position = seek(id, order_.size());
-  if (position == order_.size() || id < order_[position]->id()) return;
-  order_.erase(order_.begin() + static_cast<std::ptrdiff_t>(position));
-  id_sizes_.erase(id_sizes_.begin() + static_cast<std::ptrdiff_t>(position));
+  if (id == self_id()) return;
+  const auto it = seek(order_, id);
+  if (it == order_.end() || (*it)->id() != id) return;
+  NodeState* st = *it;
+  order_.erase(it);
+  unindex_id(st);
   if (!id.tls_name.empty()) --tls_named_;
-  resets_.erase(id);
-  nodes_.erase(id);
+  free_slots_.push_back(st->slot_);
+  resets_.erase(st->slot_);
+  positions_stale_ = true;
+  drop_node(st);
+}
+
+bool ClusterState::resolve(wire::PacketView& packet) const {
+  // Our peers list nodes in our id order (digests after the sender itself):
+  // the next node in that order is tried before the id table.
+  renumber();
+  std::size_t next = 0;
+  auto known = [&](wire::IdRef& id) {
+    if (next < order_.size() && same_bytes(order_[next]->encoded_id(), id.bytes)) {
+      id.state = order_[next++];
+      id.hash = id.state->id_hash();
+      return true;
+    }
+    id.hash = hash(id.bytes);
+    id.state = find_encoded(id.bytes, id.hash);
+    if (id.state != nullptr) {
+      next = id.state->position_ + 1;
+      return true;
+    }
+    if (!wire::read_node_id(id.bytes, packet.unknown_ids.emplace_back())) return false;
+    id.unknown = static_cast<std::uint32_t>(packet.unknown_ids.size());
+    return true;
+  };
+  packet.unknown_ids.clear();
+  packet.resolved_at = added_;
+  for (auto& e : packet.digest) {
+    if (!known(e.id)) return false;
+  }
+  next = 0;
+  for (auto& nd : packet.node_deltas) {
+    if (!known(nd.id)) return false;
+  }
+  return true;
+}
+
+// --- Digests. ---
+
+namespace {
+
+// The NodeDigestPb body of a node.
+std::size_t digest_entry(const NodeState& st, std::size_t id_size) {
+  return length_delimited(id_size) + wire::uint_field_size(st.heartbeat()) +
+         wire::uint_field_size(st.last_gc_version()) + wire::uint_field_size(st.max_version());
+}
+
+}  // namespace
+
+void ClusterState::plan_digest(std::size_t max_size, Rng& rng, DigestPlan& plan) const {
+  plan.nodes.clear();
+  plan.sizes.clear();
+  auto take = [&plan](const NodeState* st) {
+    plan.nodes.push_back(st);
+    plan.sizes.push_back(digest_entry(*st, st->encoded_id().size()));
+    return length_delimited(plan.sizes.back());
+  };
+  std::size_t total = take(self_);
+  for (const NodeState* st : order_) {
+    if (st != self_ && !st->scheduled_for_deletion()) total += take(st);
+  }
+  plan.size = total;
+  if (total <= max_size) return;
+  // Too many nodes for one packet: a different random subset each time, so
+  // every node is announced sooner or later (self always first), in the
+  // order drawn.
+  plan.order.resize(plan.nodes.size() - 1);
+  for (std::size_t i = 0; i < plan.order.size(); ++i) plan.order[i] = i + 1;
+  rng.shuffle(std::span(plan.order));
+  plan.spare_nodes.assign(1, self_);
+  plan.spare_sizes.assign(1, plan.sizes[0]);
+  std::size_t used = length_delimited(plan.sizes[0]);
+  for (std::size_t i : plan.order) {
+    const std::size_t size = length_delimited(plan.sizes[i]);
+    if (used + size > max_size) continue;
+    used += size;
+    plan.spare_nodes.push_back(plan.nodes[i]);
+    plan.spare_sizes.push_back(plan.sizes[i]);
+  }
+  plan.nodes.swap(plan.spare_nodes);
+  plan.sizes.swap(plan.spare_sizes);
+  plan.size = used;
+}
+
+void ClusterState::write_digest(wire::Writer& w, const DigestPlan& plan) const {
+  for (std::size_t i = 0; i < plan.nodes.size(); ++i) {
+    const NodeState* st = plan.nodes[i];
+    const ByteView id = st->encoded_id();
+    w.header(1, plan.sizes[i]);
+    w.header(1, id.size());
+    w.raw(id.data(), id.size());
+    w.uint_field(2, st->heartbeat());
+    w.uint_field(3, st->last_gc_version());
+    w.uint_field(4, st->max_version());
+  }
 }
 
 Digest ClusterState::digest(std::size_t max_size, Rng& rng) const {
-  auto entry = [](const NodeState& st) {
-    return NodeDigest{st.id(), st.heartbeat(), st.last_gc_version(), st.max_version()};
-  };
+  DigestPlan plan;
+  plan_digest(max_size, rng, plan);
   Digest digest;
-  digest.node_digests.reserve(nodes_.size());
-  digest.node_digests.push_back(entry(*self_));
-  std::size_t used = wire_size::length_delimited(wire_size::node_digest(digest.node_digests[0]));
-  // The encoded size of each entry, from the state and its cached id size,
-  // without building the entry (which copies its NodeId).
-  auto uint_field = [](std::uint64_t v) { return v == 0 ? 0 : 1 + wire_size::varint(v); };
-  std::vector<const NodeState*> others;
-  others.reserve(nodes_.size());
-  std::vector<std::size_t> sizes;
-  sizes.reserve(nodes_.size());
-  std::size_t total = used;
-  for (std::size_t position = 0; position < order_.size(); ++position) {
-    const NodeState* st = order_[position];
-    if (st == self_ || st->scheduled_for_deletion()) continue;
-    others.push_back(st);
-    sizes.push_back(wire_size::length_delimited(
-        wire_size::length_delimited(id_sizes_[position]) + uint_field(st->heartbeat()) +
-        uint_field(st->last_gc_version()) + uint_field(st->max_version())));
-    total += sizes.back();
-  }
-  if (total <= max_size) {
-    for (const NodeState* st : others) digest.node_digests.push_back(entry(*st));
-    return digest;
-  }
-  // Too many nodes for one packet: a different random subset each time, so
-  // every node is announced sooner or later.
-  std::vector<std::size_t> order(others.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  rng.shuffle(std::span(order));
-  for (std::size_t i : order) {
-    if (used + sizes[i] > max_size) continue;
-    used += sizes[i];
-    digest.node_digests.push_back(entry(*others[i]));
+  digest.node_digests.reserve(plan.nodes.size());
+  for (const NodeState* st : plan.nodes) {
+    digest.node_digests.push_back(
+        NodeDigest{st->id(), st->heartbeat(), st->last_gc_version(), st->max_version()});
   }
   return digest;
 }
 
-Delta ClusterState::delta_for(const Digest& peer, const PacketSizeForDelta& packet_size,
-                              std::size_t max_payload_size, Rng& rng) const {
-  // The peer's entry of each node we know, by our position of the node.
-  std::vector<const NodeDigest*> seen_by_peer(order_.size(), nullptr);
-  std::size_t hint = 0;
-  for (const auto& nd : peer.node_digests) {
-    if (find(nd.node_id, hint) != nullptr) seen_by_peer[hint] = &nd;
-  }
+// --- Deltas. ---
 
-  struct Candidate {
-    const NodeState* state;
-    std::uint64_t from;
-    std::uint64_t staleness;
-    bool unknown;
-  };
-  std::vector<Candidate> candidates;
+void ClusterState::plan_delta(std::span<const wire::DigestEntryView> peer,
+                              std::size_t max_delta_size, Rng& rng, DeltaPlan& plan) const {
+  renumber();
+  // The peer's entry of each node we know, by position.
+  plan.seen.assign(order_.size(), nullptr);
+  for (const auto& e : peer) {
+    if (e.id.state != nullptr) plan.seen[e.id.state->position_] = &e;
+  }
+  plan.candidates.clear();
   for (std::size_t position = 0; position < order_.size(); ++position) {
     const NodeState& st = *order_[position];
     if (st.scheduled_for_deletion()) continue;
-    std::uint64_t dgc = 0;
-    std::uint64_t dmax = 0;
-    const NodeDigest* seen = seen_by_peer[position];
-    if (seen != nullptr) {
-      dgc = seen->last_gc_version;
-      dmax = seen->max_version;
-    }
+    const wire::DigestEntryView* seen = plan.seen[position];
+    const std::uint64_t dgc = seen != nullptr ? seen->last_gc_version : 0;
+    const std::uint64_t dmax = seen != nullptr ? seen->max_version : 0;
     if (st.max_version() <= dmax) continue;
     const bool reset = dgc < st.last_gc_version() && dmax < st.last_gc_version();
     const std::uint64_t from = reset ? 0 : dmax;
-    candidates.push_back({&st, from, st.max_version() - from, seen == nullptr});
+    plan.candidates.push_back({&st, from, st.max_version() - from, seen == nullptr, 0});
   }
-  rng.shuffle(std::span(candidates));
-  std::stable_sort(candidates.begin(), candidates.end(),
-                   [](const Candidate& a, const Candidate& b) {
-                     if (a.unknown != b.unknown) return a.unknown;
-                     return a.staleness > b.staleness;
-                   });
+  rng.shuffle(std::span(plan.candidates));
+  // Unknown nodes first, then the most stale; ties keep their shuffled order
+  // (often they all tie: a peer that knows nothing, or a round of updates).
+  auto before = [](const DeltaPlan::Candidate& a, const DeltaPlan::Candidate& b) {
+    if (a.unknown != b.unknown) return a.unknown;
+    return a.staleness > b.staleness;
+  };
+  if (!std::is_sorted(plan.candidates.begin(), plan.candidates.end(), before)) {
+    for (std::size_t i = 0; i < plan.candidates.size(); ++i) plan.candidates[i].rank = i;
+    std::sort(plan.candidates.begin(), plan.candidates.end(),
+              [&](const DeltaPlan::Candidate& a, const DeltaPlan::Candidate& b) {
+                if (before(a, b) || before(b, a)) return before(a, b);
+                return a.rank < b.rank;
+              });
+  }
 
-  using wire_size::length_delimited;
-  using wire_size::varint;
-  Delta delta;
+  plan.parts.clear();
   std::size_t delta_len = 0;
-  for (const Candidate& c : candidates) {
+  for (const DeltaPlan::Candidate& c : plan.candidates) {
     const NodeState& st = *c.state;
-    NodeDelta nd;
-    nd.node_id = st.id();
-    nd.from_version_excluded = c.from;
-    nd.last_gc_version = st.last_gc_version();
-    const std::size_t header = length_delimited(wire_size::node_id(st.id())) +
-                               (c.from == 0 ? 0 : 1 + varint(c.from)) +
-                               (nd.last_gc_version == 0 ? 0 : 1 + varint(nd.last_gc_version));
+    const auto& log = st.log();
+    const std::size_t header = length_delimited(st.encoded_id().size()) +
+                               wire::uint_field_size(c.from) +
+                               wire::uint_field_size(st.last_gc_version());
     // Sized with the largest max_version it may carry, so a partial node
     // delta, whose max_version is smaller, can only be smaller still.
     const std::size_t max_field = 1 + varint(st.max_version());
+    const std::size_t first = st.first_after(c.from);
     std::size_t kvs_len = 0;
+    std::size_t end = first;
+    std::uint64_t last_version = 0;
     bool complete = true;
-    st.for_each_since(c.from, [&](std::string_view key, const VersionedValue& vv) {
-      const std::size_t kv =
-          length_delimited(wire_size::key_value(key, vv.value, vv.version, vv.status));
-      const std::size_t nd_len = header + kvs_len + kv + max_field;
-      if (packet_size(delta_len + length_delimited(nd_len)) > max_payload_size) {
+    for (std::size_t slot = first; slot < log.size(); ++slot) {
+      if (log[slot].chunk == nullptr) continue;
+      const std::size_t kv = 1 + stored::size(log[slot].stored);
+      if (delta_len + length_delimited(header + kvs_len + kv + max_field) > max_delta_size) {
         complete = false;
-        return false;
+        break;
       }
-      nd.key_values.push_back(KeyValueUpdate{std::string(key), vv.value, vv.version, vv.status});
       kvs_len += kv;
-      return true;
-    });
+      last_version = log[slot].version;
+      end = slot + 1;
+    }
+    std::uint64_t max_version = st.max_version();
     if (complete) {
-      nd.max_version = st.max_version();
-      if (packet_size(delta_len + length_delimited(header + kvs_len + max_field)) >
-          max_payload_size) {
+      end = log.size();
+      if (delta_len + length_delimited(header + kvs_len + max_field) > max_delta_size) {
         break;  // only possible with no key-values: the bare header does not fit
       }
-    } else if (nd.key_values.empty()) {
+    } else if (kvs_len == 0) {
       continue;  // its first key-value does not fit: a smaller node still may
     } else {
-      nd.max_version = nd.key_values.back().version;
+      max_version = last_version;
     }
-    delta_len += length_delimited(header + kvs_len + 1 + varint(*nd.max_version));
-    delta.node_deltas.push_back(std::move(nd));
+    const std::size_t size = header + kvs_len + 1 + varint(max_version);
+    delta_len += length_delimited(size);
+    plan.parts.push_back({&st, c.from, max_version, static_cast<std::uint32_t>(first),
+                          static_cast<std::uint32_t>(end), size});
     if (!complete) break;
+  }
+  plan.size = delta_len;
+}
+
+void ClusterState::write_delta(wire::Writer& w, const DeltaPlan& plan) const {
+  for (const DeltaPlan::Part& part : plan.parts) {
+    const NodeState& st = *part.state;
+    const ByteView id = st.encoded_id();
+    w.header(1, part.size);
+    w.header(1, id.size());
+    w.raw(id.data(), id.size());
+    w.uint_field(2, part.from);
+    w.uint_field(3, st.last_gc_version());
+    const auto& log = st.log();
+    for (std::size_t slot = part.first_slot; slot < part.end_slot; ++slot) {
+      if (log[slot].chunk == nullptr) continue;
+      w.byte(wire::tag(4, wire::kLength));
+      w.raw(log[slot].stored, stored::size(log[slot].stored));
+    }
+    w.byte(wire::tag(5, wire::kVarint));
+    w.varint(part.max_version);
+  }
+}
+
+Delta ClusterState::delta_for(const Digest& peer, const PacketSizeForDelta& packet_size,
+                              std::size_t max_payload_size, Rng& rng) const {
+  std::vector<wire::DigestEntryView> entries(peer.node_digests.size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const NodeDigest& nd = peer.node_digests[i];
+    // Read only: plan_delta never writes through it.
+    entries[i].id.state = const_cast<NodeState*>(find(nd.node_id));
+    entries[i].last_gc_version = nd.last_gc_version;
+    entries[i].max_version = nd.max_version;
+  }
+  DeltaPlan plan;
+  plan_delta(entries, largest_delta(packet_size, max_payload_size), rng, plan);
+  Delta delta;
+  delta.node_deltas.reserve(plan.parts.size());
+  for (const DeltaPlan::Part& part : plan.parts) {
+    const NodeState& st = *part.state;
+    NodeDelta& nd = delta.node_deltas.emplace_back();
+    nd.node_id = st.id();
+    nd.from_version_excluded = part.from;
+    nd.last_gc_version = st.last_gc_version();
+    nd.max_version = part.max_version;
+    for (std::size_t slot = part.first_slot; slot < part.end_slot; ++slot) {
+      if (st.log()[slot].chunk == nullptr) continue;
+      const StoredKeyValue kv = stored::read(st.log()[slot].stored);
+      nd.key_values.push_back(
+          KeyValueUpdate{std::string(kv.key), std::string(kv.value), kv.version, kv.status});
+    }
   }
   return delta;
 }
 
-ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimits& limits,
-                                const std::function<void(const NodeId&, KeyChange)>& on_change) {
+// --- Applying deltas. ---
+
+namespace {
+
+// A node delta is well formed when its versions increase strictly, start past
+// from_version_excluded and stay within max_version, and no key or value
+// exceeds the limits.
+bool well_formed(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs,
+                 const ApplyLimits& limits) {
+  std::uint64_t previous = nd.from_version_excluded;
+  for (std::uint32_t k = 0; k < nd.key_value_count; ++k) {
+    const wire::KeyValueView& kv = kvs[k];
+    if (kv.version <= previous) return false;
+    if (kv.key.size() > limits.max_key_size || kv.value.size() > limits.max_value_size) {
+      return false;
+    }
+    previous = kv.version;
+  }
+  return !nd.has_max_version || nd.max_version >= previous;
+}
+
+// The version up to which a (well-formed) node delta proves its receiver
+// complete; see ClusterState::apply.
+std::uint64_t proven_complete_to(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs) {
+  if (nd.key_value_count > 0) return kvs[nd.key_value_count - 1].version;
+  const std::uint64_t claimed = nd.has_max_version ? nd.max_version : nd.from_version_excluded;
+  return claimed <= nd.last_gc_version ? claimed : nd.from_version_excluded;
+}
+
+// Whether `nd` would fill in versions of (local_max, local_gc], which only
+// happens while a reset is being re-sent, from a sender whose view predates
+// the collection at local_gc.
+bool stale_for_reset(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs,
+                     std::uint64_t local_max, std::uint64_t local_gc) {
+  if (local_gc <= local_max || nd.last_gc_version >= local_gc) return false;
+  return std::any_of(kvs, kvs + nd.key_value_count, [&](const wire::KeyValueView& kv) {
+    return kv.version > local_max && kv.version <= local_gc;
+  });
+}
+
+// What max_version the sender announced: where the reset settles.
+std::uint64_t announced_max(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs) {
+  if (nd.has_max_version) return nd.max_version;
+  return nd.key_value_count == 0 ? nd.from_version_excluded : kvs[nd.key_value_count - 1].version;
+}
+
+}  // namespace
+
+ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant now,
+                                const ApplyLimits& limits, const OnKeyChange& on_change) {
+  // The packet's bytes are taken over when key-values are most of them;
+  // otherwise the few kept are copied, rather than holding a packet of
+  // digest bytes for them.
+  Chunk* chunk = nullptr;
+  if (adopt != nullptr) {
+    std::size_t key_value_bytes = 0;
+    for (const auto& nd : packet.node_deltas) key_value_bytes += nd.key_value_bytes;
+    if (key_value_bytes * 2 >= adopt->size()) chunk = storage_->bytes.adopt(std::move(*adopt));
+  }
+  // Room in the id table for every node this packet may bring at once.
+  if (!packet.unknown_ids.empty() &&
+      table_full(order_.size() + packet.unknown_ids.size(), id_table_.size())) {
+    grow_id_table(order_.size() + packet.unknown_ids.size());
+  }
   ApplyReport report;
-  for (const auto& nd : delta.node_deltas) {
-    switch (apply_node_delta(nd, now, limits, on_change, report)) {
+  for (std::size_t i = 0; i < packet.node_deltas.size(); ++i) {
+    switch (apply_node_delta(packet, i, chunk, now, limits, on_change, report)) {
       case NodeDeltaOutcome::kApplied:
         ++report.applied;
         break;
@@ -263,123 +678,89 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
         break;
     }
   }
+  if (chunk != nullptr) storage_->bytes.drop_if_unused(chunk);
+  place_new_nodes();
+  collect_garbage();
   return report;
 }
 
-namespace {
-
-// A node delta is well formed when its versions increase strictly, start past
-// from_version_excluded and stay within max_version, and no key or value
-// exceeds the limits.
-bool well_formed(const NodeDelta& nd, const ApplyLimits& limits) {
-  std::uint64_t previous = nd.from_version_excluded;
-  for (const auto& kv : nd.key_values) {
-    if (kv.version <= previous) return false;
-    if (kv.key.size() > limits.max_key_size || kv.value.size() > limits.max_value_size)
-      return false;
-    previous = kv.version;
-  }
-  return !nd.max_version || *nd.max_version >= previous;
-}
-
-// The version up to which a (well-formed) node delta proves its receiver
-// complete; see ClusterState::apply.
-std::uint64_t proven_complete_to(const NodeDelta& nd) {
-  if (!nd.key_values.empty()) return nd.key_values.back().version;
-  const std::uint64_t claimed = nd.max_version.value_or(nd.from_version_excluded);
-  return claimed <= nd.last_gc_version ? claimed : nd.from_version_excluded;
-}
-
-// Whether `nd` would fill in versions of (local_max, local_gc], which only
-// happens while a reset is being re-sent, from a sender whose view predates
-// the collection at local_gc.
-bool stale_for_reset(const NodeDelta& nd, std::uint64_t local_max, std::uint64_t local_gc) {
-  if (local_gc <= local_max || nd.last_gc_version >= local_gc) return false;
-  return std::any_of(nd.key_values.begin(), nd.key_values.end(), [&](const KeyValueUpdate& kv) {
-    return kv.version > local_max && kv.version <= local_gc;
-  });
-}
-
-// What max_version the sender announced: where the reset settles.
-std::uint64_t announced_max(const NodeDelta& nd) {
-  return nd.max_version.value_or(nd.key_values.empty() ? nd.from_version_excluded
-                                                       : nd.key_values.back().version);
-}
-
-// The change as the application sees it while a reset is in progress: its
-// old value is the one the application last heard of. False when the key
-// came back unchanged (no event).
-bool against_shadow(std::map<std::string, VersionedValue, std::less<>>& shadow, KeyChange& change) {
-  const auto it = shadow.find(change.key);
-  if (it == shadow.end()) return true;
-  change.old_value = std::move(it->second);
-  shadow.erase(it);
-  return *change.old_value != change.new_value;
-}
-
-}  // namespace
-
-NodeDeltaOutcome ClusterState::apply_node_delta(const NodeDelta& nd, Instant now,
+NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::size_t index,
+                                                Chunk* chunk, Instant now,
                                                 const ApplyLimits& limits,
-                                                const OnChange& on_change, ApplyReport& report) {
-  if (nd.node_id == self_id_) return NodeDeltaOutcome::kIgnored;
-  if (!well_formed(nd, limits)) return NodeDeltaOutcome::kRejectedMalformed;
-  if (nd.key_values.size() > limits.max_keys_per_node) return NodeDeltaOutcome::kRejectedLimit;
+                                                const OnKeyChange& on_change, ApplyReport& report) {
+  wire::NodeDeltaView& nd = packet.node_deltas[index];
+  const wire::KeyValueView* kvs = packet.key_values_of(nd);
+  NodeState* st = nd.id.state;
+  if (st == self_) return NodeDeltaOutcome::kIgnored;
+  if (!well_formed(nd, kvs, limits)) return NodeDeltaOutcome::kRejectedMalformed;
+  if (nd.key_value_count > limits.max_keys_per_node) return NodeDeltaOutcome::kRejectedLimit;
 
-  NodeState* st = find(nd.node_id);
+  // Unknown when resolved, it may have been created since.
+  if (st == nullptr && added_ != packet.resolved_at) st = find_encoded(nd.id.bytes, nd.id.hash);
   if (st != nullptr && st->scheduled_for_deletion()) return NodeDeltaOutcome::kIgnored;
   const std::uint64_t local_max = st ? st->max_version() : 0;
   const std::uint64_t local_gc = st ? st->last_gc_version() : 0;
   if (nd.from_version_excluded > local_max) return NodeDeltaOutcome::kRejectedGap;
   const bool reset = nd.last_gc_version > local_gc && nd.last_gc_version > local_max;
   if (reset && nd.from_version_excluded != 0) return NodeDeltaOutcome::kRejectedReset;
-  if (!reset && stale_for_reset(nd, local_max, local_gc)) return NodeDeltaOutcome::kRejectedStale;
+  if (!reset && stale_for_reset(nd, kvs, local_max, local_gc)) {
+    return NodeDeltaOutcome::kRejectedStale;
+  }
   if (st == nullptr) {
-    if (wire_size::node_id(nd.node_id) > limits.max_node_id_size) {
-      return NodeDeltaOutcome::kRejectedLimit;
-    }
-    st = find_or_create(nd.node_id, limits.max_nodes);
+    // The encoded id is canonical: its size is the NodeIdPb's.
+    if (nd.id.bytes.size() > limits.max_node_id_size) return NodeDeltaOutcome::kRejectedLimit;
+    st = find_or_create(packet, nd.id, limits.max_nodes);
     if (st == nullptr) return NodeDeltaOutcome::kRejectedLimit;
   }
 
   std::uint64_t applied_up_to = local_max;
   if (reset) {
-    begin_reset(*st, nd, limits, on_change);
+    begin_reset(*st, announced_max(nd, kvs), nd.last_gc_version, limits, on_change);
     applied_up_to = 0;
   }
   ResetShadow* shadow = nullptr;
   if (!resets_.empty()) {
-    const auto it = resets_.find(nd.node_id);
+    const auto it = resets_.find(st->slot());
     if (it != resets_.end()) {
       shadow = &it->second;
-      shadow->settles_at = std::max(shadow->settles_at, announced_max(nd));
+      shadow->settles_at = std::max(shadow->settles_at, announced_max(nd, kvs));
     }
   }
-  const std::uint64_t before = applied_up_to;
-  bool truncated = false;
+  // While a reset is re-sent, a change is told against what the
+  // application last heard of the key: its old value is the shadow's, and a
+  // key that came back unchanged is no change at all.
+  OnKeyChange against_shadow;
+  if (shadow != nullptr) {
+    against_shadow = [&on_change, shadow](const NodeState& node, const KeyChangeRef& change) {
+      const auto it = shadow->entries.find(change.key);
+      if (it == shadow->entries.end()) return on_change(node, change);
+      const VersionedValue known = std::move(it->second);
+      shadow->entries.erase(it);
+      const ValueRef& now_held = change.new_value;
+      if (known.value == now_held.value && known.version == now_held.version &&
+          known.status == now_held.status) {
+        return;
+      }
+      on_change(node, KeyChangeRef{change.key, ValueRef{known.value, known.version, known.status},
+                                   change.new_value});
+    };
+  }
   // Room for the new entries, never for more than the limit admits.
-  st->reserve(std::min(nd.key_values.size(),
-                       limits.max_keys_per_node - std::min(st->size(), limits.max_keys_per_node)));
-  for (const auto& kv : nd.key_values) {
-    if (kv.version <= before) continue;
-    if (kv.status != KeyStatus::kSet && kv.version <= nd.last_gc_version) continue;
-    if (st->size() >= limits.max_keys_per_node && st->find(kv.key) == nullptr) {
-      truncated = true;
-      break;
-    }
-    KeyChange change = st->apply(kv.key, VersionedValue{kv.value, kv.version, kv.status}, now);
-    applied_up_to = kv.version;
-    ++report.key_values;
-    if (shadow == nullptr || against_shadow(shadow->entries, change)) {
-      on_change(st->id(), std::move(change));
-    }
-  }
-  if (truncated) {
+  st->reserve(std::min<std::size_t>(
+      nd.key_value_count,
+      limits.max_keys_per_node - std::min(st->size(), limits.max_keys_per_node)));
+  const NodeState::Applied applied = st->apply_key_values(
+      kvs, nd.key_value_count, applied_up_to, nd.last_gc_version, limits.max_keys_per_node, chunk,
+      now, shadow == nullptr ? on_change : against_shadow);
+  report.key_values += applied.count;
+  report.bytes_copied += applied.bytes_copied;
+  if (applied.count > 0) applied_up_to = applied.last_version;
+  if (applied.truncated) {
     st->raise_max_version(applied_up_to);
     return NodeDeltaOutcome::kRejectedLimit;
   }
-  const std::uint64_t complete_to = proven_complete_to(nd);
-  if (complete_to < announced_max(nd)) ++report.completeness_capped;
+  const std::uint64_t complete_to = proven_complete_to(nd, kvs);
+  if (complete_to < announced_max(nd, kvs)) ++report.completeness_capped;
   st->raise_max_version(complete_to);
   if (shadow != nullptr &&
       st->max_version() >= std::max(shadow->settles_at, st->max_version_announced())) {
@@ -390,36 +771,79 @@ NodeDeltaOutcome ClusterState::apply_node_delta(const NodeDelta& nd, Instant now
 
 // Wipes a replica for a reset, keeping what the application knows of it in
 // the shadow until the re-sent state covers it.
-void ClusterState::begin_reset(NodeState& st, const NodeDelta& nd, const ApplyLimits& limits,
-                               const OnChange& on_change) {
-  ResetShadow& shadow = resets_[st.id()];
+void ClusterState::begin_reset(NodeState& st, std::uint64_t settles_at,
+                               std::uint64_t last_gc_version, const ApplyLimits& limits,
+                               const OnKeyChange& on_change) {
+  ResetShadow& shadow = resets_[st.slot()];
   st.for_each_since(0, [&](std::string_view key, const VersionedValue& vv) {
     shadow.entries.insert_or_assign(std::string(key), vv);
     return true;
   });
-  shadow.settles_at = announced_max(nd);
-  st.wipe(nd.last_gc_version);
+  shadow.settles_at = settles_at;
+  st.wipe(last_gc_version);
   // Resets that never complete (a peer announcing more than it ever sends)
   // could pile up keys: settle early rather than hold more than a replica may.
   if (shadow.entries.size() > limits.max_keys_per_node) settle_reset(st, on_change);
 }
 
 // The reset is over: whatever the re-sent state did not bring back is gone.
-void ClusterState::settle_reset(NodeState& st, const OnChange& on_change) {
-  const auto it = resets_.find(st.id());
+void ClusterState::settle_reset(NodeState& st, const OnKeyChange& on_change) {
+  const auto it = resets_.find(st.slot());
   if (it == resets_.end()) return;
-  for (auto& [key, old_value] : it->second.entries) {
+  for (const auto& [key, old_value] : it->second.entries) {
     if (old_value.status == KeyStatus::kDeleted) continue;
-    on_change(st.id(), KeyChange{key, std::move(old_value),
-                                 VersionedValue{"", st.last_gc_version(), KeyStatus::kDeleted}});
+    on_change(st, KeyChangeRef{key, ValueRef{old_value.value, old_value.version, old_value.status},
+                               ValueRef{{}, st.last_gc_version(), KeyStatus::kDeleted}});
   }
   resets_.erase(it);
+}
+
+ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimits& limits,
+                                const std::function<void(const NodeId&, KeyChange)>& on_change) {
+  // Through the packet path: the delta as an Ack, read back. A node delta
+  // with text no packet can carry (not UTF-8) is malformed.
+  ApplyReport report;
+  Ack ack;
+  for (const NodeDelta& nd : delta.node_deltas) {
+    const bool text_ok = std::all_of(nd.key_values.begin(), nd.key_values.end(),
+                                     [](const KeyValueUpdate& kv) {
+                                       return is_valid_utf8(kv.key) && is_valid_utf8(kv.value);
+                                     }) &&
+                         is_valid_utf8(nd.node_id.name) &&
+                         is_valid_utf8(nd.node_id.gossip_advertise_addr.host) &&
+                         is_valid_utf8(nd.node_id.tls_name);
+    if (text_ok) {
+      ack.delta.node_deltas.push_back(nd);
+    } else {
+      ++report.rejected_malformed;
+    }
+  }
+  Bytes bytes = encode(Packet{"", std::move(ack)});
+  wire::PacketView packet;
+  if (!wire::read_packet(bytes, packet) || !resolve(packet)) {
+    throw std::logic_error("ClusterState::apply: an encoded delta does not read back");
+  }
+  const std::size_t not_text = report.rejected_malformed;
+  report = apply(packet, &bytes, now, limits, [&](const NodeState& st, const KeyChangeRef& change) {
+    on_change(st.id(), change.to_change());
+  });
+  report.rejected_malformed += not_text;
+  return report;
 }
 
 std::size_t ClusterState::gc_tombstones(Instant now, Duration grace) {
   std::size_t removed = 0;
   for (NodeState* st : order_) removed += st->gc_tombstones(now - grace);
+  collect_garbage();
   return removed;
+}
+
+std::size_t ClusterState::bytes_held() const { return storage_->bytes.held(); }
+std::size_t ClusterState::bytes_in_use() const { return storage_->bytes.live(); }
+
+void ClusterState::collect_garbage() {
+  if (!storage_->bytes.wasteful()) return;
+  for (NodeState* st : order_) st->relocate_sparse();
 }
 
 }  // namespace aiocluster

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "aiocluster/proto/aiocluster.pb.h"
+#include "wire.h"
 
 namespace aiocluster {
 
@@ -197,393 +198,120 @@ DecodeResult decode_reference(ByteView bytes) {
 
 // --- The direct paths. ---
 // The generated code builds a tree of protobuf objects for every packet and
-// converts it to or from our types: with a 1,000-node digest (~45 KB, 1,000
-// entries of three nested messages) that costs about a microsecond per entry
-// and dominates a large cluster. These paths write and read the same wire
-// format straight from and into our types:
-//  - encode writes exactly the bytes the generated serializer writes (fields
-//    in number order, proto3 defaults left out, the sub-messages we set always
-//    present), sized in advance by wire_size;
-//  - decode reads the canonical form only (known fields with their expected
-//    wire types, each singular field at most once, ASCII strings, in-range
-//    values, minimal varints) and hands anything else to decode_reference, so every input
-//    gets exactly the generated parser's answer.
+// converts it to or from our types. These paths write and read the same wire
+// format straight from and into our types (wire.h):
+//  - encode writes exactly the bytes the generated serializer writes, sized
+//    in advance by wire_size;
+//  - decode reads the canonical form only and hands anything else to
+//    decode_reference, so every input gets exactly the generated parser's
+//    answer.
 // Tests compare both paths on random packets and random corruptions.
 namespace {
 
-class Writer {
- public:
-  explicit Writer(std::uint8_t* out) : p_(out) {}
-  std::uint8_t* position() const { return p_; }
+using wire::Writer;
 
-  void varint(std::uint64_t v) {
-    while (v >= 0x80) {
-      *p_++ = static_cast<std::uint8_t>(v | 0x80);
-      v >>= 7;
-    }
-    *p_++ = static_cast<std::uint8_t>(v);
-  }
-  // Every field number of the schema is below 16: one-byte tags.
-  void tag(unsigned field, unsigned wire_type) {
-    *p_++ = static_cast<std::uint8_t>(field << 3 | wire_type);
-  }
-  void uint_field(unsigned field, std::uint64_t v) {
-    if (v == 0) return;
-    tag(field, 0);
-    varint(v);
-  }
-  void string_field(unsigned field, std::string_view s) {
-    if (s.empty()) return;
-    header(field, s.size());
-    std::memcpy(p_, s.data(), s.size());
-    p_ += s.size();
-  }
-  void header(unsigned field, std::size_t length) {
-    tag(field, 2);
-    varint(length);
-  }
-
- private:
-  std::uint8_t* p_;
-};
-
-std::size_t address_size(const Address& addr) {
-  return (addr.host.empty() ? 0 : wire_size::length_delimited(addr.host.size())) +
-         (addr.port == 0 ? 0 : 1 + wire_size::varint(addr.port));
+void write_id_field(Writer& w, unsigned field, const NodeId& id) {
+  w.header(field, wire_size::node_id(id));
+  wire::write_node_id(w, id);
 }
 
-// The NodeIdPb body, with the size of its address body already known.
-std::size_t node_id_size(const NodeId& id, std::size_t addr_size) {
-  return (id.name.empty() ? 0 : wire_size::length_delimited(id.name.size())) +
-         (id.generation_id == 0 ? 0 : 1 + wire_size::varint(id.generation_id)) +
-         wire_size::length_delimited(addr_size) +
-         (id.tls_name.empty() ? 0 : wire_size::length_delimited(id.tls_name.size()));
-}
-
-void write(Writer& w, unsigned field, const NodeId& id, std::size_t id_size,
-           std::size_t addr_size) {
-  w.header(field, id_size);
-  w.string_field(1, id.name);
-  w.uint_field(2, id.generation_id);
-  w.header(3, addr_size);
-  w.string_field(1, id.gossip_advertise_addr.host);
-  w.uint_field(2, id.gossip_advertise_addr.port);
-  w.string_field(4, id.tls_name);
-}
-
-void write(Writer& w, unsigned field, const NodeId& id) {
-  const std::size_t addr_size = address_size(id.gossip_advertise_addr);
-  write(w, field, id, node_id_size(id, addr_size), addr_size);
-}
-
-std::size_t uint_size(std::uint64_t v) { return v == 0 ? 0 : 1 + wire_size::varint(v); }
-
-void write(Writer& w, unsigned field, const Digest& digest, std::size_t digest_size) {
-  w.header(field, digest_size);
+void write(Writer& w, const Digest& digest) {
   for (const auto& nd : digest.node_digests) {
-    const std::size_t addr_size = address_size(nd.node_id.gossip_advertise_addr);
-    const std::size_t id_size = node_id_size(nd.node_id, addr_size);
-    w.header(1, wire_size::length_delimited(id_size) + uint_size(nd.heartbeat) +
-                    uint_size(nd.last_gc_version) + uint_size(nd.max_version));
-    write(w, 1, nd.node_id, id_size, addr_size);
+    w.header(1, wire_size::node_digest(nd));
+    write_id_field(w, 1, nd.node_id);
     w.uint_field(2, nd.heartbeat);
     w.uint_field(3, nd.last_gc_version);
     w.uint_field(4, nd.max_version);
   }
 }
 
-void write(Writer& w, unsigned field, const Delta& delta, std::size_t delta_size) {
-  w.header(field, delta_size);
-  for (const auto& nd : delta.node_deltas) {
-    w.header(1, wire_size::node_delta(nd));
-    write(w, 1, nd.node_id);
-    w.uint_field(2, nd.from_version_excluded);
-    w.uint_field(3, nd.last_gc_version);
-    for (const auto& kv : nd.key_values) {
-      w.header(4, wire_size::key_value(kv.key, kv.value, kv.version, kv.status));
-      w.string_field(1, kv.key);
-      w.string_field(2, kv.value);
-      w.uint_field(3, kv.version);
-      w.uint_field(4, static_cast<std::uint64_t>(kv.status));
-    }
-    if (nd.max_version) {  // optional: present even when 0
-      w.tag(5, 0);
-      w.varint(*nd.max_version);
-    }
+void write(Writer& w, const NodeDelta& nd, std::size_t size) {
+  w.header(1, size);
+  write_id_field(w, 1, nd.node_id);
+  w.uint_field(2, nd.from_version_excluded);
+  w.uint_field(3, nd.last_gc_version);
+  for (const auto& kv : nd.key_values) {
+    w.header(4, wire_size::key_value(kv.key, kv.value, kv.version, kv.status));
+    w.string_field(1, kv.key);
+    w.string_field(2, kv.value);
+    w.uint_field(3, kv.version);
+    w.uint_field(4, static_cast<std::uint64_t>(kv.status));
+  }
+  if (nd.max_version) {  // optional: present even when 0
+    w.byte(wire::tag(5, wire::kVarint));
+    w.varint(*nd.max_version);
   }
 }
 
-// Reads the canonical form; any false means "let the generated parser decide".
-class Reader {
- public:
-  explicit Reader(ByteView bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
-  bool done() const { return p_ == end_; }
+bool read_id(ByteView body, NodeId& out) {
+  wire::NodeIdView id;
+  if (!wire::read_node_id(body, id)) return false;
+  out = id.to_node_id();
+  return true;
+}
 
-  // Minimal varints only: the generated parser reads tags, lengths and
-  // values with different width limits (a tag in at most 5 bytes, a value in
-  // 10), so an over-long form it may refuse is left to it. A minimal varint
-  // ends in a non-zero byte unless it is the single byte 0.
-  bool varint(std::uint64_t& v) {
-    v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return false;
-      const std::uint8_t byte = *p_++;
-      // The tenth byte may only carry the top bit of a 64-bit value.
-      if (shift == 63 && byte > 1) return false;
-      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-      if (byte < 0x80) return shift == 0 || byte != 0;
-    }
-    return false;
+bool to_digest(const wire::PacketView& view, Digest& out) {
+  out.node_digests.resize(view.digest.size());
+  for (std::size_t i = 0; i < view.digest.size(); ++i) {
+    const wire::DigestEntryView& in = view.digest[i];
+    NodeDigest& nd = out.node_digests[i];
+    if (!read_id(in.id.bytes, nd.node_id)) return false;
+    nd.heartbeat = in.heartbeat;
+    nd.last_gc_version = in.last_gc_version;
+    nd.max_version = in.max_version;
   }
-  // A tag of a field below 16 (all of ours): anything else is unknown.
-  bool tag(unsigned& field, unsigned& wire_type) {
-    std::uint64_t v = 0;
-    if (!varint(v) || v >= 128) return false;
-    field = static_cast<unsigned>(v >> 3);
-    wire_type = static_cast<unsigned>(v & 7);
-    return field != 0;
-  }
-  bool length_delimited(ByteView& out) {
-    std::uint64_t n = 0;
-    if (!varint(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
-    out = ByteView(p_, static_cast<std::size_t>(n));
-    p_ += n;
-    return true;
-  }
-  bool ascii(std::string& out) {
-    ByteView bytes;
-    if (!length_delimited(bytes)) return false;
-    for (std::uint8_t c : bytes) {
-      if (c >= 0x80) return false;
-    }
-    out.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return true;
-  }
+  return true;
+}
 
- private:
-  const std::uint8_t* p_;
-  const std::uint8_t* end_;
-};
-
-// Each parser accepts a field once, with its expected wire type.
-struct Seen {
-  unsigned mask = 0;
-  bool first(unsigned field) {
-    const unsigned bit = 1u << field;
-    if (mask & bit) return false;
-    mask |= bit;
-    return true;
-  }
-};
-
-bool read_address(ByteView bytes, Address& addr) {
-  Reader r(bytes);
-  Seen seen;
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    if (!r.tag(field, wt) || !seen.first(field)) return false;
-    if (field == 1 && wt == 2) {
-      if (!r.ascii(addr.host)) return false;
-    } else if (field == 2 && wt == 0) {
-      std::uint64_t port = 0;
-      if (!r.varint(port) || port > 65535) return false;
-      addr.port = static_cast<std::uint16_t>(port);
-    } else {
-      return false;
+bool to_delta(const wire::PacketView& view, Delta& out) {
+  out.node_deltas.resize(view.node_deltas.size());
+  for (std::size_t i = 0; i < view.node_deltas.size(); ++i) {
+    const wire::NodeDeltaView& in = view.node_deltas[i];
+    NodeDelta& nd = out.node_deltas[i];
+    if (!read_id(in.id.bytes, nd.node_id)) return false;
+    nd.from_version_excluded = in.from_version_excluded;
+    nd.last_gc_version = in.last_gc_version;
+    if (in.has_max_version) nd.max_version = in.max_version;
+    nd.key_values.reserve(in.key_value_count);
+    const wire::KeyValueView* kvs = view.key_values_of(in);
+    for (std::uint32_t k = 0; k < in.key_value_count; ++k) {
+      nd.key_values.push_back(KeyValueUpdate{std::string(kvs[k].key), std::string(kvs[k].value),
+                                             kvs[k].version, kvs[k].status});
     }
   }
   return true;
 }
 
-bool read_node_id(ByteView bytes, NodeId& id) {
-  Reader r(bytes);
-  Seen seen;
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    if (!r.tag(field, wt) || !seen.first(field)) return false;
-    ByteView sub;
-    if (field == 1 && wt == 2) {
-      if (!r.ascii(id.name)) return false;
-    } else if (field == 2 && wt == 0) {
-      if (!r.varint(id.generation_id)) return false;
-    } else if (field == 3 && wt == 2) {
-      if (!r.length_delimited(sub) || !read_address(sub, id.gossip_advertise_addr)) return false;
-    } else if (field == 4 && wt == 2) {
-      if (!r.ascii(id.tls_name)) return false;
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
-// A body that is one repeated message field 1 (DigestPb, DeltaPb): calls
-// read(entry) for each entry, in order; false on anything else.
-template <typename Read>
-bool read_entries(ByteView bytes, Read&& read) {
-  Reader r(bytes);
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    ByteView entry;
-    if (!r.tag(field, wt) || field != 1 || wt != 2 || !r.length_delimited(entry) || !read(entry)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-// How many entries such a body holds (a quick skip over them), so the vector
-// is allocated once; 0 when the body is not canonical.
-std::size_t count_entries(ByteView bytes) {
-  std::size_t n = 0;
-  return read_entries(bytes, [&](ByteView) { return ++n, true; }) ? n : 0;
-}
-
-bool read_digest(ByteView bytes, Digest& digest) {
-  digest.node_digests.reserve(count_entries(bytes));
-  return read_entries(bytes, [&](ByteView entry) {
-    NodeDigest& nd = digest.node_digests.emplace_back();
-    Reader e(entry);
-    Seen seen;
-    while (!e.done()) {
-      unsigned field = 0;
-      unsigned wt = 0;
-      if (!e.tag(field, wt) || !seen.first(field)) return false;
-      ByteView sub;
-      if (field == 1 && wt == 2) {
-        if (!e.length_delimited(sub) || !read_node_id(sub, nd.node_id)) return false;
-      } else if (field == 2 && wt == 0) {
-        if (!e.varint(nd.heartbeat)) return false;
-      } else if (field == 3 && wt == 0) {
-        if (!e.varint(nd.last_gc_version)) return false;
-      } else if (field == 4 && wt == 0) {
-        if (!e.varint(nd.max_version)) return false;
-      } else {
-        return false;
-      }
-    }
-    return true;
-  });
-}
-
-bool read_key_value(ByteView bytes, KeyValueUpdate& kv) {
-  Reader r(bytes);
-  Seen seen;
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    if (!r.tag(field, wt) || !seen.first(field)) return false;
-    if (field == 1 && wt == 2) {
-      if (!r.ascii(kv.key)) return false;
-    } else if (field == 2 && wt == 2) {
-      if (!r.ascii(kv.value)) return false;
-    } else if (field == 3 && wt == 0) {
-      if (!r.varint(kv.version)) return false;
-    } else if (field == 4 && wt == 0) {
-      std::uint64_t status = 0;
-      if (!r.varint(status) || status > 2) return false;
-      kv.status = static_cast<KeyStatus>(status);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
-bool read_delta(ByteView bytes, Delta& delta) {
-  delta.node_deltas.reserve(count_entries(bytes));
-  return read_entries(bytes, [&](ByteView entry) {
-    NodeDelta& nd = delta.node_deltas.emplace_back();
-    Reader e(entry);
-    Seen seen;
-    while (!e.done()) {
-      unsigned field = 0;
-      unsigned wt = 0;
-      if (!e.tag(field, wt)) return false;
-      if (field != 4 && !seen.first(field)) return false;
-      ByteView sub;
-      if (field == 1 && wt == 2) {
-        if (!e.length_delimited(sub) || !read_node_id(sub, nd.node_id)) return false;
-      } else if (field == 2 && wt == 0) {
-        if (!e.varint(nd.from_version_excluded)) return false;
-      } else if (field == 3 && wt == 0) {
-        if (!e.varint(nd.last_gc_version)) return false;
-      } else if (field == 4 && wt == 2) {
-        if (!e.length_delimited(sub) || !read_key_value(sub, nd.key_values.emplace_back()))
-          return false;
-      } else if (field == 5 && wt == 0) {
-        std::uint64_t v = 0;
-        if (!e.varint(v)) return false;
-        nd.max_version = v;
-      } else {
-        return false;
-      }
-    }
-    return true;
-  });
-}
-
-// A message with one singular sub-message field per allowed number (SynPb,
-// SynAckPb, AckPb, BadClusterPb): calls read(field, bytes) for each.
-template <typename F>
-bool read_fields(ByteView bytes, unsigned allowed_mask, F&& read) {
-  Reader r(bytes);
-  Seen seen;
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    ByteView sub;
-    if (!r.tag(field, wt) || wt != 2 || !(allowed_mask & (1u << field)) || !seen.first(field) ||
-        !r.length_delimited(sub) || !read(field, sub)) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::optional<Packet> decode_canonical(ByteView bytes) {
-  Reader r(bytes);
+// Our types from a canonical packet; nullopt when one of its node ids is
+// not canonical.
+std::optional<Packet> to_packet(const wire::PacketView& view) {
   Packet packet;
-  Seen seen;
-  bool has_message = false;
-  while (!r.done()) {
-    unsigned field = 0;
-    unsigned wt = 0;
-    if (!r.tag(field, wt) || wt != 2 || !seen.first(field)) return std::nullopt;
-    if (field == 1) {
-      if (!r.ascii(packet.cluster_id)) return std::nullopt;
-      continue;
-    }
-    ByteView body;
-    if (field > 5 || has_message || !r.length_delimited(body)) return std::nullopt;
-    has_message = true;
-    bool ok = false;
-    if (field == 2) {
+  packet.cluster_id = view.cluster_id;
+  bool ok = true;
+  switch (view.kind) {
+    case wire::Kind::kSyn: {
       Syn syn;
-      ok = read_fields(body, 1u << 2,
-                       [&](unsigned, ByteView b) { return read_digest(b, syn.digest); });
+      ok = to_digest(view, syn.digest);
       packet.message = std::move(syn);
-    } else if (field == 3) {
-      SynAck synack;
-      ok = read_fields(body, 1u << 2 | 1u << 3, [&](unsigned f, ByteView b) {
-        return f == 2 ? read_digest(b, synack.digest) : read_delta(b, synack.delta);
-      });
-      packet.message = std::move(synack);
-    } else if (field == 4) {
-      Ack ack;
-      ok = read_fields(body, 1u << 3,
-                       [&](unsigned, ByteView b) { return read_delta(b, ack.delta); });
-      packet.message = std::move(ack);
-    } else {
-      ok = body.empty();
-      packet.message = BadCluster{};
+      break;
     }
-    if (!ok) return std::nullopt;
+    case wire::Kind::kSynAck: {
+      SynAck synack;
+      ok = to_digest(view, synack.digest) && to_delta(view, synack.delta);
+      packet.message = std::move(synack);
+      break;
+    }
+    case wire::Kind::kAck: {
+      Ack ack;
+      ok = to_delta(view, ack.delta);
+      packet.message = std::move(ack);
+      break;
+    }
+    case wire::Kind::kBadCluster:
+      packet.message = BadCluster{};
+      break;
   }
-  if (!has_message) return std::nullopt;
+  if (!ok) return std::nullopt;
   return packet;
 }
 
@@ -591,23 +319,31 @@ std::optional<Packet> decode_canonical(ByteView bytes) {
 
 Bytes encode(const Packet& packet) {
   using wire_size::length_delimited;
-  // Sizes of the digest and delta bodies, computed once.
+  // The body sizes, each computed once.
   std::size_t digest_size = 0;
+  std::vector<std::size_t> node_delta_sizes;
   std::size_t delta_size = 0;
+  const Digest* digest = nullptr;
+  const Delta* delta = nullptr;
+  if (const auto* syn = std::get_if<Syn>(&packet.message)) digest = &syn->digest;
+  if (const auto* synack = std::get_if<SynAck>(&packet.message)) {
+    digest = &synack->digest;
+    delta = &synack->delta;
+  }
+  if (const auto* ack = std::get_if<Ack>(&packet.message)) delta = &ack->delta;
   std::size_t body = 0;
-  std::visit(
-      [&](const auto& msg) {
-        using T = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<T, Syn> || std::is_same_v<T, SynAck>) {
-          digest_size = wire_size::digest(msg.digest);
-          body += length_delimited(digest_size);
-        }
-        if constexpr (std::is_same_v<T, SynAck> || std::is_same_v<T, Ack>) {
-          delta_size = wire_size::delta(msg.delta);
-          body += length_delimited(delta_size);
-        }
-      },
-      packet.message);
+  if (digest != nullptr) {
+    digest_size = wire_size::digest(*digest);
+    body += length_delimited(digest_size);
+  }
+  if (delta != nullptr) {
+    node_delta_sizes.reserve(delta->node_deltas.size());
+    for (const auto& nd : delta->node_deltas) {
+      node_delta_sizes.push_back(wire_size::node_delta(nd));
+      delta_size += length_delimited(node_delta_sizes.back());
+    }
+    body += length_delimited(delta_size);
+  }
   static_assert(std::is_same_v<std::variant_alternative_t<0, Message>, Syn> &&
                 std::is_same_v<std::variant_alternative_t<3, Message>, BadCluster>);
   const unsigned field =
@@ -617,17 +353,16 @@ Bytes encode(const Packet& packet) {
   Writer w(out.data());
   w.string_field(1, packet.cluster_id);
   w.header(field, body);
-  std::visit(
-      [&](const auto& msg) {
-        using T = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<T, Syn> || std::is_same_v<T, SynAck>) {
-          write(w, 2, msg.digest, digest_size);
-        }
-        if constexpr (std::is_same_v<T, SynAck> || std::is_same_v<T, Ack>) {
-          write(w, 3, msg.delta, delta_size);
-        }
-      },
-      packet.message);
+  if (digest != nullptr) {
+    w.header(2, digest_size);
+    write(w, *digest);
+  }
+  if (delta != nullptr) {
+    w.header(3, delta_size);
+    for (std::size_t i = 0; i < delta->node_deltas.size(); ++i) {
+      write(w, delta->node_deltas[i], node_delta_sizes[i]);
+    }
+  }
   // wire_size and the writer follow the same rules; should they ever
   // disagree, the generated serializer is the authority.
   if (w.position() != out.data() + out.size()) return encode_reference(packet);
@@ -635,7 +370,10 @@ Bytes encode(const Packet& packet) {
 }
 
 DecodeResult decode(ByteView bytes) {
-  if (auto packet = decode_canonical(bytes)) return std::move(*packet);
+  wire::PacketView view;
+  if (wire::read_packet(bytes, view)) {
+    if (auto packet = to_packet(view)) return std::move(*packet);
+  }
   return decode_reference(bytes);
 }
 

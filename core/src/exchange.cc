@@ -1,12 +1,10 @@
 #include "aiocluster/exchange.h"
 
-#include "aiocluster/framing.h"
-
 namespace aiocluster {
 
 StreamExchange StreamExchange::initiate(Bytes syn) {
   StreamExchange exchange(Role::kInitiator, Stage::kStreamReply);
-  exchange.to_write_ = encode_frame(syn);
+  exchange.to_write_ = std::move(syn);
   exchange.reading_ = true;  // once the Syn is out
   return exchange;
 }
@@ -31,13 +29,19 @@ StreamExchange::Step StreamExchange::next() {
 }
 
 void StreamExchange::on_frame(Node& node, ByteView payload, Instant now) {
-  if (!reading_ || to_write_) return;
+  if (expects_frame()) take(node.handle_packet(payload, now, inbound()));
+}
+
+void StreamExchange::on_frame(Node& node, Bytes&& payload, Instant now) {
+  if (expects_frame()) take(node.handle_packet(std::move(payload), now, inbound()));
+}
+
+void StreamExchange::take(Outcome outcome) {
   reading_ = false;
-  Outcome outcome = node.handle_packet(payload, now, Inbound{stage_, {}, peer_names_});
   dropped_ = outcome.dropped;
   completed_ = outcome.finished();
   if (!outcome.reply) return;
-  to_write_ = encode_frame(outcome.reply->payload);
+  to_write_ = std::move(outcome.reply->payload);
   if (outcome.reply->awaits_ack) {
     reading_ = true;
     stage_ = Stage::kStreamAck;
@@ -52,10 +56,9 @@ void run_in_process(Node& initiator_node, StreamExchange& initiator, Node& respo
   for (;;) {
     StreamExchange::Step step = writer->next();
     if (step.action != StreamExchange::Action::kWrite) return;
-    const ByteView packet = ByteView(step.bytes).subspan(kFrameHeaderSize);
-    if (carry && !carry(packet, writer->role())) return;
+    if (carry && !carry(step.packet, writer->role())) return;
     if (reader->next().action != StreamExchange::Action::kRead) return;
-    reader->on_frame(*reading_node, packet, now);
+    reader->on_frame(*reading_node, std::move(step.packet), now);
     std::swap(writer, reader);
     reading_node = reading_node == &responder_node ? &initiator_node : &responder_node;
   }

@@ -4,26 +4,18 @@
 #include <utility>
 
 #include "aiocluster/codec.h"
+#include "packing.h"
+#include "storage.h"
+#include "wire.h"
 
 namespace aiocluster {
 
 namespace {
 
-// Bytes of a packet around its digest or delta body, rounded up: the
-// cluster id, the oneof member's tag and length, the body's tag and length.
-std::size_t envelope_size(const std::string& cluster_id, std::size_t max_payload_size) {
-  const std::size_t cluster_field =
-      cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
-  return cluster_field + 2 * (1 + wire_size::varint(max_payload_size));
-}
-
-std::size_t cluster_field(const std::string& cluster_id) {
-  return cluster_id.empty() ? 0 : wire_size::length_delimited(cluster_id.size());
-}
-
 // The tls_name rule of mutual TLS: the peer's certificate must carry the
 // tls_name of some node its digest announces (host names compare without case).
-bool names_a_digest_node(const std::vector<std::string>& peer_names, const Digest& digest) {
+bool names_a_digest_node(const std::vector<std::string>& peer_names,
+                         const wire::PacketView& packet) {
   auto same = [](std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
              auto lower = [](char c) {
@@ -32,28 +24,73 @@ bool names_a_digest_node(const std::vector<std::string>& peer_names, const Diges
              return lower(x) == lower(y);
            });
   };
-  return std::any_of(
-      digest.node_digests.begin(), digest.node_digests.end(), [&](const NodeDigest& nd) {
-        const std::string& name = nd.node_id.tls_name;
-        return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
-                                            [&](const std::string& p) { return same(p, name); });
-      });
+  return std::any_of(packet.digest.begin(), packet.digest.end(), [&](const auto& e) {
+    std::string_view name;
+    if (e.id.state != nullptr) {
+      name = e.id.state->id().tls_name;
+    } else if (e.id.unknown != 0) {
+      name = packet.unknown_ids[e.id.unknown - 1].tls_name;
+    }
+    return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
+                                        [&](const std::string& p) { return same(p, name); });
+  });
 }
 
 }  // namespace
+
+// The packet being handled and the plans of the packets being written.
+struct Node::Scratch {
+  wire::PacketView packet;
+  DigestPlan digest;
+  DeltaPlan delta;
+  // Of a round.
+  std::vector<const NodeId*> live;
+  std::vector<const NodeId*> dead;
+  std::vector<const NodeId*> pool;
+  std::vector<const Address*> seeds;
+  std::vector<const NodeState*> doomed;
+};
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
     : config_((config.validate() ? throw ConfigError(*config.validate()) : std::move(config))),
       now_(now),
       rng_(seed),
-      cluster_(config_.node_id),
+      cluster_(config_.node_id, Rng(seed ^ 0x68617368ULL).next()),
       detector_(config_.failure_detector),
       next_round_(now),
       datagram_syns_(config_.gossip_interval /
                          static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
-                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources) {
+                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources),
+      scratch_(std::make_unique<Scratch>()) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
+
+Node::~Node() = default;
+
+Node::Node(const Node& other)
+    : config_(other.config_),
+      now_(other.now_),
+      rng_(other.rng_),
+      cluster_(other.cluster_),
+      detector_(other.detector_),
+      stats_(other.stats_),
+      next_round_(other.next_round_),
+      liveness_(other.liveness_),
+      transmits_(other.transmits_),
+      transmits_head_(other.transmits_head_),
+      events_(other.events_),
+      events_head_(other.events_head_),
+      pending_syns_(other.pending_syns_),
+      pending_synacks_(other.pending_synacks_),
+      datagram_syns_(other.datagram_syns_),
+      scratch_(std::make_unique<Scratch>()) {}
+
+Node& Node::operator=(const Node& other) {
+  if (this != &other) *this = Node(other);
+  return *this;
+}
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&&) noexcept = default;
 
 void Node::advance_clock(Instant now) {
   // Time never runs backwards inside the core, whatever the driver passes.
@@ -75,7 +112,8 @@ void Node::run_round() {
   std::vector<Address> peers;
   select_peers(peers);
   if (!peers.empty()) {
-    const Bytes syn = make_syn();
+    Bytes syn = make_syn();
+    const std::size_t syn_size = syn.size();
     // The certificate to expect is the one of the node known at this
     // address (a live one first); a bare seed has none. One walk for all peers.
     std::vector<std::string> tls_names(peers.size());
@@ -83,17 +121,21 @@ void Node::run_round() {
       const NodeId& id = cluster_.at(i).id();
       if (id.tls_name.empty()) continue;
       for (std::size_t p = 0; p < peers.size(); ++p) {
-        if (id.gossip_advertise_addr == peers[p] && (tls_names[p].empty() || live_.contains(id))) {
+        if (id.gossip_advertise_addr == peers[p] &&
+            (tls_names[p].empty() || liveness(cluster_.at(i)).live)) {
           tls_names[p] = id.tls_name;
         }
       }
     }
     for (std::size_t p = 0; p < peers.size(); ++p) {
-      transmits_.push_back(Transmit{std::move(peers[p]), syn, std::move(tls_names[p])});
+      // Each peer gets its own copy; the last one takes the original.
+      Bytes payload = p + 1 == peers.size() ? std::move(syn) : Bytes(syn);
+      transmits_.push_back(
+          Transmit{std::move(peers[p]), std::move(payload), std::move(tls_names[p])});
     }
     // make_syn counted one packet; every copy goes out.
     stats_.packets_out.syn += peers.size() - 1;
-    stats_.bytes_out += syn.size() * (peers.size() - 1);
+    stats_.bytes_out += syn_size * (peers.size() - 1);
   }
   update_liveness();
   stats_.tombstones_removed +=
@@ -102,16 +144,14 @@ void Node::run_round() {
 
 void Node::select_peers(std::vector<Address>& out) {
   const Address& self_addr = self_id().gossip_advertise_addr;
-  std::vector<const NodeId*> live;
-  std::vector<const NodeId*> dead;
-  // live_ is in id order too: walk it alongside instead of searching it.
-  auto live_it = live_.begin();
+  std::vector<const NodeId*>& live = scratch_->live;
+  std::vector<const NodeId*>& dead = scratch_->dead;
+  live.clear();
+  dead.clear();
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
-    const NodeId& id = st.id();
-    while (live_it != live_.end() && *live_it < id) ++live_it;
-    (live_it != live_.end() && *live_it == id ? live : dead).push_back(&id);
+    (liveness(st).live ? live : dead).push_back(&st.id());
   }
   auto add = [&](const Address& addr) {
     if (addr == self_addr || std::find(out.begin(), out.end(), addr) != out.end()) return;
@@ -120,7 +160,8 @@ void Node::select_peers(std::vector<Address>& out) {
 
   // Up to gossip_count distinct peers among the live ones (among every known
   // peer while none is live): a partial Fisher-Yates shuffle.
-  std::vector<const NodeId*> pool = live.empty() ? dead : live;
+  std::vector<const NodeId*>& pool = scratch_->pool;
+  pool = live.empty() ? dead : live;
   const std::size_t picks = std::min(config_.gossip_count, pool.size());
   for (std::size_t i = 0; i < picks; ++i) {
     std::swap(pool[i], pool[i + rng_.below(pool.size() - i)]);
@@ -133,7 +174,8 @@ void Node::select_peers(std::vector<Address>& out) {
     add(dead[rng_.below(dead.size())]->gossip_advertise_addr);
   }
   // A seed, while the cluster may still be split or nothing is live.
-  std::vector<const Address*> seeds;
+  std::vector<const Address*>& seeds = scratch_->seeds;
+  seeds.clear();
   for (const auto& seed : config_.seeds) {
     if (seed == self_addr) continue;
     if (std::none_of(seeds.begin(), seeds.end(), [&](const Address* s) { return *s == seed; })) {
@@ -154,98 +196,113 @@ void Node::select_peers(std::vector<Address>& out) {
   if (live.empty() || rng_.chance(p)) add(*seeds[rng_.below(seeds.size())]);
 }
 
+Node::Liveness& Node::liveness(const NodeState& st) {
+  if (st.slot() >= liveness_.size()) liveness_.resize(st.slot() + 1);
+  return liveness_[st.slot()];
+}
+
+const Node::Liveness* Node::liveness_of(const NodeId& id) const {
+  const NodeState* st = cluster_.find(id);
+  if (st == nullptr || st->slot() >= liveness_.size()) return nullptr;
+  return &liveness_[st->slot()];
+}
+
 void Node::update_liveness() {
-  // live_ and the detector's windows are in id order too: walk them
-  // alongside instead of searching them.
-  auto live_it = live_.begin();
-  FailureDetector::Cursor cursor;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
-    const NodeId& id = st.id();
-    while (live_it != live_.end() && *live_it < id) ++live_it;
-    const bool was_live = live_it != live_.end() && *live_it == id;
-    const bool live = !st.scheduled_for_deletion() && detector_.is_live(id, now_, cursor);
-    if (live && !was_live) {
-      live_it = std::next(live_.insert(live_it, id));
-      dead_since_.erase(id);
-      events_.push_back(NodeJoined{id});
-    } else if (!live && was_live) {
-      live_it = live_.erase(live_it);
-      dead_since_[id] = now_;
-      detector_.forget(id);
-      events_.push_back(NodeLeft{id});
-    } else if (!live && !dead_since_.contains(id)) {
-      dead_since_[id] = now_;
+    Liveness& l = liveness(st);
+    const bool live = !st.scheduled_for_deletion() && detector_.is_live(st.slot(), now_);
+    if (live && !l.live) {
+      l = Liveness{true, false, {}};
+      events_.push_back(NodeJoined{st.id()});
+    } else if (!live && l.live) {
+      l = Liveness{false, true, now_};
+      detector_.forget(st.slot());
+      events_.push_back(NodeLeft{st.id()});
+    } else if (!live && !l.dead) {
+      l = Liveness{false, true, now_};
     }
   }
   const Duration grace = config_.dead_node_grace_period;
-  for (auto it = dead_since_.begin(); it != dead_since_.end();) {
-    const Duration dead_for = now_ - it->second;
+  std::vector<const NodeState*>& doomed = scratch_->doomed;
+  doomed.clear();
+  for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    NodeState& st = cluster_.at(i);
+    if (&st == &cluster_.self()) continue;
+    const Liveness& l = liveness(st);
+    if (!l.dead) continue;
+    const Duration dead_for = now_ - l.dead_since;
     if (dead_for >= grace) {
-      cluster_.remove(it->first);
-      detector_.forget(it->first);
-      ++stats_.nodes_removed;
-      it = dead_since_.erase(it);
-      continue;
+      doomed.push_back(&st);
+    } else if (dead_for >= grace / 2) {
+      st.schedule_for_deletion();
     }
-    if (dead_for >= grace / 2) {
-      if (NodeState* st = cluster_.find(it->first)) st->schedule_for_deletion();
-    }
-    ++it;
+  }
+  for (const NodeState* st : doomed) {
+    // Its slot may name another node next.
+    liveness_[st->slot()] = Liveness{};
+    detector_.forget(st->slot());
+    const NodeId id = st->id();
+    cluster_.remove(id);
+    ++stats_.nodes_removed;
   }
 }
 
-void Node::note_node(const NodeId& id, bool created) {
-  if (created && id != self_id() && !live_.contains(id)) dead_since_.try_emplace(id, now_);
+void Node::note_node(const NodeState& st, bool created) {
+  if (!created || &st == &cluster_.self()) return;
+  Liveness& l = liveness(st);
+  if (!l.live && !l.dead) l = Liveness{false, true, now_};
 }
 
-void Node::report_heartbeats(const Digest& digest) {
-  std::size_t hint = 0;
-  FailureDetector::Cursor cursor;
-  for (const auto& nd : digest.node_digests) {
-    if (nd.node_id == self_id()) continue;
+void Node::report_heartbeats() {
+  wire::PacketView& packet = scratch_->packet;
+  for (auto& e : packet.digest) {
+    NodeState* st = e.id.state;
+    if (st == &cluster_.self()) continue;
     bool created = false;
-    NodeState* st = nullptr;
-    if (std::as_const(cluster_).find(nd.node_id, hint) != nullptr) {
-      st = &cluster_.at(hint);
-    } else if (wire_size::node_id(nd.node_id) > config_.limits.max_node_id_size) {
-      // Only a node we would create needs this check: known ones passed it.
-      ++stats_.nodes_refused;
-      continue;
-    } else {
-      st = cluster_.find_or_create(nd.node_id, config_.limits.max_nodes, &created, hint);
-    }
     if (st == nullptr) {
-      ++stats_.nodes_refused;
-      continue;
+      // Only a node we would create needs this check: known ones passed it.
+      // Its id is canonical: its size is the NodeIdPb's.
+      if (e.id.bytes.size() > config_.limits.max_node_id_size) {
+        ++stats_.nodes_refused;
+        continue;
+      }
+      st = cluster_.find_or_create(packet, e.id, config_.limits.max_nodes, &created);
+      if (st == nullptr) {
+        ++stats_.nodes_refused;
+        continue;
+      }
     }
-    note_node(nd.node_id, created);
-    st->announce_max_version(nd.max_version);
+    note_node(*st, created);
+    st->announce_max_version(e.max_version);
     // The first heartbeat seen of a node says nothing about when it beat.
     const bool first = st->heartbeat() == 0;
-    if (!st->observe_heartbeat(nd.heartbeat) || first) continue;
+    if (!st->observe_heartbeat(e.heartbeat) || first) continue;
     // A node scheduled for deletion that beats again may be back (after a
     // long partition): it is gossiped with again and turns live once the
     // detector hears it beat twice; otherwise update_liveness schedules it
-    // again, and its removal time (dead_since_) never moves. Python
+    // again, and its removal time (Liveness::dead_since) never moves. Python
     // aiocluster 1.1.0 revives such nodes too.
     if (st->scheduled_for_deletion()) {
       st->unschedule_deletion();
       ++stats_.nodes_revived;
     }
-    detector_.report_heartbeat(nd.node_id, now_, cursor);
+    detector_.report_heartbeat(st->slot(), now_);
   }
+  cluster_.place_new_nodes();
 }
 
-void Node::apply_delta(const Delta& delta) {
+void Node::apply_delta(Bytes* owned) {
   const std::size_t known_before = cluster_.size();
   const ApplyLimits limits{config_.limits.max_nodes, config_.limits.max_keys_per_node,
                            config_.limits.max_key_size, config_.limits.max_value_size,
                            config_.limits.max_node_id_size};
+  wire::PacketView& packet = scratch_->packet;
   const ApplyReport report = cluster_.apply(
-      delta, now_, limits,
-      [this](const NodeId& node, KeyChange change) { emit_change(node, std::move(change)); });
+      packet, owned, now_, limits, [this](const NodeState& st, const KeyChangeRef& change) {
+        emit_change(st.id(), change.to_change());
+      });
   stats_.node_deltas_applied += report.applied;
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
@@ -254,11 +311,11 @@ void Node::apply_delta(const Delta& delta) {
   stats_.rejected_malformed += report.rejected_malformed;
   stats_.rejected_limit += report.rejected_limit;
   stats_.key_values_applied += report.key_values;
+  stats_.key_value_bytes_copied += report.bytes_copied;
   stats_.completeness_capped += report.completeness_capped;
   if (cluster_.size() != known_before) {
-    for (const auto& nd : delta.node_deltas) {
-      if (cluster_.find(nd.node_id) != nullptr)
-        note_node(nd.node_id, !dead_since_.contains(nd.node_id));
+    for (const auto& nd : packet.node_deltas) {
+      if (nd.id.state != nullptr) note_node(*nd.id.state, true);
     }
   }
 }
@@ -268,128 +325,151 @@ void Node::emit_change(const NodeId& node, KeyChange change) {
                                std::move(change.new_value)});
 }
 
-Digest Node::make_digest(std::size_t budget) {
-  Digest digest = cluster_.digest(budget, rng_);
-  if (digest.node_digests.size() < cluster_.size()) {
+void Node::plan_digest(std::size_t budget) {
+  DigestPlan& plan = scratch_->digest;
+  cluster_.plan_digest(budget, rng_, plan);
+  if (plan.nodes.size() < cluster_.size()) {
     std::size_t announced = 0;
-    for (const auto& [id, st] : cluster_.nodes()) announced += st.scheduled_for_deletion() ? 0 : 1;
-    if (digest.node_digests.size() < announced) ++stats_.digests_truncated;
+    for (std::size_t i = 0; i < cluster_.size(); ++i) {
+      announced += cluster_.at(i).scheduled_for_deletion() ? 0 : 1;
+    }
+    if (plan.nodes.size() < announced) ++stats_.digests_truncated;
   }
-  return digest;
-}
-
-Bytes Node::finish(const Packet& packet) {
-  Bytes bytes = encode(packet);
-  stats_.bytes_out += bytes.size();
-  std::visit(
-      [&](const auto& msg) {
-        using T = std::decay_t<decltype(msg)>;
-        if constexpr (std::is_same_v<T, Syn>) ++stats_.packets_out.syn;
-        if constexpr (std::is_same_v<T, SynAck>) ++stats_.packets_out.synack;
-        if constexpr (std::is_same_v<T, Ack>) ++stats_.packets_out.ack;
-        if constexpr (std::is_same_v<T, BadCluster>) ++stats_.packets_out.bad_cluster;
-      },
-      packet.message);
-  return bytes;
 }
 
 Bytes Node::make_syn() {
-  const std::size_t budget =
-      config_.max_payload_size - envelope_size(config_.cluster_id, config_.max_payload_size);
-  return finish(Packet{config_.cluster_id, Syn{make_digest(budget)}});
+  plan_digest(syn_digest_budget(config_.cluster_id, config_.max_payload_size));
+  Bytes out = write_syn(config_.cluster_id, cluster_, scratch_->digest);
+  ++stats_.packets_out.syn;
+  stats_.bytes_out += out.size();
+  return out;
 }
 
-Bytes Node::make_synack(const Digest& peer_digest) {
-  // The digest takes at most three quarters of a SynAck, so some delta
-  // always fits beside it.
-  const std::size_t budget = config_.max_payload_size * 3 / 4 -
-                             envelope_size(config_.cluster_id, config_.max_payload_size);
-  SynAck synack{make_digest(budget), {}};
-  const std::size_t digest_field = wire_size::length_delimited(wire_size::digest(synack.digest));
-  const std::size_t cid = cluster_field(config_.cluster_id);
-  synack.delta = cluster_.delta_for(
-      peer_digest,
-      [&](std::size_t delta_len) {
-        return cid +
-               wire_size::length_delimited(digest_field + wire_size::length_delimited(delta_len));
-      },
-      config_.max_payload_size, rng_);
-  return finish(Packet{config_.cluster_id, std::move(synack)});
+Bytes Node::make_synack() {
+  plan_digest(synack_digest_budget(config_.cluster_id, config_.max_payload_size));
+  const DigestPlan& digest = scratch_->digest;
+  cluster_.plan_delta(
+      scratch_->packet.digest,
+      synack_delta_budget(config_.cluster_id, config_.max_payload_size, digest.size), rng_,
+      scratch_->delta);
+  Bytes out = write_synack(config_.cluster_id, cluster_, digest, scratch_->delta);
+  ++stats_.packets_out.synack;
+  stats_.bytes_out += out.size();
+  return out;
 }
 
-Bytes Node::make_ack(const Digest& peer_digest) {
-  const std::size_t cid = cluster_field(config_.cluster_id);
-  Ack ack{cluster_.delta_for(
-      peer_digest,
-      [&](std::size_t delta_len) {
-        return cid + wire_size::length_delimited(wire_size::length_delimited(delta_len));
-      },
-      config_.max_payload_size, rng_)};
-  return finish(Packet{config_.cluster_id, std::move(ack)});
+Bytes Node::make_ack() {
+  cluster_.plan_delta(scratch_->packet.digest,
+                      ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
+                      scratch_->delta);
+  Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
+  ++stats_.packets_out.ack;
+  stats_.bytes_out += out.size();
+  return out;
 }
 
-Bytes Node::make_bad_cluster() { return finish(Packet{config_.cluster_id, BadCluster{}}); }
+Bytes Node::make_bad_cluster() {
+  Bytes out = encode(Packet{config_.cluster_id, BadCluster{}});
+  ++stats_.packets_out.bad_cluster;
+  stats_.bytes_out += out.size();
+  return out;
+}
+
+Outcome Node::handle_packet(ByteView bytes, Instant now, const Inbound& in) {
+  advance_clock(now);
+  return receive(bytes, nullptr, in);
+}
+
+Outcome Node::handle_packet(Bytes&& bytes, Instant now, const Inbound& in) {
+  advance_clock(now);
+  return receive(bytes, &bytes, in);
+}
 
 Outcome Node::drop(DropReason reason) {
   ++stats_.dropped(reason);
   return Outcome{std::nullopt, reason};
 }
 
-Outcome Node::handle_packet(ByteView bytes, Instant now, const Inbound& in) {
-  advance_clock(now);
+Outcome Node::receive(ByteView bytes, Bytes* owned, const Inbound& in) {
   stats_.bytes_in += bytes.size();
   if (bytes.size() > config_.max_inbound_payload_size) return drop(DropReason::kOversized);
   if (bytes.size() > config_.max_payload_size) ++stats_.packets_in_above_max_payload;
-  DecodeResult decoded = decode(bytes);
-  if (const auto* error = std::get_if<DecodeError>(&decoded)) {
-    return drop(*error == DecodeError::kNoMessage ? DropReason::kUnknownMessage
-                                                  : DropReason::kMalformed);
+  wire::PacketView& packet = scratch_->packet;
+  // Anything but the canonical form goes through the generated parser and
+  // is written again canonically, so one path handles every packet.
+  Bytes canonical;
+  if (!wire::read_packet(bytes, packet) || !cluster_.resolve(packet)) {
+    DecodeResult decoded = decode_reference(bytes);
+    if (const auto* error = std::get_if<DecodeError>(&decoded)) {
+      return drop(*error == DecodeError::kNoMessage ? DropReason::kUnknownMessage
+                                                    : DropReason::kMalformed);
+    }
+    canonical = encode(std::get<Packet>(decoded));
+    if (!wire::read_packet(canonical, packet) || !cluster_.resolve(packet)) {
+      return drop(DropReason::kMalformed);
+    }
+    owned = &canonical;
   }
-  Packet& packet = std::get<Packet>(decoded);
 
   const bool datagram = in.stage == Stage::kDatagram;
-  if (std::holds_alternative<BadCluster>(packet.message)) {
-    ++stats_.packets_in.bad_cluster;
-    if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
-      return drop(DropReason::kOutOfPlace);
-    }
-    return Outcome{};
+  switch (packet.kind) {
+    case wire::Kind::kBadCluster:
+      ++stats_.packets_in.bad_cluster;
+      if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
+        return drop(DropReason::kOutOfPlace);
+      }
+      return Outcome{};
+    case wire::Kind::kSyn:
+      return on_syn(in);
+    case wire::Kind::kSynAck:
+      return on_synack(owned, in);
+    case wire::Kind::kAck:
+      return on_ack(owned, in);
   }
-  if (auto* syn = std::get_if<Syn>(&packet.message)) {
-    ++stats_.packets_in.syn;
-    if (in.stage != Stage::kStreamOpen && !datagram) return drop(DropReason::kOutOfPlace);
-    if (datagram && !datagram_syns_.admit(in.from, now_)) return drop(DropReason::kRateLimited);
-    if (in.peer_names && in.peer_names->empty()) return drop(DropReason::kTlsNameless);
-    if (in.peer_names && !names_a_digest_node(*in.peer_names, syn->digest)) {
-      return drop(DropReason::kTlsName);
-    }
-    if (packet.cluster_id != config_.cluster_id) {
-      Outcome refused = drop(DropReason::kWrongCluster);
-      refused.reply = Reply{make_bad_cluster(), false};
-      return refused;
-    }
-    report_heartbeats(syn->digest);
-    Outcome answered{Reply{make_synack(syn->digest), true}, std::nullopt};
-    if (datagram) add_pending(pending_synacks_, in.from);
-    return answered;
+  return drop(DropReason::kUnknownMessage);
+}
+
+Outcome Node::on_syn(const Inbound& in) {
+  const wire::PacketView& packet = scratch_->packet;
+  const bool datagram = in.stage == Stage::kDatagram;
+  ++stats_.packets_in.syn;
+  if (in.stage != Stage::kStreamOpen && !datagram) return drop(DropReason::kOutOfPlace);
+  if (datagram && !datagram_syns_.admit(in.from, now_)) return drop(DropReason::kRateLimited);
+  if (in.peer_names && in.peer_names->empty()) return drop(DropReason::kTlsNameless);
+  if (in.peer_names && !names_a_digest_node(*in.peer_names, packet)) {
+    return drop(DropReason::kTlsName);
   }
-  if (auto* synack = std::get_if<SynAck>(&packet.message)) {
-    ++stats_.packets_in.synack;
-    if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
-      return drop(DropReason::kOutOfPlace);
-    }
-    if (packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
-    report_heartbeats(synack->digest);
-    apply_delta(synack->delta);
-    return Outcome{Reply{make_ack(synack->digest), false}, std::nullopt};
+  if (packet.cluster_id != config_.cluster_id) {
+    Outcome refused = drop(DropReason::kWrongCluster);
+    refused.reply = Reply{make_bad_cluster(), false};
+    return refused;
   }
-  auto& ack = std::get<Ack>(packet.message);
+  report_heartbeats();
+  Outcome answered{Reply{make_synack(), true}, std::nullopt};
+  if (datagram) add_pending(pending_synacks_, in.from);
+  return answered;
+}
+
+Outcome Node::on_synack(Bytes* owned, const Inbound& in) {
+  const bool datagram = in.stage == Stage::kDatagram;
+  ++stats_.packets_in.synack;
+  if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
+    return drop(DropReason::kOutOfPlace);
+  }
+  if (scratch_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
+  report_heartbeats();
+  apply_delta(owned);
+  return Outcome{Reply{make_ack(), false}, std::nullopt};
+}
+
+Outcome Node::on_ack(Bytes* owned, const Inbound& in) {
+  const bool datagram = in.stage == Stage::kDatagram;
   ++stats_.packets_in.ack;
   if (in.stage != Stage::kStreamAck && !(datagram && take_pending(pending_synacks_, in.from))) {
     return drop(DropReason::kOutOfPlace);
   }
-  if (packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
-  apply_delta(ack.delta);
+  if (scratch_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
+  apply_delta(owned);
   return Outcome{};
 }
 
@@ -423,16 +503,22 @@ void Node::expire_pending() {
 }
 
 std::optional<Transmit> Node::poll_transmit() {
-  if (transmits_.empty()) return std::nullopt;
-  Transmit tx = std::move(transmits_.front());
-  transmits_.pop_front();
+  if (transmits_head_ == transmits_.size()) return std::nullopt;
+  Transmit tx = std::move(transmits_[transmits_head_++]);
+  if (transmits_head_ == transmits_.size()) {
+    transmits_.clear();
+    transmits_head_ = 0;
+  }
   return tx;
 }
 
 std::optional<Event> Node::poll_event() {
-  if (events_.empty()) return std::nullopt;
-  Event ev = std::move(events_.front());
-  events_.pop_front();
+  if (events_head_ == events_.size()) return std::nullopt;
+  Event ev = std::move(events_[events_head_++]);
+  if (events_head_ == events_.size()) {
+    events_.clear();
+    events_head_ = 0;
+  }
   return ev;
 }
 
@@ -441,7 +527,7 @@ void check_user_input(std::string_view key, std::string_view value, const Config
                       const NodeState& self) {
   const Limits& limits = config.limits;
   // Peers refuse a node with more keys than this: ours would stop spreading.
-  if (self.find(key) == nullptr && self.size() >= limits.max_keys_per_node) {
+  if (!self.find(key) && self.size() >= limits.max_keys_per_node) {
     throw std::invalid_argument("a new key would exceed limits.max_keys_per_node");
   }
   if (key.size() > limits.max_key_size) {
@@ -503,19 +589,34 @@ std::optional<std::string> Node::get(std::string_view key) const {
 }
 
 std::vector<NodeId> Node::live_nodes() const {
-  std::vector<NodeId> out(live_.begin(), live_.end());
-  out.insert(std::upper_bound(out.begin(), out.end(), self_id()), self_id());
+  std::vector<NodeId> out;
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (&st == &cluster_.self() || (st.slot() < liveness_.size() && liveness_[st.slot()].live)) {
+      out.push_back(id);
+    }
+  }
   return out;
 }
 
 std::vector<NodeId> Node::dead_nodes() const {
   std::vector<NodeId> out;
-  out.reserve(dead_since_.size());
-  for (const auto& [id, since] : dead_since_) out.push_back(id);
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (st.slot() < liveness_.size() && liveness_[st.slot()].dead) out.push_back(id);
+  }
   return out;
 }
 
-bool Node::is_live(const NodeId& id) const { return id == self_id() || live_.contains(id); }
+bool Node::is_live(const NodeId& id) const {
+  if (id == self_id()) return true;
+  const Liveness* l = liveness_of(id);
+  return l != nullptr && l->live;
+}
+
+std::optional<double> Node::phi(const NodeId& id) const {
+  const NodeState* st = cluster_.find(id);
+  if (st == nullptr) return std::nullopt;
+  return detector_.phi(st->slot(), now_);
+}
 
 ClusterSnapshot Node::snapshot() const {
   ClusterSnapshot snap;

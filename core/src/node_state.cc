@@ -1,7 +1,7 @@
 #include "aiocluster/node_state.h"
 
-#include <functional>
-#include <stdexcept>
+#include "hash.h"
+#include "storage.h"
 
 namespace aiocluster {
 
@@ -29,72 +29,178 @@ std::size_t reduce(std::size_t hash, std::size_t n) {
   return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
 }
 
-std::size_t varint_size(std::size_t n) {
-  std::size_t size = 1;
-  for (; n >= 0x80; n >>= 7) ++size;
-  return size;
-}
-
-auto version_less = [](const VersionedValue& e, std::uint64_t v) { return e.version < v; };
-
 }  // namespace
 
-std::size_t NodeState::hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+KeyChange KeyChangeRef::to_change() const {
+  KeyChange change{std::string(key), std::nullopt, new_value.to_value()};
+  if (old_value) change.old_value = old_value->to_value();
+  return change;
+}
 
-std::size_t NodeState::probe(std::string_view key, std::size_t h) const {
-  const std::size_t n = index_.size();
+NodeState::NodeState(NodeId id) : NodeState(std::move(id), nullptr) {}
+
+NodeState::NodeState(NodeId id, Storage* shared) : NodeState(std::move(id), shared, {}, 0) {}
+
+NodeState::NodeState(NodeId id, Storage* shared, ByteView encoded, std::size_t hash)
+    : id_(std::move(id)),
+      own_storage_(shared == nullptr ? std::make_unique<Storage>() : nullptr),
+      storage_(shared == nullptr ? own_storage_.get() : shared),
+      log_(&storage_->pool) {
+  // Read from a packet, the id is already encoded (canonically).
+  const std::size_t size = encoded.empty() ? wire_size::node_id(id_) : encoded.size();
+  auto [chunk, at] = storage_->bytes.allocate(size);
+  if (encoded.empty()) {
+    wire::Writer w(at);
+    wire::write_node_id(w, id_);
+  } else {
+    std::memcpy(at, encoded.data(), size);
+  }
+  storage_->bytes.hold(chunk, size);
+  encoded_id_ = at;
+  encoded_id_size_ = static_cast<std::uint32_t>(size);
+  encoded_id_chunk_ = chunk;
+  id_hash_ = encoded.empty() ? this->hash(std::string_view(reinterpret_cast<const char*>(at), size))
+                             : hash;
+}
+
+[[gnu::always_inline]] inline std::size_t NodeState::hash(std::string_view bytes) const {
+  return hash_bytes(bytes, storage_->hash_seed);
+}
+
+NodeState::NodeState(const NodeState& other) : NodeState(other, nullptr) {}
+
+NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.id_, shared) {
+  heartbeat_ = other.heartbeat_;
+  max_version_announced_ = other.max_version_announced_;
+  slot_ = other.slot_;
+  max_version_ = other.max_version_;
+  last_gc_version_ = other.last_gc_version_;
+  scheduled_for_deletion_ = other.scheduled_for_deletion_;
+  live_ = other.live_;
+  ByteStore& bytes = storage_->bytes;
+  log_.reserve(other.log_.size());
+  for (const Entry& e : other.log_) {
+    if (e.chunk == nullptr) {
+      log_.push_back(e);
+      continue;
+    }
+    const std::size_t size = stored::size(e.stored);
+    auto [chunk, at] = bytes.allocate(size);
+    std::memcpy(at, e.stored, size);
+    bytes.hold(chunk, size);
+    log_.push_back(Entry{e.version, at, chunk});
+  }
+  if (other.index_size_ > 0) {
+    reindex(other.index_size_);
+  }
+  if (other.tombstones_ != nullptr) tombstones_ = std::make_unique<Tombstones>(*other.tombstones_);
+}
+
+NodeState::NodeState(NodeState&& other) noexcept
+    : id_(std::move(other.id_)),
+      heartbeat_(other.heartbeat_),
+      max_version_(other.max_version_),
+      last_gc_version_(other.last_gc_version_),
+      max_version_announced_(other.max_version_announced_),
+      live_(std::exchange(other.live_, 0)),
+      encoded_id_size_(other.encoded_id_size_),
+      position_(other.position_),
+      slot_(other.slot_),
+      index_size_(std::exchange(other.index_size_, 0)),
+      scheduled_for_deletion_(other.scheduled_for_deletion_),
+      id_hash_(other.id_hash_),
+      encoded_id_(other.encoded_id_),
+      encoded_id_chunk_(std::exchange(other.encoded_id_chunk_, nullptr)),
+      own_storage_(std::move(other.own_storage_)),
+      storage_(other.storage_),
+      log_(std::move(other.log_)),
+      index_(std::exchange(other.index_, nullptr)),
+      tombstones_(std::move(other.tombstones_)) {
+  other.log_.clear();
+}
+
+NodeState::~NodeState() {
+  for (const Entry& e : log_) {
+    if (e.chunk != nullptr) release(e);
+  }
+  if (encoded_id_chunk_ != nullptr) storage_->bytes.release(encoded_id_chunk_, encoded_id_size_);
+  free_index();
+}
+
+// --- Reading entries. ---
+
+std::string_view NodeState::key_at(std::size_t slot) const {
+  return stored::key(log_[slot].stored);
+}
+
+ValueRef NodeState::value_at(std::size_t slot) const {
+  const StoredKeyValue kv = stored::read(log_[slot].stored);
+  return ValueRef{kv.value, kv.version, kv.status};
+}
+
+bool NodeState::is_tombstone(const Entry& entry) const {
+  return stored::read(entry.stored).status != KeyStatus::kSet;
+}
+
+std::vector<std::uint32_t> NodeState::slots_by_key() const {
+  std::vector<std::uint32_t> slots;
+  slots.reserve(live_);
+  for (std::size_t i = 0; i < log_.size(); ++i) {
+    if (log_[i].chunk != nullptr) slots.push_back(static_cast<std::uint32_t>(i));
+  }
+  std::sort(slots.begin(), slots.end(),
+            [this](std::uint32_t a, std::uint32_t b) { return key_at(a) < key_at(b); });
+  return slots;
+}
+
+std::size_t NodeState::first_after(std::uint64_t version) const {
+  const auto it = std::upper_bound(log_.begin(), log_.end(), version,
+                                   [](std::uint64_t v, const Entry& e) { return v < e.version; });
+  return static_cast<std::size_t>(it - log_.begin());
+}
+
+// Inlined into store(), the path of every applied key-value.
+[[gnu::always_inline]] inline std::size_t NodeState::probe(std::string_view key,
+                                                           std::size_t h) const {
+  const std::size_t n = index_size_;
   std::size_t p = reduce(h, n);
-  while (index_[p] != kFree && key_of(index_[p]) != key) {
+  while (index_[p] != kFree && key_at(index_[p]) != key) {
     if (++p == n) p = 0;
   }
   return p;
 }
 
 std::size_t NodeState::slot_of(std::string_view key) const {
-  if (index_.empty()) return kNone;
+  if (index_size_ == 0) return kNone;
   const std::uint32_t slot = index_[probe(key, hash(key))];
   return slot == kFree ? kNone : slot;
 }
 
-const VersionedValue* NodeState::find(std::string_view key) const {
+std::optional<VersionedValue> NodeState::find(std::string_view key) const {
   const std::size_t slot = slot_of(key);
-  return slot == kNone ? nullptr : &log_[slot];
+  if (slot == kNone) return std::nullopt;
+  return value_at(slot).to_value();
 }
 
 std::optional<std::string> NodeState::value(std::string_view key) const {
-  const VersionedValue* vv = find(key);
-  if (vv == nullptr || !vv->visible()) return std::nullopt;
-  return vv->value;
+  const std::size_t slot = slot_of(key);
+  if (slot == kNone) return std::nullopt;
+  const ValueRef v = value_at(slot);
+  if (v.status == KeyStatus::kDeleted) return std::nullopt;
+  return std::string(v.value);
 }
 
-std::uint32_t NodeState::store_key(std::string_view key) {
-  const std::size_t needed = varint_size(key.size()) + key.size();
-  if (keys_.size() + needed > UINT32_MAX && dead_key_bytes_ > 0) compact();
-  if (keys_.size() + needed > UINT32_MAX) {
-    throw std::length_error("NodeState: more than 4 GiB of keys in one node state");
-  }
-  reserve_one_more(keys_, needed);
-  const auto offset = static_cast<std::uint32_t>(keys_.size());
-  for (std::size_t n = key.size();; n >>= 7) {
-    if (n < 0x80) {
-      keys_.push_back(static_cast<char>(n));
-      break;
-    }
-    keys_.push_back(static_cast<char>((n & 0x7f) | 0x80));
-  }
-  keys_.insert(keys_.end(), key.begin(), key.end());
-  return offset;
-}
+// --- The index and the log. ---
 
 // Backward-shift deletion keeps every probe sequence unbroken without
 // tombstone markers in the index.
 void NodeState::unindex(std::size_t position) {
-  const std::size_t n = index_.size();
+  const std::size_t n = index_size_;
   std::size_t hole = position;
   index_[hole] = kFree;
   for (std::size_t q = hole + 1 == n ? 0 : hole + 1; index_[q] != kFree;
        q = q + 1 == n ? 0 : q + 1) {
-    const std::size_t home = reduce(hash(key_of(index_[q])), n);
+    const std::size_t home = reduce(hash(key_at(index_[q])), n);
     // The entry at q may move back to the hole unless its home lies
     // cyclically in (hole, q].
     const bool stays = hole <= q ? (home > hole && home <= q) : (home > hole || home <= q);
@@ -105,201 +211,285 @@ void NodeState::unindex(std::size_t position) {
   }
 }
 
-// Forgets the key of a live slot: out of the index, its bytes dead.
+void NodeState::release(const Entry& entry) {
+  storage_->bytes.release(entry.chunk, stored::size(entry.stored));
+}
+
+// Forgets a live slot: out of the index, its bytes let go.
 void NodeState::make_hole(std::size_t slot) {
-  const std::string_view key = key_of(slot);
-  dead_key_bytes_ += varint_size(key.size()) + key.size();
+  const std::string_view key = key_at(slot);
   unindex(probe(key, hash(key)));
-  key_at_[slot] = kHole;
-  std::string().swap(log_[slot].value);
+  release(log_[slot]);
+  log_[slot].stored = nullptr;
+  log_[slot].chunk = nullptr;
   --live_;
 }
 
 void NodeState::add_tombstone(std::uint64_t version, Instant now) {
-  if (tombstones_.empty() || tombstones_.back().first < version) {
-    reserve_one_more(tombstones_);
-    tombstones_.emplace_back(version, now);
+  if (tombstones_ == nullptr) tombstones_ = std::make_unique<Tombstones>();
+  Tombstones& t = *tombstones_;
+  if (t.empty() || t.back().first < version) {
+    reserve_one_more(t);
+    t.emplace_back(version, now);
     return;
   }
-  const auto it = std::lower_bound(tombstones_.begin(), tombstones_.end(), version,
-                                   [](const auto& t, std::uint64_t v) { return t.first < v; });
-  tombstones_.insert(it, {version, now});
+  const auto it = std::lower_bound(t.begin(), t.end(), version,
+                                   [](const auto& e, std::uint64_t v) { return e.first < v; });
+  t.insert(it, {version, now});
 }
 
 void NodeState::drop_tombstone(std::uint64_t version) {
-  const auto it = std::lower_bound(tombstones_.begin(), tombstones_.end(), version,
-                                   [](const auto& t, std::uint64_t v) { return t.first < v; });
-  if (it != tombstones_.end() && it->first == version) tombstones_.erase(it);
+  if (tombstones_ == nullptr) return;
+  Tombstones& t = *tombstones_;
+  const auto it = std::lower_bound(t.begin(), t.end(), version,
+                                   [](const auto& e, std::uint64_t v) { return e.first < v; });
+  if (it != t.end() && it->first == version) t.erase(it);
+  if (t.empty()) tombstones_.reset();
+}
+
+void NodeState::free_index() {
+  if (index_ != nullptr) storage_->pool.deallocate(index_, index_size_ * sizeof(std::uint32_t), 4);
+  index_ = nullptr;
+  index_size_ = 0;
 }
 
 void NodeState::reindex(std::size_t capacity) {
-  std::vector<std::uint32_t>(capacity, kFree).swap(index_);
+  free_index();
   if (capacity == 0) return;
-  for (std::size_t slot = 0; slot < key_at_.size(); ++slot) {
-    if (key_at_[slot] == kHole) continue;
-    const std::string_view key = key_of(slot);
+  index_ = static_cast<std::uint32_t*>(
+      storage_->pool.allocate(capacity * sizeof(std::uint32_t), alignof(std::uint32_t)));
+  index_size_ = static_cast<std::uint32_t>(capacity);
+  std::fill(index_, index_ + capacity, kFree);
+  for (std::size_t slot = 0; slot < log_.size(); ++slot) {
+    if (log_[slot].chunk == nullptr) continue;
+    const std::string_view key = key_at(slot);
     index_[probe(key, hash(key))] = static_cast<std::uint32_t>(slot);
   }
 }
 
 void NodeState::compact() {
-  std::vector<VersionedValue> log;
-  std::vector<std::uint32_t> key_at;
-  std::vector<char> keys;
-  log.reserve(live_);
-  key_at.reserve(live_);
-  keys.reserve(keys_.size() - dead_key_bytes_);
-  for (std::size_t slot = 0; slot < log_.size(); ++slot) {
-    if (key_at_[slot] == kHole) continue;
-    const std::string_view key = key_of(slot);
-    const char* begin = keys_.data() + key_at_[slot];
-    const char* end = key.data() + key.size();
-    key_at.push_back(static_cast<std::uint32_t>(keys.size()));
-    keys.insert(keys.end(), begin, end);
-    log.push_back(std::move(log_[slot]));
+  std::size_t kept = 0;
+  for (const Entry& e : log_) {
+    if (e.chunk != nullptr) log_[kept++] = e;
   }
-  log_.swap(log);
-  key_at_.swap(key_at);
-  keys_.swap(keys);
-  dead_key_bytes_ = 0;
+  log_.resize(kept);
+  log_.shrink_to_fit();
   reindex(index_capacity(live_));
 }
 
 void NodeState::compact_if_sparse() {
   const std::size_t holes = log_.size() - live_;
-  if ((holes > 16 && holes > live_) || (holes > 0 && live_ == 0) ||
-      (dead_key_bytes_ > 256 && dead_key_bytes_ > keys_.size() / 2)) {
-    compact();
-  }
+  if ((holes > 16 && holes > live_) || (holes > 0 && live_ == 0)) compact();
 }
 
-KeyChange NodeState::put(std::string_view key, VersionedValue value, Instant now) {
-  KeyChange change;
-  change.key = std::string(key);
-  if (index_full(live_ + 1, index_.size())) reindex(index_capacity(live_ + 1));
+// Inlined into apply_key_values().
+[[gnu::always_inline]] inline std::optional<NodeState::Entry> NodeState::store(
+    std::string_view key, std::uint64_t version, KeyStatus status, const std::uint8_t* stored,
+    std::size_t stored_size, Chunk* chunk, Instant now) {
+  storage_->bytes.hold(chunk, stored_size);
+  const Entry incoming{version, stored, chunk};
+  if (index_full(live_ + 1, index_size_)) reindex(index_capacity(live_ + 1));
   const std::size_t h = hash(key);
-  std::size_t position = probe(key, h);
-  std::size_t old = index_[position] == kFree ? kNone : index_[position];
-  const std::uint64_t version = value.version;
-  const bool tombstone = value.is_tombstone();
+  const std::size_t position = probe(key, h);
+  if (index_[position] == kFree && (log_.empty() || version > log_.back().version)) {
+    // The usual case of a delta to a new replica, or of a new key: a new
+    // key at the newest version.
+    reserve_one_more(log_);
+    index_[position] = static_cast<std::uint32_t>(log_.size());
+    log_.push_back(incoming);
+    ++live_;
+    if (status != KeyStatus::kSet) add_tombstone(version, now);
+    return std::nullopt;
+  }
+  return replace(key, h, position, incoming, status, now);
+}
 
-  // Takes the key's previous entry out (leaving a hole) and returns where its
-  // bytes are, or stores the key when it is new.
-  auto release_old = [&]() -> std::uint32_t {
-    if (old == kNone) return store_key(key);
-    if (log_[old].is_tombstone()) drop_tombstone(log_[old].version);
-    change.old_value = std::move(log_[old]);
-    std::string().swap(log_[old].value);
-    const std::uint32_t offset = key_at_[old];
-    key_at_[old] = kHole;
+// Every other case of store(): an existing key, or a version below the
+// newest.
+std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::size_t h,
+                                                   std::size_t position, const Entry& incoming,
+                                                   KeyStatus status, Instant now) {
+  const std::uint64_t version = incoming.version;
+  const std::size_t old = index_[position] == kFree ? kNone : index_[position];
+  std::optional<Entry> replaced;
+
+  // The key's previous entry becomes a hole; its bytes stay held for the
+  // caller, who reports the change before releasing them.
+  auto take_old = [&] {
+    if (old == kNone) return;
+    Entry& e = log_[old];
+    if (is_tombstone(e)) drop_tombstone(e.version);
+    replaced = e;
+    e.stored = nullptr;
+    e.chunk = nullptr;
     --live_;
-    return offset;
   };
 
   if (log_.empty() || version > log_.back().version) {
     // The usual case: owners write, and deltas arrive, in version order.
-    const std::uint32_t offset = release_old();
+    take_old();
     reserve_one_more(log_);
-    reserve_one_more(key_at_);
     index_[position] = static_cast<std::uint32_t>(log_.size());
-    log_.push_back(value);
-    key_at_.push_back(offset);
+    log_.push_back(incoming);
   } else {
-    const auto at = std::lower_bound(log_.begin(), log_.end(), version, version_less);
+    const auto at = std::lower_bound(log_.begin(), log_.end(), version,
+                                     [](const Entry& e, std::uint64_t v) { return e.version < v; });
     const auto slot = static_cast<std::size_t>(at - log_.begin());
     if (at != log_.end() && at->version == version) {
       if (slot == old) {
         // Same key, same version: replaced in place.
-        if (at->is_tombstone()) drop_tombstone(version);
-        change.old_value = std::move(*at);
-        *at = value;
-        if (tombstone) add_tombstone(version, now);
+        if (is_tombstone(*at)) drop_tombstone(version);
+        replaced = *at;
+        *at = incoming;
+        if (status != KeyStatus::kSet) add_tombstone(version, now);
         compact_if_sparse();
-        change.new_value = std::move(value);
-        return change;
+        return replaced;
       }
-      if (key_at_[slot] != kHole) {
+      if (at->chunk != nullptr) {
         // Another key held this version: only a corrupt peer sends that.
         // The newest write wins so each version names one entry.
-        if (at->is_tombstone()) drop_tombstone(version);
+        if (is_tombstone(*at)) drop_tombstone(version);
         make_hole(slot);
         position = probe(key, h);  // the index moved under us
       }
-      const std::uint32_t offset = release_old();
-      log_[slot] = value;
-      key_at_[slot] = offset;
+      take_old();
+      log_[slot] = incoming;
       index_[position] = static_cast<std::uint32_t>(slot);
     } else {
       // An older version than every entry: kept in order at the cost of
       // renumbering the slots after it.
-      const std::uint32_t offset = release_old();
-      log_.insert(at, value);
-      key_at_.insert(key_at_.begin() + static_cast<std::ptrdiff_t>(slot), offset);
-      for (auto& entry : index_) {
-        if (entry != kFree && entry >= slot) ++entry;
+      take_old();
+      log_.insert(at, incoming);
+      for (std::size_t i = 0; i < index_size_; ++i) {
+        if (index_[i] != kFree && index_[i] >= slot) ++index_[i];
       }
       index_[position] = static_cast<std::uint32_t>(slot);
     }
   }
   ++live_;
-  if (tombstone) add_tombstone(version, now);
+  if (status != KeyStatus::kSet) add_tombstone(version, now);
   compact_if_sparse();
-  change.new_value = std::move(value);
+  return replaced;
+}
+
+NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, std::size_t count,
+                                               std::uint64_t before, std::uint64_t gc,
+                                               std::size_t max_keys, Chunk* chunk, Instant now,
+                                               const OnKeyChange& on_change) {
+  Applied applied;
+  ByteStore& bytes = storage_->bytes;
+  for (std::size_t k = 0; k < count; ++k) {
+    const wire::KeyValueView& kv = kvs[k];
+    if (kv.version <= before) continue;
+    if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
+    if (live_ >= max_keys && slot_of(kv.key) == kNone) {
+      applied.truncated = true;
+      break;
+    }
+    const std::uint8_t* stored = kv.stored;
+    Chunk* in = chunk;
+    if (in == nullptr) {
+      auto [block, at] = bytes.allocate(kv.stored_size);
+      std::memcpy(at, kv.stored, kv.stored_size);
+      stored = at;
+      in = block;
+      applied.bytes_copied += kv.stored_size;
+    }
+    const auto replaced = store(kv.key, kv.version, kv.status, stored, kv.stored_size, in, now);
+    KeyChangeRef change{kv.key, std::nullopt, ValueRef{kv.value, kv.version, kv.status}};
+    if (replaced) {
+      const StoredKeyValue old = stored::read(replaced->stored);
+      change.old_value = ValueRef{old.value, old.version, old.status};
+    }
+    on_change(*this, change);
+    if (replaced) release(*replaced);
+    applied.last_version = kv.version;
+    ++applied.count;
+  }
+  return applied;
+}
+
+// --- Mutations. ---
+
+std::optional<KeyChange> NodeState::write(std::string_view key, std::string_view value,
+                                          KeyStatus status, Instant now) {
+  const std::uint64_t version = max_version_ + 1;
+  KeyChange change{std::string(key), std::nullopt,
+                   VersionedValue{std::string(value), version, status}};
+  const std::size_t size = stored::size_of(key, value, version, status);
+  auto [chunk, at] = storage_->bytes.allocate(size);
+  stored::write(at, key, value, version, status);
+  max_version_ = version;
+  if (auto replaced = store(key, version, status, at, size, chunk, now)) {
+    const StoredKeyValue old = stored::read(replaced->stored);
+    change.old_value = VersionedValue{std::string(old.value), old.version, old.status};
+    release(*replaced);
+  }
+  collect_own_garbage();
   return change;
 }
 
 std::optional<KeyChange> NodeState::set(std::string_view key, std::string_view value, Instant now) {
-  const VersionedValue* old = find(key);
-  if (old != nullptr && old->status == KeyStatus::kSet && old->value == value) return std::nullopt;
-  max_version_ += 1;
-  return put(key, VersionedValue{std::string(value), max_version_, KeyStatus::kSet}, now);
+  const std::size_t slot = slot_of(key);
+  if (slot != kNone) {
+    const ValueRef old = value_at(slot);
+    if (old.status == KeyStatus::kSet && old.value == value) return std::nullopt;
+  }
+  return write(key, value, KeyStatus::kSet, now);
 }
 
 std::optional<KeyChange> NodeState::remove(std::string_view key, Instant now) {
-  const VersionedValue* old = find(key);
-  if (old == nullptr || old->status == KeyStatus::kDeleted) return std::nullopt;
-  max_version_ += 1;
-  return put(key, VersionedValue{std::string(), max_version_, KeyStatus::kDeleted}, now);
+  const std::size_t slot = slot_of(key);
+  if (slot == kNone || value_at(slot).status == KeyStatus::kDeleted) return std::nullopt;
+  return write(key, {}, KeyStatus::kDeleted, now);
 }
 
 std::optional<KeyChange> NodeState::set_with_ttl(std::string_view key, std::string_view value,
                                                  Instant now) {
-  const VersionedValue* old = find(key);
-  if (old != nullptr && old->status == KeyStatus::kDeleteAfterTtl && old->value == value) {
-    return std::nullopt;
+  const std::size_t slot = slot_of(key);
+  if (slot != kNone) {
+    const ValueRef old = value_at(slot);
+    if (old.status == KeyStatus::kDeleteAfterTtl && old.value == value) return std::nullopt;
   }
-  max_version_ += 1;
-  return put(key, VersionedValue{std::string(value), max_version_, KeyStatus::kDeleteAfterTtl},
-             now);
+  return write(key, value, KeyStatus::kDeleteAfterTtl, now);
 }
 
 std::optional<KeyChange> NodeState::delete_after_ttl(std::string_view key, Instant now) {
-  const VersionedValue* old = find(key);
-  if (old == nullptr || old->status != KeyStatus::kSet) return std::nullopt;
-  max_version_ += 1;
-  return put(key, VersionedValue{old->value, max_version_, KeyStatus::kDeleteAfterTtl}, now);
+  const std::size_t slot = slot_of(key);
+  if (slot == kNone) return std::nullopt;
+  const ValueRef old = value_at(slot);
+  if (old.status != KeyStatus::kSet) return std::nullopt;
+  return write(key, old.value, KeyStatus::kDeleteAfterTtl, now);
 }
 
 void NodeState::reserve(std::size_t entries) {
-  if (log_.size() + entries > log_.capacity()) {
-    log_.reserve(log_.size() + entries);
-    key_at_.reserve(log_.size() + entries);
-  }
-  if (index_full(live_ + entries, index_.size())) reindex(index_capacity(live_ + entries));
+  if (log_.size() + entries > log_.capacity()) log_.reserve(log_.size() + entries);
+  if (index_full(live_ + entries, index_size_)) reindex(index_capacity(live_ + entries));
 }
 
-KeyChange NodeState::apply(std::string_view key, VersionedValue value, Instant now) {
-  return put(key, std::move(value), now);
+KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, Instant now) {
+  KeyChange change{std::string(key), std::nullopt, value};
+  const std::size_t size = stored::size_of(key, value.value, value.version, value.status);
+  auto [chunk, at] = storage_->bytes.allocate(size);
+  stored::write(at, key, value.value, value.version, value.status);
+  if (auto replaced = store(key, value.version, value.status, at, size, chunk, now)) {
+    const StoredKeyValue old = stored::read(replaced->stored);
+    change.old_value = VersionedValue{std::string(old.value), old.version, old.status};
+    release(*replaced);
+  }
+  collect_own_garbage();
+  return change;
 }
 
 void NodeState::wipe(std::uint64_t new_last_gc_version) {
-  log_ = {};
-  key_at_ = {};
-  keys_ = {};
-  index_ = {};
-  tombstones_ = {};
+  for (const Entry& e : log_) {
+    if (e.chunk != nullptr) release(e);
+  }
+  log_.clear();
+  log_.shrink_to_fit();
+  free_index();
+  tombstones_.reset();
   live_ = 0;
-  dead_key_bytes_ = 0;
   max_version_ = 0;
   last_gc_version_ = new_last_gc_version;
 }
@@ -315,23 +505,56 @@ bool NodeState::observe_heartbeat(std::uint64_t heartbeat) {
 }
 
 std::size_t NodeState::gc_tombstones(Instant cutoff) {
+  if (tombstones_ == nullptr) return 0;
+  Tombstones& t = *tombstones_;
   std::size_t removed = 0;
   std::size_t kept = 0;
-  for (const auto& [version, changed] : tombstones_) {
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const auto [version, changed] = t[i];
     if (changed > cutoff) {
-      tombstones_[kept++] = {version, changed};
+      t[kept++] = {version, changed};
       continue;
     }
-    const auto at = std::lower_bound(log_.begin(), log_.end(), version, version_less);
+    const auto at = std::lower_bound(log_.begin(), log_.end(), version,
+                                     [](const Entry& e, std::uint64_t v) { return e.version < v; });
     const auto slot = static_cast<std::size_t>(at - log_.begin());
-    if (at == log_.end() || at->version != version || key_at_[slot] == kHole) continue;
+    if (at == log_.end() || at->version != version || at->chunk == nullptr) continue;
     make_hole(slot);
     if (version > last_gc_version_) last_gc_version_ = version;
     ++removed;
   }
-  tombstones_.resize(kept);
+  t.resize(kept);
+  if (t.empty()) tombstones_.reset();
   if (removed > 0) compact_if_sparse();
   return removed;
+}
+
+// --- Garbage of the byte store. ---
+
+void NodeState::relocate_sparse() {
+  ByteStore& bytes = storage_->bytes;
+  for (Entry& e : log_) {
+    if (e.chunk == nullptr || !bytes.sparse(e.chunk)) continue;
+    const std::size_t size = stored::size(e.stored);
+    auto [chunk, at] = bytes.allocate(size);
+    std::memcpy(at, e.stored, size);
+    bytes.hold(chunk, size);
+    bytes.release(e.chunk, size);
+    e.stored = at;
+    e.chunk = chunk;
+  }
+  if (encoded_id_chunk_ != nullptr && bytes.sparse(encoded_id_chunk_)) {
+    auto [chunk, at] = bytes.allocate(encoded_id_size_);
+    std::memcpy(at, encoded_id_, encoded_id_size_);
+    bytes.hold(chunk, encoded_id_size_);
+    bytes.release(encoded_id_chunk_, encoded_id_size_);
+    encoded_id_ = at;
+    encoded_id_chunk_ = chunk;
+  }
+}
+
+void NodeState::collect_own_garbage() {
+  if (own_storage_ != nullptr && own_storage_->bytes.wasteful()) relocate_sparse();
 }
 
 }  // namespace aiocluster

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -26,7 +27,6 @@
 #include <thread>
 #include <vector>
 
-#include "json.h"
 #include "test_pki.h"
 
 extern char** environ;
@@ -35,6 +35,9 @@ namespace aiocluster::testing {
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
+// The agent's report lines, read with the JSON library the agent writes
+// them with. at() throws on a missing key, which a REQUIRE reports.
+using Json = nlohmann::json;
 
 inline constexpr auto kPatience = 30s;
 
@@ -117,6 +120,10 @@ class Agent {
     REQUIRE(rc == 0);
     out_ = fds[0];
     ::fcntl(out_, F_SETFL, ::fcntl(out_, F_GETFL) | O_NONBLOCK);
+    // Room for several report lines of thousands of keys: an agent blocked
+    // on a full pipe stops gossiping until the test reads. 1 MiB is the
+    // unprivileged maximum; a smaller pipe only makes the test slower.
+    ::fcntl(out_, F_SETPIPE_SZ, 1 << 20);
   }
 
   ~Agent() {
@@ -130,22 +137,27 @@ class Agent {
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
 
-  // Reads whatever stdout has; every complete line must be valid JSON.
+  // Reads whatever stdout has and parses the newest complete line, which
+  // must be valid JSON. Only the newest is parsed: report lines of thousands
+  // of keys parse slower in a debug build than the agent prints them, and a
+  // reader that falls behind fills the pipe and stalls the agent's loop.
   void drain() {
-    char buf[4096];
+    char buf[65536];
     while (true) {
       const ssize_t n = ::read(out_, buf, sizeof buf);
       if (n <= 0) break;
       pending_.append(buf, static_cast<std::size_t>(n));
     }
-    std::size_t nl;
-    while ((nl = pending_.find('\n')) != std::string::npos) {
-      const std::string line = pending_.substr(0, nl);
-      pending_.erase(0, nl + 1);
-      INFO("line: " << line);
-      REQUIRE_NOTHROW(latest_ = Json::parse(line));
-      ++lines_;
-    }
+    const std::size_t last_nl = pending_.rfind('\n');
+    if (last_nl == std::string::npos) return;
+    const std::size_t start = last_nl == 0 ? std::string::npos : pending_.rfind('\n', last_nl - 1);
+    const std::size_t first = start == std::string::npos ? 0 : start + 1;
+    lines_ += static_cast<std::size_t>(std::count(
+        pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(last_nl) + 1, '\n'));
+    const std::string line = pending_.substr(first, last_nl - first);
+    pending_.erase(0, last_nl + 1);
+    INFO("line: " << line);
+    REQUIRE_NOTHROW(latest_ = Json::parse(line));
   }
 
   const std::optional<Json>& latest() const { return latest_; }
@@ -189,7 +201,7 @@ class Agent {
 
 inline std::set<std::string> names(const Json& array) {
   std::set<std::string> out;
-  for (const auto& v : array.array()) out.insert(v.string());
+  for (const auto& v : array) out.insert(v.get<std::string>());
   return out;
 }
 
@@ -212,14 +224,13 @@ inline bool converged(const std::vector<std::unique_ptr<Agent>>& agents,
   for (const auto& a : agents) {
     if (!a->latest()) return false;
     const Json& j = *a->latest();
-    if (names(j["live"]) != all) return false;
+    if (names(j.at("live")) != all) return false;
     for (const auto& n : all) {
-      const auto& kv = j["kv"].object();
+      const Json& kv = j.at("kv");
       auto it = kv.find(n);
       if (it == kv.end()) return false;
-      auto role = it->second.object().find("role");
-      if (role == it->second.object().end() || role->second.string() != "role-of-" + n)
-        return false;
+      auto role = it->find("role");
+      if (role == it->end() || *role != "role-of-" + n) return false;
     }
   }
   return true;
@@ -304,8 +315,8 @@ inline void three_agents(const Run& run) {
   CHECK(poll_until(rest, [&] {
     for (const auto& a : rest) {
       const Json& j = *a->latest();
-      if (names(j["dead"]) != std::set<std::string>{killed}) return false;
-      if (names(j["live"]) != survivors) return false;
+      if (names(j.at("dead")) != std::set<std::string>{killed}) return false;
+      if (names(j.at("live")) != survivors) return false;
     }
     return true;
   }));

@@ -33,17 +33,17 @@ TEST_CASE(
   REQUIRE(agents[0]->latest());
   CHECK(agents[0]->lines() >= 3);
   const Json& j = *agents[0]->latest();
-  CHECK(j.object().size() == 6);
-  CHECK(j["t"].number() > 0);
-  CHECK(j["self"].string() == "solo \"quoted\"");
-  CHECK(names(j["live"]) == std::set<std::string>{"solo \"quoted\""});
-  CHECK(j["dead"].array().empty());
-  CHECK(j["kv"]["solo \"quoted\""]["a"].string() == "1");
-  CHECK(j["kv"]["solo \"quoted\""]["b"].string() == "line\nbreak");
+  CHECK(j.size() == 6);
+  CHECK(j.at("t").get<double>() > 0);
+  CHECK(j.at("self") == "solo \"quoted\"");
+  CHECK(names(j.at("live")) == std::set<std::string>{"solo \"quoted\""});
+  CHECK(j.at("dead").empty());
+  CHECK(j.at("kv").at("solo \"quoted\"").at("a") == "1");
+  CHECK(j.at("kv").at("solo \"quoted\"").at("b") == "line\nbreak");
   // A node alone has refused nothing and accepted no connection.
-  CHECK(j["counters"].object().size() == 18);
-  CHECK(j["counters"]["packets_dropped"].number() == 0);
-  CHECK(j["counters"]["connections_accepted"].number() == 0);
+  CHECK(j.at("counters").size() == 18);
+  CHECK(j.at("counters").at("packets_dropped") == 0);
+  CHECK(j.at("counters").at("connections_accepted") == 0);
 }
 
 TEST_CASE("bad flags: one line naming the flag, exit status 2") {

@@ -38,8 +38,8 @@ inline std::optional<std::string> value_seen(const TestNode& n, std::string_view
                                              std::string_view key) {
   for (const auto& [id, state] : n.node().cluster_state().nodes()) {
     if (id.name != name) continue;
-    const VersionedValue* v = state.find(key);
-    if (v != nullptr && v->visible()) return v->value;
+    const std::optional<VersionedValue> v = state.find(key);
+    if (v && v->visible()) return v->value;
   }
   return std::nullopt;
 }

@@ -174,8 +174,8 @@ TEST_CASE("apply: gap, reset and tombstone rules") {
   CHECK(r.resets == 1);
   CHECK(a->last_gc_version() == 7);
   CHECK(a->max_version() == 9);
-  CHECK(a->find("y") == nullptr);    // wiped
-  CHECK(a->find("old") == nullptr);  // tombstone below the GC horizon
+  CHECK_FALSE(a->find("y"));    // wiped
+  CHECK_FALSE(a->find("old"));  // tombstone below the GC horizon
   CHECK(a->find("gone")->status == KeyStatus::kDeleted);
   CHECK(a->value("z") == "v");
 
@@ -186,7 +186,7 @@ TEST_CASE("apply: gap, reset and tombstone rules") {
                   NodeDelta{nid("self"), 0, 0, {kv("evil", 100)}, 100}}},
            t0(), {}, [&](const NodeId&, KeyChange) { ++changes; });
   CHECK(changes == 0);
-  CHECK(cs.self().find("evil") == nullptr);
+  CHECK_FALSE(cs.self().find("evil"));
 }
 
 TEST_CASE("apply: malformed node deltas are rejected whole") {

@@ -6,7 +6,7 @@ using namespace testing;
 
 TEST_CASE("phi is undefined until two arrivals") {
   FailureDetector fd(FailureDetectorConfig{});
-  const NodeId n{"n", 1, Address{"h", 1}, ""};
+  const FailureDetector::Slot n = 3;
   CHECK_FALSE(fd.phi(n, t0()));
   fd.report_heartbeat(n, t0());
   CHECK_FALSE(fd.phi(n, t0() + 1s));
@@ -19,7 +19,7 @@ TEST_CASE("phi is undefined until two arrivals") {
 TEST_CASE("phi = elapsed / smoothed mean, with the prior weighted as five samples") {
   FailureDetectorConfig config;  // initial_interval 5 s, threshold 8
   FailureDetector fd(config);
-  const NodeId n{"n", 1, Address{"h", 1}, ""};
+  const FailureDetector::Slot n = 3;
   fd.report_heartbeat(n, t0());
   fd.report_heartbeat(n, t0() + 1s);
   // mean = (1 s + 5 * 5 s) / (1 + 5) = 26/6 s
@@ -34,7 +34,7 @@ TEST_CASE("intervals above max_interval are not recorded, and the window is boun
   FailureDetectorConfig config;
   config.sampling_window_size = 3;
   FailureDetector fd(config);
-  const NodeId n{"n", 1, Address{"h", 1}, ""};
+  const FailureDetector::Slot n = 3;
   Instant t = t0();
   fd.report_heartbeat(n, t);
   t += 20s;  // too long: not a sample

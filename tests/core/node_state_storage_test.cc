@@ -38,18 +38,18 @@ void check_same(const NodeState& st, const Model& model, std::mt19937_64& rng) {
   CHECK(st.max_version() == model.max_version);
   CHECK(st.last_gc_version() == model.last_gc_version);
   for (const auto& [key, entry] : model.entries) {
-    const VersionedValue* found = st.find(key);
-    REQUIRE(found != nullptr);
+    const std::optional<VersionedValue> found = st.find(key);
+    REQUIRE(found);
     CHECK(*found == entry.value);
   }
-  CHECK(st.find("absent") == nullptr);
+  CHECK_FALSE(st.find("absent"));
   // for_each: every entry, in key order.
   auto it = model.entries.begin();
   st.for_each([&](std::string_view key, const VersionedValue& vv) {
     REQUIRE(it != model.entries.end());
     CHECK(key == it->first);
     CHECK(vv == it->second.value);
-    CHECK(st.find(key) == &vv);
+    CHECK(st.find(key) == vv);
     ++it;
   });
   CHECK(it == model.entries.end());
@@ -96,8 +96,8 @@ TEST_CASE("NodeState storage matches a map model under random operations") {
       const std::string k = key();
       if (op < 30) {
         const std::string v = value();
-        const auto* old = st.find(k);
-        const bool noop = old != nullptr && old->status == KeyStatus::kSet && old->value == v;
+        const auto old = st.find(k);
+        const bool noop = old && old->status == KeyStatus::kSet && old->value == v;
         const auto change = st.set(k, v, now);
         CHECK(change.has_value() == !noop);
         if (change) model.put(k, VersionedValue{v, ++model.max_version, KeyStatus::kSet}, now);
@@ -110,7 +110,7 @@ TEST_CASE("NodeState storage matches a map model under random operations") {
           model.put(k, VersionedValue{v, ++model.max_version, KeyStatus::kDeleteAfterTtl}, now);
         }
       } else if (op < 52) {
-        const auto* old = st.find(k);
+        const auto old = st.find(k);
         const std::string v = old ? old->value : "";
         if (st.delete_after_ttl(k, now)) {
           model.put(k, VersionedValue{v, ++model.max_version, KeyStatus::kDeleteAfterTtl}, now);

@@ -68,7 +68,7 @@ TEST_CASE("tombstones are collected after the grace period, raising last_gc_vers
   CHECK(st.gc_tombstones(t0() - 1s) == 0);
   CHECK(st.gc_tombstones(t0()) == 1);
   CHECK(st.last_gc_version() == 2);
-  CHECK(st.find("a") == nullptr);
+  CHECK_FALSE(st.find("a"));
   CHECK(st.gc_tombstones(t0() + 10s) == 1);
   CHECK(st.last_gc_version() == 3);
   CHECK(st.max_version() == 4);

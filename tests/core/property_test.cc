@@ -111,15 +111,15 @@ struct Net {
         REQUIRE(replica != nullptr);
         CHECK(replica->max_version() == truth.max_version());
         truth.for_each([&](std::string_view key, const VersionedValue& vv) {
-          const VersionedValue* got = replica->find(key);
-          if (got == nullptr) {
+          const std::optional<VersionedValue> got = replica->find(key);
+          if (!got) {
             CHECK(vv.is_tombstone());
           } else {
             CHECK(*got == vv);
           }
         });
         replica->for_each([&](std::string_view key, const VersionedValue& vv) {
-          if (truth.find(key) == nullptr) CHECK(vv.is_tombstone());
+          if (!truth.find(key)) CHECK(vv.is_tombstone());
         });
       }
     }

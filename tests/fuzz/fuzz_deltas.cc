@@ -169,7 +169,7 @@ struct World {
       std::size_t count = 0;
       st->for_each_since(0, [&](std::string_view key, const VersionedValue& vv) {
         require(vv.version <= st->max_version(), "no entry is newer than max_version");
-        require(st->find(key) == &vv, "the version index and the key map agree");
+        require(st->find(key) == vv, "the version index and the key map agree");
         if (!corrupted) {
           const auto w = o.written.find(vv.version);
           require(w != o.written.end() && w->second == vv && o.written_key.at(vv.version) == key,

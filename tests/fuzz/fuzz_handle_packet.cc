@@ -63,7 +63,7 @@ void check_states(const Node& node) {
       require(vv.version <= st.max_version(), "no entry is newer than max_version");
       require(key.size() <= limits.max_key_size && vv.value.size() <= limits.max_value_size,
               "keys and values within their size limits");
-      require(st.find(key) == &vv, "the version index and the key map agree");
+      require(st.find(key) == vv, "the version index and the key map agree");
       previous = vv.version;
       ++count;
       return true;
@@ -87,9 +87,8 @@ void check_outgoing_delta(const Node& node, const Delta& delta) {
     require(nd.max_version && *nd.max_version <= st->max_version(),
             "a node delta's max_version is ours or less");
     for (const auto& kv : nd.key_values) {
-      const VersionedValue* vv = st->find(kv.key);
-      require(vv != nullptr && vv->version == kv.version && vv->value == kv.value &&
-                  vv->status == kv.status,
+      const std::optional<VersionedValue> vv = st->find(kv.key);
+      require(vv && vv->version == kv.version && vv->value == kv.value && vv->status == kv.status,
               "a node delta's key-values are ours");
     }
   }

@@ -7,14 +7,13 @@
 
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <sstream>
-
-#include "json.h"
 
 namespace {
 
 using namespace aiocluster;
-using aiocluster::testing::Json;
+using Json = nlohmann::json;
 using namespace std::chrono_literals;
 
 const std::string kDir = AIOCLUSTER_INTEROP_FIXTURES;
@@ -48,9 +47,9 @@ std::string sha256_hex(const Bytes& bytes) {
 // decoders read it the same way.
 Packet capture(const std::string& folder, const std::string& name) {
   const Bytes bytes = read_file(kDir + "/" + folder + "/" + name + ".bin");
-  const Json& meta = vectors()[folder]["packets"][name];
-  CHECK(bytes.size() == static_cast<std::size_t>(meta["bytes"].number()));
-  CHECK(sha256_hex(bytes) == meta["sha256"].string());
+  const Json& meta = vectors().at(folder).at("packets").at(name);
+  CHECK(bytes.size() == meta.at("bytes").get<std::size_t>());
+  CHECK(sha256_hex(bytes) == meta.at("sha256").get<std::string>());
   const DecodeResult decoded = decode(bytes);
   CHECK(decoded == decode_reference(bytes));
   REQUIRE(std::holds_alternative<Packet>(decoded));
@@ -65,21 +64,19 @@ Bytes capture_bytes(const std::string& folder, const std::string& name) {
 
 // The node deltas of a capture match their description in vectors.json.
 void check_deltas(const Delta& delta, const Json& meta) {
-  const auto& described = meta["node_deltas"].array();
+  const auto& described = meta.at("node_deltas");
   REQUIRE(delta.node_deltas.size() >= described.size());
   for (std::size_t i = 0; i < described.size(); ++i) {
     const NodeDelta& nd = delta.node_deltas[i];
     const Json& d = described[i];
-    CAPTURE(d["node"].string());
-    CHECK(nd.node_id.name == d["node"].string());
-    CHECK(nd.node_id.generation_id == static_cast<std::uint64_t>(d["generation_id"].number()));
-    CHECK(nd.from_version_excluded ==
-          static_cast<std::uint64_t>(d["from_version_excluded"].number()));
-    CHECK(nd.last_gc_version == static_cast<std::uint64_t>(d["last_gc_version"].number()));
-    CHECK(nd.max_version == static_cast<std::uint64_t>(d["max_version"].number()));
-    CHECK(nd.key_values.size() == static_cast<std::size_t>(d["key_values"].number()));
-    CHECK(nd.key_values.back().version ==
-          static_cast<std::uint64_t>(d["last_key_version"].number()));
+    CAPTURE(d.at("node").get<std::string>());
+    CHECK(nd.node_id.name == d.at("node").get<std::string>());
+    CHECK(nd.node_id.generation_id == d.at("generation_id").get<std::uint64_t>());
+    CHECK(nd.from_version_excluded == d.at("from_version_excluded").get<std::uint64_t>());
+    CHECK(nd.last_gc_version == d.at("last_gc_version").get<std::uint64_t>());
+    CHECK(nd.max_version == d.at("max_version").get<std::uint64_t>());
+    CHECK(nd.key_values.size() == d.at("key_values").get<std::size_t>());
+    CHECK(nd.key_values.back().version == d.at("last_key_version").get<std::uint64_t>());
   }
 }
 
@@ -112,8 +109,9 @@ TEST_CASE("exchange-small: py-a's Syn, py-b's SynAck and py-a's Ack, each at its
   const Packet synack = capture("exchange-small", "synack");
   const Packet ack = capture("exchange-small", "ack");
   check_deltas(std::get<SynAck>(synack.message).delta,
-               vectors()["exchange-small"]["packets"]["synack"]);
-  check_deltas(std::get<Ack>(ack.message).delta, vectors()["exchange-small"]["packets"]["ack"]);
+               vectors().at("exchange-small").at("packets").at("synack"));
+  check_deltas(std::get<Ack>(ack.message).delta,
+               vectors().at("exchange-small").at("packets").at("ack"));
 
   // We stand in for py-b: py-a's Syn gets a SynAck, py-a's Ack is applied.
   Node b = node_as("cpp-b", 9, 7102);
@@ -143,7 +141,7 @@ TEST_CASE("exchange-small: py-a's Syn, py-b's SynAck and py-a's Ack, each at its
 TEST_CASE("truncated-delta: 1,214 of 3,000 key-values claiming max_version 3000") {
   const Packet synack = capture("truncated-delta", "synack");
   check_deltas(std::get<SynAck>(synack.message).delta,
-               vectors()["truncated-delta"]["packets"]["synack"]);
+               vectors().at("truncated-delta").at("packets").at("synack"));
   const Bytes bytes = capture_bytes("truncated-delta", "synack");
   CHECK(bytes.size() > Config{}.max_payload_size);
 
@@ -175,12 +173,11 @@ TEST_CASE("truncated-delta: 1,214 of 3,000 key-values claiming max_version 3000"
 
 TEST_CASE("oversized-synack: 126,406 bytes, read and applied") {
   const Packet synack = capture("oversized-synack", "synack");
-  const Json& meta = vectors()["oversized-synack"]["packets"]["synack"];
+  const Json& meta = vectors().at("oversized-synack").at("packets").at("synack");
   check_deltas(std::get<SynAck>(synack.message).delta, meta);
   const auto& body = std::get<SynAck>(synack.message);
-  CHECK(body.digest.node_digests.size() == static_cast<std::size_t>(meta["digest_nodes"].number()));
-  CHECK(body.delta.node_deltas.size() ==
-        static_cast<std::size_t>(meta["node_deltas_total"].number()));
+  CHECK(body.digest.node_digests.size() == meta.at("digest_nodes").get<std::size_t>());
+  CHECK(body.delta.node_deltas.size() == meta.at("node_deltas_total").get<std::size_t>());
 
   // We are the newcomer (generation 6, port 7106).
   Node node = node_as("newcomer", 6, 7106);
@@ -192,7 +189,7 @@ TEST_CASE("oversized-synack: 126,406 bytes, read and applied") {
   CHECK(node.stats().node_deltas_applied == 904);
   std::size_t key_values = 0;
   for (const auto& nd : body.delta.node_deltas) key_values += nd.key_values.size();
-  CHECK(key_values == static_cast<std::size_t>(meta["key_values_total"].number()));
+  CHECK(key_values == meta.at("key_values_total").get<std::size_t>());
   CHECK(node.stats().key_values_applied == key_values);
   CHECK(node.cluster_state().size() == 1502);
   CHECK(state_named(node, "member-0901")->value("load") == "0.01");

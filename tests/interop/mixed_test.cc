@@ -40,14 +40,14 @@ std::string value_of(const std::string& owner_prefix, std::size_t i) {
 // their right values.
 std::size_t keys_held(const Agent& observer, const std::string& owner, const std::string& prefix) {
   if (!observer.latest()) return 0;
-  const auto& kv = (*observer.latest())["kv"].object();
+  const Json& kv = observer.latest()->at("kv");
   const auto it = kv.find(owner);
   if (it == kv.end()) return 0;
   std::size_t held = 0;
-  const auto& keys = it->second.object();
+  const Json& keys = *it;
   for (std::size_t i = 0; i < kManyKeys; ++i) {
     const auto k = keys.find(key_of(i));
-    if (k != keys.end() && k->second.string() == value_of(prefix, i)) ++held;
+    if (k != keys.end() && *k == value_of(prefix, i)) ++held;
   }
   return held;
 }
@@ -107,10 +107,10 @@ void every_key_of_the_other(const std::string& driver) {
                     << " s (processes started together, reports every 200 ms)");
   // The agent read packets larger than it would send, and did not trust the
   // cut deltas' claims.
-  const Json& counters = (*agent.latest())["counters"];
-  CHECK(counters["packets_in_above_max_payload"].number() > 0);
-  CHECK(counters["completeness_capped"].number() > 0);
-  CHECK(counters["framing_errors"].number() == 0);
+  const Json& counters = agent.latest()->at("counters");
+  CHECK(counters.at("packets_in_above_max_payload").get<std::uint64_t>() > 0);
+  CHECK(counters.at("completeness_capped").get<std::uint64_t>() > 0);
+  CHECK(counters.at("framing_errors") == 0);
   for (auto& n : nodes) n->signal(SIGTERM);
   for (auto& n : nodes) CHECK(n->wait_exit(kPatience) == 0);
 }
@@ -207,7 +207,7 @@ void mixed_cluster(Security security) {
       for (std::size_t i = 0; i < nodes.size(); ++i) {
         if (dead.contains(members[i].name)) continue;
         const Json& j = *nodes[i]->latest();
-        if (names(j["dead"]) != dead || names(j["live"]) != live) return false;
+        if (names(j.at("dead")) != dead || names(j.at("live")) != live) return false;
       }
       return true;
     }));

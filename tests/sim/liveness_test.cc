@@ -42,11 +42,11 @@ Problems check_liveness(std::uint64_t seed, Duration& took) {
       const aiocluster::NodeState* replica = sim.node(o).node_state(owner.id());
       if (o == s || replica == nullptr) continue;
       owner.for_each([&](std::string_view key, const aiocluster::VersionedValue& vv) {
-        const aiocluster::VersionedValue* held = replica->find(key);
+        const std::optional<aiocluster::VersionedValue> held = replica->find(key);
         // A tombstone (DELETED or DELETE_AFTER_TTL) is collected by each node
         // on its own clock, so a replica may have dropped it a round before
         // its owner; anything else must be identical.
-        const bool ok = held != nullptr ? *held == vv : vv.is_tombstone();
+        const bool ok = held ? *held == vv : vv.is_tombstone();
         problems.check(ok, "node " + std::to_string(o) + " holds " +
                                (held ? std::string(key) + "@" + std::to_string(held->version)
                                      : "no " + std::string(key)) +

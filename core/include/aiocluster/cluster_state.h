@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "aiocluster/messages.h"
@@ -16,6 +19,17 @@
 #include "aiocluster/types.h"
 
 namespace aiocluster {
+
+// Core internals (src/wire.h, src/packing.h, src/storage.h).
+namespace wire {
+class Writer;
+struct PacketView;
+struct DigestEntryView;
+struct NodeDeltaView;
+struct IdRef;
+}  // namespace wire
+struct DigestPlan;
+struct DeltaPlan;
 
 // How applying one NodeDelta went.
 enum class NodeDeltaOutcome : std::uint8_t {
@@ -54,6 +68,9 @@ struct ApplyReport {
   std::size_t rejected_malformed = 0;
   std::size_t rejected_limit = 0;
   std::size_t key_values = 0;
+  // Bytes of applied key-values copied out of their packet rather than kept
+  // in it (a packet mostly of other things, or one the state could not take).
+  std::size_t bytes_copied = 0;
 };
 
 // Gives the whole encoded packet size for a delta body of `delta_len` bytes,
@@ -62,41 +79,67 @@ using PacketSizeForDelta = std::function<std::size_t(std::size_t delta_len)>;
 
 class ClusterState {
  public:
-  using Nodes = std::map<NodeId, NodeState, std::less<>>;
+  // The known nodes in id order, as (id, state) pairs.
+  class Nodes {
+   public:
+    class iterator {
+     public:
+      explicit iterator(NodeState* const* at) : at_(at) {}
+      std::pair<const NodeId&, const NodeState&> operator*() const { return {(*at_)->id(), **at_}; }
+      iterator& operator++() {
+        ++at_;
+        return *this;
+      }
+      bool operator==(const iterator&) const = default;
 
-  explicit ClusterState(NodeId self);
-  // A copy points self() into its own map.
+     private:
+      NodeState* const* at_;
+    };
+    explicit Nodes(const std::vector<NodeState*>& order) : order_(&order) {}
+    iterator begin() const { return iterator(order_->data()); }
+    iterator end() const { return iterator(order_->data() + order_->size()); }
+    std::size_t size() const { return order_->size(); }
+    // Throws std::out_of_range when the node is unknown.
+    const NodeState& at(const NodeId& id) const;
+
+   private:
+    const std::vector<NodeState*>* order_;
+  };
+
+  // `seed` keys the hashing of keys and node ids: with a secret one, no
+  // peer can pick keys that collide.
+  explicit ClusterState(NodeId self, std::uint64_t seed = 0);
+  ~ClusterState();
+  // A copy has storage of its own.
   ClusterState(const ClusterState& other);
   ClusterState& operator=(const ClusterState& other);
-  ClusterState(ClusterState&&) = default;
-  ClusterState& operator=(ClusterState&&) = default;
+  ClusterState(ClusterState&& other) noexcept;
+  ClusterState& operator=(ClusterState&& other) noexcept;
 
-  const NodeId& self_id() const { return self_id_; }
+  const NodeId& self_id() const { return self_->id(); }
   NodeState& self() { return *self_; }
   const NodeState& self() const { return *self_; }
-  const Nodes& nodes() const { return nodes_; }
-  std::size_t size() const { return nodes_.size(); }
-  // The known nodes by position in id order (the order of nodes()). A
-  // contiguous index: walking it costs far fewer cache misses than walking
-  // the map, which dominates with a thousand nodes.
+  Nodes nodes() const { return Nodes(order_); }
+  std::size_t size() const { return order_.size(); }
+  // The known nodes by position in id order (the order of nodes()).
   const NodeState& at(std::size_t position) const { return *order_[position]; }
   NodeState& at(std::size_t position) { return *order_[position]; }
   // How many known nodes have a tls_name (ids never change, so this is kept
   // as they come and go): lets a caller skip a walk that would find none.
   std::size_t tls_named() const { return tls_named_; }
+  // One more than the largest NodeState::slot() in use.
+  std::size_t slots() const { return slots_; }
+  // Bytes of stored key-values and node ids: held (in blocks and taken-over
+  // packets, garbage included) and in use. Garbage collection keeps the
+  // first within about twice the second.
+  std::size_t bytes_held() const;
+  std::size_t bytes_in_use() const;
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);
   // The node's state, created empty when unknown and below `max_nodes`;
   // nullptr at the limit. `created` tells whether it was new.
   NodeState* find_or_create(const NodeId& id, std::size_t max_nodes, bool* created = nullptr);
-  // The same, continuing from `hint`, the position of the previous lookup
-  // (start from 0); on return, the node's position. O(1) when ids come in
-  // increasing order, as in digests, instead of O(log n) comparisons of
-  // whole NodeIds.
-  const NodeState* find(const NodeId& id, std::size_t& hint) const;
-  NodeState* find_or_create(const NodeId& id, std::size_t max_nodes, bool* created,
-                            std::size_t& hint);
   void remove(const NodeId& id);
 
   // One entry per node not scheduled for deletion, self first, then in id
@@ -138,8 +181,37 @@ class ClusterState {
   // GC of tombstones older than `grace` in every node state.
   std::size_t gc_tombstones(Instant now, Duration grace);
 
+  // --- The packet paths (src/wire.h, src/packing.h): a Node reads and
+  // writes gossip straight from and into the state. ---
+  // Names the node of every digest entry and node delta of a canonical
+  // packet (their `state`, nullptr when unknown). False when an unknown id
+  // is not canonical: the packet must go through the generated parser.
+  bool resolve(wire::PacketView& packet) const;
+  // The state of a node a resolved packet names, created when unknown and
+  // below max_nodes (nullptr otherwise). Nodes created so are out of id
+  // order until place_new_nodes(): the caller places them once done.
+  NodeState* find_or_create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes,
+                            bool* created = nullptr);
+  void place_new_nodes();
+  void plan_digest(std::size_t max_size, Rng& rng, DigestPlan& plan) const;
+  void write_digest(wire::Writer& w, const DigestPlan& plan) const;
+  // Against the resolved digest of `peer`, within `max_delta_size` bytes of
+  // DeltaPb body.
+  void plan_delta(std::span<const wire::DigestEntryView> peer, std::size_t max_delta_size, Rng& rng,
+                  DeltaPlan& plan) const;
+  void write_delta(wire::Writer& w, const DeltaPlan& plan) const;
+  // Applies the node deltas of a resolved packet (naming the nodes it
+  // creates). With `adopt`, the state may take over the packet's bytes
+  // (which `packet` views) instead of copying the key-values it keeps.
+  ApplyReport apply(wire::PacketView& packet, Bytes* adopt, Instant now, const ApplyLimits& limits,
+                    const OnKeyChange& on_change);
+  // Moves stored key-values together once garbage outweighs them.
+  void collect_garbage();
+
  private:
-  using OnChange = std::function<void(const NodeId&, KeyChange)>;
+  NodeDeltaOutcome apply_node_delta(wire::PacketView& packet, std::size_t index, Chunk* chunk,
+                                    Instant now, const ApplyLimits& limits,
+                                    const OnKeyChange& on_change, ApplyReport& report);
 
   // The entries of a reset replica that the application knows and the
   // re-sent state has not covered yet (disjoint from the replica's keys).
@@ -147,27 +219,36 @@ class ClusterState {
     std::map<std::string, VersionedValue, std::less<>> entries;
     std::uint64_t settles_at = 0;  // the highest max_version deltas announced since the reset
   };
+  void begin_reset(NodeState& st, std::uint64_t settles_at, std::uint64_t last_gc_version,
+                   const ApplyLimits& limits, const OnKeyChange& on_change);
+  void settle_reset(NodeState& st, const OnKeyChange& on_change);
 
-  NodeDeltaOutcome apply_node_delta(const NodeDelta& delta, Instant now, const ApplyLimits& limits,
-                                    const OnChange& on_change, ApplyReport& report);
-  void begin_reset(NodeState& st, const NodeDelta& delta, const ApplyLimits& limits,
-                   const OnChange& on_change);
-  void settle_reset(NodeState& st, const OnChange& on_change);
+  template <typename... Args>
+  NodeState* make_node(Args&&... args);
+  void drop_node(NodeState* st);
+  // A new node, in the id table, at the end of the order (unplaced).
+  NodeState* add(NodeId id, ByteView encoded = {}, std::size_t hash = 0);
+  // The id table: known nodes by the hash of their encoded id.
+  std::size_t hash(ByteView id) const;
+  NodeState* find_encoded(ByteView id, std::size_t hash) const;
+  void index_id(NodeState* st);
+  void unindex_id(const NodeState* st);
+  void grow_id_table(std::size_t nodes);
+  // Gives every node its position, after nodes came or went.
+  void renumber() const;
 
-  // The first position whose id is not before `id`, trying the two
-  // positions after `hint` before a binary search.
-  std::size_t seek(const NodeId& id, std::size_t hint) const;
-  NodeState* create_at(std::size_t position, const NodeId& id);
-
-  NodeId self_id_;
-  Nodes nodes_;
-  NodeState* self_;
-  std::vector<NodeState*> order_;  // nodes_ in id order, by position
-  // Encoded NodeIdPb size of each, by position: ids never change, and every
-  // digest needs them.
-  std::vector<std::uint32_t> id_sizes_;
+  std::unique_ptr<Storage> storage_;
+  NodeState* self_ = nullptr;
+  std::vector<NodeState*> order_;  // id order, but for the last unplaced_
+  std::size_t unplaced_ = 0;
+  std::vector<std::pair<std::uint64_t, NodeState*>> spare_;  // scratch of place_new_nodes()
+  std::vector<NodeState*> id_table_;  // open addressing on NodeState::id_hash()
   std::size_t tls_named_ = 0;
-  std::map<NodeId, ResetShadow, std::less<>> resets_;  // usually empty
+  std::uint32_t slots_ = 0;
+  std::uint64_t added_ = 0;  // nodes ever added: resolved ids stay valid until it moves
+  std::vector<std::uint32_t> free_slots_;  // of removed nodes
+  mutable bool positions_stale_ = false;
+  std::map<std::uint32_t, ResetShadow> resets_;  // by slot; usually empty
 };
 
 }  // namespace aiocluster

@@ -8,16 +8,16 @@
 //
 //   auto exchange = aiocluster::StreamExchange::initiate(std::move(tx.payload));  // or respond()
 //   for (auto step = exchange.next(); step.action != Action::kClose; step = exchange.next()) {
-//     if (step.action == Action::kWrite) write_all(step.bytes);
+//     if (step.action == Action::kWrite) write_frame(step.packet);
 //     else exchange.on_frame(node, read_frame(), now);  // kRead: one frame's payload
 //   }
 //   if (exchange.completed()) ...;  // else exchange.dropped() says why it ended early
 //
 // Frames are a 4-byte big-endian length and a packet (aiocluster/framing.h):
-// kWrite bytes are whole frames; a driver reads one frame with a
-// FrameDecoder sized by Config::max_inbound_payload_size and closes the
-// connection on a framing error or a timeout (then the exchange is simply
-// abandoned).
+// a driver writes a kWrite packet as frame_header(packet.size()) then the
+// packet, reads one frame with a FrameDecoder sized by
+// Config::max_inbound_payload_size, and closes the connection on a framing
+// error or a timeout (then the exchange is simply abandoned).
 #pragma once
 
 #include <cstdint>
@@ -40,14 +40,14 @@ class StreamExchange {
   };
 
   enum class Action : std::uint8_t {
-    kWrite,  // write `bytes` (whole frames) to the connection, then call next()
+    kWrite,  // write `packet` as one frame, then call next()
     kRead,   // read one whole frame and pass its payload to on_frame()
     kClose,  // the exchange is over: close the connection
   };
 
   struct Step {
     Action action = Action::kClose;
-    Bytes bytes;  // kWrite
+    Bytes packet;  // kWrite
   };
 
   // The side that sends `syn` (a Transmit's payload).
@@ -65,6 +65,9 @@ class StreamExchange {
   // The payload of the frame a kRead asked for, handed to `node` at the
   // stage this exchange has reached. Ignored unless a read was asked for.
   void on_frame(Node& node, ByteView payload, Instant now);
+  // The same, handing the frame's bytes over: the key-values it brings may
+  // stay where they are instead of being copied.
+  void on_frame(Node& node, Bytes&& payload, Instant now);
 
   Role role() const { return role_; }
   // Where the next frame read sits in the exchange.
@@ -79,6 +82,9 @@ class StreamExchange {
 
  private:
   StreamExchange(Role role, Stage stage) : role_(role), stage_(stage) {}
+  bool expects_frame() const { return reading_ && !to_write_; }
+  Inbound inbound() const { return Inbound{stage_, {}, peer_names_}; }
+  void take(Outcome outcome);
 
   Role role_;
   Stage stage_;

@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <vector>
 
@@ -34,52 +33,28 @@ class ArrivalWindow {
   Instant last_arrival_{};
 };
 
+// The windows of many nodes, each named by a small number the caller picks
+// and reuses (a Node uses each replica's NodeState::slot()): finding a
+// node's window is an index, not a search.
 class FailureDetector {
  public:
-  // Calls about nodes in increasing id order (a digest, a walk of the known
-  // nodes) can carry a cursor from one call to the next: the next window is
-  // tried before a search. Any cursor is safe to use; a stale one is slower.
-  class Cursor {
-    friend class FailureDetector;
-    std::size_t at_ = 0;
-  };
+  using Slot = std::uint32_t;
 
   explicit FailureDetector(FailureDetectorConfig config) : config_(config) {}
-  FailureDetector(const FailureDetector& other);
-  FailureDetector& operator=(const FailureDetector& other);
-  FailureDetector(FailureDetector&&) = default;
-  FailureDetector& operator=(FailureDetector&&) = default;
 
-  void report_heartbeat(const NodeId& node, Instant now);
-  void report_heartbeat(const NodeId& node, Instant now, Cursor& cursor);
+  void report_heartbeat(Slot node, Instant now);
   // nullopt while fewer than two arrivals are known.
-  std::optional<double> phi(const NodeId& node, Instant now) const;
-  bool is_live(const NodeId& node, Instant now) const;
-  bool is_live(const NodeId& node, Instant now, Cursor& cursor) const;
-  // Drops the node's window: on death, so a return starts afresh, and on removal.
-  void forget(const NodeId& node);
+  std::optional<double> phi(Slot node, Instant now) const;
+  bool is_live(Slot node, Instant now) const;
+  // Drops the node's window: on death, so a return starts afresh, and before
+  // its slot names another node.
+  void forget(Slot node);
 
   const FailureDetectorConfig& config() const { return config_; }
 
  private:
-  struct Entry {
-    NodeId node;
-    ArrivalWindow window;
-  };
-  // The position of `node`, or where it belongs: a short scan of the
-  // fingerprints from `hint` (calls in id order skip few nodes), then a
-  // binary search.
-  std::size_t seek(const NodeId& node, std::size_t hint) const;
-  const ArrivalWindow* find(const NodeId& node, Cursor& cursor) const;
-
   FailureDetectorConfig config_;
-  // In id order, by pointer: walking it in order touches one small
-  // contiguous array instead of chasing tree nodes, which matters with a
-  // thousand nodes; inserting moves pointers only.
-  std::vector<std::unique_ptr<Entry>> windows_;
-  // std::hash of each node, by position: most entries are told apart
-  // without touching them (a match is still compared in full).
-  std::vector<std::size_t> fingerprints_;
+  std::vector<ArrivalWindow> windows_;  // by slot
 };
 
 }  // namespace aiocluster

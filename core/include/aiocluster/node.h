@@ -13,10 +13,9 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <map>
+#include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -111,6 +110,11 @@ class Node {
  public:
   // Throws ConfigError when `config` is unusable.
   Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values = {});
+  ~Node();
+  Node(const Node& other);
+  Node& operator=(const Node& other);
+  Node(Node&&) noexcept;
+  Node& operator=(Node&&) noexcept;
 
   // --- Inputs ---
   // Runs what is due: gossip rounds, liveness, garbage collection.
@@ -119,6 +123,9 @@ class Node {
   // the exchange is over, or why the packet was dropped. Never throws on bad
   // input: it is dropped and counted in stats().
   Outcome handle_packet(ByteView bytes, Instant now, const Inbound& in);
+  // The same, taking the packet's bytes: the key-values it brings may stay
+  // where they are instead of being copied.
+  Outcome handle_packet(Bytes&& bytes, Instant now, const Inbound& in);
   // A Syn from poll_transmit() went out as a datagram to the peer the driver
   // keys as `to`: a SynAck or BadCluster from `to` within exchange_timeout
   // answers it.
@@ -153,24 +160,29 @@ class Node {
   const NodeState* node_state(const NodeId& id) const { return cluster_.find(id); }
   ClusterSnapshot snapshot() const;
   const Stats& stats() const { return stats_; }
-  std::optional<double> phi(const NodeId& id) const { return detector_.phi(id, now_); }
+  std::optional<double> phi(const NodeId& id) const;
 
  private:
   void advance_clock(Instant now);
   void run_round();
   void select_peers(std::vector<Address>& out);
   void update_liveness();
-  void report_heartbeats(const Digest& digest);
-  void apply_delta(const Delta& delta);
+  struct Scratch;
+  Outcome receive(ByteView bytes, Bytes* owned, const Inbound& in);
+  Outcome on_syn(const Inbound& in);
+  Outcome on_synack(Bytes* owned, const Inbound& in);
+  Outcome on_ack(Bytes* owned, const Inbound& in);
+  void report_heartbeats();
+  void apply_delta(Bytes* owned);
   void emit_change(const NodeId& node, KeyChange change);
-  void note_node(const NodeId& id, bool created);
+  // A node joining what we know starts dead until the detector hears it.
+  void note_node(const NodeState& st, bool created);
 
-  Digest make_digest(std::size_t budget);
+  void plan_digest(std::size_t budget);
   Bytes make_syn();
-  Bytes make_synack(const Digest& peer_digest);
-  Bytes make_ack(const Digest& peer_digest);
+  Bytes make_synack();
+  Bytes make_ack();
   Bytes make_bad_cluster();
-  Bytes finish(const Packet& packet);
   Outcome drop(DropReason reason);
 
   using Pending = std::multimap<PeerKey, Instant>;
@@ -186,17 +198,31 @@ class Node {
   Stats stats_;
 
   std::optional<Instant> next_round_;
-  std::set<NodeId, std::less<>> live_;
-  std::map<NodeId, Instant, std::less<>> dead_since_;  // known, not live, not self
+  // Of every known node but this one, by NodeState::slot().
+  struct Liveness {
+    bool live = false;
+    bool dead = false;  // known and not live
+    Instant dead_since{};
+  };
+  Liveness& liveness(const NodeState& st);
+  const Liveness* liveness_of(const NodeId& id) const;
+  std::vector<Liveness> liveness_;
 
-  std::deque<Transmit> transmits_;
-  std::deque<Event> events_;
+  // What the driver polls, oldest first from the head (vectors reused
+  // between polls rather than deques that allocate as they go).
+  std::vector<Transmit> transmits_;
+  std::size_t transmits_head_ = 0;
+  std::vector<Event> events_;
+  std::size_t events_head_ = 0;
   // Datagram exchanges awaiting their next message, by peer and deadline:
   // one entry for each message sent, as two addresses (a seed's name and a
   // node's number) may reach the same peer in one round.
   Pending pending_syns_;     // we sent a Syn: expect SynAck
   Pending pending_synacks_;  // we sent a SynAck: expect Ack
   SourceRateLimiter datagram_syns_;
+  // The packet being handled, as views, and the plans of the packets being
+  // written: reused from one packet to the next.
+  std::unique_ptr<Scratch> scratch_;
 };
 
 }  // namespace aiocluster

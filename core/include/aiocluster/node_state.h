@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +19,9 @@
 
 namespace aiocluster {
 
+struct Chunk;    // core internals (src/storage.h)
+struct Storage;  //
+
 // What one mutation did to one key, for KeyChanged events.
 struct KeyChange {
   std::string key;
@@ -23,20 +29,57 @@ struct KeyChange {
   VersionedValue new_value;
 };
 
+// A stored value seen in place: valid until the next mutation of its node
+// state.
+struct ValueRef {
+  std::string_view value;
+  std::uint64_t version = 0;
+  KeyStatus status = KeyStatus::kSet;
+
+  VersionedValue to_value() const { return VersionedValue{std::string(value), version, status}; }
+};
+
+// A KeyChange seen in place, while a delta is applied.
+struct KeyChangeRef {
+  std::string_view key;
+  std::optional<ValueRef> old_value;
+  ValueRef new_value;
+
+  KeyChange to_change() const;
+};
+
+class NodeState;
+
+// Told of every key a delta changes, in place (the views last for the call).
+using OnKeyChange = std::function<void(const NodeState& node, const KeyChangeRef& change)>;
+
+namespace wire {
+struct KeyValueView;
+}  // namespace wire
+
 class NodeState {
  public:
-  explicit NodeState(NodeId id) : id_(std::move(id)) {}
+  // A node state with storage of its own; a ClusterState makes its nodes'
+  // states share one.
+  explicit NodeState(NodeId id);
+  ~NodeState();
+  // A copy has storage of its own.
+  NodeState(const NodeState& other);
+  NodeState(NodeState&& other) noexcept;
+  NodeState& operator=(const NodeState&) = delete;
+  NodeState& operator=(NodeState&&) = delete;
 
   const NodeId& id() const { return id_; }
   std::uint64_t heartbeat() const { return heartbeat_; }
   std::uint64_t max_version() const { return max_version_; }
   std::uint64_t last_gc_version() const { return last_gc_version_; }
   std::size_t size() const { return live_; }
+  // A number its ClusterState gives the node while it knows it (reused once
+  // the node is removed): per-node data kept elsewhere is indexed by it.
+  std::uint32_t slot() const { return slot_; }
 
-  // The entry under `key` whatever its status; nullptr when absent. The
-  // pointer (like the references for_each passes) is valid until the next
-  // mutation of this state.
-  const VersionedValue* find(std::string_view key) const;
+  // The entry under `key` whatever its status; nullopt when absent.
+  std::optional<VersionedValue> find(std::string_view key) const;
   // The value under `key` when it is visible (not DELETED).
   std::optional<std::string> value(std::string_view key) const;
 
@@ -44,26 +87,16 @@ class NodeState {
   // O(n log n), meant for snapshots and checks, not for gossip).
   template <typename F>
   void for_each(F&& f) const {
-    std::vector<std::uint32_t> slots;
-    slots.reserve(live_);
-    for (std::size_t i = 0; i < key_at_.size(); ++i) {
-      if (key_at_[i] != kHole) slots.push_back(static_cast<std::uint32_t>(i));
-    }
-    std::sort(slots.begin(), slots.end(),
-              [this](std::uint32_t a, std::uint32_t b) { return key_of(a) < key_of(b); });
-    for (std::uint32_t i : slots) f(key_of(i), log_[i]);
+    for (std::uint32_t slot : slots_by_key()) f(key_at(slot), value_at(slot).to_value());
   }
   // Calls f(key, versioned_value) for every entry with version > `version`,
   // in increasing version order, while f returns true. Costs O(log n + the
   // number of versions after `version`).
   template <typename F>
   void for_each_since(std::uint64_t version, F&& f) const {
-    auto it =
-        std::upper_bound(log_.begin(), log_.end(), version,
-                         [](std::uint64_t v, const VersionedValue& e) { return v < e.version; });
-    for (auto i = static_cast<std::size_t>(it - log_.begin()); i < log_.size(); ++i) {
-      if (key_at_[i] == kHole) continue;
-      if (!f(key_of(i), log_[i])) return;
+    for (std::size_t slot = first_after(version); slot < log_.size(); ++slot) {
+      if (log_[slot].chunk == nullptr) continue;
+      if (!f(key_at(slot), value_at(slot).to_value())) return;
     }
   }
 
@@ -80,7 +113,7 @@ class NodeState {
   // the storage then fits them exactly instead of growing step by step.
   void reserve(std::size_t entries);
   // Replaces the entry under `key` with a replicated one.
-  KeyChange apply(std::string_view key, VersionedValue value, Instant now);
+  KeyChange apply(std::string_view key, const VersionedValue& value, Instant now);
   // Forgets every entry ahead of a reset; heartbeat is kept.
   void wipe(std::uint64_t new_last_gc_version);
   void raise_max_version(std::uint64_t version);
@@ -104,60 +137,106 @@ class NodeState {
   void unschedule_deletion() { scheduled_for_deletion_ = false; }
 
  private:
-  // Storage, compact because a node replicates every key of the cluster
-  // (about 60 bytes per small key-value beyond its bytes, see bench/):
+  friend class ClusterState;
+
+  // Storage, compact because a node replicates every key of the cluster:
   //   log_     entries in strictly increasing version order, so stale entries
-  //            are a binary search and a scan away. A rewritten key moves to
-  //            the end and leaves a hole (key_at_ == kHole, value emptied, its
-  //            version kept for the search); compact() drops the holes once
-  //            they outnumber live entries, so a scan from version v visits
-  //            at most the versions after v plus what is live after it.
-  //   key_at_  per log slot, where its key starts in keys_.
-  //   keys_    the key bytes, each after its varint length.
+  //            are a binary search and a scan away. Each points at its stored
+  //            key-value (src/storage.h): a delta's bytes where they arrived.
+  //            A rewritten key moves to the end and leaves a hole (no bytes,
+  //            its version kept for the search); compact() drops the holes
+  //            once they outnumber live entries, so a scan from version v
+  //            visits at most the versions after v plus what is live after it.
   //   index_   open addressing (linear probing) from a key's hash to its slot.
   //   tombstones_ (version, status change time) of tombstones, by version:
   //            only they need a time, for garbage collection.
-  static constexpr std::uint32_t kHole = UINT32_MAX;
+  struct Entry {
+    std::uint64_t version = 0;
+    const std::uint8_t* stored = nullptr;
+    Chunk* chunk = nullptr;  // nullptr: a hole
+  };
   static constexpr std::uint32_t kFree = UINT32_MAX;
 
-  std::string_view key_of(std::size_t slot) const {
-    const char* p = keys_.data() + key_at_[slot];
-    std::size_t length = 0;
-    for (int shift = 0;; shift += 7) {
-      const auto byte = static_cast<unsigned char>(*p++);
-      length |= static_cast<std::size_t>(byte & 0x7f) << shift;
-      if (byte < 0x80) break;
-    }
-    return {p, length};
-  }
+  // On `shared` storage (nullptr: storage of its own).
+  NodeState(NodeId id, Storage* shared);
+  // Read from a packet: the id's canonical NodeIdPb body and its hash.
+  NodeState(NodeId id, Storage* shared, ByteView encoded, std::size_t hash);
+  NodeState(const NodeState& other, Storage* shared);
 
-  KeyChange put(std::string_view key, VersionedValue value, Instant now);
-  static std::size_t hash(std::string_view key);
-  // Position in index_ holding `key`, or of the free cell where it belongs.
+  // --- For ClusterState. ---
+  // The canonical NodeIdPb body of the id: packets name the node by it, and
+  // digests and deltas copy it.
+  ByteView encoded_id() const { return {encoded_id_, encoded_id_size_}; }
+  std::size_t id_hash() const { return id_hash_; }
+  // Makes the stored key-value at `stored` (in `chunk`) the entry of `key`,
+  // holding its bytes. Returns the entry it replaced, whose bytes stay held
+  // until release().
+  std::optional<Entry> store(std::string_view key, std::uint64_t version, KeyStatus status,
+                             const std::uint8_t* stored, std::size_t stored_size, Chunk* chunk,
+                             Instant now);
+  std::optional<Entry> replace(std::string_view key, std::size_t hash, std::size_t position,
+                               const Entry& incoming, KeyStatus status, Instant now);
+  void release(const Entry& entry);
+  // Applies the key-values of a node delta, in order: those past `before`,
+  // but no tombstone at or below `gc`; their bytes stay in `chunk`, or are
+  // copied to the arena when it is null. Reports each change. Stops at the
+  // first new key beyond `max_keys` (truncated).
+  struct Applied {
+    std::size_t count = 0;
+    std::size_t bytes_copied = 0;
+    std::uint64_t last_version = 0;
+    bool truncated = false;
+  };
+  Applied apply_key_values(const wire::KeyValueView* kvs, std::size_t count, std::uint64_t before,
+                           std::uint64_t gc, std::size_t max_keys, Chunk* chunk, Instant now,
+                           const OnKeyChange& on_change);
+  // Moves the bytes of entries in sparse chunks to the arena.
+  void relocate_sparse();
+  std::size_t first_after(std::uint64_t version) const;
+  const std::vector<Entry, std::pmr::polymorphic_allocator<Entry>>& log() const { return log_; }
+
+  std::string_view key_at(std::size_t slot) const;
+  ValueRef value_at(std::size_t slot) const;
+  std::vector<std::uint32_t> slots_by_key() const;
+  std::optional<KeyChange> write(std::string_view key, std::string_view value, KeyStatus status,
+                                 Instant now);
+  std::size_t hash(std::string_view bytes) const;
   std::size_t probe(std::string_view key, std::size_t hash) const;
-  std::size_t slot_of(std::string_view key) const;  // log slot, or npos
-  std::uint32_t store_key(std::string_view key);
+  std::size_t slot_of(std::string_view key) const;  // log slot, or SIZE_MAX
   void unindex(std::size_t position);
   void make_hole(std::size_t slot);
+  bool is_tombstone(const Entry& entry) const;
   void drop_tombstone(std::uint64_t version);
   void add_tombstone(std::uint64_t version, Instant now);
   void reindex(std::size_t capacity);
+  void free_index();
   void compact_if_sparse();
   void compact();
+  void collect_own_garbage();
 
+  // Laid out to fit a 256-byte block of the pool: a replica with no keys
+  // costs little beyond its id.
   NodeId id_;
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
   std::uint64_t max_version_announced_ = 0;
+  std::uint32_t live_ = 0;
+  std::uint32_t encoded_id_size_ = 0;
+  std::uint32_t position_ = 0;  // in its ClusterState's id order
+  std::uint32_t slot_ = 0;
+  std::uint32_t index_size_ = 0;
   bool scheduled_for_deletion_ = false;
-  std::size_t live_ = 0;
-  std::size_t dead_key_bytes_ = 0;  // in keys_, of keys no slot uses any more
-  std::vector<VersionedValue> log_;
-  std::vector<std::uint32_t> key_at_;
-  std::vector<char> keys_;
-  std::vector<std::uint32_t> index_;
-  std::vector<std::pair<std::uint64_t, Instant>> tombstones_;
+  std::size_t id_hash_ = 0;
+  const std::uint8_t* encoded_id_ = nullptr;
+  Chunk* encoded_id_chunk_ = nullptr;
+  std::unique_ptr<Storage> own_storage_;  // when not a ClusterState's
+  Storage* storage_;
+  std::vector<Entry, std::pmr::polymorphic_allocator<Entry>> log_;
+  std::uint32_t* index_ = nullptr;  // index_size_ cells from storage_'s pool
+  // Only nodes with tombstones have the list.
+  using Tombstones = std::vector<std::pair<std::uint64_t, Instant>>;
+  std::unique_ptr<Tombstones> tombstones_;
 };
 
 }  // namespace aiocluster

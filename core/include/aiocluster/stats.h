@@ -68,6 +68,9 @@ struct Stats {
   std::uint64_t rejected_malformed = 0;
   std::uint64_t rejected_limit = 0;
   std::uint64_t key_values_applied = 0;
+  // Bytes of those copied out of their packet rather than kept where they
+  // arrived (see Node::handle_packet(Bytes&&)).
+  std::uint64_t key_value_bytes_copied = 0;
   // Node deltas that claimed a max_version beyond what they carried (see
   // ClusterState::apply): the replica asks for the rest in its next exchange.
   std::uint64_t completeness_capped = 0;

@@ -201,17 +201,20 @@ class Connection final : HoldsImpl,
         });
   }
 
-  void write_frame(Bytes frame) override {
-    out_ = std::move(frame);
+  // The frame's header, then the packet itself: no copy into a frame.
+  void write_frame(Bytes packet) override {
+    header_ = frame_header(packet.size());
+    out_ = std::move(packet);
+    const std::array<::asio::const_buffer, 2> frame{::asio::buffer(header_), ::asio::buffer(out_)};
     arm(options().write_timeout);
     auto done = [self = shared_from_this()](std::error_code ec, std::size_t) {
       if (ec) return self->fail_on(ec, &DriverStats::io_errors, "write");
       self->advance();
     };
     if (tls_) {
-      ::asio::async_write(*tls_, ::asio::buffer(out_), std::move(done));
+      ::asio::async_write(*tls_, frame, std::move(done));
     } else {
-      ::asio::async_write(socket_, ::asio::buffer(out_), std::move(done));
+      ::asio::async_write(socket_, frame, std::move(done));
     }
   }
 
@@ -253,6 +256,7 @@ class Connection final : HoldsImpl,
   std::optional<tcp::resolver> resolver_;
   ::asio::steady_timer deadline_;
   std::array<std::uint8_t, 16 * 1024> in_{};
+  std::array<std::uint8_t, kFrameHeaderSize> header_{};
   Bytes out_;
   bool timed_out_ = false;
   Transmit target_;  // initiator

@@ -84,9 +84,9 @@ void DriverCore::datagram_sent(const PeerKey& to) {
   if (!stopped_) node_->handle_datagram_sent(to);
 }
 
-void DriverCore::handle_frame(StreamExchange& exchange, ByteView payload) {
+void DriverCore::handle_frame(StreamExchange& exchange, Bytes payload) {
   if (stopped_) return;
-  exchange.on_frame(*node_, payload, clock());
+  exchange.on_frame(*node_, std::move(payload), clock());
   if (exchange.role() == StreamExchange::Role::kInitiator && exchange.completed()) {
     ++stats_.exchanges_completed;
   }

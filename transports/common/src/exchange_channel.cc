@@ -28,7 +28,7 @@ void ExchangeChannel::advance() {
   StreamExchange::Step step = exchange_.next();
   switch (step.action) {
     case StreamExchange::Action::kWrite:
-      return write_frame(std::move(step.bytes));
+      return write_frame(std::move(step.packet));
     case StreamExchange::Action::kRead:
       return read_frame();
     case StreamExchange::Action::kClose:
@@ -51,7 +51,7 @@ bool ExchangeChannel::feed(ByteView bytes) {
   std::optional<Bytes> frame = reader_.next_frame();
   if (!frame) return true;
   stop_waiting();
-  core_.handle_frame(exchange_, *frame);
+  core_.handle_frame(exchange_, std::move(*frame));
   advance();
   return false;
 }

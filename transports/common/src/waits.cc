@@ -6,8 +6,8 @@ bool has_key_value(const Node& node, std::string_view node_name, std::string_vie
                    std::string_view value) {
   for (const auto& [id, state] : node.cluster_state().nodes()) {
     if (id.name != node_name) continue;
-    const VersionedValue* entry = state.find(key);
-    if (entry != nullptr && entry->visible() && entry->value == value) return true;
+    const std::optional<VersionedValue> entry = state.find(key);
+    if (entry && entry->visible() && entry->value == value) return true;
   }
   return false;
 }

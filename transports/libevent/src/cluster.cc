@@ -314,12 +314,16 @@ class Connection final : public driver::detail::ExchangeChannel {
 
   // One frame at a time: nothing more is read until it is written, so the
   // output buffer never holds more than one frame (backpressure).
-  void write_frame(Bytes frame) override {
+  // The frame's header, then the packet (the output buffer copies both: no
+  // framed copy of our own).
+  void write_frame(Bytes packet) override {
+    const auto header = frame_header(packet.size());
     step_ = Step::kWriting;
     bufferevent_disable(bev_, EV_READ);
     arm(options().write_timeout);
     if (evbuffer_get_length(bufferevent_get_output(bev_)) != 0 ||
-        bufferevent_write(bev_, frame.data(), frame.size()) != 0) {
+        bufferevent_write(bev_, header.data(), header.size()) != 0 ||
+        bufferevent_write(bev_, packet.data(), packet.size()) != 0) {
       return fail(&DriverStats::io_errors, "write", "cannot queue the frame");
     }
     bufferevent_enable(bev_, EV_WRITE);

@@ -93,8 +93,7 @@ struct InvariantChecker::State {
       const Write* expected = latest_at(writes_of_key, as_of);
       if (expected == nullptr || expected->status != KeyStatus::kSet) continue;
       if (expected->version > complete_to) continue;  // not re-sent yet
-      const VersionedValue* held = replica.find(key);
-      if (held == nullptr) {
+      if (!replica.find(key)) {
         report(where() + "lacks " + key + "@" + std::to_string(expected->version));
       }
     }

@@ -299,7 +299,7 @@ struct Simulator::State {
 
   void open_stream(NodeIndex from, const Address& to_addr, Bytes syn) {
     StreamExchange initiating = StreamExchange::initiate(std::move(syn));
-    Bytes frame = initiating.next().bytes;
+    Bytes frame = encode_frame(initiating.next().packet);
     ++counters.streams_opened;
     const auto it = by_address.find(to_addr);
     if (it == by_address.end()) {
@@ -475,7 +475,7 @@ struct Simulator::State {
     if (!passes_filters(from, to, item.bytes)) return false;
     note_delivery(from, to, Stage::kDatagram, item.bytes);
     Outcome outcome = slots[to].node->handle_packet(
-        item.bytes, now, Inbound{Stage::kDatagram, PeerKey::of(address(from))});
+        std::move(item.bytes), now, Inbound{Stage::kDatagram, PeerKey::of(address(from))});
     // A datagram reply goes to the source address, whoever holds it now.
     if (outcome.reply) send_datagram(to, address(from), std::move(outcome.reply->payload));
     return true;
@@ -513,7 +513,7 @@ struct Simulator::State {
     }
     FrameDecoder decoder(slot.config.max_inbound_payload_size);
     decoder.feed(item.bytes);
-    const std::optional<Bytes> frame = decoder.next_frame();
+    std::optional<Bytes> frame = decoder.next_frame();
     if (!frame) {
       ++counters.undeliverable;  // a frame the receiver refuses closes the connection
       trace_record(Tag::kDown, item.from, to);
@@ -526,10 +526,10 @@ struct Simulator::State {
     }
     StreamExchange& end = item.to_initiator ? stream.initiating : *stream.responding;
     note_delivery(item.from, to, end.stage(), *frame);
-    end.on_frame(*slot.node, *frame, now);
+    end.on_frame(*slot.node, std::move(*frame), now);
     StreamExchange::Step step = end.next();
     if (step.action == StreamExchange::Action::kWrite) {
-      send_on_stream(item.stream, to, item.from, std::move(step.bytes), Duration::zero());
+      send_on_stream(item.stream, to, item.from, encode_frame(step.packet), Duration::zero());
     } else {
       end_stream(item.stream);  // the exchange is over
     }

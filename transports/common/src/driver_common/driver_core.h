@@ -121,7 +121,7 @@ class DriverCore {
   // A Syn went out as a datagram to `to` (a Transmit's target, resolved).
   void datagram_sent(const PeerKey& to);
   // The payload of a frame a stream exchange asked to read.
-  void handle_frame(StreamExchange& exchange, ByteView payload);
+  void handle_frame(StreamExchange& exchange, Bytes payload);
   // A mutation of the node's own key-values.
   template <typename Mutation>
   void mutate(Mutation&& mutation) {

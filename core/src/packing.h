@@ -1,0 +1,75 @@
+// What a gossip packet carries from the state, chosen before a byte is
+// written (an internal header of the core): the nodes of a digest and the
+// node deltas of a delta, with their exact encoded sizes, so every length
+// prefix is known when the writer reaches it and the bytes are written once,
+// straight from the state. A Node keeps its plans and reuses their vectors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "aiocluster/types.h"
+#include "wire.h"
+
+namespace aiocluster {
+
+class ClusterState;
+class NodeState;
+
+struct DigestPlan {
+  std::vector<const NodeState*> nodes;  // in the order they are written
+  std::vector<std::size_t> sizes;       // of each one's NodeDigestPb body
+  std::size_t size = 0;                 // of the DigestPb body
+
+  // Scratch, for digests that do not fit.
+  std::vector<std::size_t> order;
+  std::vector<const NodeState*> spare_nodes;
+  std::vector<std::size_t> spare_sizes;
+};
+
+struct DeltaPlan {
+  struct Part {
+    const NodeState* state = nullptr;
+    std::uint64_t from = 0;         // from_version_excluded
+    std::uint64_t max_version = 0;  // what the receiver is complete to
+    std::uint32_t first_slot = 0;   // log slots [first_slot, end_slot), holes skipped
+    std::uint32_t end_slot = 0;
+    std::size_t size = 0;  // of the NodeDeltaPb body
+  };
+  std::vector<Part> parts;
+  std::size_t size = 0;  // of the DeltaPb body
+
+  // Scratch: the peer's digest entry of each node, by position.
+  struct Candidate {
+    const NodeState* state;
+    std::uint64_t from;
+    std::uint64_t staleness;
+    bool unknown;
+    std::size_t rank;  // after the shuffle: ties keep this order
+  };
+  std::vector<const wire::DigestEntryView*> seen;
+  std::vector<Candidate> candidates;
+};
+
+// --- The packets of an exchange, written from plans. ---
+
+// The largest body whose length-delimited field fits in `room` bytes.
+std::size_t largest_body(std::size_t room);
+// The DigestPb budget of a Syn, and of a SynAck: three quarters of the
+// packet, so some delta always fits beside it.
+std::size_t syn_digest_budget(std::string_view cluster_id, std::size_t max_payload_size);
+std::size_t synack_digest_budget(std::string_view cluster_id, std::size_t max_payload_size);
+// The largest DeltaPb body a SynAck carrying a digest of `digest_size`
+// bytes, or an Ack, can hold within `max_payload_size`.
+std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size,
+                                std::size_t digest_size);
+std::size_t ack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size);
+
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest);
+Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
+                   const DeltaPlan& delta);
+Bytes write_ack(std::string_view cluster_id, const ClusterState& state, const DeltaPlan& delta);
+
+}  // namespace aiocluster

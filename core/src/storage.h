@@ -1,0 +1,214 @@
+// Where replicated state keeps its bytes (an internal header of the core).
+//
+// A stored key-value is its KeyValueUpdatePb body in canonical form, after
+// its length prefix: exactly the bytes a delta carries, so applying one keeps
+// the bytes where they arrived and sending it again is one copy. Those bytes
+// live in chunks: a packet whose buffer the state took over, or an arena
+// block for what it copies from elsewhere (its own writes, key-values of a
+// packet mostly made of something else). A chunk counts the entries pointing
+// into it and is freed by the last one to go; when the chunks hold more than
+// twice what entries use, the entries of sparse chunks are moved together
+// (ClusterState::collect_garbage), so garbage stays proportional to state.
+//
+// Small arrays (node states, their logs and indexes) come from a pool shared
+// by every node state of a ClusterState: creating a replica of a few keys
+// costs no call to malloc.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <memory_resource>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "aiocluster/types.h"
+#include "wire.h"
+
+namespace aiocluster {
+
+struct Chunk {
+  Bytes bytes;
+  std::size_t used = 0;     // bytes handed out; all of an adopted packet
+  std::size_t live = 0;     // bytes that entries point at
+  std::uint32_t refs = 0;   // entries pointing in
+  std::uint32_t index = 0;  // in ByteStore::chunks_
+};
+
+class ByteStore {
+ public:
+  ByteStore() = default;
+  ByteStore(const ByteStore&) = delete;
+  ByteStore& operator=(const ByteStore&) = delete;
+  ~ByteStore() = default;
+
+  // Takes over a packet's bytes; drop_if_unused frees it when no entry
+  // took any of them.
+  Chunk* adopt(Bytes bytes);
+  void drop_if_unused(Chunk* chunk);
+  // Room for `size` bytes that never move, in the current arena block.
+  std::pair<Chunk*, std::uint8_t*> allocate(std::size_t size);
+  void hold(Chunk* chunk, std::size_t size) {
+    ++chunk->refs;
+    chunk->live += size;
+    live_ += size;
+  }
+  void release(Chunk* chunk, std::size_t size);
+
+  // True when chunks hold more than twice the bytes entries use: time to
+  // move the entries of sparse chunks together.
+  bool wasteful() const { return held_ > 2 * live_ + kSlack; }
+  bool sparse(const Chunk* chunk) const { return chunk != arena_ && chunk->live * 2 < chunk->used; }
+  std::size_t held() const { return held_; }
+  std::size_t live() const { return live_; }
+
+ private:
+  static constexpr std::size_t kSlack = 4096;
+  static constexpr std::size_t kMinBlock = 1024;
+  static constexpr std::size_t kMaxBlock = 64 * 1024;
+  Chunk* add(Bytes bytes, std::size_t used);
+  void free(Chunk* chunk);
+
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  Chunk* arena_ = nullptr;
+  std::size_t held_ = 0;
+  std::size_t live_ = 0;
+};
+
+// Small blocks in sizes 1.5x apart, carved from slabs, each size with a
+// free list: a node state, its log and its index cost a few instructions
+// each (std::pmr::unsynchronized_pool_resource spent some 300 per block, a
+// third of creating a replica). Larger blocks come from operator new. Like
+// any pool, memory freed stays for reuse until the pool goes.
+class SlabPool : public std::pmr::memory_resource {
+ public:
+  SlabPool() = default;
+  SlabPool(const SlabPool&) = delete;
+  SlabPool& operator=(const SlabPool&) = delete;
+  ~SlabPool() override = default;
+
+ private:
+  static constexpr std::size_t kLargest = 4096;
+  static constexpr std::size_t kClasses = 17;  // 16, 24, 32, 48 ... 3072, 4096
+  static constexpr std::size_t kFirstSlab = 4096;
+  static constexpr std::size_t kLargestSlab = 64 * 1024;
+  struct FreeBlock {
+    FreeBlock* next;
+  };
+
+  // Classes 2k - 1 and 2k hold 24 << (k - 1) and 32 << (k - 1) bytes,
+  // class 0 holds 16.
+  static std::size_t class_of(std::size_t bytes) {
+    if (bytes <= 16) return 0;
+    const std::size_t m = bytes - 1;
+    const auto b = static_cast<std::size_t>(std::bit_width(m));  // 2^(b-1) < bytes <= 2^b
+    return 2 * (b - 4) - (m < (std::size_t{3} << (b - 2)) ? 1 : 0);
+  }
+  static std::size_t size_of(std::size_t size_class) {
+    if (size_class == 0) return 16;
+    const std::size_t k = (size_class + 1) / 2;
+    return (size_class % 2 == 1 ? 24 : 32) << (k - 1);
+  }
+  void* do_allocate(std::size_t bytes, std::size_t alignment) override;
+  void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
+  bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
+    return this == &other;
+  }
+
+  FreeBlock* free_[kClasses] = {};
+  std::vector<std::unique_ptr<std::byte[]>> slabs_;
+  std::byte* next_ = nullptr;
+  std::size_t left_ = 0;
+};
+
+// What the node states of one ClusterState share.
+struct Storage {
+  explicit Storage(std::uint64_t seed = 0) : hash_seed(seed) {}
+  std::uint64_t hash_seed;  // of keys and node ids (hash.h)
+  SlabPool pool;
+  ByteStore bytes;
+};
+
+// --- The stored form of a key-value. ---
+
+struct StoredKeyValue {
+  std::string_view key;
+  std::string_view value;
+  std::uint64_t version = 0;
+  KeyStatus status = KeyStatus::kSet;
+};
+
+namespace stored {
+
+// Canonical bytes, written by us or checked by wire::read_packet: read
+// without checks.
+inline std::uint64_t varint(const std::uint8_t*& p) {
+  std::uint64_t v = *p++;
+  if (v < 0x80) return v;
+  v &= 0x7f;
+  for (int shift = 7;; shift += 7) {
+    const std::uint8_t byte = *p++;
+    v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+    if (byte < 0x80) return v;
+  }
+}
+
+// The length prefix and the body.
+inline std::size_t size(const std::uint8_t* stored) {
+  const std::uint8_t* p = stored;
+  const std::uint64_t body = varint(p);
+  return static_cast<std::size_t>(p - stored) + body;
+}
+
+inline std::string_view key(const std::uint8_t* stored) {
+  const std::uint8_t* p = stored;
+  varint(p);
+  if (*p != wire::tag(1, wire::kLength)) return {};
+  ++p;
+  const auto n = static_cast<std::size_t>(varint(p));
+  return {reinterpret_cast<const char*>(p), n};
+}
+
+inline StoredKeyValue read(const std::uint8_t* stored) {
+  StoredKeyValue kv;
+  const std::uint8_t* p = stored;
+  const std::uint64_t body = varint(p);
+  const std::uint8_t* end = p + body;
+  auto text = [&p]() {
+    ++p;
+    const auto n = static_cast<std::size_t>(varint(p));
+    const std::string_view s(reinterpret_cast<const char*>(p), n);
+    p += n;
+    return s;
+  };
+  if (p != end && *p == wire::tag(1, wire::kLength)) kv.key = text();
+  if (p != end && *p == wire::tag(2, wire::kLength)) kv.value = text();
+  if (p != end && *p == wire::tag(3, wire::kVarint)) {
+    ++p;
+    kv.version = varint(p);
+  }
+  if (p != end && *p == wire::tag(4, wire::kVarint)) kv.status = static_cast<KeyStatus>(p[1]);
+  return kv;
+}
+
+inline std::size_t size_of(std::string_view key, std::string_view value, std::uint64_t version,
+                           KeyStatus status) {
+  const std::size_t body = wire_size::key_value(key, value, version, status);
+  return wire_size::varint(body) + body;
+}
+
+inline void write(std::uint8_t* out, std::string_view key, std::string_view value,
+                  std::uint64_t version, KeyStatus status) {
+  wire::Writer w(out);
+  w.varint(wire_size::key_value(key, value, version, status));
+  w.string_field(1, key);
+  w.string_field(2, value);
+  w.uint_field(3, version);
+  w.uint_field(4, static_cast<std::uint64_t>(status));
+}
+
+}  // namespace stored
+
+}  // namespace aiocluster

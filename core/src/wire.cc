@@ -1,0 +1,281 @@
+#include "wire.h"
+
+#include <bit>
+
+namespace aiocluster::wire {
+
+namespace {
+
+// Eight bytes at a time: text in gossip is almost always ASCII, and only
+// then is the full UTF-8 check skipped. Short text (most keys and values)
+// takes two overlapping loads.
+bool is_ascii(const std::uint8_t* p, std::size_t n) {
+  auto load = [](const std::uint8_t* at, std::size_t bytes) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, at, bytes);
+    return word;
+  };
+  std::uint64_t any = 0;
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) any |= load(p + i, 8);
+    any |= load(p + n - 8, 8);
+  } else if (n >= 4) {
+    any = load(p, 4) | load(p + n - 4, 4);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) any |= p[i];
+  }
+  return (any & 0x8080808080808080ULL) == 0;
+}
+
+// Reads the canonical form; any false means "not canonical".
+class Reader {
+ public:
+  explicit Reader(ByteView bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  bool done() const { return p_ == end_; }
+  const std::uint8_t* position() const { return p_; }
+
+  // Consumes `t` when it is the next byte: fields come in number order, so
+  // each optional field is one test.
+  bool next(std::uint8_t t) {
+    if (p_ == end_ || *p_ != t) return false;
+    ++p_;
+    return true;
+  }
+  bool varint(std::uint64_t& v) {
+    if (p_ != end_ && *p_ < 0x80) {
+      v = *p_++;
+      return true;
+    }
+    // Two bytes: versions and heartbeats up to 16,383.
+    if (end_ - p_ >= 2 && p_[1] < 0x80) {
+      v = (p_[0] & 0x7f) | static_cast<std::uint64_t>(p_[1]) << 7;
+      const bool minimal = p_[1] != 0;
+      p_ += 2;
+      return minimal;
+    }
+    return long_varint(v);
+  }
+  // A scalar that is present: proto3 leaves zeros out.
+  bool nonzero(std::uint64_t& v) { return varint(v) && v != 0; }
+  bool length_delimited(ByteView& out) {
+    std::uint64_t n = 0;
+    if (!varint(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
+    out = ByteView(p_, static_cast<std::size_t>(n));
+    p_ += n;
+    return true;
+  }
+  // Text that is present: not empty, UTF-8.
+  bool text(std::string_view& out) {
+    ByteView bytes;
+    if (!length_delimited(bytes) || bytes.empty()) return false;
+    out = std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return is_ascii(bytes.data(), bytes.size()) || is_valid_utf8(out);
+  }
+
+ private:
+  // Two bytes or more, and no longer than needed (an over-long varint
+  // ends in a zero byte).
+  bool long_varint(std::uint64_t& v) {
+    if constexpr (std::endian::native == std::endian::little) {
+      if (end_ - p_ >= 10) return long_varint_unrolled(v);
+    }
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const std::uint8_t byte = *p_++;
+      // The tenth byte may only carry the top bit of a 64-bit value.
+      if (shift == 63 && byte > 1) return false;
+      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if (byte < 0x80) return byte != 0;
+    }
+    return false;
+  }
+
+  // With ten bytes at hand: the first eight from one load (a node's
+  // generation id takes nine bytes, every other field fewer).
+  bool long_varint_unrolled(std::uint64_t& v) {
+    std::uint64_t word;
+    std::memcpy(&word, p_, 8);
+    const std::uint64_t ends = ~word & 0x8080808080808080ULL;
+    const int bytes = ends != 0 ? std::countr_zero(ends) / 8 + 1 : 8;
+    v = 0;
+    for (int i = 0; i < bytes; ++i) v |= ((word >> (8 * i)) & 0x7f) << (7 * i);
+    std::uint8_t last = static_cast<std::uint8_t>(word >> (8 * (bytes - 1)));
+    p_ += bytes;
+    if (ends == 0) {
+      last = *p_++;
+      v |= static_cast<std::uint64_t>(last & 0x7f) << 56;
+      if (last >= 0x80) {
+        last = *p_++;
+        // The tenth byte may only carry the top bit of a 64-bit value.
+        if (last > 1) return false;
+        v |= static_cast<std::uint64_t>(last) << 63;
+      }
+    }
+    return last != 0;  // an over-long varint ends in a zero byte
+  }
+
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+};
+
+bool read_digest(ByteView body, std::vector<DigestEntryView>& out) {
+  Reader r(body);
+  while (!r.done()) {
+    ByteView entry;
+    if (!r.next(tag(1, kLength)) || !r.length_delimited(entry)) return false;
+    DigestEntryView& e = out.emplace_back();
+    Reader f(entry);
+    if (!f.next(tag(1, kLength)) || !f.length_delimited(e.id.bytes)) return false;
+    if (f.next(tag(2, kVarint)) && !f.nonzero(e.heartbeat)) return false;
+    if (f.next(tag(3, kVarint)) && !f.nonzero(e.last_gc_version)) return false;
+    if (f.next(tag(4, kVarint)) && !f.nonzero(e.max_version)) return false;
+    if (!f.done()) return false;
+  }
+  return true;
+}
+
+// After the field's tag: a KeyValueUpdatePb.
+bool read_key_value(Reader& r, KeyValueView& kv) {
+  kv.stored = r.position();
+  ByteView body;
+  if (!r.length_delimited(body)) return false;
+  kv.stored_size = static_cast<std::uint32_t>(body.data() + body.size() - kv.stored);
+  Reader b(body);
+  if (b.next(tag(1, kLength)) && !b.text(kv.key)) return false;
+  if (b.next(tag(2, kLength)) && !b.text(kv.value)) return false;
+  if (b.next(tag(3, kVarint)) && !b.nonzero(kv.version)) return false;
+  if (b.next(tag(4, kVarint))) {
+    std::uint64_t status = 0;
+    if (!b.nonzero(status) || status > 2) return false;
+    kv.status = static_cast<KeyStatus>(status);
+  }
+  return b.done();
+}
+
+bool read_delta(ByteView body, PacketView& out) {
+  Reader r(body);
+  while (!r.done()) {
+    ByteView entry;
+    if (!r.next(tag(1, kLength)) || !r.length_delimited(entry)) return false;
+    NodeDeltaView& nd = out.node_deltas.emplace_back();
+    nd.first_key_value = static_cast<std::uint32_t>(out.key_values.size());
+    Reader f(entry);
+    if (!f.next(tag(1, kLength)) || !f.length_delimited(nd.id.bytes)) return false;
+    if (f.next(tag(2, kVarint)) && !f.nonzero(nd.from_version_excluded)) return false;
+    if (f.next(tag(3, kVarint)) && !f.nonzero(nd.last_gc_version)) return false;
+    while (f.next(tag(4, kLength))) {
+      KeyValueView& kv = out.key_values.emplace_back();
+      if (!read_key_value(f, kv)) return false;
+      nd.key_value_bytes += kv.stored_size;
+    }
+    nd.key_value_count = static_cast<std::uint32_t>(out.key_values.size()) - nd.first_key_value;
+    // Optional in the schema: present even when 0.
+    if (f.next(tag(5, kVarint))) {
+      nd.has_max_version = true;
+      if (!f.varint(nd.max_version)) return false;
+    }
+    if (!f.done()) return false;
+  }
+  return true;
+}
+
+// The body of a SynPb (digest), SynAckPb (digest, delta) or AckPb (delta):
+// the sub-messages the sender set are always written.
+bool read_message(ByteView body, PacketView& out) {
+  Reader r(body);
+  ByteView digest;
+  ByteView delta;
+  switch (out.kind) {
+    case Kind::kSyn:
+      return r.next(tag(2, kLength)) && r.length_delimited(digest) && r.done() &&
+             read_digest(digest, out.digest);
+    case Kind::kSynAck:
+      return r.next(tag(2, kLength)) && r.length_delimited(digest) && r.next(tag(3, kLength)) &&
+             r.length_delimited(delta) && r.done() && read_digest(digest, out.digest) &&
+             read_delta(delta, out);
+    case Kind::kAck:
+      return r.next(tag(3, kLength)) && r.length_delimited(delta) && r.done() &&
+             read_delta(delta, out);
+    case Kind::kBadCluster:
+      return r.done();
+  }
+  return false;
+}
+
+}  // namespace
+
+void write_node_id(Writer& w, const NodeId& id) {
+  const Address& addr = id.gossip_advertise_addr;
+  w.string_field(1, id.name);
+  w.uint_field(2, id.generation_id);
+  w.header(3, (addr.host.empty() ? 0 : wire_size::length_delimited(addr.host.size())) +
+                  uint_field_size(addr.port));
+  w.string_field(1, addr.host);
+  w.uint_field(2, addr.port);
+  w.string_field(4, id.tls_name);
+}
+
+Bytes encode_node_id(const NodeId& id) {
+  Bytes out(wire_size::node_id(id));
+  Writer w(out.data());
+  write_node_id(w, id);
+  return out;
+}
+
+NodeId NodeIdView::to_node_id() const {
+  return NodeId{std::string(name), generation_id, Address{std::string(host), port},
+                std::string(tls_name)};
+}
+
+std::strong_ordering NodeIdView::compare(const NodeId& id) const {
+  if (const int c = name.compare(id.name); c != 0) return c <=> 0;
+  if (generation_id != id.generation_id) return generation_id <=> id.generation_id;
+  if (const int c = host.compare(id.gossip_advertise_addr.host); c != 0) return c <=> 0;
+  if (port != id.gossip_advertise_addr.port) return port <=> id.gossip_advertise_addr.port;
+  return tls_name.compare(id.tls_name) <=> 0;
+}
+
+bool read_node_id(ByteView body, NodeIdView& out) {
+  out = NodeIdView{};
+  Reader r(body);
+  ByteView addr;
+  if (r.next(tag(1, kLength)) && !r.text(out.name)) return false;
+  if (r.next(tag(2, kVarint)) && !r.nonzero(out.generation_id)) return false;
+  if (!r.next(tag(3, kLength)) || !r.length_delimited(addr)) return false;
+  if (r.next(tag(4, kLength)) && !r.text(out.tls_name)) return false;
+  if (!r.done()) return false;
+  Reader a(addr);
+  std::uint64_t port = 0;
+  if (a.next(tag(1, kLength)) && !a.text(out.host)) return false;
+  if (a.next(tag(2, kVarint)) && (!a.nonzero(port) || port > 65535)) return false;
+  out.port = static_cast<std::uint16_t>(port);
+  return a.done();
+}
+
+bool read_packet(ByteView bytes, PacketView& out) {
+  out.cluster_id = {};
+  out.digest.clear();
+  out.node_deltas.clear();
+  out.key_values.clear();
+  out.unknown_ids.clear();
+  // Offsets in views are 32-bit; packets are far smaller.
+  if (bytes.size() > (std::size_t{1} << 31)) return false;
+  Reader r(bytes);
+  if (r.next(tag(1, kLength)) && !r.text(out.cluster_id)) return false;
+  if (r.next(tag(2, kLength))) {
+    out.kind = Kind::kSyn;
+  } else if (r.next(tag(3, kLength))) {
+    out.kind = Kind::kSynAck;
+  } else if (r.next(tag(4, kLength))) {
+    out.kind = Kind::kAck;
+  } else if (r.next(tag(5, kLength))) {
+    out.kind = Kind::kBadCluster;
+  } else {
+    return false;
+  }
+  ByteView body;
+  return r.length_delimited(body) && r.done() && read_message(body, out);
+}
+
+}  // namespace aiocluster::wire
