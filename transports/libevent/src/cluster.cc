@@ -18,7 +18,6 @@
 #include <unordered_map>
 
 #include "aiocluster/common/waits.h"
-#include "aiocluster/exchange.h"
 #include "driver_common/exchange_channel.h"
 #include "driver_common/net.h"
 #include "driver_common/posix_socket.h"
@@ -312,10 +311,9 @@ class Connection final : public driver::detail::ExchangeChannel {
     }
   }
 
-  // One frame at a time: nothing more is read until it is written, so the
-  // output buffer never holds more than one frame (backpressure).
-  // The frame's header, then the packet (the output buffer copies both: no
-  // framed copy of our own).
+  // One frame, its header then the packet (no framed copy of ours); nothing
+  // more is read until it is written, so the output buffer never holds more
+  // than one frame (backpressure).
   void write_frame(Bytes packet) override {
     const auto header = frame_header(packet.size());
     step_ = Step::kWriting;
