@@ -117,7 +117,7 @@ HttpResponse Api::member_keys(const HttpRequest& request, const std::string& nam
 HttpResponse Api::get_key(const std::string& key) const {
   const Node& node = node_.node();
   for (const auto& [id, state] : node.cluster_state().nodes()) {
-    if (state.find(key) != nullptr) return HttpResponse::json(200, driver::key_json(node, key));
+    if (state.find(key)) return HttpResponse::json(200, driver::key_json(node, key));
   }
   return HttpResponse::error(404, "no member holds the key " + key);
 }
@@ -147,8 +147,8 @@ HttpResponse Api::put_key(const HttpRequest& request, const std::string& key) {
 
 HttpResponse Api::delete_key(const std::string& key) {
   const Node& node = node_.node();
-  const VersionedValue* entry = node.node_state(node.self_id())->find(key);
-  if (entry == nullptr || !entry->visible()) {
+  const std::optional<VersionedValue> entry = node.node_state(node.self_id())->find(key);
+  if (!entry || !entry->visible()) {
     return HttpResponse::error(404, "this node holds no key " + key);
   }
   node_.remove(key);

@@ -178,8 +178,8 @@ std::string member_keys_json(const Node& node, const NodeId& member, std::string
 std::string key_json(const Node& node, std::string_view key) {
   Json members = Json::array();
   for (const auto& [id, state] : node.cluster_state().nodes()) {
-    const VersionedValue* value = state.find(key);
-    if (value == nullptr) continue;
+    const std::optional<VersionedValue> value = state.find(key);
+    if (!value) continue;
     Json j = value_json(*value);
     add_id_fields(j, id);
     members.push_back(std::move(j));
