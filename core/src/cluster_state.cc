@@ -745,10 +745,6 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
                                    change.new_value});
     };
   }
-  // Room for the new entries, never for more than the limit admits.
-  st->reserve(std::min<std::size_t>(
-      nd.key_value_count,
-      limits.max_keys_per_node - std::min(st->size(), limits.max_keys_per_node)));
   const NodeState::Applied applied = st->apply_key_values(
       kvs, nd.key_value_count, applied_up_to, nd.last_gc_version, limits.max_keys_per_node, chunk,
       now, shadow == nullptr ? on_change : against_shadow);
