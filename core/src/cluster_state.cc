@@ -324,8 +324,14 @@ NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::Id
     id.state = find_encoded(id.bytes, id.hash);
   }
   if (id.state != nullptr) return id.state;
+  NodeState* st = create(packet, id, max_nodes);
+  if (created != nullptr) *created = st != nullptr;
+  return st;
+}
+
+NodeState* ClusterState::create(const wire::PacketView& packet, wire::IdRef& id,
+                                std::size_t max_nodes) {
   if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
-  if (created != nullptr) *created = true;
   id.state = add(packet.unknown_ids[id.unknown - 1].to_node_id(), id.bytes, id.hash);
   return id.state;
 }
@@ -696,7 +702,9 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
   if (nd.key_value_count > limits.max_keys_per_node) return NodeDeltaOutcome::kRejectedLimit;
 
   // Unknown when resolved, it may have been created since.
-  if (st == nullptr && added_ != packet.resolved_at) st = find_encoded(nd.id.bytes, nd.id.hash);
+  if (st == nullptr && added_ != packet.resolved_at) {
+    st = nd.id.state = find_encoded(nd.id.bytes, nd.id.hash);
+  }
   if (st != nullptr && st->scheduled_for_deletion()) return NodeDeltaOutcome::kIgnored;
   const std::uint64_t local_max = st ? st->max_version() : 0;
   const std::uint64_t local_gc = st ? st->last_gc_version() : 0;
@@ -709,7 +717,8 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
   if (st == nullptr) {
     // The encoded id is canonical: its size is the NodeIdPb's.
     if (nd.id.bytes.size() > limits.max_node_id_size) return NodeDeltaOutcome::kRejectedLimit;
-    st = find_or_create(packet, nd.id, limits.max_nodes);
+    // Looked up above: a new node, unless over the limit.
+    st = create(packet, nd.id, limits.max_nodes);
     if (st == nullptr) return NodeDeltaOutcome::kRejectedLimit;
   }
 
@@ -745,10 +754,6 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
                                    change.new_value});
     };
   }
-  // Room for the new entries, never for more than the limit admits.
-  st->reserve(std::min<std::size_t>(
-      nd.key_value_count,
-      limits.max_keys_per_node - std::min(st->size(), limits.max_keys_per_node)));
   const NodeState::Applied applied = st->apply_key_values(
       kvs, nd.key_value_count, applied_up_to, nd.last_gc_version, limits.max_keys_per_node, chunk,
       now, shadow == nullptr ? on_change : against_shadow);

@@ -159,7 +159,7 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
   return static_cast<std::size_t>(it - log_.begin());
 }
 
-// Inlined into store(), the path of every applied key-value.
+// Inlined into store_in_room(), the path of every applied key-value.
 [[gnu::always_inline]] inline std::size_t NodeState::probe(std::string_view key,
                                                            std::size_t h) const {
   const std::size_t n = index_size_;
@@ -282,13 +282,20 @@ void NodeState::compact_if_sparse() {
   if ((holes > 16 && holes > live_) || (holes > 0 && live_ == 0)) compact();
 }
 
-// Inlined into apply_key_values().
-[[gnu::always_inline]] inline std::optional<NodeState::Entry> NodeState::store(
+std::optional<NodeState::Entry> NodeState::store(std::string_view key, std::uint64_t version,
+                                                 KeyStatus status, const std::uint8_t* stored,
+                                                 std::size_t stored_size, Chunk* chunk,
+                                                 Instant now) {
+  if (index_full(live_ + 1, index_size_)) reindex(index_capacity(live_ + 1));
+  return store_in_room(key, version, status, stored, stored_size, chunk, now);
+}
+
+// Inlined into apply_key_values(), the path of every applied key-value.
+[[gnu::always_inline]] inline std::optional<NodeState::Entry> NodeState::store_in_room(
     std::string_view key, std::uint64_t version, KeyStatus status, const std::uint8_t* stored,
     std::size_t stored_size, Chunk* chunk, Instant now) {
   storage_->bytes.hold(chunk, stored_size);
   const Entry incoming{version, stored, chunk};
-  if (index_full(live_ + 1, index_size_)) reindex(index_capacity(live_ + 1));
   const std::size_t h = hash(key);
   const std::size_t position = probe(key, h);
   if (index_[position] == kFree && (log_.empty() || version > log_.back().version)) {
@@ -376,6 +383,9 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
                                                std::uint64_t before, std::uint64_t gc,
                                                std::size_t max_keys, Chunk* chunk, Instant now,
                                                const OnKeyChange& on_change) {
+  // At most this many keys become live below: the loop stops at the first
+  // new key past the limit, so the index never needs to grow inside it.
+  reserve(std::min(count, max_keys - std::min<std::size_t>(live_, max_keys)));
   Applied applied;
   ByteStore& bytes = storage_->bytes;
   for (std::size_t k = 0; k < count; ++k) {
@@ -395,7 +405,8 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
       in = block;
       applied.bytes_copied += kv.stored_size;
     }
-    const auto replaced = store(kv.key, kv.version, kv.status, stored, kv.stored_size, in, now);
+    const auto replaced =
+        store_in_room(kv.key, kv.version, kv.status, stored, kv.stored_size, in, now);
     KeyChangeRef change{kv.key, std::nullopt, ValueRef{kv.value, kv.version, kv.status}};
     if (replaced) {
       const StoredKeyValue old = stored::read(replaced->stored);

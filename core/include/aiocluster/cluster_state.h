@@ -228,6 +228,9 @@ class ClusterState {
   void drop_node(NodeState* st);
   // A new node, in the id table, at the end of the order (unplaced).
   NodeState* add(NodeId id, ByteView encoded = {}, std::size_t hash = 0);
+  // The node of an id resolve() found unknown and no lookup since found
+  // either; null beyond `max_nodes`.
+  NodeState* create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes);
   // The id table: known nodes by the hash of their encoded id.
   std::size_t hash(ByteView id) const;
   NodeState* find_encoded(ByteView id, std::size_t hash) const;

@@ -174,13 +174,19 @@ class NodeState {
   std::optional<Entry> store(std::string_view key, std::uint64_t version, KeyStatus status,
                              const std::uint8_t* stored, std::size_t stored_size, Chunk* chunk,
                              Instant now);
+  // store() once the index has room for one more key (apply_key_values()
+  // makes room for all of a delta's keys up front).
+  std::optional<Entry> store_in_room(std::string_view key, std::uint64_t version, KeyStatus status,
+                                     const std::uint8_t* stored, std::size_t stored_size,
+                                     Chunk* chunk, Instant now);
   std::optional<Entry> replace(std::string_view key, std::size_t hash, std::size_t position,
                                const Entry& incoming, KeyStatus status, Instant now);
   void release(const Entry& entry);
   // Applies the key-values of a node delta, in order: those past `before`,
   // but no tombstone at or below `gc`; their bytes stay in `chunk`, or are
   // copied to the arena when it is null. Reports each change. Stops at the
-  // first new key beyond `max_keys` (truncated).
+  // first new key beyond `max_keys` (truncated). Reserves room for the keys
+  // the limit admits first.
   struct Applied {
     std::size_t count = 0;
     std::size_t bytes_copied = 0;
