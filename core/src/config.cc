@@ -43,8 +43,20 @@ std::optional<std::string> Config::validate() const {
   if (fd.sampling_window_size == 0)
     return "failure_detector.sampling_window_size: must be at least 1";
   if (fd.max_interval <= Duration::zero()) return "failure_detector.max_interval: must be positive";
-  if (fd.initial_interval <= Duration::zero()) {
+  if (fd.initial_interval && *fd.initial_interval <= Duration::zero()) {
     return "failure_detector.initial_interval: must be positive";
+  }
+  if (fd.detection_time && *fd.detection_time < 2 * gossip_interval) {
+    return "failure_detector.detection_time: must be at least two gossip intervals";
+  }
+  if (fd.min_std_deviation && *fd.min_std_deviation <= Duration::zero()) {
+    return "failure_detector.min_std_deviation: must be positive";
+  }
+  if (fd.acceptable_heartbeat_pause < Duration::zero()) {
+    return "failure_detector.acceptable_heartbeat_pause: must not be negative";
+  }
+  if (fd.local_pause_threshold && *fd.local_pause_threshold <= gossip_interval) {
+    return "failure_detector.local_pause_threshold: must be longer than gossip_interval";
   }
   if (limits.max_nodes < 1) return "limits.max_nodes: must be at least 1";
   if (limits.max_key_size < 1) return "limits.max_key_size: must be at least 1";

@@ -56,7 +56,7 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
       now_(now),
       rng_(seed),
       cluster_(config_.node_id, Rng(seed ^ 0x68617368ULL).next()),
-      detector_(config_.failure_detector),
+      detector_(config_.failure_detector, config_.gossip_interval),
       next_round_(now),
       datagram_syns_(config_.gossip_interval /
                          static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
@@ -94,7 +94,14 @@ Node& Node::operator=(Node&&) noexcept = default;
 
 void Node::advance_clock(Instant now) {
   // Time never runs backwards inside the core, whatever the driver passes.
-  if (now > now_) now_ = now;
+  if (now <= now_) return;
+  // A driver gives the node an input at least every round: a much longer
+  // gap means this process did not run, not that the peers went quiet.
+  if (now - now_ > *detector_.config().local_pause_threshold) {
+    ++stats_.local_pauses;
+    detector_.note_local_pause(now);
+  }
+  now_ = now;
 }
 
 void Node::handle_timeout(Instant now) {
@@ -213,6 +220,7 @@ void Node::update_liveness() {
     if (&st == &cluster_.self()) continue;
     Liveness& l = liveness(st);
     const bool live = !st.scheduled_for_deletion() && detector_.is_live(st.slot(), now_);
+    if (live && detector_.spared_by_pause(st.slot(), now_)) ++stats_.convictions_deferred;
     if (live && !l.live) {
       l = Liveness{true, false, {}};
       events_.push_back(NodeJoined{st.id()});

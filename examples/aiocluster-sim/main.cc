@@ -4,6 +4,7 @@
 //
 //   aiocluster-sim --nodes 200 --seed 7 --rounds 60 --json
 //   aiocluster-sim --nodes 300 --rounds 60 --crash 1@20 --loss 0.1 --json
+//   aiocluster-sim --nodes 300 --rounds 120 --pause 10@30:8 --json
 #include <aiocluster/random.h>
 #include <aiocluster/sim/simulator.h>
 
@@ -35,6 +36,12 @@ struct CrashPlan {
   double second = 0;
 };
 
+struct PausePlan {
+  std::size_t count = 0;
+  double second = 0;
+  double duration = 0;  // seconds
+};
+
 struct Args {
   std::size_t nodes = 10;
   std::uint64_t seed = 1;
@@ -46,7 +53,13 @@ struct Args {
   double duplicate = 0.0;
   std::uint64_t latency_min_ms = 1;
   std::uint64_t latency_max_ms = 10;
+  double spike_probability = 0.0;
+  std::uint64_t spike_max_ms = 0;
   std::vector<CrashPlan> crashes;
+  std::vector<PausePlan> pauses;
+  std::optional<std::uint64_t> detection_time_ms;
+  aiocluster::PhiModel phi_model = aiocluster::PhiModel::kLinear;
+  bool pause_aware = true;
   aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
   bool json = false;
   bool progress = false;
@@ -63,7 +76,14 @@ const char* kUsage =
     "  --loss P                 packet loss, a fraction (0.1) or a percentage (10%)\n"
     "  --duplicate P            datagram duplication, like --loss\n"
     "  --latency-ms MIN:MAX     one-way latency, uniform (default 1:10)\n"
+    "  --spike P:MAX_MS         a fraction P of packets is slow: up to MAX_MS\n"
     "  --crash COUNT@SECOND     crash COUNT random nodes at that virtual second (repeatable)\n"
+    "  --pause COUNT@SECOND:DURATION\n"
+    "                           pause COUNT random running nodes at that virtual second for\n"
+    "                           DURATION seconds, like a long GC (repeatable)\n"
+    "  --detection-time-ms MS   failure_detector.detection_time (default: unset, phi 8)\n"
+    "  --phi-model linear|normal  the failure detector's phi (default linear)\n"
+    "  --no-pause-awareness     count a node's own pauses against its peers (to compare)\n"
     "  --transport udp|tcp      datagrams, or three-message exchanges on a connection\n"
     "  --json                   print one JSON object on the last line\n"
     "  --progress               print each round's wall time and traffic to stderr\n";
@@ -78,6 +98,16 @@ std::uint64_t parse_uint(std::string_view flag, std::string_view text) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size()) {
     fail(std::string(flag) + ": expected a non-negative integer, got '" + std::string(text) + "'");
+  }
+  return v;
+}
+
+double parse_seconds(std::string_view flag, std::string_view text) {
+  const std::string s(text);
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !(v >= 0) || !std::isfinite(v)) {
+    fail(std::string(flag) + ": expected a non-negative number of seconds, got '" + s + "'");
   }
   return v;
 }
@@ -106,6 +136,10 @@ Args parse(int argc, char** argv) {
     }
     if (flag == "--progress") {
       args.progress = true;
+      continue;
+    }
+    if (flag == "--no-pause-awareness") {
+      args.pause_aware = false;
       continue;
     }
     if (flag == "--help" || flag == "-h") {
@@ -139,15 +173,32 @@ Args parse(int argc, char** argv) {
     } else if (flag == "--crash") {
       const auto at = value.find('@');
       if (at == std::string_view::npos) fail("--crash: expected COUNT@SECOND");
-      CrashPlan plan;
-      plan.count = parse_uint(flag, value.substr(0, at));
-      const std::string second(value.substr(at + 1));
-      char* end = nullptr;
-      plan.second = std::strtod(second.c_str(), &end);
-      if (second.empty() || end != second.c_str() + second.size() || !(plan.second >= 0)) {
-        fail("--crash: SECOND must be a non-negative number");
+      args.crashes.push_back(
+          {parse_uint(flag, value.substr(0, at)), parse_seconds(flag, value.substr(at + 1))});
+    } else if (flag == "--pause") {
+      const auto at = value.find('@');
+      const auto colon = value.find(':', at == std::string_view::npos ? 0 : at);
+      if (at == std::string_view::npos || colon == std::string_view::npos) {
+        fail("--pause: expected COUNT@SECOND:DURATION");
       }
-      args.crashes.push_back(plan);
+      args.pauses.push_back({parse_uint(flag, value.substr(0, at)),
+                             parse_seconds(flag, value.substr(at + 1, colon - at - 1)),
+                             parse_seconds(flag, value.substr(colon + 1))});
+    } else if (flag == "--spike") {
+      const auto colon = value.find(':');
+      if (colon == std::string_view::npos) fail("--spike: expected P:MAX_MS");
+      args.spike_probability = parse_fraction(flag, value.substr(0, colon));
+      args.spike_max_ms = parse_uint(flag, value.substr(colon + 1));
+    } else if (flag == "--detection-time-ms") {
+      args.detection_time_ms = parse_uint(flag, value);
+    } else if (flag == "--phi-model") {
+      if (value == "linear") {
+        args.phi_model = aiocluster::PhiModel::kLinear;
+      } else if (value == "normal") {
+        args.phi_model = aiocluster::PhiModel::kNormal;
+      } else {
+        fail("--phi-model: expected linear or normal");
+      }
     } else if (flag == "--transport") {
       if (value == "udp") {
         args.transport = aiocluster::sim::Transport::kUdp;
@@ -164,11 +215,33 @@ Args parse(int argc, char** argv) {
   if (args.nodes > 60'000) fail("--nodes: at most 60000");
   if (args.gossip_interval_ms == 0) fail("--gossip-interval-ms: must be positive");
   if (args.rounds == 0) fail("--rounds: must be at least 1");
+  if (args.spike_probability > 0 && args.spike_max_ms < args.latency_max_ms) {
+    fail("--spike: MAX_MS must be at least the latency's MAX");
+  }
   return args;
 }
 
 std::string json_or_null(const std::optional<std::uint64_t>& v) {
   return v ? std::to_string(*v) : "null";
+}
+
+aiocluster::Duration seconds(double s) {
+  return std::chrono::duration_cast<aiocluster::Duration>(std::chrono::duration<double>(s));
+}
+
+// `count` running nodes drawn from `rng`, at the moment of the fault.
+std::vector<NodeIndex> pick_running(const Simulator& sim, aiocluster::Rng& rng, std::size_t count) {
+  std::vector<NodeIndex> running;
+  for (NodeIndex i = 0; i < sim.size(); ++i) {
+    if (sim.is_running(i)) running.push_back(i);
+  }
+  std::vector<NodeIndex> picked;
+  for (std::size_t c = 0; c < count && !running.empty(); ++c) {
+    const std::size_t pick = rng.below(running.size());
+    picked.push_back(running[pick]);
+    running.erase(running.begin() + static_cast<std::ptrdiff_t>(pick));
+  }
+  return picked;
 }
 
 std::string fixed(double v, int decimals) {
@@ -198,6 +271,8 @@ int main(int argc, char** argv) {
   options.network.duplicate = args.duplicate;
   options.network.latency.min = std::chrono::milliseconds(args.latency_min_ms);
   options.network.latency.max = std::chrono::milliseconds(args.latency_max_ms);
+  options.network.latency.spike_probability = args.spike_probability;
+  options.network.latency.spike_max = std::chrono::milliseconds(args.spike_max_ms);
   options.boot_jitter = interval;
   Simulator sim(options);
 
@@ -206,6 +281,11 @@ int main(int argc, char** argv) {
   for (NodeIndex i = 0; i < args.nodes; ++i) {
     aiocluster::Config config = Simulator::make_config(i, seeds);
     config.gossip_interval = interval;
+    auto& fd = config.failure_detector;
+    fd.model = args.phi_model;
+    if (args.detection_time_ms)
+      fd.detection_time = std::chrono::milliseconds(*args.detection_time_ms);
+    if (!args.pause_aware) fd.local_pause_threshold = aiocluster::Duration::max();
     aiocluster::KeyValues kvs;
     for (std::size_t k = 0; k < args.keys_per_node; ++k) {
       kvs.emplace_back("key-" + std::to_string(k),
@@ -214,21 +294,18 @@ int main(int argc, char** argv) {
     sim.add_node(std::move(config), std::move(kvs));
   }
 
-  // Which nodes crash is drawn from the seed as well, at the moment of the crash.
+  // Which nodes crash or pause is drawn from the seed as well, at the moment
+  // of the fault.
   aiocluster::Rng crash_rng(args.seed ^ 0x6372617368ULL);
   for (const CrashPlan& plan : args.crashes) {
-    const auto when = sim.epoch() + std::chrono::duration_cast<aiocluster::Duration>(
-                                        std::chrono::duration<double>(plan.second));
-    sim.at(when, [plan, &crash_rng](Simulator& s) {
-      std::vector<NodeIndex> up;
-      for (NodeIndex i = 0; i < s.size(); ++i) {
-        if (s.is_up(i)) up.push_back(i);
-      }
-      for (std::size_t c = 0; c < plan.count && !up.empty(); ++c) {
-        const std::size_t pick = crash_rng.below(up.size());
-        s.crash(up[pick]);
-        up.erase(up.begin() + static_cast<std::ptrdiff_t>(pick));
-      }
+    sim.at(sim.epoch() + seconds(plan.second), [plan, &crash_rng](Simulator& s) {
+      for (NodeIndex i : pick_running(s, crash_rng, plan.count)) s.crash(i);
+    });
+  }
+  aiocluster::Rng pause_rng(args.seed ^ 0x7061757365ULL);
+  for (const PausePlan& plan : args.pauses) {
+    sim.at(sim.epoch() + seconds(plan.second), [plan, &pause_rng](Simulator& s) {
+      for (NodeIndex i : pick_running(s, pause_rng, plan.count)) s.pause(i, seconds(plan.duration));
     });
   }
 
@@ -274,6 +351,17 @@ int main(int argc, char** argv) {
   }
   if (undetected > 0) detect_ms.reset();
 
+  // What the nodes up at the end counted of their own pauses.
+  std::uint64_t local_pauses = 0;
+  std::uint64_t convictions_deferred = 0;
+  for (NodeIndex i = 0; i < sim.size(); ++i) {
+    if (!sim.is_up(i)) continue;
+    local_pauses += sim.node(i).stats().local_pauses;
+    convictions_deferred += sim.node(i).stats().convictions_deferred;
+  }
+  std::size_t paused = 0;
+  for (const PausePlan& plan : args.pauses) paused += plan.count;
+
   const auto& c = sim.counters();
   const double bytes_per_node_round = static_cast<double>(c.bytes) /
                                       static_cast<double>(args.nodes) /
@@ -298,7 +386,12 @@ int main(int argc, char** argv) {
           "crashes: %zu, detected by all survivors: %s\n", sim.crashes().size(),
           detect_ms ? (std::to_string(*detect_ms) + " ms after the crash").c_str() : "not all");
     }
-    std::printf("false deaths: %" PRIu64 "\n", c.false_deaths);
+    std::printf("false deaths: %" PRIu64 " by healthy nodes, %" PRIu64 " by paused nodes\n",
+                c.false_deaths, c.false_deaths_by_paused);
+    if (!args.pauses.empty()) {
+      std::printf("local pauses noticed: %" PRIu64 ", convictions deferred: %" PRIu64 "\n",
+                  local_pauses, convictions_deferred);
+    }
     std::printf("messages %" PRIu64 ", bytes %" PRIu64
                 " (%.0f per node per round), max packet %" PRIu64 ", lost %" PRIu64 "\n",
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
@@ -309,7 +402,8 @@ int main(int argc, char** argv) {
       "{\"nodes\":%zu,\"seed\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"gossip_interval_ms\":%" PRIu64
       ",\"transport\":\"%s\",\"loss\":%s,\"converged_round\":%s,\"converged_ms\":%s,"
       "\"crashed\":%zu,\"detect_ms\":%s,\"undetected\":%zu,\"false_deaths\":%" PRIu64
-      ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
+      ",\"false_deaths_by_paused\":%" PRIu64 ",\"paused\":%zu,\"local_pauses\":%" PRIu64
+      ",\"convictions_deferred\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
       ",\"bytes_per_node_per_round\":%s"
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
       ",\"delivered\":%" PRIu64 ",\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
@@ -318,7 +412,8 @@ int main(int argc, char** argv) {
       fixed(args.loss, 4).c_str(), json_or_null(converged_round).c_str(),
       json_or_null(converged_ms).c_str(), sim.crashes().size(),
       sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
-      c.messages, c.bytes, fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes,
-      c.oversized_packets, c.lost, c.delivered, hash, static_cast<long long>(wall_ms));
+      c.false_deaths_by_paused, paused, local_pauses, convictions_deferred, c.messages, c.bytes,
+      fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes, c.oversized_packets, c.lost,
+      c.delivered, hash, static_cast<long long>(wall_ms));
   return 0;
 }

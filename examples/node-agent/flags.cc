@@ -103,12 +103,13 @@ void check_tls(const Flags& f) {
 struct Texts {
   std::string listen, advertise, transport = "tcp", http;
   std::vector<std::string> seeds, kv;
-  std::uint64_t generation = 0, fd_initial_interval_ms = 0;
+  std::uint64_t generation = 0, fd_initial_interval_ms = 0, detection_time_ms = 0;
   double phi_threshold = 0;
   // Options whose absence means "the default": set only when given.
   CLI::Option* has_generation = nullptr;
   CLI::Option* has_phi_threshold = nullptr;
   CLI::Option* has_fd_initial_interval = nullptr;
+  CLI::Option* has_detection_time = nullptr;
 };
 
 // The node: identity, gossip, TLS, reporting, driver.
@@ -178,9 +179,22 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
                                 ->check(positive_number());
   texts.has_fd_initial_interval =
       app.add_option("--fd-initial-interval-ms", texts.fd_initial_interval_ms,
-                     "Failure detector prior (default: 5 rounds, at most 5000)")
+                     "Failure detector prior (default: 5 rounds, at most 5000; one round "
+                     "with --detection-time-ms)")
           ->type_name("MS")
           ->check(integer_at_least(1));
+  texts.has_detection_time =
+      app.add_option("--detection-time-ms", texts.detection_time_ms,
+                     "About how long after a node stops everyone sees it dead; sets the "
+                     "threshold (linear) or acceptable pause (normal). At least 2 rounds")
+          ->type_name("MS")
+          ->check(integer_at_least(1));
+  app.add_option("--phi-model", f.phi_model,
+                 "Failure detector: phi = silence / mean (linear, the protocol's) or the "
+                 "normal-distribution form")
+      ->type_name("linear|normal")
+      ->capture_default_str()
+      ->check(one_of({"linear", "normal"}));
   app.add_flag("--verbose", f.verbose, "Log I/O failures on stderr");
   app.add_option("--driver", f.driver, "The event loop the node runs on")
       ->type_name("asio|libevent")
@@ -241,6 +255,12 @@ Flags finish(Flags f, const Texts& texts, bool libevent_built) {
   if (*texts.has_generation) f.generation = texts.generation;
   if (*texts.has_phi_threshold) f.phi_threshold = texts.phi_threshold;
   if (*texts.has_fd_initial_interval) f.fd_initial_interval_ms = texts.fd_initial_interval_ms;
+  if (*texts.has_detection_time) {
+    f.detection_time_ms = texts.detection_time_ms;
+    if (*f.detection_time_ms < 2 * f.gossip_interval_ms) {
+      throw FlagError("--detection-time-ms: must be at least two --gossip-interval-ms");
+    }
+  }
   if (!texts.http.empty()) f.http = Address::parse(texts.http);
   check_tls(f);
   return f;

@@ -31,6 +31,8 @@ struct Flags {
   std::uint64_t report_ms = 500;
   std::optional<double> phi_threshold;
   std::optional<std::uint64_t> fd_initial_interval_ms;
+  std::optional<std::uint64_t> detection_time_ms;
+  std::string phi_model = "linear";
   bool verbose = false;
   std::string driver = "asio";
 

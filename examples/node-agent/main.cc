@@ -61,11 +61,15 @@ ac::Config make_config(const agent::Flags& flags) {
       ac::NodeId{flags.name, generation, flags.advertise.value_or(flags.listen), flags.tls_name};
   config.seeds = flags.seeds;
   config.gossip_interval = std::chrono::milliseconds(flags.gossip_interval_ms);
-  // The detector's prior is "a few rounds": the protocol's 5 s at 1 s rounds,
-  // shorter for faster rounds so a dead node shows within seconds.
-  config.failure_detector.initial_interval =
-      std::chrono::milliseconds(flags.fd_initial_interval_ms.value_or(
-          std::min<std::uint64_t>(5 * flags.gossip_interval_ms, 5000)));
+  // Unset, the core derives the prior from the gossip interval.
+  if (flags.fd_initial_interval_ms) {
+    config.failure_detector.initial_interval =
+        std::chrono::milliseconds(*flags.fd_initial_interval_ms);
+  }
+  if (flags.detection_time_ms) {
+    config.failure_detector.detection_time = std::chrono::milliseconds(*flags.detection_time_ms);
+  }
+  if (flags.phi_model == "normal") config.failure_detector.model = ac::PhiModel::kNormal;
   if (flags.phi_threshold) config.failure_detector.phi_threshold = *flags.phi_threshold;
   return config;
 }

@@ -63,7 +63,11 @@ TEST_CASE("defaults follow PROTOCOL.md") {
   CHECK(c.failure_detector.phi_threshold == 8.0);
   CHECK(c.failure_detector.sampling_window_size == 1000);
   CHECK(c.failure_detector.max_interval == 10s);
-  CHECK(c.failure_detector.initial_interval == 5s);
+  CHECK(c.failure_detector.model == PhiModel::kLinear);
+  // Unset, the prior follows the gossip interval: the protocol's 5 s at 1 s.
+  const FailureDetectorConfig fd = c.failure_detector.resolve(c.gossip_interval);
+  CHECK(fd.initial_interval == 5s);
+  CHECK(fd.phi_threshold == 8.0);
 }
 
 TEST_CASE("initial key-values are versioned local mutations") {

@@ -17,13 +17,47 @@ namespace aiocluster {
 
 using namespace std::chrono_literals;
 
+// How phi grows with the silence since a node's last heartbeat.
+enum class PhiModel : std::uint8_t {
+  // PROTOCOL.md section 6: phi = silence / smoothed mean interval. The meaning
+  // of the threshold shared with Python aiocluster and chitchat.
+  kLinear,
+  // The phi accrual paper's form: phi = -log10(P(an interval this long)),
+  // intervals taken as normally distributed around the smoothed mean plus
+  // acceptable_heartbeat_pause, with at least min_std_deviation. Jitter
+  // widens the margin by itself; phi climbs steeply past it.
+  kNormal,
+};
+
 struct FailureDetectorConfig {
+  PhiModel model = PhiModel::kLinear;
   double phi_threshold = 8.0;
   std::size_t sampling_window_size = 1000;
   // Longer inter-arrival intervals are not recorded.
   Duration max_interval = 10s;
-  // The prior of the mean interval, weighted as kPriorWeight samples.
-  Duration initial_interval = 5s;
+  // The prior of the mean interval, weighted as kPriorWeight samples. Unset:
+  // five gossip intervals, at most 5 s (the protocol's 5 s at 1 s rounds).
+  std::optional<Duration> initial_interval;
+
+  // About how long after a node stops every node should see it dead. When
+  // set, it decides the threshold (linear model) or the acceptable pause
+  // (normal model), and the prior becomes one gossip interval; see
+  // resolve(). At least two gossip intervals.
+  std::optional<Duration> detection_time;
+
+  // Normal model only. Unset: a quarter of the gossip interval.
+  std::optional<Duration> min_std_deviation;
+  Duration acceptable_heartbeat_pause = Duration::zero();
+
+  // A gap this long between two inputs of a node means the node itself did
+  // not run (a GC pause, a stalled VM): the silence it slept through is not
+  // counted against anyone. Unset: three gossip intervals.
+  // Duration::max() turns this off.
+  std::optional<Duration> local_pause_threshold;
+
+  // Every optional filled in and detection_time turned into the threshold
+  // or pause it stands for, given the node's gossip interval.
+  FailureDetectorConfig resolve(Duration gossip_interval) const;
 };
 
 // Resource limits: what a hostile or broken peer can make us hold.

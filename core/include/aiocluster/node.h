@@ -147,6 +147,10 @@ class Node {
   // --- Getters ---
   const NodeId& self_id() const { return cluster_.self_id(); }
   const Config& config() const { return config_; }
+  // The failure detector's settings as in effect: config().failure_detector
+  // with the defaults that follow from gossip_interval filled in and
+  // detection_time turned into a threshold (linear) or a pause (normal).
+  const FailureDetectorConfig& failure_detector() const { return detector_.config(); }
   // Live nodes in id order, this node included.
   std::vector<NodeId> live_nodes() const;
   // Known nodes that are not live, in id order. One dead for half of

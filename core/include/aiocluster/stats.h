@@ -76,6 +76,13 @@ struct Stats {
   std::uint64_t completeness_capped = 0;
 
   std::uint64_t rounds = 0;
+  // Gaps between two inputs longer than the local pause threshold: this node
+  // itself did not run, and the silence it slept through counted against
+  // no one.
+  std::uint64_t local_pauses = 0;
+  // Liveness checks (one per node per round) that found a node live only
+  // because that silence was not counted.
+  std::uint64_t convictions_deferred = 0;
   std::uint64_t nodes_refused = 0;  // digest entries beyond max_nodes or max_node_id_size
   std::uint64_t nodes_removed = 0;  // dead nodes garbage-collected
   // Nodes scheduled for deletion that showed a fresh heartbeat in a digest

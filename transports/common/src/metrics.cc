@@ -84,6 +84,11 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
             s.completeness_capped);
 
   w.counter("aiocluster_gossip_rounds_total", "Gossip rounds run.", s.rounds);
+  w.counter("aiocluster_local_pauses_total",
+            "Gaps between inputs long enough to mean this process did not run.", s.local_pauses);
+  w.counter("aiocluster_convictions_deferred_total",
+            "Liveness checks that spared a node because this process had paused.",
+            s.convictions_deferred);
   w.counter("aiocluster_nodes_refused_total",
             "Digest entries refused beyond max_nodes or max_node_id_size.", s.nodes_refused);
   w.counter("aiocluster_nodes_removed_total", "Dead nodes garbage-collected.", s.nodes_removed);

@@ -65,6 +65,8 @@ Json stats_json(const Stats& s) {
               {"key_value_bytes_copied", s.key_value_bytes_copied},
               {"completeness_capped", s.completeness_capped},
               {"rounds", s.rounds},
+              {"local_pauses", s.local_pauses},
+              {"convictions_deferred", s.convictions_deferred},
               {"nodes_refused", s.nodes_refused},
               {"nodes_removed", s.nodes_removed},
               {"nodes_revived", s.nodes_revived},
@@ -152,7 +154,7 @@ std::string cluster_json(const Node& node, const DriverStats& driver, const Hook
   return dump(
       Json{{"self", id_json(node.self_id())},
            {"cluster_id", config.cluster_id},
-           {"phi_threshold", config.failure_detector.phi_threshold},
+           {"phi_threshold", node.failure_detector().phi_threshold},
            {"gossip_interval_ms",
             std::chrono::duration_cast<std::chrono::milliseconds>(config.gossip_interval).count()},
            {"live", node.live_nodes().size()},

@@ -86,6 +86,8 @@ struct Later {
   }
 };
 
+enum class Health : std::uint8_t { kHealthy, kOnlyPaused, kFaulted };
+
 struct Slot {
   Config config;  // generation_id as of the latest boot
   KeyValues initial;
@@ -97,7 +99,10 @@ struct Slot {
   std::optional<Instant> paused_until;
   std::vector<Item> held;        // arrived while paused
   std::optional<Instant> armed;  // the timer scheduled for this incarnation
-  bool healthy = true;
+  // Healthy until a fault hits it; a node whose only faults were pauses is
+  // told apart, to count the deaths it declares separately.
+  Health health = Health::kHealthy;
+  bool healthy() const { return health == Health::kHealthy; }
 };
 
 // One TCP connection carrying one exchange, an end on each node.
@@ -391,9 +396,9 @@ struct Simulator::State {
       const auto it = by_id.find(left->node);
       if (it != by_id.end()) {
         const Slot& subject = slots[it->second];
-        if (slots[observer].healthy && subject.healthy && subject.node != nullptr &&
-            subject.config.node_id == left->node) {
-          ++counters.false_deaths;
+        if (subject.healthy() && subject.node != nullptr && subject.config.node_id == left->node) {
+          if (slots[observer].healthy()) ++counters.false_deaths;
+          if (slots[observer].health == Health::kOnlyPaused) ++counters.false_deaths_by_paused;
         }
       }
       update_detections(&left->node);
@@ -569,7 +574,7 @@ struct Simulator::State {
       if (!slot.crashed) {  // not booted yet: cancel the boot
         slot.crashed = true;
         ++slot.incarnation;
-        slot.healthy = false;
+        slot.health = Health::kFaulted;
       }
       return;
     }
@@ -582,7 +587,7 @@ struct Simulator::State {
     slot.paused_until.reset();
     slot.held.clear();
     slot.armed.reset();
-    slot.healthy = false;
+    slot.health = Health::kFaulted;
     update_detections();
   }
 
@@ -785,7 +790,7 @@ std::optional<NodeIndex> Simulator::slot_of(const NodeId& id) const {
   return it->second;
 }
 
-bool Simulator::is_healthy(NodeIndex slot) const { return s_->slots.at(slot).healthy; }
+bool Simulator::is_healthy(NodeIndex slot) const { return s_->slots.at(slot).healthy(); }
 
 void Simulator::update(NodeIndex slot, const std::function<void(Node&)>& mutation) {
   if (slot >= s_->slots.size() || !s_->slots[slot].node) {
@@ -830,7 +835,7 @@ PartitionId Simulator::partition(std::vector<NodeIndex> side_a, std::vector<Node
     std::sort(side->begin(), side->end());
     side->erase(std::unique(side->begin(), side->end()), side->end());
     for (NodeIndex i : *side) {
-      if (i < s_->slots.size()) s_->slots[i].healthy = false;
+      if (i < s_->slots.size()) s_->slots[i].health = Health::kFaulted;
     }
   }
   const PartitionId id = s_->next_rule++;
@@ -853,14 +858,14 @@ void Simulator::crash(NodeIndex slot) { s_->crash(slot); }
 
 void Simulator::restart(NodeIndex slot) {
   if (s_->is_up(slot)) s_->crash(slot);
-  s_->slots[slot].healthy = false;
+  s_->slots[slot].health = Health::kFaulted;
   s_->boot(slot);
 }
 
 void Simulator::pause(NodeIndex slot, Duration duration) {
   if (!s_->is_up(slot) || duration <= Duration::zero()) return;
   Slot& st = s_->slots[slot];
-  st.healthy = false;
+  if (st.healthy()) st.health = Health::kOnlyPaused;
   const Instant until = std::max(s_->now + duration, st.paused_until.value_or(s_->now));
   st.paused_until = until;
   s_->trace_record(Tag::kPause, slot, nanos(until));

@@ -57,6 +57,10 @@ struct Counters {
   // A healthy node (never crashed, restarted, paused or partitioned) that
   // another healthy node declared dead.
   std::uint64_t false_deaths = 0;
+  // A healthy node declared dead by a node whose only faults were pauses
+  // (never crashed, restarted or partitioned): the false positive of a
+  // node that slept and blames the others.
+  std::uint64_t false_deaths_by_paused = 0;
   std::uint64_t filtered = 0;  // dropped by a packet filter
 };
 
