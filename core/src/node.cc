@@ -49,6 +49,8 @@ struct Node::Scratch {
   std::vector<const NodeId*> pool;
   std::vector<const Address*> seeds;
   std::vector<const NodeState*> doomed;
+  // Of apply_delta: the last_gc_version of each replica a delta names.
+  std::vector<std::pair<const NodeState*, std::uint64_t>> gc_before;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -222,15 +224,18 @@ void Node::update_liveness() {
     const bool live = !st.scheduled_for_deletion() && detector_.is_live(st.slot(), now_);
     if (live && detector_.spared_by_pause(st.slot(), now_)) ++stats_.convictions_deferred;
     if (live && !l.live) {
-      l = Liveness{true, false, {}};
-      events_.push_back(NodeJoined{st.id()});
+      l.live = true;
+      l.dead = false;
     } else if (!live && l.live) {
-      l = Liveness{false, true, now_};
+      l.live = false;
+      l.dead = true;
+      l.dead_since = now_;
       detector_.forget(st.slot());
-      events_.push_back(NodeLeft{st.id()});
     } else if (!live && !l.dead) {
-      l = Liveness{false, true, now_};
+      l.dead = true;
+      l.dead_since = now_;
     }
+    report_liveness(st, l);
   }
   const Duration grace = config_.dead_node_grace_period;
   std::vector<const NodeState*>& doomed = scratch_->doomed;
@@ -257,10 +262,22 @@ void Node::update_liveness() {
   }
 }
 
+void Node::report_liveness(const NodeState& st, Liveness& l) {
+  const bool reported = l.live && (!config_.extra_liveness || config_.extra_liveness(st));
+  if (reported == l.reported) return;
+  l.reported = reported;
+  ++live_set_version_;
+  if (reported) {
+    events_.push_back(NodeJoined{st.id()});
+  } else {
+    events_.push_back(NodeLeft{st.id()});
+  }
+}
+
 void Node::note_node(const NodeState& st, bool created) {
   if (!created || &st == &cluster_.self()) return;
   Liveness& l = liveness(st);
-  if (!l.live && !l.dead) l = Liveness{false, true, now_};
+  if (!l.live && !l.dead) l = Liveness{false, true, now_, false};
 }
 
 void Node::report_heartbeats() {
@@ -307,6 +324,14 @@ void Node::apply_delta(Bytes* owned) {
                            config_.limits.max_key_size, config_.limits.max_value_size,
                            config_.limits.max_node_id_size};
   wire::PacketView& packet = scratch_->packet;
+  // A reset wipes a replica and gives it the owner's last_gc_version, the
+  // only way that version of a known replica moves.
+  std::vector<std::pair<const NodeState*, std::uint64_t>>& gc_before = scratch_->gc_before;
+  gc_before.clear();
+  for (const auto& nd : packet.node_deltas) {
+    const NodeState* st = nd.id.state;
+    if (st != nullptr && st != &cluster_.self()) gc_before.emplace_back(st, st->last_gc_version());
+  }
   const ApplyReport report = cluster_.apply(
       packet, owned, now_, limits, [this](const NodeState& st, const KeyChangeRef& change) {
         emit_change(st.id(), change.to_change());
@@ -321,6 +346,11 @@ void Node::apply_delta(Bytes* owned) {
   stats_.key_values_applied += report.key_values;
   stats_.key_value_bytes_copied += report.bytes_copied;
   stats_.completeness_capped += report.completeness_capped;
+  if (report.resets > 0) {
+    for (const auto& [st, gc] : gc_before) {
+      if (st->last_gc_version() != gc) events_.push_back(ReplicaReset{st->id()});
+    }
+  }
   if (cluster_.size() != known_before) {
     for (const auto& nd : packet.node_deltas) {
       if (nd.id.state != nullptr) note_node(*nd.id.state, true);
@@ -329,6 +359,7 @@ void Node::apply_delta(Bytes* owned) {
 }
 
 void Node::emit_change(const NodeId& node, KeyChange change) {
+  ++live_set_version_;
   events_.push_back(KeyChanged{node, std::move(change.key), std::move(change.old_value),
                                std::move(change.new_value)});
 }
@@ -599,7 +630,8 @@ std::optional<std::string> Node::get(std::string_view key) const {
 std::vector<NodeId> Node::live_nodes() const {
   std::vector<NodeId> out;
   for (const auto& [id, st] : cluster_.nodes()) {
-    if (&st == &cluster_.self() || (st.slot() < liveness_.size() && liveness_[st.slot()].live)) {
+    if (&st == &cluster_.self() ||
+        (st.slot() < liveness_.size() && liveness_[st.slot()].reported)) {
       out.push_back(id);
     }
   }
@@ -617,7 +649,25 @@ std::vector<NodeId> Node::dead_nodes() const {
 bool Node::is_live(const NodeId& id) const {
   if (id == self_id()) return true;
   const Liveness* l = liveness_of(id);
-  return l != nullptr && l->live;
+  return l != nullptr && l->reported;
+}
+
+LiveSet Node::live_set() const {
+  LiveSet out;
+  for (const auto& [id, st] : cluster_.nodes()) {
+    if (&st != &cluster_.self() &&
+        (st.slot() >= liveness_.size() || !liveness_[st.slot()].reported)) {
+      continue;
+    }
+    LiveMember member{id, {}};
+    st.for_each([&](std::string_view key, const VersionedValue& vv) {
+      if (vv.visible()) {
+        member.key_values.emplace(std::string(key), vv.value);
+      }
+    });
+    out.push_back(std::move(member));
+  }
+  return out;
 }
 
 std::optional<double> Node::phi(const NodeId& id) const {

@@ -36,9 +36,10 @@ void AgentHttp::handle(HttpRequest request, HttpServer::Respond respond) {
 
 void AgentHttp::publish(const Event& event) {
   if (!server_->has_event_streams()) return;
-  const char* name = std::holds_alternative<NodeJoined>(event) ? "join"
-                     : std::holds_alternative<NodeLeft>(event) ? "leave"
-                                                               : "key";
+  const char* name = std::holds_alternative<NodeJoined>(event)     ? "join"
+                     : std::holds_alternative<NodeLeft>(event)     ? "leave"
+                     : std::holds_alternative<ReplicaReset>(event) ? "reset"
+                                                                   : "key";
   loops_.offer_to_http(
       [this, name, data = driver::event_json(event)] { server_->publish(name, data); });
 }

@@ -74,6 +74,18 @@ class ClusterNode final : public TestNode {
     });
   }
 
+  driver::ClusterBase& cluster() override { return cluster_; }
+
+  void wait(std::function<bool(const Node&)> condition, Duration timeout,
+            std::function<void(bool)> done) override {
+    auto handler = [done = std::move(done)](std::error_code ec) { done(!ec); };
+    if constexpr (requires { cluster_.async_wait(condition, timeout, handler); }) {
+      cluster_.async_wait(std::move(condition), timeout, std::move(handler));
+    } else {
+      cluster_.wait(std::move(condition), timeout, std::move(handler));
+    }
+  }
+
   void add_throwing_hooks() override {
     cluster_.on_node_join([](const NodeId&) { throw std::runtime_error("join hook"); });
     cluster_.on_node_leave([](const NodeId&) { throw std::runtime_error("leave hook"); });

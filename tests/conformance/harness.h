@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "aiocluster/common/cluster_base.h"
 #include "aiocluster/common/options.h"
 #include "aiocluster/common/stats.h"
 #include "aiocluster/config.h"
@@ -60,6 +61,8 @@ struct NodeSpec {
   std::size_t max_waiting_per_host = 32;
   std::size_t hook_queue_capacity = 10'000;
   Limits limits;  // the core's
+  Duration tombstone_grace = Config{}.marked_for_deletion_grace_period;
+  std::function<bool(const NodeState&)> extra_liveness;  // Config::extra_liveness
 };
 
 // The core config a spec stands for: shared so every driver runs the same
@@ -103,6 +106,12 @@ class TestNode {
   virtual void record_hooks(std::vector<HookRecord>& log) = 0;
   // Adds a hook of each kind that throws on every call.
   virtual void add_throwing_hooks() = 0;
+  // The driver's Cluster, through the API every driver shares.
+  virtual driver::ClusterBase& cluster() = 0;
+  // A wait on `condition`: done(true) once it holds, done(false) at the
+  // timeout or stop.
+  virtual void wait(std::function<bool(const Node&)> condition, Duration timeout,
+                    std::function<void(bool)> done) = 0;
 };
 
 class Loop {

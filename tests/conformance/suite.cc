@@ -14,6 +14,7 @@
 #include <set>
 
 #include "aiocluster/codec.h"
+#include "aiocluster/common/waits.h"
 #include "checks.h"
 #include "harness.h"
 #include "raw_socket.h"
@@ -41,6 +42,8 @@ Config make_config(const NodeSpec& spec) {
   config.failure_detector.phi_threshold = 16.0;
   config.exchange_timeout = spec.io_timeout;
   config.limits = spec.limits;
+  config.marked_for_deletion_grace_period = spec.tombstone_grace;
+  config.extra_liveness = spec.extra_liveness;
   return config;
 }
 
@@ -323,6 +326,120 @@ TEST_SUITE("conformance") {
     CHECK(counters.errors == 0);
     CHECK(counters.dropped == 0);
     CHECK(counters.processed == log.size());
+  }
+
+  TEST_CASE("watch: key-prefix hooks, the coalesced live set, an extra liveness predicate, waits") {
+    auto loop = make_loop();
+    NodeSpec base;
+    base.name = "watch";
+    // A node counts as live for the observer only once its "ready" is "true".
+    NodeSpec observer = base;
+    observer.name = "watch1";
+    observer.extra_liveness = [](const NodeState& st) {
+      const auto ready = st.find("ready");
+      return ready && ready->visible() && ready->value == "true";
+    };
+    std::vector<std::string> prefixed;        // keys the "svc/" hook saw
+    std::vector<std::set<std::string>> sets;  // names in each live set delivered
+    std::vector<LiveSet> delivered;
+    std::optional<bool> ready_wait;
+    std::optional<bool> key_wait;
+    Nodes nodes;
+    nodes.push_back(loop->start(observer));
+    NodeSpec b = base;
+    b.name = "watch2";
+    b.seeds = {nodes[0]->address()};
+    b.key_values = {{"ready", "true"}, {"svc/port", "80"}, {"other", "x"}};
+    nodes.push_back(loop->start(b));
+    NodeSpec c = b;
+    c.name = "watch3";
+    c.key_values = {{"ready", "false"}};
+    nodes.push_back(loop->start(c));
+    driver::ClusterBase& a = nodes[0]->cluster();
+    a.on_key_change("svc/",
+                    [&](const NodeId&, const std::string& key, const std::optional<VersionedValue>&,
+                        const VersionedValue&) { prefixed.push_back(key); });
+    a.on_live_set([&](const LiveSet& live) {
+      std::set<std::string> names;
+      for (const LiveMember& m : live) names.insert(m.id.name);
+      sets.push_back(names);
+      delivered.push_back(live);
+    });
+    nodes[0]->wait(driver::live_set_matches([](const LiveSet& live) {
+                     if (live.size() != 2 || live[1].id.name != "watch2") return false;
+                     const auto port = live[1].key_values.find("svc/port");
+                     return port != live[1].key_values.end() && port->second == "80";
+                   }),
+                   kPatience, [&](bool ok) { ready_wait = ok; });
+    nodes[0]->wait(driver::has_key_under("watch2", "svc/"), kPatience,
+                   [&](bool ok) { key_wait = ok; });
+    REQUIRE(loop->run_until([&] { return ready_wait && key_wait; }, kPatience));
+    CHECK(*ready_wait);
+    CHECK(*key_wait);
+    // watch3 is heard (it is not dead) but not ready: not live.
+    CHECK(loop->run_until(
+        [&] {
+          return !a.node().is_live(nodes[2]->id()) && !dead_in(*nodes[0], nodes[2]->id()) &&
+                 value_seen(*nodes[0], "watch3", "ready") == "false";
+        },
+        kPatience));
+    CHECK(loop->run_until([&] { return !sets.empty() && sets.back().size() == 2; }, kPatience));
+    const std::set<std::string> two = {"watch1", "watch2"};
+    CHECK(sets.back() == two);
+    CHECK(sets.front().count("watch1") == 1);  // first: the set at registration
+    CHECK(sets.front().count("watch3") == 0);
+
+    // watch3 turns ready: it joins the live set.
+    nodes[2]->set("ready", "true");
+    std::optional<bool> three;
+    nodes[0]->wait(driver::live_set_matches([](const LiveSet& live) { return live.size() == 3; }),
+                   kPatience, [&](bool ok) { three = ok; });
+    REQUIRE(loop->run_until([&] { return three.has_value(); }, kPatience));
+    CHECK(*three);
+    CHECK(loop->run_until([&] { return sets.back().size() == 3; }, kPatience));
+    CHECK(a.live_set().size() == 3);
+    // Only keys under the prefix reached the prefix hook.
+    CHECK(std::find(prefixed.begin(), prefixed.end(), "svc/port") != prefixed.end());
+    CHECK(std::all_of(prefixed.begin(), prefixed.end(),
+                      [](const std::string& k) { return k.starts_with("svc/"); }));
+    // Coalesced: never the same set twice in a row.
+    for (std::size_t i = 1; i < delivered.size(); ++i) CHECK(delivered[i] != delivered[i - 1]);
+  }
+
+  TEST_CASE("watch: a replica reset is reported to on_replica_reset") {
+    // Two loops, so one node can be frozen while the other forgets
+    // tombstones the frozen one never saw.
+    auto loop_a = make_loop();
+    auto loop_b = make_loop();
+    auto run_both = [&](const std::function<bool()>& done) {
+      const auto deadline = std::chrono::steady_clock::now() + kPatience;
+      while (!done() && std::chrono::steady_clock::now() < deadline) {
+        loop_a->run_until(done, 5ms);
+        loop_b->run_until(done, 5ms);
+      }
+      return done();
+    };
+    NodeSpec spec;
+    spec.name = "reset1";
+    spec.tombstone_grace = 100ms;
+    auto owner = loop_a->start(spec);
+    spec.name = "reset2";
+    spec.seeds = {owner->address()};
+    auto replica = loop_b->start(spec);
+    std::vector<NodeId> resets;
+    replica->cluster().on_replica_reset([&](const NodeId& id) { resets.push_back(id); });
+    owner->set("kept", "1");
+    REQUIRE(run_both([&] { return value_seen(*replica, "reset1", "kept") == "1"; }));
+    // The replica sleeps while the owner writes, deletes and collects.
+    owner->set("gone", "1");
+    owner->remove("gone");
+    owner->set("late", "1");
+    REQUIRE(loop_a->run_until(
+        [&] { return owner->node().cluster_state().self().last_gc_version() > 0; }, kPatience));
+    REQUIRE(run_both([&] { return !resets.empty(); }));
+    CHECK(resets.front() == owner->id());
+    CHECK(run_both([&] { return value_seen(*replica, "reset1", "late") == "1"; }));
+    CHECK(replica->node().stats().resets_applied >= 1);
   }
 
   TEST_CASE("a throwing hook is counted and the loop goes on") {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,8 @@
 namespace aiocluster {
 
 using namespace std::chrono_literals;
+
+class NodeState;
 
 // How phi grows with the silence since a node's last heartbeat.
 enum class PhiModel : std::uint8_t {
@@ -109,6 +112,13 @@ struct Config {
   // How long a datagram exchange waits for its next message.
   Duration exchange_timeout = 3s;
   FailureDetectorConfig failure_detector;
+  // An extra condition for another node to count as live, over its replica
+  // (e.g. its key "ready" is "true"): live_nodes(), is_live(), the live set
+  // and NodeJoined/NodeLeft follow the failure detector AND this. It is
+  // judged once a round. Gossip and garbage collection follow the failure
+  // detector alone, so a node that is up but not ready is still gossiped
+  // with and never removed.
+  std::function<bool(const NodeState&)> extra_liveness;
   Limits limits;
 
   // Why this config is unusable, naming the field; nullopt when it is fine.

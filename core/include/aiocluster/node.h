@@ -160,6 +160,12 @@ class Node {
   // aiocluster 1.1.0 does the same), without moving its removal time.
   std::vector<NodeId> dead_nodes() const;
   bool is_live(const NodeId& id) const;
+  // The live nodes with their visible key-values, this node included.
+  LiveSet live_set() const;
+  // Moves whenever the live set may have changed (a node joined or left, a
+  // key of some node changed): a watcher compares it with what it last saw
+  // instead of building live_set() after every input.
+  std::uint64_t live_set_version() const { return live_set_version_; }
   const ClusterState& cluster_state() const { return cluster_; }
   const NodeState* node_state(const NodeId& id) const { return cluster_.find(id); }
   ClusterSnapshot snapshot() const;
@@ -171,6 +177,8 @@ class Node {
   void run_round();
   void select_peers(std::vector<Address>& out);
   void update_liveness();
+  struct Liveness;
+  void report_liveness(const NodeState& st, Liveness& l);
   struct Scratch;
   Outcome receive(ByteView bytes, Bytes* owned, const Inbound& in);
   Outcome on_syn(const Inbound& in);
@@ -204,13 +212,15 @@ class Node {
   std::optional<Instant> next_round_;
   // Of every known node but this one, by NodeState::slot().
   struct Liveness {
-    bool live = false;
+    bool live = false;  // the failure detector hears it
     bool dead = false;  // known and not live
     Instant dead_since{};
+    bool reported = false;  // live, and Config::extra_liveness holds
   };
   Liveness& liveness(const NodeState& st);
   const Liveness* liveness_of(const NodeId& id) const;
   std::vector<Liveness> liveness_;
+  std::uint64_t live_set_version_ = 0;
 
   // What the driver polls, oldest first from the head (vectors reused
   // between polls rather than deques that allocate as they go).

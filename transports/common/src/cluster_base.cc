@@ -50,6 +50,15 @@ void ClusterBase::on_key_change(KeyChangeHook hook) {
   core_->hooks().add_key_change(std::move(hook));
 }
 
+void ClusterBase::on_key_change(std::string prefix, KeyChangeHook hook) {
+  core_->hooks().add_key_change(std::move(hook), std::move(prefix));
+}
+void ClusterBase::on_replica_reset(NodeHook hook) {
+  core_->hooks().add_replica_reset(std::move(hook));
+}
+void ClusterBase::on_live_set(LiveSetHook hook) { core_->watch_live_set(std::move(hook)); }
+LiveSet ClusterBase::live_set() const { return core_->node().live_set(); }
+
 bool ClusterBase::has_key_value(const Node& node, std::string_view node_name, std::string_view key,
                                 std::string_view value) {
   return driver::has_key_value(node, node_name, key, value);

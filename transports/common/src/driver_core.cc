@@ -107,6 +107,11 @@ void DriverCore::after_input() {
   }
   bool queued = false;
   while (auto event = node_->poll_event()) queued |= hooks_.push(std::move(*event));
+  if (hooks_.watches_live_set() && node_->live_set_version() != live_set_seen_) {
+    live_set_seen_ = node_->live_set_version();
+    hooks_.live_set_changed();
+    queued = true;
+  }
   if (queued) schedule_hooks();
   for (auto it = waits_.begin(); it != waits_.end();) {
     Wait& wait = **it++;  // end_wait erases it
@@ -132,6 +137,13 @@ void DriverCore::arm_timer() {
 bool DriverCore::admit(const std::string& host) {
   return !stopped_ &&
          channels_.waiting.admit(host, channels_.inbound, options_.max_inbound_connections, stats_);
+}
+
+void DriverCore::watch_live_set(LiveSetHook hook) {
+  hooks_.add_live_set(std::move(hook), [this] { return node_->live_set(); });
+  live_set_seen_ = node_->live_set_version();
+  hooks_.live_set_changed();
+  if (!stopped_) schedule_hooks();
 }
 
 void DriverCore::schedule_hooks() {

@@ -29,6 +29,10 @@ std::size_t HookQueue::run(std::size_t max_events,
     ++stats_.processed;
     ++ran;
   }
+  if (live_set_due_ && events_.empty() &&
+      !(deadline && std::chrono::steady_clock::now() >= *deadline)) {
+    deliver_live_set();
+  }
   if (outer) running_ = false;
   return ran;
 }
@@ -36,6 +40,24 @@ std::size_t HookQueue::run(std::size_t max_events,
 void HookQueue::drop_all() {
   stats_.dropped += events_.size();
   events_.clear();
+  live_set_due_ = false;
+}
+
+void HookQueue::deliver_live_set() {
+  live_set_due_ = false;
+  if (live_set_.empty()) return;
+  LiveSet live = build_live_set_();
+  if (delivered_ == live) return;
+  delivered_ = std::move(live);
+  // A copy: a hook may make the set move on while the others still run.
+  const LiveSet current = *delivered_;
+  for (std::size_t i = 0; i < live_set_.size(); ++i) {
+    try {
+      live_set_[i](current);
+    } catch (...) {
+      ++stats_.errors;
+    }
+  }
 }
 
 void HookQueue::dispatch(const Event& event) {
@@ -55,9 +77,13 @@ void HookQueue::dispatch(const Event& event) {
           for (std::size_t i = 0; i < join_.size(); ++i) guarded([&] { join_[i](ev.node); });
         } else if constexpr (std::is_same_v<T, NodeLeft>) {
           for (std::size_t i = 0; i < leave_.size(); ++i) guarded([&] { leave_[i](ev.node); });
+        } else if constexpr (std::is_same_v<T, ReplicaReset>) {
+          for (std::size_t i = 0; i < reset_.size(); ++i) guarded([&] { reset_[i](ev.node); });
         } else {
           for (std::size_t i = 0; i < key_change_.size(); ++i) {
-            guarded([&] { key_change_[i](ev.node, ev.key, ev.old_value, ev.new_value); });
+            const KeyWatch& watch = key_change_[i];
+            if (!under_prefix(ev, watch.prefix)) continue;
+            guarded([&] { watch.hook(ev.node, ev.key, ev.old_value, ev.new_value); });
           }
         }
       },

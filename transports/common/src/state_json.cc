@@ -200,8 +200,10 @@ std::string event_json(const Event& event) {
                            {"old", e.old_value ? value_json(*e.old_value) : Json(nullptr)},
                            {"new", value_json(e.new_value)}});
         } else {
-          constexpr bool joined = std::is_same_v<E, NodeJoined>;
-          return dump(Json{{"type", joined ? "join" : "leave"}, {"member", id_json(e.node)}});
+          const char* type = std::is_same_v<E, NodeJoined> ? "join"
+                             : std::is_same_v<E, NodeLeft> ? "leave"
+                                                           : "reset";
+          return dump(Json{{"type", type}, {"member", id_json(e.node)}});
         }
       },
       event);

@@ -12,6 +12,18 @@ bool has_key_value(const Node& node, std::string_view node_name, std::string_vie
   return false;
 }
 
+bool has_key_under(const Node& node, std::string_view node_name, std::string_view prefix) {
+  for (const auto& [id, state] : node.cluster_state().nodes()) {
+    if (id.name != node_name) continue;
+    bool found = false;
+    state.for_each([&](std::string_view key, const VersionedValue& vv) {
+      found = found || (vv.visible() && key.starts_with(prefix));
+    });
+    if (found) return true;
+  }
+  return false;
+}
+
 std::function<bool(const Node&)> live_at_least(std::size_t count) {
   return [count](const Node& node) { return live_at_least(node, count); };
 }
@@ -20,6 +32,17 @@ std::function<bool(const Node&)> has_key_value(std::string node_name, std::strin
                                                std::string value) {
   return [node_name = std::move(node_name), key = std::move(key), value = std::move(value)](
              const Node& node) { return has_key_value(node, node_name, key, value); };
+}
+
+std::function<bool(const Node&)> has_key_under(std::string node_name, std::string prefix) {
+  return [node_name = std::move(node_name), prefix = std::move(prefix)](const Node& node) {
+    return has_key_under(node, node_name, prefix);
+  };
+}
+
+std::function<bool(const Node&)> live_set_matches(std::function<bool(const LiveSet&)> condition) {
+  return
+      [condition = std::move(condition)](const Node& node) { return condition(node.live_set()); };
 }
 
 }  // namespace aiocluster::driver

@@ -59,6 +59,7 @@ enum class Tag : std::uint64_t {
   kAction,
   kLink,
   kFiltered,
+  kEventReset,
 };
 
 enum class Kind : std::uint8_t { kBoot, kTimer, kDeliver, kResume, kAction };
@@ -380,6 +381,9 @@ struct Simulator::State {
             trace.add(e.node.name);
           } else if constexpr (std::is_same_v<T, NodeLeft>) {
             trace_record(Tag::kEventLeft, observer, e.node.generation_id);
+            trace.add(e.node.name);
+          } else if constexpr (std::is_same_v<T, ReplicaReset>) {
+            trace_record(Tag::kEventReset, observer, e.node.generation_id);
             trace.add(e.node.name);
           } else {
             trace_record(Tag::kEventKey, observer, e.node.generation_id);

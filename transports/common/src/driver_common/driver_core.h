@@ -136,6 +136,8 @@ class DriverCore {
   // The hooks' task, from the loop (Loop::post_hooks).
   void run_hooks();
   HookQueue& hooks() { return hooks_; }
+  // Adds a live-set hook; it first sees the set as it is now.
+  void watch_live_set(LiveSetHook hook);
 
   // Keeps `wait` until its condition holds, `timeout` passes, or stop; ends
   // it at once when already true or stopped.
@@ -172,6 +174,7 @@ class DriverCore {
   Channels channels_;
   HookQueue hooks_;
   bool hooks_posted_ = false;
+  std::uint64_t live_set_seen_ = 0;  // Node::live_set_version() at the last drain
   std::optional<std::chrono::steady_clock::time_point> hook_deadline_;  // set by stop
   std::list<std::shared_ptr<Wait>> waits_;
 };

@@ -90,9 +90,12 @@ class WaitCompletionFor final : public WaitCompletion {
 
 // The key-values, the view of the cluster, the counters and the hooks are
 // those of every driver (driver::ClusterBase): set, remove, set_with_ttl,
-// delete_after_ttl, get; live_nodes, dead_nodes, snapshot, stats,
+// delete_after_ttl, get; live_nodes, dead_nodes, live_set, snapshot, stats,
 // driver_stats, hook_stats, node; on_node_join, on_node_leave,
-// on_key_change; self_id, local_address, running.
+// on_key_change (all keys or under a prefix), on_replica_reset, on_live_set;
+// self_id, local_address, running. Waits take any predicate over the Node,
+// such as those of aiocluster/common/waits.h (live_set_matches,
+// has_key_under).
 class Cluster : public driver::ClusterBase {
  public:
   using executor_type = ::asio::strand<::asio::io_context::executor_type>;

@@ -10,6 +10,7 @@ namespace aiocluster::asio_driver {
 
 using driver::HookStats;
 using driver::KeyChangeHook;
+using driver::LiveSetHook;
 using driver::NodeHook;
 
 }  // namespace aiocluster::asio_driver

@@ -58,6 +58,14 @@ class ClusterBase {
   void on_node_join(NodeHook hook);
   void on_node_leave(NodeHook hook);
   void on_key_change(KeyChangeHook hook);
+  // Only the changes of keys that start with `prefix`.
+  void on_key_change(std::string prefix, KeyChangeHook hook);
+  // The replica of a node was reset (see aiocluster::ReplicaReset).
+  void on_replica_reset(NodeHook hook);
+  // The live set, now and whenever it changes (coalesced, see LiveSetHook).
+  void on_live_set(LiveSetHook hook);
+  // The live nodes with their visible key-values, this one included.
+  LiveSet live_set() const;
 
   // True when a node named `node_name` holds `key` = `value`, visible.
   static bool has_key_value(const Node& node, std::string_view node_name, std::string_view key,

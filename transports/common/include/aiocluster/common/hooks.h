@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "aiocluster/events.h"
 #include "aiocluster/types.h"
 
 namespace aiocluster::driver {
@@ -21,6 +22,12 @@ using NodeHook = std::function<void(const NodeId& node)>;
 using KeyChangeHook = std::function<void(const NodeId& node, const std::string& key,
                                          const std::optional<VersionedValue>& old_value,
                                          const VersionedValue& new_value)>;
+
+// The live set changed: every live node (this one included) with its
+// visible key-values. Changes are coalesced: a hook sees the set as it is
+// when hooks run, at most once per batch of events, and never the same set
+// twice in a row.
+using LiveSetHook = std::function<void(const LiveSet& live)>;
 
 struct HookStats {
   std::uint64_t enqueued = 0;   // events accepted into the queue

@@ -10,6 +10,7 @@ namespace aiocluster::libevent_driver {
 
 using driver::HookStats;
 using driver::KeyChangeHook;
+using driver::LiveSetHook;
 using driver::NodeHook;
 
 }  // namespace aiocluster::libevent_driver
