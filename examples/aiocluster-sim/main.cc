@@ -60,6 +60,7 @@ struct Args {
   std::optional<std::uint64_t> detection_time_ms;
   aiocluster::PhiModel phi_model = aiocluster::PhiModel::kLinear;
   bool pause_aware = true;
+  std::size_t pause_buffer = aiocluster::sim::Options{}.pause_buffer;
   aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
   bool json = false;
   bool progress = false;
@@ -84,6 +85,8 @@ const char* kUsage =
     "  --detection-time-ms MS   failure_detector.detection_time (default: unset, phi 8)\n"
     "  --phi-model linear|normal  the failure detector's phi (default linear)\n"
     "  --no-pause-awareness     count a node's own pauses against its peers (to compare)\n"
+    "  --pause-buffer N         packets a paused node's socket holds (default 1024; 0: a\n"
+    "                           resumed node runs its timer before hearing anyone)\n"
     "  --transport udp|tcp      datagrams, or three-message exchanges on a connection\n"
     "  --json                   print one JSON object on the last line\n"
     "  --progress               print each round's wall time and traffic to stderr\n";
@@ -189,6 +192,8 @@ Args parse(int argc, char** argv) {
       if (colon == std::string_view::npos) fail("--spike: expected P:MAX_MS");
       args.spike_probability = parse_fraction(flag, value.substr(0, colon));
       args.spike_max_ms = parse_uint(flag, value.substr(colon + 1));
+    } else if (flag == "--pause-buffer") {
+      args.pause_buffer = parse_uint(flag, value);
     } else if (flag == "--detection-time-ms") {
       args.detection_time_ms = parse_uint(flag, value);
     } else if (flag == "--phi-model") {
@@ -274,6 +279,7 @@ int main(int argc, char** argv) {
   options.network.latency.spike_probability = args.spike_probability;
   options.network.latency.spike_max = std::chrono::milliseconds(args.spike_max_ms);
   options.boot_jitter = interval;
+  options.pause_buffer = args.pause_buffer;
   Simulator sim(options);
 
   std::vector<NodeIndex> seeds;
