@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "aiocluster/codec.h"
+#include "codec_internal.h"
+#include "failure_detector.h"
 #include "packing.h"
+#include "rate_limiter.h"
 #include "storage.h"
 #include "wire.h"
 
@@ -56,11 +58,12 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
       now_(now),
       rng_(seed),
       cluster_(config_.node_id, Rng(seed ^ 0x68617368ULL).next()),
-      detector_(config_.failure_detector),
+      detector_(std::make_unique<FailureDetector>(config_.failure_detector)),
       next_round_(now),
-      datagram_syns_(config_.gossip_interval /
-                         static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
-                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources),
+      datagram_syns_(std::make_unique<SourceRateLimiter>(
+          config_.gossip_interval /
+              static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
+          config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources)),
       scratch_(std::make_unique<Scratch>()) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
@@ -72,7 +75,7 @@ Node::Node(const Node& other)
       now_(other.now_),
       rng_(other.rng_),
       cluster_(other.cluster_),
-      detector_(other.detector_),
+      detector_(std::make_unique<FailureDetector>(*other.detector_)),
       stats_(other.stats_),
       next_round_(other.next_round_),
       liveness_(other.liveness_),
@@ -82,7 +85,7 @@ Node::Node(const Node& other)
       events_head_(other.events_head_),
       pending_syns_(other.pending_syns_),
       pending_synacks_(other.pending_synacks_),
-      datagram_syns_(other.datagram_syns_),
+      datagram_syns_(std::make_unique<SourceRateLimiter>(*other.datagram_syns_)),
       scratch_(std::make_unique<Scratch>()) {}
 
 Node& Node::operator=(const Node& other) {
@@ -212,13 +215,13 @@ void Node::update_liveness() {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
     Liveness& l = liveness(st);
-    const bool live = !st.scheduled_for_deletion() && detector_.is_live(st.slot(), now_);
+    const bool live = !st.scheduled_for_deletion() && detector_->is_live(st.slot(), now_);
     if (live && !l.live) {
       l = Liveness{true, false, {}};
       events_.push_back(NodeJoined{st.id()});
     } else if (!live && l.live) {
       l = Liveness{false, true, now_};
-      detector_.forget(st.slot());
+      detector_->forget(st.slot());
       events_.push_back(NodeLeft{st.id()});
     } else if (!live && !l.dead) {
       l = Liveness{false, true, now_};
@@ -242,7 +245,7 @@ void Node::update_liveness() {
   for (const NodeState* st : doomed) {
     // Its slot may name another node next.
     liveness_[st->slot()] = Liveness{};
-    detector_.forget(st->slot());
+    detector_->forget(st->slot());
     const NodeId id = st->id();
     cluster_.remove(id);
     ++stats_.nodes_removed;
@@ -268,7 +271,7 @@ void Node::report_heartbeats() {
         ++stats_.nodes_refused;
         continue;
       }
-      st = cluster_.find_or_create(packet, e.id, config_.limits.max_nodes, &created);
+      st = PacketPaths::find_or_create(cluster_, packet, e.id, config_.limits.max_nodes, &created);
       if (st == nullptr) {
         ++stats_.nodes_refused;
         continue;
@@ -288,9 +291,9 @@ void Node::report_heartbeats() {
       st->unschedule_deletion();
       ++stats_.nodes_revived;
     }
-    detector_.report_heartbeat(st->slot(), now_);
+    detector_->report_heartbeat(st->slot(), now_);
   }
-  cluster_.place_new_nodes();
+  PacketPaths::place_new_nodes(cluster_);
 }
 
 void Node::apply_delta(Bytes* owned) {
@@ -299,10 +302,11 @@ void Node::apply_delta(Bytes* owned) {
                            config_.limits.max_key_size, config_.limits.max_value_size,
                            config_.limits.max_node_id_size};
   wire::PacketView& packet = scratch_->packet;
-  const ApplyReport report = cluster_.apply(
-      packet, owned, now_, limits, [this](const NodeState& st, const KeyChangeRef& change) {
-        emit_change(st.id(), change.to_change());
-      });
+  const ApplyReport report =
+      PacketPaths::apply(cluster_, packet, owned, now_, limits,
+                         [this](const NodeState& st, const KeyChangeRef& change) {
+                           emit_change(st.id(), change.to_change());
+                         });
   stats_.node_deltas_applied += report.applied;
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
@@ -327,7 +331,7 @@ void Node::emit_change(const NodeId& node, KeyChange change) {
 
 void Node::plan_digest(std::size_t budget) {
   DigestPlan& plan = scratch_->digest;
-  cluster_.plan_digest(budget, rng_, plan);
+  PacketPaths::plan_digest(cluster_, budget, rng_, plan);
   if (plan.nodes.size() < cluster_.size()) {
     std::size_t announced = 0;
     for (std::size_t i = 0; i < cluster_.size(); ++i) {
@@ -348,8 +352,8 @@ Bytes Node::make_syn() {
 Bytes Node::make_synack() {
   plan_digest(synack_digest_budget(config_.cluster_id, config_.max_payload_size));
   const DigestPlan& digest = scratch_->digest;
-  cluster_.plan_delta(
-      scratch_->packet.digest,
+  PacketPaths::plan_delta(
+      cluster_, scratch_->packet.digest,
       synack_delta_budget(config_.cluster_id, config_.max_payload_size, digest.size), rng_,
       scratch_->delta);
   Bytes out = write_synack(config_.cluster_id, cluster_, digest, scratch_->delta);
@@ -359,9 +363,9 @@ Bytes Node::make_synack() {
 }
 
 Bytes Node::make_ack() {
-  cluster_.plan_delta(scratch_->packet.digest,
-                      ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
-                      scratch_->delta);
+  PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
+                          ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
+                          scratch_->delta);
   Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
   ++stats_.packets_out.ack;
   stats_.bytes_out += out.size();
@@ -398,14 +402,14 @@ Outcome Node::receive(ByteView bytes, Bytes* owned, const Inbound& in) {
   // Anything but the canonical form goes through the generated parser and
   // is written again canonically, so one path handles every packet.
   Bytes canonical;
-  if (!wire::read_packet(bytes, packet) || !cluster_.resolve(packet)) {
+  if (!wire::read_packet(bytes, packet) || !PacketPaths::resolve(cluster_, packet)) {
     DecodeResult decoded = decode_reference(bytes);
     if (const auto* error = std::get_if<DecodeError>(&decoded)) {
       return drop(*error == DecodeError::kNoMessage ? DropReason::kUnknownMessage
                                                     : DropReason::kMalformed);
     }
     canonical = encode(std::get<Packet>(decoded));
-    if (!wire::read_packet(canonical, packet) || !cluster_.resolve(packet)) {
+    if (!wire::read_packet(canonical, packet) || !PacketPaths::resolve(cluster_, packet)) {
       return drop(DropReason::kMalformed);
     }
     owned = &canonical;
@@ -434,7 +438,7 @@ Outcome Node::on_syn(const Inbound& in) {
   const bool datagram = in.stage == Stage::kDatagram;
   ++stats_.packets_in.syn;
   if (in.stage != Stage::kStreamOpen && !datagram) return drop(DropReason::kOutOfPlace);
-  if (datagram && !datagram_syns_.admit(in.from, now_)) return drop(DropReason::kRateLimited);
+  if (datagram && !datagram_syns_->admit(in.from, now_)) return drop(DropReason::kRateLimited);
   if (in.peer_names && in.peer_names->empty()) return drop(DropReason::kTlsNameless);
   if (in.peer_names && !names_a_digest_node(*in.peer_names, packet)) {
     return drop(DropReason::kTlsName);
@@ -615,7 +619,7 @@ bool Node::is_live(const NodeId& id) const {
 std::optional<double> Node::phi(const NodeId& id) const {
   const NodeState* st = cluster_.find(id);
   if (st == nullptr) return std::nullopt;
-  return detector_.phi(st->slot(), now_);
+  return detector_->phi(st->slot(), now_);
 }
 
 ClusterSnapshot Node::snapshot() const {

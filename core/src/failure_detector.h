@@ -1,6 +1,7 @@
-// Phi accrual failure detection (PROTOCOL.md section 6): per node, a window of
-// heartbeat inter-arrival times, and phi = time since the last arrival over
-// the smoothed mean interval.
+// Phi accrual failure detection (PROTOCOL.md section 6; an internal header of
+// the core): per node, a window of heartbeat inter-arrival times, and phi =
+// time since the last arrival over the smoothed mean interval. Users read phi
+// and liveness through Node.
 #pragma once
 
 #include <cstddef>
