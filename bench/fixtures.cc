@@ -52,8 +52,9 @@ std::size_t ack_delta_budget() { return aiocluster::ack_delta_budget(kClusterId,
 SynAckPlan::SynAckPlan(std::size_t nodes, std::size_t keys_per_node)
     : state(make_cluster(nodes, keys_per_node)) {
   Rng rng(1);
-  state.plan_digest(synack_digest_budget(kClusterId, kMaxPayload), rng, digest);
-  state.plan_delta({}, synack_delta_budget(kClusterId, kMaxPayload, digest.size), rng, delta);
+  PacketPaths::plan_digest(state, synack_digest_budget(kClusterId, kMaxPayload), rng, digest);
+  PacketPaths::plan_delta(state, {}, synack_delta_budget(kClusterId, kMaxPayload, digest.size), rng,
+                          delta);
 }
 
 Bytes SynAckPlan::write() const { return write_synack(kClusterId, state, digest, delta); }
@@ -72,7 +73,7 @@ Bytes full_ack(std::size_t nodes, std::size_t keys_per_node) {
   const ClusterState cs = make_cluster(nodes, keys_per_node);
   Rng rng(7);
   DeltaPlan plan;
-  cs.plan_delta({}, ack_delta_budget(), rng, plan);
+  PacketPaths::plan_delta(cs, {}, ack_delta_budget(), rng, plan);
   return write_ack(kClusterId, cs, plan);
 }
 

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "failure_detector.h"
 #include "fixtures.h"
 
 namespace bench {

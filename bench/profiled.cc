@@ -4,21 +4,21 @@ namespace bench::profiled {
 
 std::size_t digest(const ClusterState& cs, std::size_t max_size, Rng& rng, DigestPlan& plan,
                    Bytes& out) {
-  cs.plan_digest(max_size, rng, plan);
+  PacketPaths::plan_digest(cs, max_size, rng, plan);
   wire::Writer w(out.data());
-  cs.write_digest(w, plan);
+  PacketPaths::write_digest(cs, w, plan);
   return static_cast<std::size_t>(w.position() - out.data());
 }
 
 void delta(const ClusterState& cs, std::span<const wire::DigestEntryView> peer,
            std::size_t max_delta_size, Rng& rng, DeltaPlan& plan) {
-  cs.plan_delta(peer, max_delta_size, rng, plan);
+  PacketPaths::plan_delta(cs, peer, max_delta_size, rng, plan);
 }
 
 ApplyReport apply(ClusterState& cs, wire::PacketView& packet, Bytes& bytes,
                   const OnKeyChange& on_change) {
-  if (!cs.resolve(packet)) return ApplyReport{};
-  return cs.apply(packet, &bytes, t0(), ApplyLimits{}, on_change);
+  if (!PacketPaths::resolve(cs, packet)) return ApplyReport{};
+  return PacketPaths::apply(cs, packet, &bytes, t0(), ApplyLimits{}, on_change);
 }
 
 Bytes encode(const SynAckPlan& synack) { return synack.write(); }

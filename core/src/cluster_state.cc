@@ -4,7 +4,7 @@
 #include <bit>
 #include <stdexcept>
 
-#include "aiocluster/codec.h"
+#include "codec_internal.h"
 #include "hash.h"
 #include "packing.h"
 #include "storage.h"

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "aiocluster/proto/aiocluster.pb.h"
+#include "codec_internal.h"
 #include "wire.h"
 
 namespace aiocluster {

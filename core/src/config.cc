@@ -1,6 +1,6 @@
 #include "aiocluster/config.h"
 
-#include "aiocluster/codec.h"
+#include "codec_internal.h"
 
 namespace aiocluster {
 

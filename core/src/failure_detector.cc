@@ -1,4 +1,4 @@
-#include "aiocluster/failure_detector.h"
+#include "failure_detector.h"
 
 #include <algorithm>
 #include <cmath>

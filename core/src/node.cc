@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <utility>
 
-#include "aiocluster/codec.h"
+#include "codec_internal.h"
+#include "failure_detector.h"
 #include "packing.h"
+#include "rate_limiter.h"
 #include "storage.h"
 #include "wire.h"
 
@@ -58,11 +60,13 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
       now_(now),
       rng_(seed),
       cluster_(config_.node_id, Rng(seed ^ 0x68617368ULL).next()),
-      detector_(config_.failure_detector, config_.gossip_interval),
+      detector_(
+          std::make_unique<FailureDetector>(config_.failure_detector, config_.gossip_interval)),
       next_round_(now),
-      datagram_syns_(config_.gossip_interval /
-                         static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
-                     config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources),
+      datagram_syns_(std::make_unique<SourceRateLimiter>(
+          config_.gossip_interval /
+              static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
+          config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources)),
       scratch_(std::make_unique<Scratch>()) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
@@ -74,7 +78,7 @@ Node::Node(const Node& other)
       now_(other.now_),
       rng_(other.rng_),
       cluster_(other.cluster_),
-      detector_(other.detector_),
+      detector_(std::make_unique<FailureDetector>(*other.detector_)),
       stats_(other.stats_),
       next_round_(other.next_round_),
       liveness_(other.liveness_),
@@ -84,7 +88,7 @@ Node::Node(const Node& other)
       events_head_(other.events_head_),
       pending_syns_(other.pending_syns_),
       pending_synacks_(other.pending_synacks_),
-      datagram_syns_(other.datagram_syns_),
+      datagram_syns_(std::make_unique<SourceRateLimiter>(*other.datagram_syns_)),
       scratch_(std::make_unique<Scratch>()) {}
 
 Node& Node::operator=(const Node& other) {
@@ -99,9 +103,9 @@ void Node::advance_clock(Instant now) {
   if (now <= now_) return;
   // A driver gives the node an input at least every round: a much longer
   // gap means this process did not run, not that the peers went quiet.
-  if (now - now_ > *detector_.config().local_pause_threshold) {
+  if (now - now_ > *detector_->config().local_pause_threshold) {
     ++stats_.local_pauses;
-    detector_.note_local_pause(now);
+    detector_->note_local_pause(now);
   }
   now_ = now;
 }
@@ -221,8 +225,8 @@ void Node::update_liveness() {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
     Liveness& l = liveness(st);
-    const bool live = !st.scheduled_for_deletion() && detector_.is_live(st.slot(), now_);
-    if (live && detector_.spared_by_pause(st.slot(), now_)) ++stats_.convictions_deferred;
+    const bool live = !st.scheduled_for_deletion() && detector_->is_live(st.slot(), now_);
+    if (live && detector_->spared_by_pause(st.slot(), now_)) ++stats_.convictions_deferred;
     if (live && !l.live) {
       l.live = true;
       l.dead = false;
@@ -230,7 +234,7 @@ void Node::update_liveness() {
       l.live = false;
       l.dead = true;
       l.dead_since = now_;
-      detector_.forget(st.slot());
+      detector_->forget(st.slot());
     } else if (!live && !l.dead) {
       l.dead = true;
       l.dead_since = now_;
@@ -255,7 +259,7 @@ void Node::update_liveness() {
   for (const NodeState* st : doomed) {
     // Its slot may name another node next.
     liveness_[st->slot()] = Liveness{};
-    detector_.forget(st->slot());
+    detector_->forget(st->slot());
     const NodeId id = st->id();
     cluster_.remove(id);
     ++stats_.nodes_removed;
@@ -293,7 +297,7 @@ void Node::report_heartbeats() {
         ++stats_.nodes_refused;
         continue;
       }
-      st = cluster_.find_or_create(packet, e.id, config_.limits.max_nodes, &created);
+      st = PacketPaths::find_or_create(cluster_, packet, e.id, config_.limits.max_nodes, &created);
       if (st == nullptr) {
         ++stats_.nodes_refused;
         continue;
@@ -313,9 +317,9 @@ void Node::report_heartbeats() {
       st->unschedule_deletion();
       ++stats_.nodes_revived;
     }
-    detector_.report_heartbeat(st->slot(), now_);
+    detector_->report_heartbeat(st->slot(), now_);
   }
-  cluster_.place_new_nodes();
+  PacketPaths::place_new_nodes(cluster_);
 }
 
 void Node::apply_delta(Bytes* owned) {
@@ -332,10 +336,11 @@ void Node::apply_delta(Bytes* owned) {
     const NodeState* st = nd.id.state;
     if (st != nullptr && st != &cluster_.self()) gc_before.emplace_back(st, st->last_gc_version());
   }
-  const ApplyReport report = cluster_.apply(
-      packet, owned, now_, limits, [this](const NodeState& st, const KeyChangeRef& change) {
-        emit_change(st.id(), change.to_change());
-      });
+  const ApplyReport report =
+      PacketPaths::apply(cluster_, packet, owned, now_, limits,
+                         [this](const NodeState& st, const KeyChangeRef& change) {
+                           emit_change(st.id(), change.to_change());
+                         });
   stats_.node_deltas_applied += report.applied;
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
@@ -366,7 +371,7 @@ void Node::emit_change(const NodeId& node, KeyChange change) {
 
 void Node::plan_digest(std::size_t budget) {
   DigestPlan& plan = scratch_->digest;
-  cluster_.plan_digest(budget, rng_, plan);
+  PacketPaths::plan_digest(cluster_, budget, rng_, plan);
   if (plan.nodes.size() < cluster_.size()) {
     std::size_t announced = 0;
     for (std::size_t i = 0; i < cluster_.size(); ++i) {
@@ -387,8 +392,8 @@ Bytes Node::make_syn() {
 Bytes Node::make_synack() {
   plan_digest(synack_digest_budget(config_.cluster_id, config_.max_payload_size));
   const DigestPlan& digest = scratch_->digest;
-  cluster_.plan_delta(
-      scratch_->packet.digest,
+  PacketPaths::plan_delta(
+      cluster_, scratch_->packet.digest,
       synack_delta_budget(config_.cluster_id, config_.max_payload_size, digest.size), rng_,
       scratch_->delta);
   Bytes out = write_synack(config_.cluster_id, cluster_, digest, scratch_->delta);
@@ -398,9 +403,9 @@ Bytes Node::make_synack() {
 }
 
 Bytes Node::make_ack() {
-  cluster_.plan_delta(scratch_->packet.digest,
-                      ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
-                      scratch_->delta);
+  PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
+                          ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
+                          scratch_->delta);
   Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
   ++stats_.packets_out.ack;
   stats_.bytes_out += out.size();
@@ -437,14 +442,14 @@ Outcome Node::receive(ByteView bytes, Bytes* owned, const Inbound& in) {
   // Anything but the canonical form goes through the generated parser and
   // is written again canonically, so one path handles every packet.
   Bytes canonical;
-  if (!wire::read_packet(bytes, packet) || !cluster_.resolve(packet)) {
+  if (!wire::read_packet(bytes, packet) || !PacketPaths::resolve(cluster_, packet)) {
     DecodeResult decoded = decode_reference(bytes);
     if (const auto* error = std::get_if<DecodeError>(&decoded)) {
       return drop(*error == DecodeError::kNoMessage ? DropReason::kUnknownMessage
                                                     : DropReason::kMalformed);
     }
     canonical = encode(std::get<Packet>(decoded));
-    if (!wire::read_packet(canonical, packet) || !cluster_.resolve(packet)) {
+    if (!wire::read_packet(canonical, packet) || !PacketPaths::resolve(cluster_, packet)) {
       return drop(DropReason::kMalformed);
     }
     owned = &canonical;
@@ -473,7 +478,7 @@ Outcome Node::on_syn(const Inbound& in) {
   const bool datagram = in.stage == Stage::kDatagram;
   ++stats_.packets_in.syn;
   if (in.stage != Stage::kStreamOpen && !datagram) return drop(DropReason::kOutOfPlace);
-  if (datagram && !datagram_syns_.admit(in.from, now_)) return drop(DropReason::kRateLimited);
+  if (datagram && !datagram_syns_->admit(in.from, now_)) return drop(DropReason::kRateLimited);
   if (in.peer_names && in.peer_names->empty()) return drop(DropReason::kTlsNameless);
   if (in.peer_names && !names_a_digest_node(*in.peer_names, packet)) {
     return drop(DropReason::kTlsName);
@@ -670,10 +675,12 @@ LiveSet Node::live_set() const {
   return out;
 }
 
+const FailureDetectorConfig& Node::failure_detector() const { return detector_->config(); }
+
 std::optional<double> Node::phi(const NodeId& id) const {
   const NodeState* st = cluster_.find(id);
   if (st == nullptr) return std::nullopt;
-  return detector_.phi(st->slot(), now_);
+  return detector_->phi(st->slot(), now_);
 }
 
 ClusterSnapshot Node::snapshot() const {

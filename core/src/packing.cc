@@ -73,7 +73,7 @@ std::size_t ack_delta_budget(std::string_view cluster_id, std::size_t max_payloa
 Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest) {
   Out out(cluster_id, 2, length_delimited(digest.size));
   out.w.header(2, digest.size);
-  state.write_digest(out.w, digest);
+  PacketPaths::write_digest(state, out.w, digest);
   return out.done();
 }
 
@@ -81,16 +81,16 @@ Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const
                    const DeltaPlan& delta) {
   Out out(cluster_id, 3, length_delimited(digest.size) + length_delimited(delta.size));
   out.w.header(2, digest.size);
-  state.write_digest(out.w, digest);
+  PacketPaths::write_digest(state, out.w, digest);
   out.w.header(3, delta.size);
-  state.write_delta(out.w, delta);
+  PacketPaths::write_delta(state, out.w, delta);
   return out.done();
 }
 
 Bytes write_ack(std::string_view cluster_id, const ClusterState& state, const DeltaPlan& delta) {
   Out out(cluster_id, 4, length_delimited(delta.size));
   out.w.header(3, delta.size);
-  state.write_delta(out.w, delta);
+  PacketPaths::write_delta(state, out.w, delta);
   return out.done();
 }
 

@@ -7,16 +7,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <vector>
 
+#include "aiocluster/cluster_state.h"
 #include "aiocluster/types.h"
 #include "wire.h"
 
 namespace aiocluster {
-
-class ClusterState;
-class NodeState;
 
 struct DigestPlan {
   std::vector<const NodeState*> nodes;  // in the order they are written
@@ -51,6 +50,38 @@ struct DeltaPlan {
   };
   std::vector<const wire::DigestEntryView*> seen;
   std::vector<Candidate> candidates;
+};
+
+// The packet paths of a ClusterState, private to it: the Node (and the
+// core's benchmarks) read and write gossip through them, straight from and
+// into the state. ClusterState documents each.
+struct PacketPaths {
+  static bool resolve(const ClusterState& state, wire::PacketView& packet) {
+    return state.resolve(packet);
+  }
+  static NodeState* find_or_create(ClusterState& state, const wire::PacketView& packet,
+                                   wire::IdRef& id, std::size_t max_nodes, bool* created) {
+    return state.find_or_create(packet, id, max_nodes, created);
+  }
+  static void place_new_nodes(ClusterState& state) { state.place_new_nodes(); }
+  static void plan_digest(const ClusterState& state, std::size_t max_size, Rng& rng,
+                          DigestPlan& plan) {
+    state.plan_digest(max_size, rng, plan);
+  }
+  static void write_digest(const ClusterState& state, wire::Writer& w, const DigestPlan& plan) {
+    state.write_digest(w, plan);
+  }
+  static void plan_delta(const ClusterState& state, std::span<const wire::DigestEntryView> peer,
+                         std::size_t max_delta_size, Rng& rng, DeltaPlan& plan) {
+    state.plan_delta(peer, max_delta_size, rng, plan);
+  }
+  static void write_delta(const ClusterState& state, wire::Writer& w, const DeltaPlan& plan) {
+    state.write_delta(w, plan);
+  }
+  static ApplyReport apply(ClusterState& state, wire::PacketView& packet, Bytes* adopt, Instant now,
+                           const ApplyLimits& limits, const OnKeyChange& on_change) {
+    return state.apply(packet, adopt, now, limits, on_change);
+  }
 };
 
 // --- The packets of an exchange, written from plans. ---

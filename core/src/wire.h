@@ -21,8 +21,8 @@
 #include <string_view>
 #include <vector>
 
-#include "aiocluster/codec.h"
 #include "aiocluster/types.h"
+#include "codec_internal.h"
 
 namespace aiocluster {
 class NodeState;

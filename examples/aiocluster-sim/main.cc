@@ -61,6 +61,8 @@ struct Args {
   aiocluster::PhiModel phi_model = aiocluster::PhiModel::kLinear;
   bool pause_aware = true;
   std::size_t pause_buffer = aiocluster::sim::Options{}.pause_buffer;
+  std::uint64_t clock_skew_ms = 0;
+  std::uint64_t clock_drift_ppm = 0;
   aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
   bool json = false;
   bool progress = false;
@@ -88,6 +90,8 @@ const char* kUsage =
     "  --pause-buffer N         packets a paused node's socket holds (default 1024; 0: a\n"
     "                           resumed node runs its timer before hearing anyone)\n"
     "  --transport udp|tcp      datagrams, or three-message exchanges on a connection\n"
+    "  --clock-skew-ms MS       each node's clock off by up to MS either way (drawn)\n"
+    "  --clock-drift-ppm PPM    each node's clock up to PPM fast or slow (drawn, < 1000000)\n"
     "  --json                   print one JSON object on the last line\n"
     "  --progress               print each round's wall time and traffic to stderr\n";
 
@@ -204,6 +208,12 @@ Args parse(int argc, char** argv) {
       } else {
         fail("--phi-model: expected linear or normal");
       }
+    } else if (flag == "--clock-skew-ms") {
+      args.clock_skew_ms = parse_uint(flag, value);
+      if (args.clock_skew_ms > 1'000'000'000) fail("--clock-skew-ms: at most 1000000000");
+    } else if (flag == "--clock-drift-ppm") {
+      args.clock_drift_ppm = parse_uint(flag, value);
+      if (args.clock_drift_ppm >= 1'000'000) fail("--clock-drift-ppm: must be below 1000000");
     } else if (flag == "--transport") {
       if (value == "udp") {
         args.transport = aiocluster::sim::Transport::kUdp;
@@ -298,6 +308,20 @@ int main(int argc, char** argv) {
                        "value-" + std::to_string(i) + "-" + std::to_string(k));
     }
     sim.add_node(std::move(config), std::move(kvs));
+  }
+
+  // Each node's clock is drawn from the seed too, by a generator of its own
+  // (no draw at all without skew or drift: a run without them is unchanged).
+  if (args.clock_skew_ms > 0 || args.clock_drift_ppm > 0) {
+    aiocluster::Rng clock_rng(args.seed ^ 0x636c6f636bULL);
+    auto symmetric = [&clock_rng](std::uint64_t bound) {
+      return static_cast<std::int64_t>(clock_rng.below(2 * bound + 1)) -
+             static_cast<std::int64_t>(bound);
+    };
+    for (NodeIndex i = 0; i < args.nodes; ++i) {
+      const auto skew = std::chrono::milliseconds(symmetric(args.clock_skew_ms));
+      sim.set_clock(i, {skew, symmetric(args.clock_drift_ppm)});
+    }
   }
 
   // Which nodes crash or pause is drawn from the seed as well, at the moment

@@ -27,6 +27,7 @@ inline driver::Options driver_options(const NodeSpec& spec) {
     o.tls->server_hostname = spec.tls_server_hostname;
     o.tls->allow_nameless_peers = spec.allow_nameless_peers;
   }
+  o.listen = spec.listen;
   o.max_large_frame_bytes = spec.max_large_frame_bytes;
   o.connect_timeout = o.read_timeout = o.write_timeout = spec.io_timeout;
   o.max_inbound_connections = spec.max_inbound_connections;

@@ -37,7 +37,7 @@ struct TlsFiles {
   std::string ca;
 };
 
-// One node as a test wants it; the harness binds 127.0.0.1 port 0.
+// One node as a test wants it; by default the harness binds 127.0.0.1 port 0.
 struct NodeSpec {
   std::string name;
   std::string cluster_id = "conformance";
@@ -48,8 +48,13 @@ struct NodeSpec {
   std::optional<TlsFiles> tls;      // for kTls and kMutualTls
   std::string tls_server_hostname;  // driver::TlsOptions::server_hostname
   bool allow_nameless_peers = false;
-  // Where to listen on 127.0.0.1; 0: an ephemeral port.
+  // Where to listen (and what to advertise): a numeric host and a port,
+  // 0 for an ephemeral one.
+  std::string host = "127.0.0.1";
   std::uint16_t port = 0;
+  // Where to bind instead (driver::Options::listen), e.g. "[::]:0" for a
+  // dual-stack socket advertising an IPv4 host.
+  std::optional<Address> listen;
   // Leave generation_id 0 for the driver to fill in from the clock; else
   // the suite picks a unique one.
   bool driver_generation = false;

@@ -30,7 +30,7 @@ Config make_config(const NodeSpec& spec) {
       static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) +
       ++counter;
   config.node_id = NodeId{spec.name, spec.driver_generation ? 0 : generation,
-                          Address{"127.0.0.1", spec.port}, spec.tls_name};
+                          Address{spec.host, spec.port}, spec.tls_name};
   config.max_inbound_payload_size = spec.max_inbound_payload_size;
   config.seeds = spec.seeds;
   config.gossip_interval = spec.gossip_interval;
@@ -105,6 +105,60 @@ TEST_SUITE("conformance") {
     const Stats& named = nodes.back()->node().stats();
     CHECK(named.packets_in.synack > 0);
     CHECK(named.dropped_out_of_place == 0);
+  }
+
+  TEST_CASE("over UDP on IPv6 three nodes seeded by [::1] literals converge and exchange keys") {
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.transport = Transport::kUdp;
+    spec.host = "::1";
+    Nodes nodes;
+    for (int i = 1; i <= 3; ++i) {
+      spec.name = "six" + std::to_string(i);
+      spec.key_values = {{"id", spec.name}};
+      // Each seed as a user writes it, "[::1]:port", parsed like a config file's.
+      if (!nodes.empty()) {
+        const auto seed = Address::parse("[::1]:" + std::to_string(nodes.back()->address().port));
+        REQUIRE(seed.has_value());
+        spec.seeds = {*seed};
+      }
+      nodes.push_back(loop->start(spec));
+    }
+    INFO(describe(nodes));
+    for (const auto& n : nodes) CHECK(n->address().host == "::1");
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+    nodes.front()->set("written", "on six1");
+    CHECK(loop->run_until([&] { return value_seen(*nodes.back(), "six1", "written") == "on six1"; },
+                          kPatience));
+    for (const auto& n : nodes) {
+      CHECK(n->node().stats().packets_in.synack > 0);
+      CHECK(n->node().stats().dropped_out_of_place == 0);
+    }
+  }
+
+  TEST_CASE("over UDP on dual-stack IPv6 sockets a seed given as localhost converges") {
+    // Both nodes bind [::] and advertise 127.0.0.1. "localhost" resolves to
+    // ::1 or to 127.0.0.1 (then sent IPv4-mapped) depending on /etc/hosts:
+    // either way the seed's replies match the Syns sent to the name, and the
+    // numeric IPv4 addresses learnt by gossip are reached over IPv6 sockets.
+    auto loop = make_loop();
+    NodeSpec spec;
+    spec.transport = Transport::kUdp;
+    spec.listen = Address{"::", 0};
+    spec.name = "dual1";
+    spec.key_values = {{"id", spec.name}};
+    Nodes nodes;
+    nodes.push_back(loop->start(spec));
+    spec.name = "dual2";
+    spec.key_values = {{"id", spec.name}};
+    spec.seeds = {Address{"localhost", nodes.front()->address().port}};
+    nodes.push_back(loop->start(spec));
+    INFO(describe(nodes));
+    CHECK(loop->run_until([&] { return converged(nodes); }, kPatience));
+    for (const auto& n : nodes) {
+      CHECK(n->node().stats().packets_in.synack > 0);
+      CHECK(n->node().stats().dropped_out_of_place == 0);
+    }
   }
 
   TEST_CASE("three nodes converge over TLS") {

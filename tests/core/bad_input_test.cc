@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "harness.h"
+#include "rate_limiter.h"
 
 using namespace testing;
 

@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include "codec_internal.h"
 #include "harness.h"
 
 using namespace testing;

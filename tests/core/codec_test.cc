@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <google/protobuf/stubs/logging.h>
 
+#include "codec_internal.h"
 #include "harness.h"
 
 using namespace testing;

@@ -1,3 +1,5 @@
+#include "failure_detector.h"
+
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <variant>
 
+#include "codec_internal.h"
 #include "fuzz_support.h"
 
 namespace {

@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "codec_internal.h"
 #include "fuzz_support.h"
 
 namespace {

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "codec_internal.h"
+
 namespace {
 
 using namespace aiocluster;

@@ -7,6 +7,10 @@ function(run)
   endif()
 endfunction()
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+if(CHECK_HEADERS)
+  set(PREFIX ${prefix})
+  include(${CMAKE_CURRENT_LIST_DIR}/check_headers.cmake)
+endif()
 # The consumer is built with the same sanitizer flags as the libraries it links.
 run(${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${prefix} "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${LINKER_FLAGS}")

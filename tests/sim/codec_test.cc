@@ -6,6 +6,7 @@
 #include <aiocluster/random.h>
 #include <doctest/doctest.h>
 
+#include "codec_internal.h"
 #include "support.h"
 
 namespace simtest {

@@ -2,7 +2,8 @@
 // seeds:
 //   - a node paused for several detection times declares nobody dead when
 //     it resumes (its own silence counts against no one), and the same run
-//     without pause awareness does: the check can fail;
+//     without pause awareness does: the check can fail; every clock skewed
+//     and drifting;
 //   - a node that really crashed while an observer slept is still convicted
 //     once the observer has had a detection time of its own;
 //   - a crash is seen dead by every survivor within about the stated
@@ -64,6 +65,9 @@ Simulator make_cluster(std::uint64_t seed, Rng& rng, PhiModel model, bool pause_
 PhiModel model_of(std::uint64_t seed) { return seed % 2 ? PhiModel::kLinear : PhiModel::kNormal; }
 
 // Pauses two nodes for 5 s once the cluster settled, and runs on 20 s.
+// Every node's clock is off by up to 30 s and up to 5% fast or slow (as
+// FaultSchedule draws them): a pause lasts its true time, and the paused node
+// notices it by the gap its own clock shows.
 struct PauseRun {
   aiocluster::sim::Counters counters;
   std::uint64_t local_pauses = 0;
@@ -75,6 +79,11 @@ struct PauseRun {
 PauseRun run_pauses(std::uint64_t seed, bool pause_aware) {
   Rng rng(seed ^ 0x9a05eULL);
   Simulator sim = make_cluster(seed, rng, model_of(seed), pause_aware);
+  Rng clocks(seed ^ 0xc10c4ULL);  // apart, so the other draws stay as they were
+  for (NodeIndex i = 0; i < sim.size(); ++i) {
+    const auto skew = std::chrono::milliseconds(clocks.below(60'001)) - 30s;
+    sim.set_clock(i, {skew, static_cast<std::int64_t>(clocks.below(100'001)) - 50'000});
+  }
   sim.run_until_converged(sim.epoch() + 10s, kInterval);
   sim.run_for(5s);
   const NodeIndex a = rng.below(sim.size());

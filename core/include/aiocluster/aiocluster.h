@@ -6,7 +6,6 @@
 #include "aiocluster/config.h"
 #include "aiocluster/events.h"
 #include "aiocluster/exchange.h"
-#include "aiocluster/failure_detector.h"
 #include "aiocluster/framing.h"
 #include "aiocluster/messages.h"
 #include "aiocluster/node.h"

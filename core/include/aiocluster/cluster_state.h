@@ -30,6 +30,7 @@ struct IdRef;
 }  // namespace wire
 struct DigestPlan;
 struct DeltaPlan;
+struct PacketPaths;
 
 // How applying one NodeDelta went.
 enum class NodeDeltaOutcome : std::uint8_t {
@@ -181,8 +182,10 @@ class ClusterState {
   // GC of tombstones older than `grace` in every node state.
   std::size_t gc_tombstones(Instant now, Duration grace);
 
-  // --- The packet paths (src/wire.h, src/packing.h): a Node reads and
-  // writes gossip straight from and into the state. ---
+ private:
+  // The packet paths: a Node reads and writes gossip straight from and into
+  // the state, through PacketPaths (src/packing.h), a core internal.
+  friend struct PacketPaths;
   // Names the node of every digest entry and node delta of a canonical
   // packet (their `state`, nullptr when unknown). False when an unknown id
   // is not canonical: the packet must go through the generated parser.
@@ -208,7 +211,6 @@ class ClusterState {
   // Moves stored key-values together once garbage outweighs them.
   void collect_garbage();
 
- private:
   NodeDeltaOutcome apply_node_delta(wire::PacketView& packet, std::size_t index, Chunk* chunk,
                                     Instant now, const ApplyLimits& limits,
                                     const OnKeyChange& on_change, ApplyReport& report);

@@ -24,14 +24,15 @@
 #include "aiocluster/cluster_state.h"
 #include "aiocluster/config.h"
 #include "aiocluster/events.h"
-#include "aiocluster/failure_detector.h"
 #include "aiocluster/messages.h"
 #include "aiocluster/random.h"
-#include "aiocluster/rate_limiter.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
 
 namespace aiocluster {
+
+class FailureDetector;    // core internals (src/failure_detector.h,
+class SourceRateLimiter;  // src/rate_limiter.h)
 
 // A Syn to send: the start of an exchange with `to`. Over a stream, a driver
 // runs it through a StreamExchange (aiocluster/exchange.h); over datagrams,
@@ -150,7 +151,7 @@ class Node {
   // The failure detector's settings as in effect: config().failure_detector
   // with the defaults that follow from gossip_interval filled in and
   // detection_time turned into a threshold (linear) or a pause (normal).
-  const FailureDetectorConfig& failure_detector() const { return detector_.config(); }
+  const FailureDetectorConfig& failure_detector() const;
   // Live nodes in id order, this node included.
   std::vector<NodeId> live_nodes() const;
   // Known nodes that are not live, in id order. One dead for half of
@@ -206,7 +207,7 @@ class Node {
   Instant now_;
   Rng rng_;
   ClusterState cluster_;
-  FailureDetector detector_;
+  std::unique_ptr<FailureDetector> detector_;
   Stats stats_;
 
   std::optional<Instant> next_round_;
@@ -233,7 +234,7 @@ class Node {
   // node's number) may reach the same peer in one round.
   Pending pending_syns_;     // we sent a Syn: expect SynAck
   Pending pending_synacks_;  // we sent a SynAck: expect Ack
-  SourceRateLimiter datagram_syns_;
+  std::unique_ptr<SourceRateLimiter> datagram_syns_;
   // The packet being handled, as views, and the plans of the packets being
   // written: reused from one packet to the next.
   std::unique_ptr<Scratch> scratch_;

@@ -23,6 +23,13 @@ long long ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
+// Uniform in [-bound, bound]; no draw when bound is zero.
+std::int64_t symmetric(Rng& rng, std::int64_t bound) {
+  if (bound <= 0) return 0;
+  const auto span = static_cast<std::uint64_t>(bound) * 2 + 1;
+  return static_cast<std::int64_t>(rng.below(span)) - bound;
+}
+
 }  // namespace
 
 FaultSchedule::FaultSchedule(std::uint64_t seed, FaultOptions options)
@@ -59,13 +66,26 @@ FaultSchedule::FaultSchedule(std::uint64_t seed, FaultOptions options)
     }
     sim_->add_node(std::move(config), std::move(kvs));
   }
+  // From a generator of their own, so that every other draw of a seed is
+  // the same with or without clocks.
+  Rng clocks(seed ^ 0xc10c4ULL);
+  std::string clock_text;
+  for (NodeIndex i = 0; i < n; ++i) {
+    const NodeClock clock{Duration(symmetric(clocks, options_.clock_skew.count())),
+                          symmetric(clocks, options_.clock_drift_ppm)};
+    if (clock.offset == Duration::zero() && clock.drift_ppm == 0) continue;
+    sim_->set_clock(i, clock);
+    clock_text += (clock_text.empty() ? ", clocks" : "") + tagged(" ", i) + ":" +
+                  std::to_string(ms(clock.offset)) + "ms" + (clock.drift_ppm >= 0 ? "+" : "") +
+                  std::to_string(clock.drift_ppm) + "ppm";
+  }
   description_ = std::to_string(n) + " nodes, " +
                  (sim_options.transport == Transport::kUdp ? "udp" : "tcp") + ", loss " +
                  std::to_string(static_cast<int>(sim_options.network.loss * 100)) + "%, dup " +
                  std::to_string(static_cast<int>(sim_options.network.duplicate * 100)) +
                  "%, latency 1-" + std::to_string(ms(sim_options.network.latency.max)) +
                  " ms, tombstone grace " + std::to_string(ms(tombstone_grace)) +
-                 " ms, dead grace " + std::to_string(ms(dead_grace)) + " ms";
+                 " ms, dead grace " + std::to_string(ms(dead_grace)) + " ms" + clock_text;
 }
 
 std::string FaultSchedule::describe() const { return description_; }

@@ -60,6 +60,7 @@ enum class Tag : std::uint64_t {
   kLink,
   kFiltered,
   kEventReset,
+  kClock,
 };
 
 enum class Kind : std::uint8_t { kBoot, kTimer, kDeliver, kResume, kAction };
@@ -99,7 +100,10 @@ struct Slot {
   bool crashed = false;
   std::optional<Instant> paused_until;
   std::vector<Item> held;        // arrived while paused
-  std::optional<Instant> armed;  // the timer scheduled for this incarnation
+  std::optional<Instant> armed;  // the timer scheduled for this incarnation, by the node's clock
+  Instant armed_at;              // when it fires, in true time
+  NodeClock clock;
+  Instant clock_set_at;  // true time
   // Healthy until a fault hits it; a node whose only faults were pauses is
   // told apart, to count the deaths it declares separately.
   Health health = Health::kHealthy;
@@ -128,6 +132,13 @@ bool contains(const std::vector<NodeIndex>& sorted, NodeIndex i) {
 }
 
 std::uint64_t nanos(Instant t) { return static_cast<std::uint64_t>(t.time_since_epoch().count()); }
+
+// What a clock drifting by `ppm` gains over `elapsed`, in integer
+// nanoseconds (split so that hours at 10^6 ppm cannot overflow).
+Duration gain(Duration elapsed, std::int64_t ppm) {
+  const auto e = elapsed.count();
+  return Duration(e / 1'000'000 * ppm + e % 1'000'000 * ppm / 1'000'000);
+}
 
 }  // namespace
 
@@ -184,6 +195,30 @@ struct Simulator::State {
     trace.add(nanos(now));
     trace.add(a);
     trace.add(b);
+  }
+
+  // --- Clocks ---
+  // What the clock of slot `i` reads at true time `t`.
+  Instant local(NodeIndex i, Instant t) const {
+    const Slot& slot = slots[i];
+    if (slot.clock.drift_ppm == 0) return t + slot.clock.offset;
+    return t + slot.clock.offset + gain(t - slot.clock_set_at, slot.clock.drift_ppm);
+  }
+  Instant local_now(NodeIndex i) const { return local(i, now); }
+
+  // The earliest true time, not before now, at which the clock of slot `i`
+  // reads `when`: a guess from the rate, then exact by the integer clock.
+  Instant true_time(NodeIndex i, Instant when) const {
+    const Instant local_at_now = local_now(i);
+    if (local_at_now >= when) return now;
+    const std::int64_t ppm = slots[i].clock.drift_ppm;
+    if (ppm == 0) return now + (when - local_at_now);
+    const double rate = 1.0 + static_cast<double>(ppm) / 1e6;
+    const auto ahead = static_cast<double>((when - local_at_now).count());
+    Instant t = now + Duration(static_cast<Duration::rep>(ahead / rate));
+    while (local(i, t) < when) t += Duration(1);
+    while (t > now && local(i, t - Duration(1)) >= when) t -= Duration(1);
+    return t;
   }
 
   bool is_up(NodeIndex i) const { return slots[i].node != nullptr; }
@@ -335,14 +370,14 @@ struct Simulator::State {
     std::uint64_t& generation = slot.config.node_id.generation_id;
     if (slot.boots > 1 || !slot.fixed_generation) {
       // Like a monotonic nanosecond clock read at start; strictly newer.
-      generation = std::max(nanos(now), generation + 1);
+      generation = std::max(nanos(local_now(i)), generation + 1);
     }
     slot.node = std::make_unique<Node>(
-        slot.config, now, derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation),
-        slot.initial);
+        slot.config, local_now(i),
+        derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation), slot.initial);
     by_id[slot.config.node_id] = i;
     trace_record(Tag::kBoot, i, generation);
-    slot.node->handle_timeout(now);
+    slot.node->handle_timeout(local_now(i));
     drain(i);
   }
 
@@ -357,18 +392,26 @@ struct Simulator::State {
         open_stream(i, tx->to, std::move(tx->payload));
       }
     }
-    if (const auto t = node.poll_timeout(); t && t != slot.armed) {
-      slot.armed = t;
-      Item timer;
-      timer.at = std::max(*t, now);
-      timer.wanted = *t;
-      timer.kind = Kind::kTimer;
-      timer.slot = i;
-      timer.incarnation = slot.incarnation;
-      push(std::move(timer));
-    }
+    arm(i);
     while (auto ev = node.poll_event()) on_event(i, *ev);
     for (const auto& hook : input_hooks) hook(i);
+  }
+
+  // Schedules the node's timer at the true time its clock reaches the
+  // deadline it asked for, unless that timer is already scheduled.
+  void arm(NodeIndex i) {
+    Slot& slot = slots[i];
+    const auto t = slot.node->poll_timeout();
+    if (!t || t == slot.armed) return;
+    slot.armed = t;
+    slot.armed_at = true_time(i, *t);
+    Item timer;
+    timer.at = slot.armed_at;
+    timer.wanted = *t;
+    timer.kind = Kind::kTimer;
+    timer.slot = i;
+    timer.incarnation = slot.incarnation;
+    push(std::move(timer));
   }
 
   void on_event(NodeIndex observer, const Event& ev) {
@@ -483,8 +526,9 @@ struct Simulator::State {
     const NodeIndex from = item.from;
     if (!passes_filters(from, to, item.bytes)) return false;
     note_delivery(from, to, Stage::kDatagram, item.bytes);
-    Outcome outcome = slots[to].node->handle_packet(
-        std::move(item.bytes), now, Inbound{Stage::kDatagram, PeerKey::of(address(from))});
+    Outcome outcome =
+        slots[to].node->handle_packet(std::move(item.bytes), local_now(to),
+                                      Inbound{Stage::kDatagram, PeerKey::of(address(from))});
     // A datagram reply goes to the source address, whoever holds it now.
     if (outcome.reply) send_datagram(to, address(from), std::move(outcome.reply->payload));
     return true;
@@ -535,7 +579,7 @@ struct Simulator::State {
     }
     StreamExchange& end = item.to_initiator ? stream.initiating : *stream.responding;
     note_delivery(item.from, to, end.stage(), *frame);
-    end.on_frame(*slot.node, std::move(*frame), now);
+    end.on_frame(*slot.node, std::move(*frame), local_now(to));
     StreamExchange::Step step = end.next();
     if (step.action == StreamExchange::Action::kWrite) {
       send_on_stream(item.stream, to, item.from, encode_frame(step.packet), Duration::zero());
@@ -547,11 +591,14 @@ struct Simulator::State {
 
   void timer(const Item& item) {
     Slot& slot = slots[item.slot];
-    if (slot.incarnation != item.incarnation || !slot.node || slot.armed != item.wanted) return;
+    if (slot.incarnation != item.incarnation || !slot.node || slot.armed != item.wanted ||
+        slot.armed_at != item.at) {
+      return;  // a later timer replaced it
+    }
     if (slot.paused_until) return;  // resume runs it
     slot.armed.reset();
     trace_record(Tag::kTimer, item.slot, 0);
-    slot.node->handle_timeout(now);
+    slot.node->handle_timeout(local_now(item.slot));
     drain(item.slot);
   }
 
@@ -568,7 +615,7 @@ struct Simulator::State {
     }
     if (!is_running(item.slot)) return;
     slot.armed.reset();
-    slot.node->handle_timeout(now);
+    slot.node->handle_timeout(local_now(item.slot));
     drain(item.slot);
   }
 
@@ -856,6 +903,27 @@ void Simulator::heal(PartitionId partition) {
 void Simulator::heal_all() {
   s_->trace_record(Tag::kHeal, 0, 0);
   s_->rules.clear();
+}
+
+void Simulator::set_clock(NodeIndex slot, NodeClock clock) {
+  if (clock.drift_ppm <= -1'000'000 || clock.drift_ppm >= 1'000'000) {
+    throw std::invalid_argument("set_clock: drift_ppm must be within (-1000000, 1000000)");
+  }
+  Slot& st = s_->slots.at(slot);
+  st.clock = clock;
+  st.clock_set_at = s_->now;
+  s_->trace_record(Tag::kClock, slot, static_cast<std::uint64_t>(clock.offset.count()));
+  s_->trace.add(static_cast<std::uint64_t>(clock.drift_ppm));
+  if (st.node) {
+    st.armed.reset();  // the pending timer fires by the new clock
+    s_->arm(slot);
+  }
+}
+
+NodeClock Simulator::clock(NodeIndex slot) const { return s_->slots.at(slot).clock; }
+Instant Simulator::local_now(NodeIndex slot) const {
+  if (slot >= s_->slots.size()) throw std::out_of_range("Simulator::local_now: no such slot");
+  return s_->local_now(slot);
 }
 
 void Simulator::crash(NodeIndex slot) { s_->crash(slot); }

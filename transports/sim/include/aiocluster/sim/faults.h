@@ -1,7 +1,8 @@
 // A random small cluster and a random schedule of faults, both drawn from
 // one seed, for property tests in the style of TigerBeetle's VOPR: a fault
 // phase (crashes, restarts, pauses, one- and two-way partitions, per-link
-// loss, duplication and latency spikes, key mutations), then heal() and a
+// loss, duplication and latency spikes, key mutations) on nodes whose clocks
+// are skewed and drift, then heal() and a
 // quiet phase in which the cluster must recover.
 //
 //   aiocluster::sim::FaultSchedule run(seed);
@@ -34,12 +35,17 @@ struct FaultOptions {
   // A dead-node grace period of 20 to 90 s, so dead nodes are scheduled for
   // deletion and removed during the run; otherwise the default (24 h).
   bool short_dead_grace = true;
+  // Each node's clock off by up to clock_skew either way and running up to
+  // clock_drift_ppm fast or slow (see NodeClock), drawn per node from the
+  // seed; zero turns either off.
+  Duration clock_skew = std::chrono::seconds(30);
+  std::int64_t clock_drift_ppm = 50'000;
 };
 
 class FaultSchedule {
  public:
   // 3 to 6 nodes over UDP or TCP, the network's loss, duplication and
-  // latency, grace periods and initial keys: all drawn from `seed`. The
+  // latency, grace periods, initial keys and clocks: all drawn from `seed`. The
   // InvariantChecker watches every input from the start.
   explicit FaultSchedule(std::uint64_t seed, FaultOptions options = {});
 

@@ -42,6 +42,19 @@ struct LinkFaults {
   double duplicate = 0.0;
 };
 
+// A node's own clock. Nodes never read the simulator's true virtual time:
+// each reads its clock, which from the moment it is set (Simulator::set_clock)
+// reads true time + offset and runs (1 + drift_ppm / 10^6) times as fast.
+// Everything a node computes (gossip rounds, failure detection, grace
+// periods, its generation id) follows its own clock; the network, pauses and
+// stream timeouts follow true time.
+struct NodeClock {
+  Duration offset = Duration::zero();  // ahead of true time; negative: behind
+  // Parts per million it gains per true second; negative: it runs slow
+  // (-50'000: 5% slow). Within (-1'000'000, 1'000'000): a clock never stops.
+  std::int64_t drift_ppm = 0;
+};
+
 struct Options {
   // Drives every random choice of the run: the network, boot phases and the
   // nodes' own generators (derived from it per node and incarnation).

@@ -145,6 +145,16 @@ class Simulator {
   // asks. Precondition: is_up(slot).
   void update(NodeIndex slot, const std::function<void(Node&)>& mutation);
 
+  // --- Clocks ---
+  // Sets the clock of slot `slot` from now on (before boot too, and kept
+  // across restarts, like a machine's clock). A pending timer of the node is
+  // rescheduled by its new clock. Throws std::invalid_argument on a drift
+  // outside (-10^6, 10^6) ppm, std::out_of_range on a bad slot.
+  void set_clock(NodeIndex slot, NodeClock clock);
+  NodeClock clock(NodeIndex slot) const;
+  // What the clock of `slot` reads now: the `now` its node is given.
+  Instant local_now(NodeIndex slot) const;
+
   // --- Faults, effective immediately (schedule them with at()) ---
   void set_network(const LinkFaults& faults);  // every link without an override
   void set_link(NodeIndex from, NodeIndex to, const LinkFaults& faults);  // one direction

@@ -1,5 +1,5 @@
-// Per-source admission of expensive work (the Node answers datagram Syns
-// through it), as a generic cell rate algorithm: each source keeps one
+// Per-source admission of expensive work (an internal header of the core: the
+// Node answers datagram Syns through it), as a generic cell rate algorithm: each source keeps one
 // Instant, when its bucket is full again, so a source costs one map entry
 // and no timer.
 #pragma once

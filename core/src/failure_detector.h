@@ -1,6 +1,8 @@
-// Phi accrual failure detection (PROTOCOL.md section 6): per node, a window of
-// heartbeat inter-arrival times, and phi from the silence since the last
-// arrival, by the linear model of the protocol or the paper's normal one.
+// Phi accrual failure detection (PROTOCOL.md section 6; an internal header of
+// the core): per node, a window of heartbeat inter-arrival times, and phi
+// from the silence since the last arrival, by the linear model of the
+// protocol or the paper's normal one. Users set it through
+// FailureDetectorConfig and read phi and liveness through Node.
 #pragma once
 
 #include <cstddef>
