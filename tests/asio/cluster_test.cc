@@ -253,3 +253,30 @@ TEST_CASE("TCP exchanges beyond max_outgoing_exchanges are refused and counted")
   a.stop();
   sink.close();
 }
+
+TEST_CASE("TCP: no second exchange to a peer while ours is still running") {
+  asio::io_context io;
+  // Accepts and never answers, as above.
+  asio::ip::tcp::acceptor sink(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::vector<asio::ip::tcp::socket> held;
+  std::function<void()> accept = [&] {
+    sink.async_accept([&](std::error_code ec, asio::ip::tcp::socket s) {
+      if (ec) return;
+      held.push_back(std::move(s));
+      accept();
+    });
+  };
+  accept();
+  ad::Options options;
+  options.read_timeout = 1s;
+  ad::Cluster a(io, config_for("a", {{"127.0.0.1", sink.local_endpoint().port()}}), {}, options);
+  a.start();
+  CHECK(run_until(io, [&] { return a.driver_stats().exchanges_skipped_busy >= 3; }));
+  CHECK(a.driver_stats().exchanges_started == 1);
+  CHECK(a.driver_stats().exchanges_refused == 0);
+  // The first one times out: the peer is free again.
+  CHECK(run_until(io, [&] { return a.driver_stats().exchanges_started >= 2; }));
+  CHECK(a.driver_stats().timeouts >= 1);
+  a.stop();
+  sink.close();
+}

@@ -319,6 +319,28 @@ TEST_CASE("TCP exchanges beyond max_outgoing_exchanges are refused and counted")
   ::close(sink);
 }
 
+TEST_CASE("TCP: no second exchange to a peer while ours is still running") {
+  Base base;
+  const int sink = ::socket(AF_INET, SOCK_STREAM, 0);  // never accepts, as above
+  sockaddr_in addr = loopback(0);
+  REQUIRE(::bind(sink, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(sink, 16) == 0);
+  socklen_t len = sizeof addr;
+  ::getsockname(sink, reinterpret_cast<sockaddr*>(&addr), &len);
+  ld::Options options;
+  options.read_timeout = 1s;
+  ld::Cluster a(base, config_for("a", {{"127.0.0.1", ntohs(addr.sin_port)}}), {}, options);
+  a.start();
+  CHECK(base.run_until([&] { return a.driver_stats().exchanges_skipped_busy >= 3; }));
+  CHECK(a.driver_stats().exchanges_started == 1);
+  CHECK(a.driver_stats().exchanges_refused == 0);
+  // The first one times out: the peer is free again.
+  CHECK(base.run_until([&] { return a.driver_stats().exchanges_started >= 2; }));
+  CHECK(a.driver_stats().timeouts >= 1);
+  a.stop();
+  ::close(sink);
+}
+
 TEST_CASE("UDP: a burst of datagrams is read until the socket would block") {
   Base base;
   ld::Options options;

@@ -167,7 +167,7 @@ class Connection final : public driver::detail::ExchangeChannel {
 
   // `target`: the Transmit, its payload already in the exchange.
   void run_initiator(const Transmit& target) {
-    set_peer(target.to);
+    set_target(target.to);
     arm(options().connect_timeout);
     if (impl_.client_tls) {
       SSL* ssl = SSL_new(impl_.client_tls.get());
@@ -272,8 +272,11 @@ class Connection final : public driver::detail::ExchangeChannel {
       return;
     }
     // EOF or an error. OpenSSL's verdicts first: a refused certificate or
-    // name surfaces here on both sides.
-    if (const unsigned long ssl_error = bufferevent_get_openssl_error(bev); ssl_error != 0) {
+    // name surfaces here on both sides. SSL_ERROR_SYSCALL (which libevent
+    // records as is) is no verdict but the socket failing under TLS, a
+    // refused connect for one: counted and told as the socket's error.
+    const unsigned long ssl_error = bufferevent_get_openssl_error(bev);
+    if (ssl_error != 0 && ssl_error != SSL_ERROR_SYSCALL) {
       char text[256];
       ERR_error_string_n(ssl_error, text, sizeof text);
       return self->fail(&DriverStats::tls_failures, self->step_name(), text);
@@ -282,8 +285,9 @@ class Connection final : public driver::detail::ExchangeChannel {
       return self->fail(&DriverStats::connect_failures, "resolve", evutil_gai_strerror(dns_error));
     }
     const int saved = EVUTIL_SOCKET_ERROR();
-    const std::string why =
-        (what & BEV_EVENT_EOF) != 0 ? "closed by peer" : evutil_socket_error_to_string(saved);
+    const std::string why = (what & BEV_EVENT_EOF) != 0 || saved == 0
+                                ? "closed by peer"
+                                : evutil_socket_error_to_string(saved);
     self->fail(
         self->step_ == Step::kConnecting ? &DriverStats::connect_failures : &DriverStats::io_errors,
         self->step_name(), why);
