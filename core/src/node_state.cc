@@ -29,6 +29,21 @@ std::size_t reduce(std::size_t hash, std::size_t n) {
   return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
 }
 
+// Key equality, last eight bytes first: keys that share a hash bucket
+// mostly share a prefix too ("node/4711/load"), not an end.
+bool same_key(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n >= 8) {
+    std::uint64_t x;
+    std::uint64_t y;
+    std::memcpy(&x, a.data() + n - 8, 8);
+    std::memcpy(&y, b.data() + n - 8, 8);
+    if (x != y) return false;
+  }
+  return std::memcmp(a.data(), b.data(), n) == 0;
+}
+
 // Where an applied key-value's bytes stay: in `chunk`, the packet the state
 // took over, or copied to the arena when it is null.
 std::pair<const std::uint8_t*, Chunk*> kept_bytes(ByteStore& bytes, const wire::KeyValueView& kv,
@@ -176,6 +191,8 @@ std::vector<std::uint32_t> NodeState::slots_by_key() const {
 }
 
 std::size_t NodeState::first_after(std::uint64_t version) const {
+  // All of the log, the usual case of a full delta: no search.
+  if (log_.empty() || version < log_.front().version) return 0;
   const auto it = std::upper_bound(log_.begin(), log_.end(), version,
                                    [](std::uint64_t v, const Entry& e) { return v < e.version; });
   return static_cast<std::size_t>(it - log_.begin());
@@ -186,7 +203,7 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
                                                            std::size_t h) const {
   const std::size_t n = index_size_;
   std::size_t p = reduce(h, n);
-  while (index_[p] != kFree && key_at(index_[p]) != key) {
+  while (index_[p] != kFree && !same_key(key_at(index_[p]), key)) {
     if (++p == n) p = 0;
   }
   return p;
@@ -452,6 +469,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
                                          const OnKeyChange& on_change, KeyChangeRef& change,
                                          Applied& applied) {
   ByteStore& bytes = storage_->bytes;
+  auto slot = static_cast<std::uint32_t>(log_.size());
   for (std::size_t k = 0; k < count; ++k) {
     const wire::KeyValueView& kv = kvs[k];
     if (kv.version <= before) continue;
@@ -464,7 +482,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
     }
     const auto [stored, in] = kept_bytes(bytes, kv, chunk, applied.bytes_copied);
     bytes.hold(in, kv.stored_size);
-    index_[position] = static_cast<std::uint32_t>(log_.size());
+    index_[position] = slot++;
     log_.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
     ++live_;
     if (kv.status != KeyStatus::kSet) add_tombstone(kv.version, now);
