@@ -332,8 +332,8 @@ NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::Id
 NodeState* ClusterState::create(const wire::PacketView& packet, wire::IdRef& id,
                                 std::size_t max_nodes, Chunk* in) {
   if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
-  id.state = enter(
-      make_node(packet.unknown_ids[id.unknown - 1], storage_.get(), id.bytes, id.hash, in));
+  id.state =
+      enter(make_node(packet.unknown_ids[id.unknown - 1], storage_.get(), id.bytes, id.hash, in));
   return id.state;
 }
 
