@@ -40,8 +40,9 @@ bool names_a_digest_node(const std::vector<std::string>& peer_names,
 
 // Inlined: asked per node per round.
 [[gnu::always_inline]] inline Node::Liveness& Node::liveness(const NodeState& st) {
-  if (st.slot() >= liveness_.size()) [[unlikely]]
+  if (st.slot() >= liveness_.size()) [[unlikely]] {
     liveness_.resize(st.slot() + 1);
+  }
   return liveness_[st.slot()];
 }
 

@@ -62,8 +62,9 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     return block;
   }
   const std::size_t size = size_of(c);
-  if (left_ < size) [[unlikely]]
+  if (left_ < size) [[unlikely]] {
     new_slab();
+  }
   void* block = next_;
   next_ += size;
   left_ -= size;
