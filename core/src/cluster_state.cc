@@ -239,10 +239,10 @@ void ClusterState::unindex_id(const NodeState* st) {
   }
 }
 
-NodeState* ClusterState::add(NodeId id, ByteView encoded, std::size_t hash) {
-  if (!id.tls_name.empty()) ++tls_named_;
-  NodeState* st = encoded.empty() ? make_node(std::move(id), storage_.get())
-                                  : make_node(std::move(id), storage_.get(), encoded, hash);
+NodeState* ClusterState::add(NodeId id) { return enter(make_node(std::move(id), storage_.get())); }
+
+NodeState* ClusterState::enter(NodeState* st) {
+  if (!st->id().tls_name.empty()) ++tls_named_;
   // Appended; place_new_nodes() puts it in id order.
   order_.push_back(st);
   ++unplaced_;
@@ -330,9 +330,10 @@ NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::Id
 }
 
 NodeState* ClusterState::create(const wire::PacketView& packet, wire::IdRef& id,
-                                std::size_t max_nodes) {
+                                std::size_t max_nodes, Chunk* in) {
   if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
-  id.state = add(packet.unknown_ids[id.unknown - 1].to_node_id(), id.bytes, id.hash);
+  id.state =
+      enter(make_node(packet.unknown_ids[id.unknown - 1], storage_.get(), id.bytes, id.hash, in));
   return id.state;
 }
 
@@ -718,7 +719,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
     // The encoded id is canonical: its size is the NodeIdPb's.
     if (nd.id.bytes.size() > limits.max_node_id_size) return NodeDeltaOutcome::kRejectedLimit;
     // Looked up above: a new node, unless over the limit.
-    st = create(packet, nd.id, limits.max_nodes);
+    st = create(packet, nd.id, limits.max_nodes, chunk);
     if (st == nullptr) return NodeDeltaOutcome::kRejectedLimit;
   }
 

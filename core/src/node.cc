@@ -40,6 +40,14 @@ bool names_a_digest_node(const std::vector<std::string>& peer_names,
 
 }  // namespace
 
+// Inlined: asked per node per round.
+[[gnu::always_inline]] inline Node::Liveness& Node::liveness(const NodeState& st) {
+  if (st.slot() >= liveness_.size()) [[unlikely]] {
+    liveness_.resize(st.slot() + 1);
+  }
+  return liveness_[st.slot()];
+}
+
 // The packet being handled and the plans of the packets being written.
 struct Node::Scratch {
   wire::PacketView packet;
@@ -207,11 +215,6 @@ void Node::select_peers(std::vector<Address>& out) {
                                 : static_cast<double>(seeds.size()) /
                                       static_cast<double>(live.size() + dead.size());
   if (live.empty() || rng_.chance(p)) add(*seeds[rng_.below(seeds.size())]);
-}
-
-Node::Liveness& Node::liveness(const NodeState& st) {
-  if (st.slot() >= liveness_.size()) liveness_.resize(st.slot() + 1);
-  return liveness_[st.slot()];
 }
 
 const Node::Liveness* Node::liveness_of(const NodeId& id) const {

@@ -29,6 +29,38 @@ std::size_t reduce(std::size_t hash, std::size_t n) {
   return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
 }
 
+// Key equality without a call for short keys (most are): two overlapping
+// loads cover 4 to 16 bytes. Longer keys test their last eight bytes first:
+// keys that share a probe sequence mostly share a prefix ("node/4711/load"),
+// not an end.
+bool same_key(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  auto load = [](std::string_view s, std::size_t at, std::size_t bytes) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, s.data() + at, bytes);
+    return word;
+  };
+  if (n >= 8) {
+    if (load(a, n - 8, 8) != load(b, n - 8, 8)) return false;
+    if (n <= 16) return load(a, 0, 8) == load(b, 0, 8);
+    return std::memcmp(a.data(), b.data(), n - 8) == 0;
+  }
+  if (n >= 4) return load(a, 0, 4) == load(b, 0, 4) && load(a, n - 4, 4) == load(b, n - 4, 4);
+  return a == b;
+}
+
+// Where an applied key-value's bytes stay: in `chunk`, the packet the state
+// took over, or copied to the arena when it is null.
+std::pair<const std::uint8_t*, Chunk*> kept_bytes(ByteStore& bytes, const wire::KeyValueView& kv,
+                                                  Chunk* chunk, std::size_t& copied) {
+  if (chunk != nullptr) return {kv.stored, chunk};
+  auto [block, at] = bytes.allocate(kv.stored_size);
+  std::memcpy(at, kv.stored, kv.stored_size);
+  copied += kv.stored_size;
+  return {at, block};
+}
+
 }  // namespace
 
 KeyChange KeyChangeRef::to_change() const {
@@ -39,28 +71,39 @@ KeyChange KeyChangeRef::to_change() const {
 
 NodeState::NodeState(NodeId id) : NodeState(std::move(id), nullptr) {}
 
-NodeState::NodeState(NodeId id, Storage* shared) : NodeState(std::move(id), shared, {}, 0) {}
-
-NodeState::NodeState(NodeId id, Storage* shared, ByteView encoded, std::size_t hash)
+NodeState::NodeState(NodeId id, Storage* shared)
     : id_(std::move(id)),
       own_storage_(shared == nullptr ? std::make_unique<Storage>() : nullptr),
       storage_(shared == nullptr ? own_storage_.get() : shared),
       log_(&storage_->pool) {
-  // Read from a packet, the id is already encoded (canonically).
-  const std::size_t size = encoded.empty() ? wire_size::node_id(id_) : encoded.size();
+  const std::size_t size = wire_size::node_id(id_);
   auto [chunk, at] = storage_->bytes.allocate(size);
-  if (encoded.empty()) {
-    wire::Writer w(at);
-    wire::write_node_id(w, id_);
-  } else {
-    std::memcpy(at, encoded.data(), size);
+  wire::Writer w(at);
+  wire::write_node_id(w, id_);
+  hold_encoded_id(at, size, chunk);
+  id_hash_ = this->hash(std::string_view(reinterpret_cast<const char*>(at), size));
+}
+
+NodeState::NodeState(const wire::NodeIdView& id, Storage* shared, ByteView encoded,
+                     std::size_t hash, Chunk* in)
+    : id_(id.to_node_id()), id_hash_(hash), storage_(shared), log_(&storage_->pool) {
+  // Read from a packet, the id is already encoded (canonically): kept where
+  // it arrived when the state took the packet over.
+  const std::uint8_t* at = encoded.data();
+  if (in == nullptr) {
+    auto [chunk, copy] = storage_->bytes.allocate(encoded.size());
+    std::memcpy(copy, encoded.data(), encoded.size());
+    at = copy;
+    in = chunk;
   }
+  hold_encoded_id(at, encoded.size(), in);
+}
+
+void NodeState::hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk) {
   storage_->bytes.hold(chunk, size);
   encoded_id_ = at;
   encoded_id_size_ = static_cast<std::uint32_t>(size);
   encoded_id_chunk_ = chunk;
-  id_hash_ = encoded.empty() ? this->hash(std::string_view(reinterpret_cast<const char*>(at), size))
-                             : hash;
 }
 
 [[gnu::always_inline]] inline std::size_t NodeState::hash(std::string_view bytes) const {
@@ -154,6 +197,8 @@ std::vector<std::uint32_t> NodeState::slots_by_key() const {
 }
 
 std::size_t NodeState::first_after(std::uint64_t version) const {
+  // All of the log, the usual case of a full delta: no search.
+  if (log_.empty() || version < log_.front().version) return 0;
   const auto it = std::upper_bound(log_.begin(), log_.end(), version,
                                    [](std::uint64_t v, const Entry& e) { return v < e.version; });
   return static_cast<std::size_t>(it - log_.begin());
@@ -164,7 +209,7 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
                                                            std::size_t h) const {
   const std::size_t n = index_size_;
   std::size_t p = reduce(h, n);
-  while (index_[p] != kFree && key_at(index_[p]) != key) {
+  while (index_[p] != kFree && !same_key(key_at(index_[p]), key)) {
     if (++p == n) p = 0;
   }
   return p;
@@ -387,8 +432,13 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
   // new key past the limit, so the index never needs to grow inside it.
   reserve(std::min(count, max_keys - std::min<std::size_t>(live_, max_keys)));
   Applied applied;
+  // One change, rewritten per key-value: what the callback sees is in place.
+  KeyChangeRef change;
+  std::size_t k = log_.empty() ? append_key_values(kvs, count, before, gc, max_keys, chunk, now,
+                                                   on_change, change, applied)
+                               : 0;
   ByteStore& bytes = storage_->bytes;
-  for (std::size_t k = 0; k < count; ++k) {
+  for (; k < count; ++k) {
     const wire::KeyValueView& kv = kvs[k];
     if (kv.version <= before) continue;
     if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
@@ -396,18 +446,12 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
       applied.truncated = true;
       break;
     }
-    const std::uint8_t* stored = kv.stored;
-    Chunk* in = chunk;
-    if (in == nullptr) {
-      auto [block, at] = bytes.allocate(kv.stored_size);
-      std::memcpy(at, kv.stored, kv.stored_size);
-      stored = at;
-      in = block;
-      applied.bytes_copied += kv.stored_size;
-    }
+    const auto [stored, in] = kept_bytes(bytes, kv, chunk, applied.bytes_copied);
     const auto replaced =
         store_in_room(kv.key, kv.version, kv.status, stored, kv.stored_size, in, now);
-    KeyChangeRef change{kv.key, std::nullopt, ValueRef{kv.value, kv.version, kv.status}};
+    change.key = kv.key;
+    change.old_value.reset();
+    change.new_value = ValueRef{kv.value, kv.version, kv.status};
     if (replaced) {
       const StoredKeyValue old = stored::read(replaced->stored);
       change.old_value = ValueRef{old.value, old.version, old.status};
@@ -418,6 +462,43 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
     ++applied.count;
   }
   return applied;
+}
+
+// apply_key_values() into an empty log, the case of a new replica or a
+// reset: versions increase, so each key-value goes at the end with no
+// lookup of an entry to replace. Hands a key the delta repeats (only a
+// corrupt peer sends that) back to the general loop: returns where it
+// stopped.
+std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::size_t count,
+                                         std::uint64_t before, std::uint64_t gc,
+                                         std::size_t max_keys, Chunk* chunk, Instant now,
+                                         const OnKeyChange& on_change, KeyChangeRef& change,
+                                         Applied& applied) {
+  ByteStore& bytes = storage_->bytes;
+  auto slot = static_cast<std::uint32_t>(log_.size());
+  for (std::size_t k = 0; k < count; ++k) {
+    const wire::KeyValueView& kv = kvs[k];
+    if (kv.version <= before) continue;
+    if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
+    const std::size_t position = probe(kv.key, hash(kv.key));
+    if (index_[position] != kFree) return k;
+    if (live_ >= max_keys) {
+      applied.truncated = true;
+      return count;
+    }
+    const auto [stored, in] = kept_bytes(bytes, kv, chunk, applied.bytes_copied);
+    bytes.hold(in, kv.stored_size);
+    index_[position] = slot++;
+    log_.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
+    ++live_;
+    if (kv.status != KeyStatus::kSet) add_tombstone(kv.version, now);
+    change.key = kv.key;
+    change.new_value = ValueRef{kv.value, kv.version, kv.status};
+    on_change(*this, change);
+    applied.last_version = kv.version;
+    ++applied.count;
+  }
+  return count;
 }
 
 // --- Mutations. ---

@@ -29,11 +29,12 @@ std::uint64_t Rng::next() {
 }
 
 std::uint64_t Rng::below(std::uint64_t bound) {
-  // Rejection of the short top range keeps the draw unbiased and portable.
-  const std::uint64_t threshold = (0 - bound) % bound;
+  // Rejection of the short top range, draws below 2^64 mod bound, keeps the
+  // draw unbiased and portable. That range lies below `bound`: a draw above
+  // it is taken without the division that finds the range.
   for (;;) {
     const std::uint64_t r = next();
-    if (r >= threshold) return r % bound;
+    if (r >= bound || r >= (0 - bound) % bound) return r % bound;
   }
 }
 

@@ -53,7 +53,7 @@ void ByteStore::free(Chunk* chunk) {
 }
 
 void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
-  if (bytes > kLargest || alignment > 8) {
+  if (bytes > kLargest || alignment > 8) [[unlikely]] {
     return ::operator new(bytes, std::align_val_t(alignment));
   }
   const std::size_t c = class_of(bytes);
@@ -62,28 +62,33 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     return block;
   }
   const std::size_t size = size_of(c);
-  if (left_ < size) {
-    // Slabs grow with the pool, so a small state stays small.
-    const std::size_t slab =
-        std::clamp(std::bit_ceil(slabs_.size() * kFirstSlab + 1), kFirstSlab, kLargestSlab);
-    // What is left of the previous slab goes to the free lists.
-    while (left_ >= 16) {
-      std::size_t fit = class_of(left_);
-      if (size_of(fit) > left_) --fit;
-      auto* block = reinterpret_cast<FreeBlock*>(next_);
-      block->next = free_[fit];
-      free_[fit] = block;
-      next_ += size_of(fit);
-      left_ -= size_of(fit);
-    }
-    slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(slab));
-    next_ = slabs_.back().get();
-    left_ = slab;
+  if (left_ < size) [[unlikely]] {
+    new_slab();
   }
   void* block = next_;
   next_ += size;
   left_ -= size;
   return block;
+}
+
+// Out of line: the common allocation stays a few instructions.
+[[gnu::noinline]] void SlabPool::new_slab() {
+  // Slabs grow with the pool, so a small state stays small.
+  const std::size_t slab =
+      std::clamp(std::bit_ceil(slabs_.size() * kFirstSlab + 1), kFirstSlab, kLargestSlab);
+  // What is left of the previous slab goes to the free lists.
+  while (left_ >= 16) {
+    std::size_t fit = class_of(left_);
+    if (size_of(fit) > left_) --fit;
+    auto* block = reinterpret_cast<FreeBlock*>(next_);
+    block->next = free_[fit];
+    free_[fit] = block;
+    next_ += size_of(fit);
+    left_ -= size_of(fit);
+  }
+  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(slab));
+  next_ = slabs_.back().get();
+  left_ = slab;
 }
 
 void SlabPool::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {

@@ -111,6 +111,7 @@ class SlabPool : public std::pmr::memory_resource {
     const std::size_t k = (size_class + 1) / 2;
     return (size_class % 2 == 1 ? 24 : 32) << (k - 1);
   }
+  void new_slab();
   void* do_allocate(std::size_t bytes, std::size_t alignment) override;
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {

@@ -91,6 +91,15 @@ class Reader {
     return false;
   }
 
+  // The low seven bits of each byte of `word`, packed: pairs, then quads,
+  // then all eight, each step in parallel.
+  static std::uint64_t seven_bit_groups(std::uint64_t word) {
+    std::uint64_t x = word & 0x7f7f7f7f7f7f7f7fULL;
+    x = (x & 0x007f007f007f007fULL) | ((x & 0x7f007f007f007f00ULL) >> 1);
+    x = (x & 0x00003fff00003fffULL) | ((x & 0x3fff00003fff0000ULL) >> 2);
+    return (x & 0x000000000fffffffULL) | ((x & 0x0fffffff00000000ULL) >> 4);
+  }
+
   // With ten bytes at hand: the first eight from one load (a node's
   // generation id takes nine bytes, every other field fewer).
   bool long_varint_unrolled(std::uint64_t& v) {
@@ -98,8 +107,7 @@ class Reader {
     std::memcpy(&word, p_, 8);
     const std::uint64_t ends = ~word & 0x8080808080808080ULL;
     const int bytes = ends != 0 ? std::countr_zero(ends) / 8 + 1 : 8;
-    v = 0;
-    for (int i = 0; i < bytes; ++i) v |= ((word >> (8 * i)) & 0x7f) << (7 * i);
+    v = seven_bit_groups(bytes == 8 ? word : word & ((std::uint64_t{1} << (8 * bytes)) - 1));
     std::uint8_t last = static_cast<std::uint8_t>(word >> (8 * (bytes - 1)));
     p_ += bytes;
     if (ends == 0) {

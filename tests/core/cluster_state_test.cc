@@ -190,6 +190,48 @@ TEST_CASE("apply: gap, reset and tombstone rules") {
   CHECK_FALSE(cs.self().find("evil"));
 }
 
+TEST_CASE("apply: a key a new node's delta repeats ends at its last version, each change told") {
+  // Only a corrupt peer repeats a key within a node delta; the versions still
+  // increase, so it is well formed, and each write replaces the one before.
+  ClusterState cs(nid("self"));
+  std::vector<KeyChange> changes;
+  const ApplyReport r = cs.apply(Delta{{NodeDelta{nid("a"),
+                                                  0,
+                                                  0,
+                                                  {{"x", "1", 1, KeyStatus::kSet},
+                                                   {"y", "2", 2, KeyStatus::kSet},
+                                                   {"x", "3", 3, KeyStatus::kDeleteAfterTtl},
+                                                   {"z", "4", 4, KeyStatus::kSet}},
+                                                  4}}},
+                                 t0(), {}, [&](const NodeId& id, KeyChange change) {
+                                   CHECK(id == nid("a"));
+                                   changes.push_back(std::move(change));
+                                 });
+  CHECK(r.applied == 1);
+  CHECK(r.key_values == 4);
+  const NodeState* a = cs.find(nid("a"));
+  REQUIRE(a != nullptr);
+  CHECK(a->size() == 3);
+  CHECK(a->max_version() == 4);
+  CHECK(a->find("x") == VersionedValue{"3", 3, KeyStatus::kDeleteAfterTtl});
+  CHECK(a->find("z") == VersionedValue{"4", 4, KeyStatus::kSet});
+  REQUIRE(changes.size() == 4);
+  CHECK(changes[0].key == "x");
+  CHECK_FALSE(changes[0].old_value);
+  CHECK(changes[1].key == "y");
+  CHECK(changes[2].key == "x");
+  CHECK(changes[2].old_value == VersionedValue{"1", 1, KeyStatus::kSet});
+  CHECK(changes[2].new_value == VersionedValue{"3", 3, KeyStatus::kDeleteAfterTtl});
+  CHECK(changes[3].key == "z");
+  CHECK_FALSE(changes[3].old_value);
+  std::vector<std::uint64_t> versions;
+  a->for_each_since(0, [&](std::string_view, const VersionedValue& vv) {
+    versions.push_back(vv.version);
+    return true;
+  });
+  CHECK(versions == std::vector<std::uint64_t>{2, 3, 4});
+}
+
 TEST_CASE("apply: malformed node deltas are rejected whole") {
   ClusterState cs(nid("self"));
   auto apply = [&](NodeDelta nd) { return cs.apply(Delta{{std::move(nd)}}, t0(), {}, no_events); };

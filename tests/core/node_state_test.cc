@@ -83,3 +83,29 @@ TEST_CASE("heartbeats only grow") {
   CHECK_FALSE(st.observe_heartbeat(3));
   CHECK(st.heartbeat() == 5);
 }
+
+TEST_CASE("keys that differ in one byte are told apart, at every length and position") {
+  // Key comparison takes short cuts by length (one or two loads up to 16
+  // bytes, the last eight bytes first beyond): each must see every byte.
+  NodeState st = fresh();
+  std::size_t keys = 0;
+  for (std::size_t length = 1; length <= 40; ++length) {
+    st.set(std::string(length, 'a'), "base", t0());
+    ++keys;
+    for (std::size_t at = 0; at < length; ++at) {
+      std::string key(length, 'a');
+      key[at] = 'b';
+      st.set(key, std::to_string(length) + ":" + std::to_string(at), t0());
+      ++keys;
+    }
+  }
+  CHECK(st.size() == keys);
+  for (std::size_t length = 1; length <= 40; ++length) {
+    CHECK(st.value(std::string(length, 'a')) == "base");
+    for (std::size_t at = 0; at < length; ++at) {
+      std::string key(length, 'a');
+      key[at] = 'b';
+      CHECK(st.value(key) == std::to_string(length) + ":" + std::to_string(at));
+    }
+  }
+}

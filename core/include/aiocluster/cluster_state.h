@@ -229,10 +229,13 @@ class ClusterState {
   NodeState* make_node(Args&&... args);
   void drop_node(NodeState* st);
   // A new node, in the id table, at the end of the order (unplaced).
-  NodeState* add(NodeId id, ByteView encoded = {}, std::size_t hash = 0);
+  NodeState* add(NodeId id);
+  NodeState* enter(NodeState* st);
   // The node of an id resolve() found unknown and no lookup since found
-  // either; null beyond `max_nodes`.
-  NodeState* create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes);
+  // either; null beyond `max_nodes`. Its encoded id stays in `in`, the
+  // packet's bytes, when the state took them over.
+  NodeState* create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes,
+                    Chunk* in = nullptr);
   // The id table: known nodes by the hash of their encoded id.
   std::size_t hash(ByteView id) const;
   NodeState* find_encoded(ByteView id, std::size_t hash) const;

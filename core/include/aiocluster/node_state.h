@@ -55,6 +55,7 @@ using OnKeyChange = std::function<void(const NodeState& node, const KeyChangeRef
 
 namespace wire {
 struct KeyValueView;
+struct NodeIdView;
 }  // namespace wire
 
 class NodeState {
@@ -159,8 +160,10 @@ class NodeState {
 
   // On `shared` storage (nullptr: storage of its own).
   NodeState(NodeId id, Storage* shared);
-  // Read from a packet: the id's canonical NodeIdPb body and its hash.
-  NodeState(NodeId id, Storage* shared, ByteView encoded, std::size_t hash);
+  // Read from a packet: the id's canonical NodeIdPb body and its hash. The
+  // body's bytes stay where they are in `in` (nullptr: copied).
+  NodeState(const wire::NodeIdView& id, Storage* shared, ByteView encoded, std::size_t hash,
+            Chunk* in);
   NodeState(const NodeState& other, Storage* shared);
 
   // --- For ClusterState. ---
@@ -168,6 +171,7 @@ class NodeState {
   // digests and deltas copy it.
   ByteView encoded_id() const { return {encoded_id_, encoded_id_size_}; }
   std::size_t id_hash() const { return id_hash_; }
+  void hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk);
   // Makes the stored key-value at `stored` (in `chunk`) the entry of `key`,
   // holding its bytes. Returns the entry it replaced, whose bytes stay held
   // until release().
@@ -196,6 +200,10 @@ class NodeState {
   Applied apply_key_values(const wire::KeyValueView* kvs, std::size_t count, std::uint64_t before,
                            std::uint64_t gc, std::size_t max_keys, Chunk* chunk, Instant now,
                            const OnKeyChange& on_change);
+  std::size_t append_key_values(const wire::KeyValueView* kvs, std::size_t count,
+                                std::uint64_t before, std::uint64_t gc, std::size_t max_keys,
+                                Chunk* chunk, Instant now, const OnKeyChange& on_change,
+                                KeyChangeRef& change, Applied& applied);
   // Moves the bytes of entries in sparse chunks to the arena.
   void relocate_sparse();
   std::size_t first_after(std::uint64_t version) const;

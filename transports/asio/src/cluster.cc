@@ -121,7 +121,7 @@ class Connection final : HoldsImpl,
   // `target`: the Transmit, its payload already in the exchange.
   void run_initiator(Transmit target) {
     target_ = std::move(target);
-    set_peer(target_.to);
+    set_target(target_.to);
     arm(options().connect_timeout);
     if (auto ip = parse_ip(peer().host)) {
       connect(std::array{tcp::endpoint(*ip, peer().port)});

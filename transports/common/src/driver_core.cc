@@ -97,10 +97,18 @@ void DriverCore::handle_frame(StreamExchange& exchange, Bytes payload) {
 void DriverCore::after_input() {
   if (stopped_) return;
   while (auto tx = node_->poll_transmit()) {
-    if (options_.transport == Transport::kTcp &&
-        channels_.outgoing >= options_.max_outgoing_exchanges) {
-      ++stats_.exchanges_refused;
-      continue;
+    if (options_.transport == Transport::kTcp) {
+      if (channels_.outgoing >= options_.max_outgoing_exchanges) {
+        ++stats_.exchanges_refused;
+        continue;
+      }
+      // A peer too slow to finish our last exchange within a round gets no
+      // second one on top: under overload, piling up handshakes that all
+      // time out would stop every exchange from finishing.
+      if (channels_.busy_targets.contains(tx->to)) {
+        ++stats_.exchanges_skipped_busy;
+        continue;
+      }
     }
     ++stats_.exchanges_started;
     loop_.start_exchange(std::move(*tx));

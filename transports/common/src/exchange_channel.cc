@@ -14,6 +14,7 @@ ExchangeChannel::ExchangeChannel(DriverCore& core, StreamExchange exchange)
 
 ExchangeChannel::~ExchangeChannel() {
   stop_waiting();
+  if (busy_target_) channels_.busy_targets.erase(peer_);
   --(initiator() ? channels_.outgoing : channels_.inbound);
 }
 
@@ -54,6 +55,11 @@ bool ExchangeChannel::feed(ByteView bytes) {
   core_.handle_frame(exchange_, std::move(*frame));
   advance();
   return false;
+}
+
+void ExchangeChannel::set_target(Address target) {
+  peer_ = std::move(target);
+  busy_target_ = channels_.busy_targets.insert(peer_).second;
 }
 
 void ExchangeChannel::wait_for_syn(Address peer) {

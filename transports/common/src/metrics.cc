@@ -110,6 +110,9 @@ void driver_metrics(PrometheusWriter& w, const DriverStats& d) {
             d.exchanges_completed);
   w.counter("aiocluster_exchanges_refused_total", "Syns dropped at a cap on outgoing work.",
             d.exchanges_refused);
+  w.counter("aiocluster_exchanges_skipped_busy_total",
+            "Syns not sent: our previous exchange with that peer was still running.",
+            d.exchanges_skipped_busy);
   w.counter("aiocluster_connections_accepted_total", "Gossip connections accepted.",
             d.connections_accepted);
   w.counter("aiocluster_connections_refused_total",

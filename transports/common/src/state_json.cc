@@ -79,6 +79,7 @@ Json driver_json(const DriverStats& d) {
   return Json{{"exchanges_started", d.exchanges_started},
               {"exchanges_completed", d.exchanges_completed},
               {"exchanges_refused", d.exchanges_refused},
+              {"exchanges_skipped_busy", d.exchanges_skipped_busy},
               {"connections_accepted", d.connections_accepted},
               {"connections_refused", d.connections_refused},
               {"connections_evicted", d.connections_evicted},

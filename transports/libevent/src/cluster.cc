@@ -7,7 +7,6 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
 
@@ -167,7 +166,7 @@ class Connection final : public driver::detail::ExchangeChannel {
 
   // `target`: the Transmit, its payload already in the exchange.
   void run_initiator(const Transmit& target) {
-    set_peer(target.to);
+    set_target(target.to);
     arm(options().connect_timeout);
     if (impl_.client_tls) {
       SSL* ssl = SSL_new(impl_.client_tls.get());
@@ -211,7 +210,7 @@ class Connection final : public driver::detail::ExchangeChannel {
       evutil_closesocket(fd);
       return fail(&DriverStats::io_errors, "accept", "no bufferevent");
     }
-    set_no_delay();
+    driver::detail::set_no_delay(bufferevent_getfd(bev_));
     setup_callbacks();
     advance();
   }
@@ -226,12 +225,6 @@ class Connection final : public driver::detail::ExchangeChannel {
     bufferevent_setcb(bev_, &Connection::on_read, &Connection::on_write, &Connection::on_event,
                       this);
     bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWatermark);
-  }
-
-  void set_no_delay() {
-    const int fd = bufferevent_getfd(bev_);
-    const int one = 1;
-    if (fd >= 0) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
 
   void arm(Duration limit) {
@@ -266,14 +259,15 @@ class Connection final : public driver::detail::ExchangeChannel {
             bufferevent_openssl_get_ssl(bev), *self->options().tls));
       }
       if (self->step_ == Step::kConnecting) {
-        self->set_no_delay();
+        driver::detail::set_no_delay(bufferevent_getfd(bev));
         self->advance();
       }
       return;
     }
     // EOF or an error. OpenSSL's verdicts first: a refused certificate or
-    // name surfaces here on both sides.
-    if (const unsigned long ssl_error = bufferevent_get_openssl_error(bev); ssl_error != 0) {
+    // name surfaces here on both sides. SSL_ERROR_SYSCALL is the socket's.
+    const unsigned long ssl_error = bufferevent_get_openssl_error(bev);
+    if (ssl_error != 0 && ssl_error != SSL_ERROR_SYSCALL) {
       char text[256];
       ERR_error_string_n(ssl_error, text, sizeof text);
       return self->fail(&DriverStats::tls_failures, self->step_name(), text);
@@ -282,8 +276,9 @@ class Connection final : public driver::detail::ExchangeChannel {
       return self->fail(&DriverStats::connect_failures, "resolve", evutil_gai_strerror(dns_error));
     }
     const int saved = EVUTIL_SOCKET_ERROR();
-    const std::string why =
-        (what & BEV_EVENT_EOF) != 0 ? "closed by peer" : evutil_socket_error_to_string(saved);
+    const std::string why = (what & BEV_EVENT_EOF) != 0 || saved == 0
+                                ? "closed by peer"
+                                : evutil_socket_error_to_string(saved);
     self->fail(
         self->step_ == Step::kConnecting ? &DriverStats::connect_failures : &DriverStats::io_errors,
         self->step_name(), why);

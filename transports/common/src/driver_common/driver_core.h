@@ -12,6 +12,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <system_error>
 
@@ -38,6 +39,8 @@ struct Channels {
   WaitingConnections<ExchangeChannel> waiting;  // responders before their Syn
   std::size_t outgoing = 0;
   std::size_t inbound = 0;
+  // Targets of our outgoing exchanges still running: one at a time each.
+  std::set<Address> busy_targets;
 };
 
 enum class WaitEnd : std::uint8_t {
@@ -76,8 +79,9 @@ class DriverCore {
   // What DriverCore asks of the driver's event loop.
   class Loop {
    public:
-    // A Syn to carry (within Options::max_outgoing_exchanges): open a
-    // connection and run a StreamExchange over it, or send it as a datagram
+    // A Syn to carry (within Options::max_outgoing_exchanges, to a target
+    // with none of ours running): open a connection and run a
+    // StreamExchange over it, or send it as a datagram
     // and report where with datagram_sent().
     virtual void start_exchange(Transmit tx) = 0;
     // Arms the driver's one timer at `deadline` (the node's next round or a

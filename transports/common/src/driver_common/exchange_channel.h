@@ -57,7 +57,8 @@ class ExchangeChannel {
   const Options& options() const { return core_.options(); }
   DriverCore& core() { return core_; }
   const Address& peer() const { return peer_; }
-  void set_peer(Address peer) { peer_ = std::move(peer); }
+  // An initiator's target, busy until this channel closes.
+  void set_target(Address target);
 
  private:
   void stop_waiting();
@@ -68,6 +69,7 @@ class ExchangeChannel {
   FrameReader reader_;
   Address peer_;  // the target (initiator) or the remote end (responder)
   bool evicted_ = false;
+  bool busy_target_ = false;  // peer_ is in Channels::busy_targets
   std::optional<WaitingConnections<ExchangeChannel>::Slot> waiting_slot_;
 };
 

@@ -10,6 +10,9 @@ struct DriverStats {
   std::uint64_t exchanges_started = 0;    // Syns sent: TCP exchanges opened, or datagrams
   std::uint64_t exchanges_completed = 0;  // TCP exchanges we opened whose reply was accepted
   std::uint64_t exchanges_refused = 0;    // Syns dropped at a cap on outgoing work
+  // Syns not sent (TCP) because our previous exchange with that peer was
+  // still running; a later round retries.
+  std::uint64_t exchanges_skipped_busy = 0;
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_refused = 0;  // closed on accept at max_inbound_connections
   // Closed to make room for a new one at max_inbound_connections: the
