@@ -1,0 +1,42 @@
+"""Helpers of the Python package's tests: free ports, fast configs, waiting for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+from aiocluster import Config, FailureDetectorConfig, NodeId
+
+INTERVAL = 0.05  # gossip interval of the tests' clusters, in seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fast_config(name: str, port: int, seeds: list[int], **overrides: Any) -> Config:
+    """A node on 127.0.0.1:port gossiping every INTERVAL, whose failure detector expects that."""
+    settings: dict[str, Any] = dict(
+        node_id=NodeId(name=name, gossip_advertise_addr=("127.0.0.1", port)),
+        cluster_id="pytest",
+        gossip_interval=INTERVAL,
+        seed_nodes=[("127.0.0.1", seed) for seed in seeds],
+        failure_detector=FailureDetectorConfig(initial_interval=timedelta(seconds=INTERVAL),
+                                               max_interval=timedelta(seconds=1)),
+    )
+    settings.update(overrides)
+    return Config(**settings)
+
+
+async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits until `condition()` holds; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {condition.__doc__ or condition}")
+        await asyncio.sleep(0.02)
