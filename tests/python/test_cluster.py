@@ -313,3 +313,28 @@ async def test_another_cluster_id_is_refused() -> None:
         await asyncio.sleep(5 * INTERVAL)
         assert a.live_nodes() == [a.self_node_id] and b.live_nodes() == [b.self_node_id]
         assert b.self_node_id not in a.snapshot().node_states
+
+
+async def test_bad_input_from_the_network_is_dropped_and_counted() -> None:
+    pa, pb = free_port(), free_port()
+    async with Cluster(fast_config("a", pa, [])) as a:
+
+        async def send(data: bytes) -> bytes:
+            """Sends `data` on a fresh connection; returns what comes back before the server closes."""
+            reader, writer = await asyncio.open_connection("127.0.0.1", pa)
+            try:
+                writer.write(data)
+                await writer.drain()
+                return await asyncio.wait_for(reader.read(), 2.0)
+            except ConnectionResetError:  # closed with our bytes unread
+                return b""
+            finally:
+                writer.close()
+
+        assert await send(len(b"\xff\xff\xff").to_bytes(4, "big") + b"\xff\xff\xff") == b""  # not a PacketPb
+        assert await send((0).to_bytes(4, "big")) == b""  # an empty frame
+        assert await send((64 * 1024 * 1024).to_bytes(4, "big")) == b""  # far too large
+        await eventually(lambda: a.stats()["dropped_malformed"] == 1 and a.stats()["exchanges_failed"] == 2)
+        # It still serves real peers.
+        async with Cluster(fast_config("b", pb, [pa])) as b:
+            await eventually(lambda: b.self_node_id in a.live_nodes() and a.self_node_id in b.live_nodes())
