@@ -26,7 +26,7 @@ def view(cluster: aiocluster.Cluster) -> str:
     snap = cluster.snapshot()
     live = {node.name for node in snap.live_nodes}
     keys = {node.name: state.get("cluster") for node, state in sorted(snap.node_states.items(), key=lambda i: i[0].name)}
-    return ", ".join(f"{name}{'' if name in live else ' (dead)'} cluster={value}" for name, value in keys.items())
+    return ", ".join(f"{name}{'' if name in live else ' (not live)'} cluster={value}" for name, value in keys.items())
 
 
 def converged(cluster: aiocluster.Cluster) -> bool:

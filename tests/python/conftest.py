@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import time
 from datetime import timedelta
@@ -14,9 +15,16 @@ INTERVAL = 0.05  # gossip interval of the tests' clusters, in seconds
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below Linux's ephemeral range (32768-60999): one from that range could be
+    taken as the source port of an outgoing connection before the node binds it."""
+    while True:
+        port = random.randrange(20000, 32768)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def fast_config(name: str, port: int, seeds: list[int], **overrides: Any) -> Config:

@@ -120,9 +120,9 @@ class Driver:
         server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
         try:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(*target, ssl=context, server_hostname=server_hostname),
-                    config.connect_timeout)
+                async with asyncio.timeout(config.connect_timeout):
+                    reader, writer = await asyncio.open_connection(*target, ssl=context,
+                                                                   server_hostname=server_hostname)
             except _STREAM_ERRORS:
                 self.exchanges_failed += 1
                 return
@@ -150,9 +150,11 @@ class Driver:
                 if action == _core.StreamExchange.Action.WRITE:
                     assert frame is not None
                     writer.write(frame)
-                    await asyncio.wait_for(writer.drain(), config.write_timeout)
+                    async with asyncio.timeout(config.write_timeout):
+                        await writer.drain()
                 elif action == _core.StreamExchange.Action.READ:
-                    payload = await asyncio.wait_for(self._read_frame(reader), config.read_timeout)
+                    async with asyncio.timeout(config.read_timeout):
+                        payload = await self._read_frame(reader)
                     exchange.on_frame(self._node, payload, time.monotonic_ns())
                     self.drain()
                 else:
@@ -162,7 +164,8 @@ class Driver:
         finally:
             writer.close()
             with suppress(*_STREAM_ERRORS):
-                await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await writer.wait_closed()
 
     async def _read_frame(self, reader: asyncio.StreamReader) -> bytes:
         header = await reader.readexactly(_FRAME_HEADER)
