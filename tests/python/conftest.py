@@ -14,11 +14,18 @@ from aiocluster import Config, FailureDetectorConfig, NodeId
 INTERVAL = 0.05  # gossip interval of the tests' clusters, in seconds
 
 
+_given: set[int] = set()
+
+
 def free_port() -> int:
     """A port free now, below Linux's ephemeral range (32768-60999): one from that range could be
-    taken as the source port of an outgoing connection before the node binds it."""
+    taken as the source port of an outgoing connection before the node binds it. Never the same
+    port twice in one process."""
     while True:
         port = random.randrange(20000, 32768)
+        if port in _given:
+            continue
+        _given.add(port)
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))

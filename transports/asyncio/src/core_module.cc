@@ -310,18 +310,30 @@ void bind_exchange(py::module_& m) {
         return reason ? std::optional<std::string>(std::string(to_string(*reason))) : std::nullopt;
       });
 
-  // The payload size a frame's 4-byte prefix announces; ValueError when the
-  // stream must be closed (an empty frame, or one above `max_payload_size`).
-  m.def("frame_payload_size", [](const py::bytes& header, std::size_t max_payload_size) {
-    auto v = view(header);
-    if (v.size() != kFrameHeaderSize) throw py::value_error("frame header: expected 4 bytes");
-    FrameDecoder decoder(max_payload_size);
-    decoder.feed(v);
-    if (auto error = decoder.error()) {
-      throw py::value_error(*error == FrameError::kEmpty ? "frame: empty" : "frame: too large");
-    }
-    return *decoder.announced_size();
-  });
+  // Frames from a byte stream in arbitrary chunks, within a maximum payload
+  // size; after an error the connection must be closed.
+  py::class_<FrameDecoder>(m, "FrameDecoder")
+      .def(py::init<std::size_t>(), "max_payload_size"_a)
+      // Takes bytes up to the end of the next whole frame; returns how many.
+      .def("feed",
+           [](FrameDecoder& decoder, const py::buffer& data) {
+             py::buffer_info info = data.request();
+             if (info.ndim != 1 || info.itemsize != 1)
+               throw py::value_error("feed: expected bytes");
+             return decoder.feed(
+                 {static_cast<const std::uint8_t*>(info.ptr), static_cast<std::size_t>(info.size)});
+           })
+      .def("next_frame",
+           [](FrameDecoder& decoder) -> py::object {
+             auto frame = decoder.next_frame();
+             return frame ? py::object(to_bytes(*frame)) : py::object(py::none());
+           })
+      .def_property_readonly(
+          "error", [](const FrameDecoder& decoder) -> std::optional<std::string> {
+            auto error = decoder.error();
+            if (!error) return std::nullopt;
+            return *error == FrameError::kEmpty ? "empty frame" : "frame too large";
+          });
 }
 
 }  // namespace
