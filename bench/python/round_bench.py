@@ -60,6 +60,11 @@ def cpu_ns(pid: int) -> int:
     return sum(int((task / "schedstat").read_text().split()[0]) for task in Path(f"/proc/{pid}/task").iterdir())
 
 
+def user_system_ticks(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])  # utime, stime (clock ticks)
+
+
 def config(name: str, port: int, seed: int, interval: float):  # type: ignore[no-untyped-def]
     from aiocluster import Config, FailureDetectorConfig, NodeId
     return Config(node_id=NodeId(name=name, gossip_advertise_addr=("127.0.0.1", port)), cluster_id="bench",
@@ -123,12 +128,19 @@ async def main(args: argparse.Namespace) -> int:
         await asyncio.sleep(5)  # until they are dead everywhere
         rounds = args.seconds / args.interval
         before = (cpu_ns(a_py.pid), cpu_ns(a_cc.pid))
+        ticks_before = (user_system_ticks(a_py.pid), user_system_ticks(a_cc.pid))
         await asyncio.sleep(args.seconds)
         after = (cpu_ns(a_py.pid), cpu_ns(a_cc.pid))
+        ticks_after = (user_system_ticks(a_py.pid), user_system_ticks(a_cc.pid))
+        hz = os.sysconf("SC_CLK_TCK")
+        split = [tuple((ticks_after[i][j] - ticks_before[i][j]) / hz / rounds * 1e6 for j in range(2))
+                 for i in range(2)]
         per_round = [(after[i] - before[i]) / rounds / 1000 for i in range(2)]
         print(f"CPU per round over {args.seconds:g} s ({rounds:.0f} rounds each, interval {args.interval:g} s):")
-        print(f"  Python package (asyncio): {per_round[0]:8.1f} us")
-        print(f"  Asio driver:              {per_round[1]:8.1f} us")
+        print(f"  Python package (asyncio): {per_round[0]:8.1f} us"
+              f"  (user {split[0][0]:.0f} us, kernel {split[0][1]:.0f} us)")
+        print(f"  Asio driver:              {per_round[1]:8.1f} us"
+              f"  (user {split[1][0]:.0f} us, kernel {split[1][1]:.0f} us)")
         print(f"  ratio Python / Asio:      {per_round[0] / per_round[1]:8.2f}")
         return 0
     finally:
