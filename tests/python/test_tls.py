@@ -92,3 +92,18 @@ async def test_a_client_without_a_certificate_is_refused(pki: Pki) -> None:
         await eventually(lambda: p.stats()["exchanges_failed"] >= 3)
         await asyncio.sleep(2 * INTERVAL)
         assert a.live_nodes() == [a.self_node_id] and p.self_node_id not in a.snapshot().node_states
+
+
+@pytest.mark.parametrize("expected, joins", [("a.test", True), ("someone-else.test", False)])
+async def test_tls_server_hostname_is_the_name_expected_from_servers(pki: Pki, expected: str, joins: bool) -> None:
+    pa, pc = free_port(), free_port()
+    async with Cluster(tls_config(pki, "a", pa, [], "a.test")) as a, \
+            Cluster(fast_config("c", pc, [pa], tls_server_hostname=expected,
+                                node_id=NodeId(name="c", gossip_advertise_addr=("127.0.0.1", pc), tls_name="c.test"),
+                                **pki.contexts("c.test"))) as c:
+        if joins:
+            await eventually(lambda: a.self_node_id in c.live_nodes() and c.self_node_id in a.live_nodes())
+        else:
+            await eventually(lambda: c.stats()["exchanges_failed"] >= 3)
+            assert a.self_node_id not in c.snapshot().node_states
+            assert c.self_node_id not in a.snapshot().node_states
