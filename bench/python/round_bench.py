@@ -21,35 +21,13 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import signal
-import socket
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 NODES, KEYS = 100, 10
-
-
-_given: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now, below Linux's ephemeral range (32768-60999): one from that range could be
-    taken as the source port of an outgoing connection before the node binds it. Never the same
-    port twice in one process."""
-    while True:
-        port = random.randrange(20000, 32768)
-        if port in _given:
-            continue
-        _given.add(port)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 def keys(owner: str) -> dict[str, str]:
@@ -94,7 +72,9 @@ async def discard(stream: asyncio.StreamReader) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     from aiocluster import Cluster
-    pb, pa_py, pa_cc = free_port(), free_port(), free_port()
+    # Ports below Linux's ephemeral range (32768-60999), where no outgoing connection takes one.
+    ports = iter(range(args.base_port, args.base_port + NODES))
+    pb, pa_py, pa_cc = next(ports), next(ports), next(ports)
     agent_flags = ["--cluster-id", "bench", "--gossip-interval-ms", str(round(args.interval * 1000)),
                    "--fd-initial-interval-ms", str(round(args.interval * 1000)), "--driver", "asio"]
 
@@ -110,7 +90,7 @@ async def main(args: argparse.Namespace) -> int:
     a_py = await asyncio.create_subprocess_exec(
         sys.executable, *os.environ.get("AIOCLUSTER_BENCH_PYTHON_FLAGS", "").split(), __file__, "--serve-python", str(pa_py), str(pb), str(args.interval),
         stdout=asyncio.subprocess.PIPE)
-    fillers = [Cluster(config(f"filler{i:02d}", free_port(), pb, 0.5), keys(f"filler{i:02d}"))
+    fillers = [Cluster(config(f"filler{i:02d}", next(ports), pb, 0.5), keys(f"filler{i:02d}"))
                for i in range(NODES - 3)]
     try:
         for filler in fillers:
@@ -156,6 +136,7 @@ if __name__ == "__main__":
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agent", required=True, help="path to aiocluster-node")
+    parser.add_argument("--base-port", type=int, default=21000, help=f"the {NODES} ports from here on")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
     parser.add_argument("--interval", type=float, default=0.05, help="gossip interval of the measured nodes")
     sys.exit(asyncio.run(main(parser.parse_args())))
