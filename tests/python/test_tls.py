@@ -107,3 +107,15 @@ async def test_tls_server_hostname_is_the_name_expected_from_servers(pki: Pki, e
             await eventually(lambda: c.stats()["exchanges_failed"] >= 3)
             assert a.self_node_id not in c.snapshot().node_states
             assert c.self_node_id not in a.snapshot().node_states
+
+
+async def test_a_silent_client_is_dropped_after_read_timeout(pki: Pki) -> None:
+    pa = free_port()
+    async with Cluster(fast_config("a", pa, [], read_timeout=0.2,
+                                   node_id=NodeId(name="a", gossip_advertise_addr=("127.0.0.1", pa), tls_name="a.test"),
+                                   **pki.contexts("a.test"))):
+        reader, writer = await asyncio.open_connection("127.0.0.1", pa)  # no TLS handshake at all
+        started = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 5.0) == b""
+        assert asyncio.get_running_loop().time() - started < 2.0  # not asyncio's 60 s
+        writer.close()

@@ -151,8 +151,11 @@ class Driver:
         self._loop = loop = asyncio.get_running_loop()
         self._clock_offset = loop.time() - time.monotonic()
         host, port = self.config.node_id.gossip_advertise_addr
+        context = self.config.tls_server_context
+        # A TLS handshake is the first read: it gets read_timeout, not asyncio's 60 s.
+        tls = {"ssl": context, "ssl_handshake_timeout": self.config.read_timeout} if context else {}
         self._server = await loop.create_server(
-            lambda: Exchange(self, _core.StreamExchange.respond()), host, port, ssl=self.config.tls_server_context)
+            lambda: Exchange(self, _core.StreamExchange.respond()), host, port, **tls)
         self.node.handle_timeout(time.monotonic_ns())
         self.drain()
 
