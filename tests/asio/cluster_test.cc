@@ -229,20 +229,33 @@ TEST_CASE("stop drops the queued hooks it cannot run within hook_drain_timeout")
   CHECK(a.hook_stats().dropped == 2);
 }
 
-TEST_CASE("TCP exchanges beyond max_outgoing_exchanges are refused and counted") {
-  asio::io_context io;
-  // A listener that accepts and never answers keeps exchanges open.
-  asio::ip::tcp::acceptor sink(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  std::vector<asio::ip::tcp::socket> held;
-  std::function<void()> accept = [&] {
-    sink.async_accept([&](std::error_code ec, asio::ip::tcp::socket s) {
+// A listener that accepts and never answers: exchanges with it stay open
+// until their read timeout.
+class SilentPeer {
+ public:
+  explicit SilentPeer(asio::io_context& io)
+      : acceptor_(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+    accept();
+  }
+  ac::Address address() const { return {"127.0.0.1", acceptor_.local_endpoint().port()}; }
+
+ private:
+  void accept() {
+    acceptor_.async_accept([this](std::error_code ec, asio::ip::tcp::socket s) {
       if (ec) return;
-      held.push_back(std::move(s));
+      held_.push_back(std::move(s));
       accept();
     });
-  };
-  accept();
-  const ac::Address sink_addr{"127.0.0.1", sink.local_endpoint().port()};
+  }
+
+  asio::ip::tcp::acceptor acceptor_;
+  std::vector<asio::ip::tcp::socket> held_;
+};
+
+TEST_CASE("TCP exchanges beyond max_outgoing_exchanges are refused and counted") {
+  asio::io_context io;
+  SilentPeer sink(io);
+  const ac::Address sink_addr = sink.address();
   ad::Options options;
   options.max_outgoing_exchanges = 1;
   options.read_timeout = 10s;
@@ -251,25 +264,14 @@ TEST_CASE("TCP exchanges beyond max_outgoing_exchanges are refused and counted")
   CHECK(run_until(io, [&] { return a.driver_stats().exchanges_refused >= 2; }));
   CHECK(a.driver_stats().exchanges_started == 1);
   a.stop();
-  sink.close();
 }
 
 TEST_CASE("TCP: no second exchange to a peer while ours is still running") {
   asio::io_context io;
-  // Accepts and never answers, as above.
-  asio::ip::tcp::acceptor sink(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  std::vector<asio::ip::tcp::socket> held;
-  std::function<void()> accept = [&] {
-    sink.async_accept([&](std::error_code ec, asio::ip::tcp::socket s) {
-      if (ec) return;
-      held.push_back(std::move(s));
-      accept();
-    });
-  };
-  accept();
+  SilentPeer sink(io);
   ad::Options options;
   options.read_timeout = 1s;
-  ad::Cluster a(io, config_for("a", {{"127.0.0.1", sink.local_endpoint().port()}}), {}, options);
+  ad::Cluster a(io, config_for("a", {sink.address()}), {}, options);
   a.start();
   CHECK(run_until(io, [&] { return a.driver_stats().exchanges_skipped_busy >= 3; }));
   CHECK(a.driver_stats().exchanges_started == 1);
@@ -278,5 +280,4 @@ TEST_CASE("TCP: no second exchange to a peer while ours is still running") {
   CHECK(run_until(io, [&] { return a.driver_stats().exchanges_started >= 2; }));
   CHECK(a.driver_stats().timeouts >= 1);
   a.stop();
-  sink.close();
 }

@@ -298,38 +298,47 @@ TEST_CASE("stop drops the queued hooks it cannot run within hook_drain_timeout")
   CHECK(a.hook_stats().dropped == 2);
 }
 
+// A listener that never accepts: connects complete in its backlog and an
+// exchange waits for a reply that never comes, until its read timeout.
+class SilentPeer {
+ public:
+  SilentPeer() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr = loopback(0);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentPeer() { ::close(fd_); }
+  SilentPeer(const SilentPeer&) = delete;
+  SilentPeer& operator=(const SilentPeer&) = delete;
+  ac::Address address() const { return {"127.0.0.1", port_}; }
+
+ private:
+  int fd_;
+  std::uint16_t port_ = 0;
+};
+
 TEST_CASE("TCP exchanges beyond max_outgoing_exchanges are refused and counted") {
   Base base;
-  // A listener that never accepts: connects complete in its backlog and
-  // the exchange waits for a reply that never comes.
-  const int sink = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr = loopback(0);
-  REQUIRE(::bind(sink, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(sink, 16) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(sink, reinterpret_cast<sockaddr*>(&addr), &len);
+  const SilentPeer sink;
   ld::Options options;
   options.max_outgoing_exchanges = 1;
   options.read_timeout = 10s;
-  ld::Cluster a(base, config_for("a", {{"127.0.0.1", ntohs(addr.sin_port)}}), {}, options);
+  ld::Cluster a(base, config_for("a", {sink.address()}), {}, options);
   a.start();
   CHECK(base.run_until([&] { return a.driver_stats().exchanges_refused >= 2; }));
   CHECK(a.driver_stats().exchanges_started == 1);
   a.stop();
-  ::close(sink);
 }
 
 TEST_CASE("TCP: no second exchange to a peer while ours is still running") {
   Base base;
-  const int sink = ::socket(AF_INET, SOCK_STREAM, 0);  // never accepts, as above
-  sockaddr_in addr = loopback(0);
-  REQUIRE(::bind(sink, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::listen(sink, 16) == 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(sink, reinterpret_cast<sockaddr*>(&addr), &len);
+  const SilentPeer sink;
   ld::Options options;
   options.read_timeout = 1s;
-  ld::Cluster a(base, config_for("a", {{"127.0.0.1", ntohs(addr.sin_port)}}), {}, options);
+  ld::Cluster a(base, config_for("a", {sink.address()}), {}, options);
   a.start();
   CHECK(base.run_until([&] { return a.driver_stats().exchanges_skipped_busy >= 3; }));
   CHECK(a.driver_stats().exchanges_started == 1);
@@ -338,7 +347,6 @@ TEST_CASE("TCP: no second exchange to a peer while ours is still running") {
   CHECK(base.run_until([&] { return a.driver_stats().exchanges_started >= 2; }));
   CHECK(a.driver_stats().timeouts >= 1);
   a.stop();
-  ::close(sink);
 }
 
 TEST_CASE("UDP: a burst of datagrams is read until the socket would block") {

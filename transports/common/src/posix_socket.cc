@@ -1,5 +1,7 @@
 #include "driver_common/posix_socket.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +21,11 @@ void Socket::reset(int fd) {
 
 std::system_error errno_error(const std::string& what) {
   return {errno, std::generic_category(), what};
+}
+
+void set_no_delay(int fd) {
+  const int one = 1;
+  if (fd >= 0) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
 BoundSocket bind_socket(const Address& listen, int type) {

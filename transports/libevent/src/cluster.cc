@@ -7,7 +7,6 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
 
@@ -211,7 +210,7 @@ class Connection final : public driver::detail::ExchangeChannel {
       evutil_closesocket(fd);
       return fail(&DriverStats::io_errors, "accept", "no bufferevent");
     }
-    set_no_delay();
+    driver::detail::set_no_delay(bufferevent_getfd(bev_));
     setup_callbacks();
     advance();
   }
@@ -226,12 +225,6 @@ class Connection final : public driver::detail::ExchangeChannel {
     bufferevent_setcb(bev_, &Connection::on_read, &Connection::on_write, &Connection::on_event,
                       this);
     bufferevent_setwatermark(bev_, EV_READ, 0, kInputHighWatermark);
-  }
-
-  void set_no_delay() {
-    const int fd = bufferevent_getfd(bev_);
-    const int one = 1;
-    if (fd >= 0) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
 
   void arm(Duration limit) {
@@ -266,15 +259,13 @@ class Connection final : public driver::detail::ExchangeChannel {
             bufferevent_openssl_get_ssl(bev), *self->options().tls));
       }
       if (self->step_ == Step::kConnecting) {
-        self->set_no_delay();
+        driver::detail::set_no_delay(bufferevent_getfd(bev));
         self->advance();
       }
       return;
     }
     // EOF or an error. OpenSSL's verdicts first: a refused certificate or
-    // name surfaces here on both sides. SSL_ERROR_SYSCALL (which libevent
-    // records as is) is no verdict but the socket failing under TLS, a
-    // refused connect for one: counted and told as the socket's error.
+    // name surfaces here on both sides. SSL_ERROR_SYSCALL is the socket's.
     const unsigned long ssl_error = bufferevent_get_openssl_error(bev);
     if (ssl_error != 0 && ssl_error != SSL_ERROR_SYSCALL) {
       char text[256];

@@ -38,6 +38,9 @@ class Socket {
 
 std::system_error errno_error(const std::string& what);
 
+// Frames go out at once, not held back to fill a segment (Nagle). No-op on -1.
+void set_no_delay(int fd);
+
 // A non-blocking socket of `type` (SOCK_STREAM or SOCK_DGRAM) bound at
 // `listen`, a host name resolved first; throws std::system_error.
 struct BoundSocket {
