@@ -1,0 +1,156 @@
+"""Cluster: one member of a gossip cluster, Python aiocluster 1.1.0's public API on the C++ core."""
+
+from __future__ import annotations
+
+import random
+import time
+from types import TracebackType
+from typing import Optional
+
+from . import _core
+from ._driver import Driver
+from ._hooks import Hooks, KeyChangeHook, NodeHook
+from ._types import (ClusterSnapshot, Config, HookStats, NodeId, NodeState, VersionedValue, _seconds)
+
+
+def _core_settings(config: Config) -> dict[str, object]:
+    fd = config.failure_detector
+    return {
+        "cluster_id": config.cluster_id,
+        "node_id": config.node_id._key(),
+        "seeds": [(host, port) for host, port in config.seed_nodes],
+        "gossip_interval": _seconds(config.gossip_interval),
+        "gossip_count": config.gossip_count,
+        "max_payload_size": config.max_payload_size,
+        "marked_for_deletion_grace_period": _seconds(config.marked_for_deletion_grace_period),
+        "phi_threshold": fd.phi_threshhold,
+        "sampling_window_size": fd.sampling_window_size,
+        "max_interval": _seconds(fd.max_interval),
+        "initial_interval": _seconds(fd.initial_interval),
+        "dead_node_grace_period": _seconds(fd.dead_node_grace_period),
+    }
+
+
+class Cluster:
+    """A cluster member: gossips its key-values with its peers over TCP (or TLS) while started,
+    tells hooks who joins and leaves and which keys change.
+
+        async with Cluster(config, initial_key_values={"role": "db"}) as cluster:
+            cluster.set("ready", "1")
+    """
+
+    def __init__(self, config: Config, initial_key_values: Optional[dict[str, str]] = None) -> None:
+        config.validate()
+        self._config = config
+        # The core checks the config once more, naming the field (ValueError).
+        self._node = _core.Node(_core_settings(config), time.monotonic_ns(), random.getrandbits(64),
+                                list((initial_key_values or {}).items()))
+        self._hooks = Hooks(config.hook_queue_maxsize)
+        self._driver = Driver(self._node, config, self._hooks)
+        self._started = False
+        self._closed = False
+
+    # --- Lifecycle ---
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._hooks.start()
+        await self._driver.start()
+
+    async def close(self) -> None:
+        """Stops gossiping, then runs the queued hooks within hook_shutdown_timeout (or cancels the
+        running one at once when drain_hooks_on_shutdown is False)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._driver.close()
+        await self._hooks.close(self._config.drain_hooks_on_shutdown, _seconds(self._config.hook_shutdown_timeout))
+
+    async def __aenter__(self) -> Cluster:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                        tb: Optional[TracebackType]) -> None:
+        await self.close()
+
+    # --- This node's key-values ---
+
+    def set(self, key: str, value: str) -> None:
+        self._node.set(key, value)
+        self._after_mutation()
+
+    def delete(self, key: str) -> None:
+        self._node.delete(key)
+        self._after_mutation()
+
+    def set_with_ttl(self, key: str, value: str) -> None:
+        """Sets `key`, then deletes it after marked_for_deletion_grace_period; readable until then."""
+        self._node.set_with_ttl(key, value)
+        self._after_mutation()
+
+    def delete_after_ttl(self, key: str) -> None:
+        self._node.delete_after_ttl(key)
+        self._after_mutation()
+
+    def get(self, key: str) -> Optional[str]:
+        return self._node.get(key)
+
+    def get_versioned(self, key: str) -> Optional[VersionedValue]:
+        raw = self._node.get_versioned(key)
+        return None if raw is None else VersionedValue._of(raw)
+
+    def _after_mutation(self) -> None:
+        if self._driver.running:
+            self._driver.drain()
+        else:
+            self._hooks.take_events(self._node)
+
+    # --- The cluster as this node sees it ---
+
+    @property
+    def self_node_id(self) -> NodeId:
+        return self._config.node_id
+
+    def live_nodes(self) -> list[NodeId]:
+        """Live nodes, this one included."""
+        return [NodeId._of(key) for key in self._node.live_nodes()]
+
+    def dead_nodes(self) -> list[NodeId]:
+        return [NodeId._of(key) for key in self._node.dead_nodes()]
+
+    def snapshot(self) -> ClusterSnapshot:
+        states: dict[NodeId, NodeState] = {}
+        live: list[NodeId] = []
+        dead: list[NodeId] = []
+        for key, heartbeat, max_version, last_gc_version, is_live, key_values in self._node.snapshot():
+            node = NodeId._of(key)
+            values = {k: VersionedValue._of(v) for k, v in key_values.items()}
+            states[node] = NodeState(node, heartbeat, max_version, last_gc_version, values)
+            (live if is_live or node == self.self_node_id else dead).append(node)
+        return ClusterSnapshot(self._config.cluster_id, self.self_node_id, states, live, dead)
+
+    # --- Hooks ---
+
+    def on_node_join(self, callback: NodeHook) -> None:
+        self._hooks.on_join.append(callback)
+
+    def on_node_leave(self, callback: NodeHook) -> None:
+        self._hooks.on_leave.append(callback)
+
+    def on_key_change(self, callback: KeyChangeHook) -> None:
+        self._hooks.on_key_change.append(callback)
+
+    def hook_stats(self) -> HookStats:
+        return self._hooks.stats()
+
+    # --- Counters ---
+
+    def stats(self) -> dict[str, int]:
+        """The core's counters (packets, drops by reason, deltas applied) and the driver's."""
+        counters = dict(self._node.stats())
+        counters["exchanges_failed"] = self._driver.exchanges_failed
+        counters["exchanges_skipped"] = self._driver.exchanges_skipped
+        return counters

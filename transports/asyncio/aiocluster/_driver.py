@@ -1,0 +1,239 @@
+"""The asyncio driver: TCP (or TLS) connections and one timer around the sans-IO core.
+
+After every input -- the timer, a frame, a mutation -- it drains the node in the order of
+node.h: transmits (each starts an exchange), the next deadline (re-arms the one timer with
+loop.call_at), events (into the hook queue). Which message comes next on a connection is the
+core's StreamExchange's to say; an Exchange protocol only moves whole frames, by callbacks
+(no task per connection once it is open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import Any, Optional
+
+from . import _core
+from ._hooks import Hooks
+from ._types import Config
+
+_WRITE = _core.StreamExchange.Action.WRITE
+_READ = _core.StreamExchange.Action.READ
+_CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError)
+
+
+def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
+    """The names of a verified client certificate (DNS and IP subjectAltNames, subject CN), for
+    the core's tls_name rule; None when the connection has no verified certificate."""
+    cert: Any = transport.get_extra_info("peercert")
+    if not cert:
+        return None
+    names = [value for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "IP Address")]
+    for rdn in cert.get("subject", ()):
+        names.extend(value for key, value in rdn if key == "commonName")
+    return names
+
+
+class Exchange(asyncio.Protocol):
+    """One gossip exchange on one connection: frames in, the core's StreamExchange decides what
+    goes out, until it says close. A read waits at most read_timeout; a last write that does not
+    drain within write_timeout aborts the connection."""
+
+    def __init__(self, driver: Driver, exchange: _core.StreamExchange) -> None:
+        self._driver = driver
+        self._exchange = exchange
+        self._decoder = _core.FrameDecoder(driver.node.max_inbound_payload_size)
+        self._transport: Optional[asyncio.Transport] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._reading = False
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if not self._driver.admit(self):
+            transport.abort()
+            return
+        if not self._exchange.initiator and self._driver.config.tls_server_context is not None:
+            self._exchange.set_peer_names(peer_names(transport))
+        self._step()
+
+    def data_received(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and self._transport is not None and not self._transport.is_closing():
+            view = view[self._decoder.feed(view):]
+            if self._decoder.error is not None:
+                self._fail()
+                return
+            frame = self._decoder.next_frame()
+            if frame is None:
+                return
+            if not self._reading:  # a frame the exchange did not ask for
+                self._fail()
+                return
+            self._reading = False
+            self._exchange.on_frame(self._driver.node, frame, time.monotonic_ns())
+            self._driver.drain()
+            self._step()
+
+    def eof_received(self) -> Optional[bool]:
+        if self._reading:
+            self._driver.exchanges_failed += 1
+        return None  # close
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._cancel_timer()
+        self._transport = None
+        self._driver.release(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _step(self) -> None:
+        transport = self._transport
+        assert transport is not None
+        while True:
+            action, frame = self._exchange.next()
+            if action == _WRITE:
+                transport.write(frame)  # type: ignore[arg-type]
+            elif action == _READ:
+                self._reading = True
+                self._arm(self._driver.config.read_timeout)
+                return
+            else:
+                transport.close()
+                if transport.get_write_buffer_size() > 0:
+                    self._arm(self._driver.config.write_timeout)
+                else:
+                    self._cancel_timer()
+                return
+
+    def _arm(self, seconds: float) -> None:
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._fail)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fail(self) -> None:
+        self._driver.exchanges_failed += 1
+        self.abort()
+
+
+class Driver:
+    def __init__(self, node: _core.Node, config: Config, hooks: Hooks) -> None:
+        self.node = node
+        self.config = config
+        self._hooks = hooks
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._clock_offset = 0.0  # loop.time() - time.monotonic()
+        self._server: Optional[asyncio.base_events.Server] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[float] = None
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._open: set[Exchange] = set()
+        self._busy_targets: set[tuple[str, int]] = set()
+        self._closed = False
+        self.exchanges_failed = 0
+        self.exchanges_skipped = 0
+
+    @property
+    def running(self) -> bool:
+        return self._loop is not None and not self._closed
+
+    async def start(self) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self._clock_offset = loop.time() - time.monotonic()
+        host, port = self.config.node_id.gossip_advertise_addr
+        context = self.config.tls_server_context
+        # A TLS handshake is the first read: it gets read_timeout, not asyncio's 60 s.
+        tls = {"ssl": context, "ssl_handshake_timeout": self.config.read_timeout} if context else {}
+        self._server = await loop.create_server(
+            lambda: Exchange(self, _core.StreamExchange.respond()), host, port, **tls)
+        self.node.handle_timeout(time.monotonic_ns())
+        self.drain()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in self._connecting:
+            task.cancel()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
+        exchanges = list(self._open)
+        for exchange in exchanges:
+            exchange.abort()
+        await asyncio.gather(*(exchange.closed for exchange in exchanges), return_exceptions=True)
+
+    def drain(self) -> None:
+        """The drain of node.h after an input: transmits, then the timer, then events."""
+        node = self.node
+        while (tx := node.poll_transmit()) is not None:
+            self._start_exchange(*tx)
+        self._arm(node.poll_timeout())
+        self._hooks.take_events(node)
+
+    def _arm(self, deadline: Optional[float]) -> None:
+        if self._closed or self._loop is None or (deadline == self._timer_at and self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self._loop.call_at(deadline + self._clock_offset, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.node.handle_timeout(time.monotonic_ns())
+        self.drain()
+
+    # --- Connections ---
+
+    def admit(self, exchange: Exchange) -> bool:
+        if self._closed:
+            return False
+        self._open.add(exchange)
+        return True
+
+    def release(self, exchange: Exchange) -> None:
+        self._open.discard(exchange)
+
+    def _start_exchange(self, host: str, port: int, tls_name: Optional[str], syn: bytes) -> None:
+        target = (host, port)
+        if (self._closed or self._loop is None or len(self._busy_targets) >= self.config.max_concurrent_gossip
+                or target in self._busy_targets):
+            self.exchanges_skipped += 1
+            return
+        self._busy_targets.add(target)
+        task = self._loop.create_task(self._initiate(target, tls_name, syn))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _initiate(self, target: tuple[str, int], tls_name: Optional[str], syn: bytes) -> None:
+        config = self.config
+        context = config.tls_client_context
+        # The tls_name rule of the C++ drivers: the configured name, else the node's tls_name,
+        # else the host dialed.
+        server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                async with asyncio.timeout(config.connect_timeout):
+                    _, exchange = await loop.create_connection(
+                        lambda: Exchange(self, _core.StreamExchange.initiate(syn)), *target, ssl=context,
+                        server_hostname=server_hostname)
+            except _CONNECT_ERRORS:
+                self.exchanges_failed += 1
+                return
+            await exchange.closed
+        finally:
+            self._busy_targets.discard(target)
