@@ -84,7 +84,11 @@ void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Ins
 
 std::optional<double> ArrivalWindow::phi(Instant now, const FailureDetectorConfig& config,
                                          Instant resumed) const {
-  if (arrivals_ < 2) return std::nullopt;
+  // The protocol's prior (5 rounds by default) is a guess, so it waits for
+  // a second arrival. A stated detection time makes the prior the round
+  // itself: one beat heard since we learned of the node is enough.
+  const std::size_t needed = config.detection_time ? 1 : 2;
+  if (arrivals_ < needed) return std::nullopt;
   const double prior = static_cast<double>(config.initial_interval->count());
   const double weight = static_cast<double>(static_cast<std::int64_t>(count_) + kPriorWeight);
   const double mean = (static_cast<double>(sum_) + kPriorWeight * prior) / weight;

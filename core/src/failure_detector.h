@@ -28,7 +28,8 @@ class ArrivalWindow {
   // An interval that began before `resumed` (this node's own pause ended
   // then) is not recorded: it measures our stall, not the peer.
   void record(Instant now, const FailureDetectorConfig& config, Instant resumed = Instant::min());
-  // nullopt until two arrivals have been seen. Silence before `resumed` does
+  // nullopt until two arrivals have been seen (one with a stated detection
+  // time). Silence before `resumed` does
   // not count. `config` must be resolved.
   std::optional<double> phi(Instant now, const FailureDetectorConfig& config,
                             Instant resumed = Instant::min()) const;

@@ -281,6 +281,17 @@ void Node::report_liveness(const NodeState& st, Liveness& l) {
   }
 }
 
+// With a stated detection time a node turns live when its beat arrives, not
+// at our next round: a join shows up to a round sooner. Dying still waits
+// for a round (update_liveness), as the protocol says.
+void Node::turn_live_if_heard(const NodeState& st) {
+  Liveness& l = liveness(st);
+  if (l.live || st.scheduled_for_deletion() || !detector_->is_live(st.slot(), now_)) return;
+  l.live = true;
+  l.dead = false;
+  report_liveness(st, l);
+}
+
 void Node::note_node(const NodeState& st, bool created) {
   if (!created || &st == &cluster_.self()) return;
   Liveness& l = liveness(st);
@@ -321,6 +332,7 @@ void Node::report_heartbeats() {
       ++stats_.nodes_revived;
     }
     detector_->report_heartbeat(st->slot(), now_);
+    if (config_.failure_detector.detection_time) turn_live_if_heard(*st);
   }
   PacketPaths::place_new_nodes(cluster_);
 }

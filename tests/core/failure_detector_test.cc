@@ -20,6 +20,20 @@ TEST_CASE("phi is undefined until two arrivals") {
   CHECK(fd.is_live(n, t0() + 1s));
 }
 
+TEST_CASE("with a stated detection time, phi is defined from the first arrival") {
+  FailureDetectorConfig config;
+  config.detection_time = 1s;
+  FailureDetector fd(config, 100ms);
+  const FailureDetector::Slot n = 3;
+  CHECK_FALSE(fd.is_live(n, t0()));
+  fd.report_heartbeat(n, t0());
+  // The prior is the round: 50 ms of silence is half a round.
+  REQUIRE(fd.phi(n, t0() + 50ms));
+  CHECK(*fd.phi(n, t0() + 50ms) == doctest::Approx(0.5));
+  CHECK(fd.is_live(n, t0() + 50ms));
+  CHECK_FALSE(fd.is_live(n, t0() + 1s));
+}
+
 TEST_CASE("phi = elapsed / smoothed mean, with the prior weighted as five samples") {
   FailureDetectorConfig config;  // initial_interval 5 s, threshold 8
   FailureDetector fd(config);

@@ -44,8 +44,9 @@ struct FailureDetectorConfig {
 
   // About how long after a node stops every node should see it dead. When
   // set, it decides the threshold (linear model) or the acceptable pause
-  // (normal model), and the prior becomes one gossip interval; see
-  // resolve(). At least two gossip intervals.
+  // (normal model), the prior becomes one gossip interval, and a node turns
+  // live at the first heartbeat heard after we learned of it (the protocol
+  // waits for two); see resolve(). At least two gossip intervals.
   std::optional<Duration> detection_time;
 
   // Normal model only. Unset: a quarter of the gossip interval.

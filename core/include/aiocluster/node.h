@@ -180,6 +180,7 @@ class Node {
   void update_liveness();
   struct Liveness;
   void report_liveness(const NodeState& st, Liveness& l);
+  void turn_live_if_heard(const NodeState& st);
   struct Scratch;
   Outcome receive(ByteView bytes, Bytes* owned, const Inbound& in);
   Outcome on_syn(const Inbound& in);
