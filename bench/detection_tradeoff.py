@@ -16,6 +16,7 @@ Standard library only. Each run is guarded by a timeout.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import statistics
 import subprocess
@@ -26,6 +27,17 @@ def run(sim: str, flags: list[str]) -> dict:
     out = subprocess.run([sim, *flags, "--json"], capture_output=True, text=True, timeout=3600,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def flags_for(args: argparse.Namespace, model: str, detection: str, loss: str,
+              seed: int) -> list[str]:
+    flags = ["--nodes", str(args.nodes), "--rounds", str(args.rounds), "--seed", str(seed),
+             "--gossip-interval-ms", str(args.gossip_interval_ms), "--loss", loss,
+             "--phi-model", model, "--spike", args.spike, "--pause", args.pause,
+             "--crash", args.crash]
+    if detection != "0":
+        flags += ["--detection-time-ms", detection]
+    return flags
 
 
 def main() -> int:
@@ -41,6 +53,8 @@ def main() -> int:
     parser.add_argument("--spike", default="0.01:3000", help="P:MAX_MS latency spikes")
     parser.add_argument("--pause", default="5@20:6", help="COUNT@SECOND:DURATION pauses")
     parser.add_argument("--crash", default="3@40")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="simulations at once (each 1,000-node run holds about 1.7 GB)")
     args = parser.parse_args()
     print(f"{args.nodes} nodes, {args.rounds} rounds of {args.gossip_interval_ms} ms, "
           f"{args.seeds} seeds; spikes {args.spike}, pauses {args.pause}, crashes {args.crash}\n")
@@ -50,21 +64,14 @@ def main() -> int:
     for model in ("linear", "normal"):
         for detection in args.detection_ms.split(","):
             for loss in args.loss.split(","):
-                detects, undetected, healthy, paused = [], 0, 0, 0
-                for seed in range(1, args.seeds + 1):
-                    flags = ["--nodes", str(args.nodes), "--rounds", str(args.rounds),
-                             "--seed", str(seed), "--gossip-interval-ms",
-                             str(args.gossip_interval_ms), "--loss", loss, "--phi-model", model,
-                             "--spike", args.spike, "--pause", args.pause, "--crash", args.crash]
-                    if detection != "0":
-                        flags += ["--detection-time-ms", detection]
-                    r = run(args.sim, flags)
-                    if r["detect_ms"] is None:
-                        undetected += 1
-                    else:
-                        detects.append(r["detect_ms"])
-                    healthy += r["false_deaths"]
-                    paused += r["false_deaths_by_paused"]
+                runs = [flags_for(args, model, detection, loss, seed)
+                        for seed in range(1, args.seeds + 1)]
+                with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+                    results = list(pool.map(lambda flags: run(args.sim, flags), runs))
+                detects = [r["detect_ms"] for r in results if r["detect_ms"] is not None]
+                undetected = len(results) - len(detects)
+                healthy = sum(r["false_deaths"] for r in results)
+                paused = sum(r["false_deaths_by_paused"] for r in results)
                 stated = "default (phi 8)" if detection == "0" else f"{int(detection) / 1000:g} s"
                 timing = (f"{statistics.median(detects):.0f} / {max(detects)}" if detects
                           else "-")
