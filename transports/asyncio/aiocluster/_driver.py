@@ -4,7 +4,8 @@ After every input -- the timer, a frame, a mutation -- it drains the node in the
 node.h: transmits (each starts an exchange), the next deadline (re-arms the one timer with
 loop.call_at), events (into the hook queue). Which message comes next on a connection is the
 core's StreamExchange's to say; an Exchange protocol only moves whole frames, by callbacks
-(no task per connection once it is open).
+(no task per connection once it is open). Every connection of a driver reads into the driver's
+one receive buffer: the decoder copies what it takes before the next read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from . import _core
 from ._hooks import Hooks
@@ -21,6 +22,7 @@ from ._types import Config
 _WRITE = _core.StreamExchange.Action.WRITE
 _READ = _core.StreamExchange.Action.READ
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError)
+_RECEIVE_BUFFER_SIZE = 256 * 1024  # what asyncio's own transports read at once
 
 
 def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
@@ -35,7 +37,7 @@ def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
     return names
 
 
-class Exchange(asyncio.Protocol):
+class Exchange(asyncio.BufferedProtocol):
     """One gossip exchange on one connection: frames in, the core's StreamExchange decides what
     goes out, until it says close. A read waits at most read_timeout; a last write that does not
     drain within write_timeout aborts the connection."""
@@ -47,11 +49,11 @@ class Exchange(asyncio.Protocol):
         self._transport: Optional[asyncio.Transport] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._reading = False
-        self.closed = asyncio.get_running_loop().create_future()
+        self.closed = driver.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = cast(asyncio.Transport, transport)
         if not self._driver.admit(self):
             transport.abort()
             return
@@ -59,8 +61,11 @@ class Exchange(asyncio.Protocol):
             self._exchange.set_peer_names(peer_names(transport))
         self._step()
 
-    def data_received(self, data: bytes) -> None:
-        view = memoryview(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._driver.receive_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view = self._driver.receive_buffer[:nbytes]
         while view and self._transport is not None and not self._transport.is_closing():
             view = view[self._decoder.feed(view):]
             if self._decoder.error is not None:
@@ -114,7 +119,7 @@ class Exchange(asyncio.Protocol):
 
     def _arm(self, seconds: float) -> None:
         self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._fail)
+        self._timer = self._driver.loop.call_later(seconds, self._fail)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -140,8 +145,14 @@ class Driver:
         self._open: set[Exchange] = set()
         self._busy_targets: set[tuple[str, int]] = set()
         self._closed = False
+        self.receive_buffer = memoryview(bytearray(_RECEIVE_BUFFER_SIZE))
         self.exchanges_failed = 0
         self.exchanges_skipped = 0
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the driver is not started"
+        return self._loop
 
     @property
     def running(self) -> bool:
@@ -224,7 +235,7 @@ class Driver:
         # The tls_name rule of the C++ drivers: the configured name, else the node's tls_name,
         # else the host dialed.
         server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         try:
             try:
                 async with asyncio.timeout(config.connect_timeout):
