@@ -42,18 +42,22 @@ class Exchange(asyncio.BufferedProtocol):
     goes out, until it says close. A read waits at most read_timeout; a last write that does not
     drain within write_timeout aborts the connection."""
 
-    def __init__(self, driver: Driver, exchange: _core.StreamExchange) -> None:
+    def __init__(self, driver: Driver, exchange: _core.StreamExchange,
+                 target: Optional[tuple[str, int]] = None) -> None:
         self._driver = driver
+        self.target = target  # the peer dialed, busy until the connection is lost
         self._exchange = exchange
         self._decoder = _core.FrameDecoder(driver.node.max_inbound_payload_size)
         self._transport: Optional[asyncio.Transport] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._reading = False
+        self.connected = False
         self.closed = driver.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = cast(asyncio.Transport, transport)
+        self.connected = True
         if not self._driver.admit(self):
             transport.abort()
             return
@@ -217,6 +221,8 @@ class Driver:
 
     def release(self, exchange: Exchange) -> None:
         self._open.discard(exchange)
+        if exchange.target is not None:
+            self._busy_targets.discard(exchange.target)
 
     def _start_exchange(self, host: str, port: int, tls_name: Optional[str], syn: bytes) -> None:
         target = (host, port)
@@ -235,16 +241,15 @@ class Driver:
         # The tls_name rule of the C++ drivers: the configured name, else the node's tls_name,
         # else the host dialed.
         server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
-        loop = self.loop
+        exchange = Exchange(self, _core.StreamExchange.initiate(syn), target)
         try:
-            try:
-                async with asyncio.timeout(config.connect_timeout):
-                    _, exchange = await loop.create_connection(
-                        lambda: Exchange(self, _core.StreamExchange.initiate(syn)), *target, ssl=context,
-                        server_hostname=server_hostname)
-            except _CONNECT_ERRORS:
-                self.exchanges_failed += 1
-                return
-            await exchange.closed
+            async with asyncio.timeout(config.connect_timeout):
+                await self.loop.create_connection(lambda: exchange, *target, ssl=context,
+                                                  server_hostname=server_hostname)
+        except _CONNECT_ERRORS:
+            self.exchanges_failed += 1
         finally:
-            self._busy_targets.discard(target)
+            # Once connected, the exchange runs by callbacks and releases the target when its
+            # connection is lost: this task does not wait for it.
+            if not exchange.connected:
+                self._busy_targets.discard(target)
