@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from conftest import INTERVAL, eventually, fast_config, free_port
 
-from aiocluster import (Cluster, ClusterSnapshot, Config, FailureDetectorConfig, HookStats, NodeId,
+from aiocluster import (Cluster, ClusterSnapshot, FailureDetectorConfig, HookStats, NodeId,
                         VersionedValue, VersionStatusEnum)
 
 
