@@ -9,7 +9,9 @@ key, the fillers stop; after they are declared dead, the live cluster is A-pytho
 each gossiping every --interval, and the 97 dead nodes stay in every digest. The CPU time each
 A process spends over --seconds (all its threads, from /proc/<pid>/task/*/schedstat, in ns) is
 divided by the rounds it ran in that time (seconds / interval). Both A nodes serve the same
-peers' rounds too, so the comparison is symmetric.
+peers' rounds too, so the comparison is symmetric. A-python runs on asyncio's default event loop,
+or with --loop uvloop on uvloop (Debian's python3-uvloop) installed as the loop policy, as an
+application would.
 
     PYTHONPATH=build/release/python /usr/bin/python3 bench/python/round_bench.py \\
         --agent build/release/examples/node-agent/aiocluster-node
@@ -23,7 +25,6 @@ import json
 import os
 import signal
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -88,8 +89,8 @@ async def main(args: argparse.Namespace) -> int:
     b = await agent("b", pb, pa_py, 60_000)
     a_cc = await agent("a-asio", pa_cc, pb, 2_000)
     a_py = await asyncio.create_subprocess_exec(
-        sys.executable, *os.environ.get("AIOCLUSTER_BENCH_PYTHON_FLAGS", "").split(), __file__, "--serve-python", str(pa_py), str(pb), str(args.interval),
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable, *os.environ.get("AIOCLUSTER_BENCH_PYTHON_FLAGS", "").split(), __file__, "--serve-python",
+        str(pa_py), str(pb), str(args.interval), args.loop, stdout=asyncio.subprocess.PIPE)
     fillers = [Cluster(config(f"filler{i:02d}", next(ports), pb, 0.5), keys(f"filler{i:02d}"))
                for i in range(NODES - 3)]
     try:
@@ -117,7 +118,7 @@ async def main(args: argparse.Namespace) -> int:
                  for i in range(2)]
         per_round = [(after[i] - before[i]) / rounds / 1000 for i in range(2)]
         print(f"CPU per round over {args.seconds:g} s ({rounds:.0f} rounds each, interval {args.interval:g} s):")
-        print(f"  Python package (asyncio): {per_round[0]:8.1f} us"
+        print(f"  Python package ({args.loop + ')':9} {per_round[0]:8.1f} us"
               f"  (user {split[0][0]:.0f} us, kernel {split[0][1]:.0f} us)")
         print(f"  Asio driver:              {per_round[1]:8.1f} us"
               f"  (user {split[1][0]:.0f} us, kernel {split[1][1]:.0f} us)")
@@ -131,7 +132,10 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve-python":
+    if len(sys.argv) == 6 and sys.argv[1] == "--serve-python":
+        if sys.argv[5] == "uvloop":
+            import uvloop
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(serve_python(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,4 +143,6 @@ if __name__ == "__main__":
     parser.add_argument("--base-port", type=int, default=21000, help=f"the {NODES} ports from here on")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured window")
     parser.add_argument("--interval", type=float, default=0.05, help="gossip interval of the measured nodes")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="A-python's event loop: asyncio's default, or uvloop as the loop policy")
     sys.exit(asyncio.run(main(parser.parse_args())))

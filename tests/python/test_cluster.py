@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from conftest import INTERVAL, eventually, fast_config, free_port
 
-from aiocluster import (Cluster, ClusterSnapshot, Config, FailureDetectorConfig, HookStats, NodeId,
+from aiocluster import (Cluster, ClusterSnapshot, FailureDetectorConfig, HookStats, NodeId,
                         VersionedValue, VersionStatusEnum)
 
 
@@ -111,6 +111,34 @@ async def test_two_clusters_propagate_set_delete_and_ttl() -> None:
         await eventually(lambda: (v := b_sees("temp")) is not None
                          and v.status == VersionStatusEnum.DELETE_AFTER_TTL and v.value == "x")
         assert set(b.live_nodes()) == {a.self_node_id, b.self_node_id}
+
+
+def test_two_clusters_on_uvloop() -> None:
+    """An application that installs uvloop (python3-uvloop) gets a working cluster: uvloop's
+    transports are asyncio's only in shape."""
+    import uvloop
+
+    async def run() -> None:
+        pa, pb = free_port(), free_port()
+        async with Cluster(fast_config("a", pa, [pb]), {"color": "red"}) as a, \
+                Cluster(fast_config("b", pb, [pa])) as b:
+            def b_sees_red() -> bool:
+                state = b.snapshot().node_states.get(a.self_node_id)
+                return state is not None and state.get("color") == "red"
+            await eventually(b_sees_red)
+            await eventually(lambda: set(a.live_nodes()) == {a.self_node_id, b.self_node_id})
+            # Once both listen, no exchange fails (the very first dial may find b not yet there).
+            failed = a.stats()["exchanges_failed"] + b.stats()["exchanges_failed"]
+            rounds = a.stats()["rounds"]
+            await asyncio.sleep(10 * INTERVAL)
+            assert a.stats()["rounds"] >= rounds + 5
+            assert a.stats()["exchanges_failed"] + b.stats()["exchanges_failed"] == failed
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()
 
 
 async def test_ttl_keys_are_collected_after_the_grace_period() -> None:

@@ -4,7 +4,8 @@ After every input -- the timer, a frame, a mutation -- it drains the node in the
 node.h: transmits (each starts an exchange), the next deadline (re-arms the one timer with
 loop.call_at), events (into the hook queue). Which message comes next on a connection is the
 core's StreamExchange's to say; an Exchange protocol only moves whole frames, by callbacks
-(no task per connection once it is open).
+(no task per connection once it is open). Every connection of a driver reads into the driver's
+one receive buffer: the decoder copies what it takes before the next read.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from . import _core
 from ._hooks import Hooks
@@ -21,6 +22,7 @@ from ._types import Config
 _WRITE = _core.StreamExchange.Action.WRITE
 _READ = _core.StreamExchange.Action.READ
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError)
+_RECEIVE_BUFFER_SIZE = 256 * 1024  # what asyncio's own transports read at once
 
 
 def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
@@ -35,23 +37,27 @@ def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
     return names
 
 
-class Exchange(asyncio.Protocol):
+class Exchange(asyncio.BufferedProtocol):
     """One gossip exchange on one connection: frames in, the core's StreamExchange decides what
     goes out, until it says close. A read waits at most read_timeout; a last write that does not
     drain within write_timeout aborts the connection."""
 
-    def __init__(self, driver: Driver, exchange: _core.StreamExchange) -> None:
+    def __init__(self, driver: Driver, exchange: _core.StreamExchange,
+                 target: Optional[tuple[str, int]] = None) -> None:
         self._driver = driver
+        self.target = target  # the peer dialed, busy until the connection is lost
         self._exchange = exchange
         self._decoder = _core.FrameDecoder(driver.node.max_inbound_payload_size)
         self._transport: Optional[asyncio.Transport] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._reading = False
-        self.closed = asyncio.get_running_loop().create_future()
+        self.connected = False
+        self.closed = driver.loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike.
+        self._transport = cast(asyncio.Transport, transport)
+        self.connected = True
         if not self._driver.admit(self):
             transport.abort()
             return
@@ -59,8 +65,11 @@ class Exchange(asyncio.Protocol):
             self._exchange.set_peer_names(peer_names(transport))
         self._step()
 
-    def data_received(self, data: bytes) -> None:
-        view = memoryview(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._driver.receive_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        view = self._driver.receive_buffer[:nbytes]
         while view and self._transport is not None and not self._transport.is_closing():
             view = view[self._decoder.feed(view):]
             if self._decoder.error is not None:
@@ -114,7 +123,7 @@ class Exchange(asyncio.Protocol):
 
     def _arm(self, seconds: float) -> None:
         self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._fail)
+        self._timer = self._driver.loop.call_later(seconds, self._fail)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -140,8 +149,14 @@ class Driver:
         self._open: set[Exchange] = set()
         self._busy_targets: set[tuple[str, int]] = set()
         self._closed = False
+        self.receive_buffer = memoryview(bytearray(_RECEIVE_BUFFER_SIZE))
         self.exchanges_failed = 0
         self.exchanges_skipped = 0
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "the driver is not started"
+        return self._loop
 
     @property
     def running(self) -> bool:
@@ -206,6 +221,8 @@ class Driver:
 
     def release(self, exchange: Exchange) -> None:
         self._open.discard(exchange)
+        if exchange.target is not None:
+            self._busy_targets.discard(exchange.target)
 
     def _start_exchange(self, host: str, port: int, tls_name: Optional[str], syn: bytes) -> None:
         target = (host, port)
@@ -224,16 +241,15 @@ class Driver:
         # The tls_name rule of the C++ drivers: the configured name, else the node's tls_name,
         # else the host dialed.
         server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
-        loop = asyncio.get_running_loop()
+        exchange = Exchange(self, _core.StreamExchange.initiate(syn), target)
         try:
-            try:
-                async with asyncio.timeout(config.connect_timeout):
-                    _, exchange = await loop.create_connection(
-                        lambda: Exchange(self, _core.StreamExchange.initiate(syn)), *target, ssl=context,
-                        server_hostname=server_hostname)
-            except _CONNECT_ERRORS:
-                self.exchanges_failed += 1
-                return
-            await exchange.closed
+            async with asyncio.timeout(config.connect_timeout):
+                await self.loop.create_connection(lambda: exchange, *target, ssl=context,
+                                                  server_hostname=server_hostname)
+        except _CONNECT_ERRORS:
+            self.exchanges_failed += 1
         finally:
-            self._busy_targets.discard(target)
+            # Once connected, the exchange runs by callbacks and releases the target when its
+            # connection is lost: this task does not wait for it.
+            if not exchange.connected:
+                self._busy_targets.discard(target)
