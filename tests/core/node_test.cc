@@ -119,6 +119,26 @@ TEST_CASE("three nodes converge: all live, every key seen, join events fired") {
   }
 }
 
+TEST_CASE("with a stated detection time, nodes turn live a round sooner") {
+  // Rounds of 1 s until every node sees every other live.
+  const auto rounds_to_converge = [](const std::function<void(Config&)>& tweak) {
+    MemCluster c = MemCluster::ring(3, tweak);
+    int rounds = 0;
+    while (!c.converged() && rounds < 30) {
+      c.step(1s);
+      ++rounds;
+    }
+    return rounds;
+  };
+  const int protocol = rounds_to_converge({});
+  const int stated =
+      rounds_to_converge([](Config& config) { config.failure_detector.detection_time = 5s; });
+  CHECK(protocol < 30);
+  // The protocol waits for two arrivals and for the observer's next round;
+  // a stated time takes the first arrival, at once.
+  CHECK(stated < protocol);
+}
+
 TEST_CASE("set, delete and TTL propagate, with key-change events on every node") {
   MemCluster c = MemCluster::ring(3);
   c.run(10s);
