@@ -9,7 +9,7 @@ namespace {
 // Eight bytes at a time: text in gossip is almost always ASCII, and only
 // then is the full UTF-8 check skipped. Up to 16 bytes (most keys and
 // values) take two overlapping loads.
-bool is_ascii(const std::uint8_t* p, std::size_t n) {
+[[gnu::always_inline]] inline bool is_ascii(const std::uint8_t* p, std::size_t n) {
   auto load = [](const std::uint8_t* at, std::size_t bytes) {
     std::uint64_t word = 0;
     std::memcpy(&word, at, bytes);
