@@ -510,10 +510,15 @@ void ClusterState::plan_delta(std::span<const wire::DigestEntryView> peer,
     std::size_t end = first;
     std::uint64_t last_version = 0;
     bool complete = true;
+    // Below `sure` key-value bytes the node delta fits whatever its length
+    // prefix (at most 10 bytes); only past it is the exact size computed.
+    const std::size_t fixed = delta_len + header + max_field + 1 + 10;
+    const std::size_t sure = max_delta_size > fixed ? max_delta_size - fixed : 0;
     for (std::size_t slot = first; slot < log.size(); ++slot) {
       if (log[slot].chunk == nullptr) continue;
       const std::size_t kv = 1 + stored::size(log[slot].stored);
-      if (delta_len + length_delimited(header + kvs_len + kv + max_field) > max_delta_size) {
+      if (kvs_len + kv > sure &&
+          delta_len + length_delimited(header + kvs_len + kv + max_field) > max_delta_size) {
         complete = false;
         break;
       }

@@ -224,8 +224,11 @@ const Node::Liveness* Node::liveness_of(const NodeId& id) const {
 }
 
 void Node::update_liveness() {
+  const Duration grace = config_.dead_node_grace_period;
+  std::vector<const NodeState*>& doomed = scratch_->doomed;
+  doomed.clear();
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
-    const NodeState& st = cluster_.at(i);
+    NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
     Liveness& l = liveness(st);
     const bool live = !st.scheduled_for_deletion() && detector_->is_live(st.slot(), now_);
@@ -243,14 +246,7 @@ void Node::update_liveness() {
       l.dead_since = now_;
     }
     report_liveness(st, l);
-  }
-  const Duration grace = config_.dead_node_grace_period;
-  std::vector<const NodeState*>& doomed = scratch_->doomed;
-  doomed.clear();
-  for (std::size_t i = 0; i < cluster_.size(); ++i) {
-    NodeState& st = cluster_.at(i);
-    if (&st == &cluster_.self()) continue;
-    const Liveness& l = liveness(st);
+    // A node dead long enough is scheduled for deletion, then removed.
     if (!l.dead) continue;
     const Duration dead_for = now_ - l.dead_since;
     if (dead_for >= grace) {

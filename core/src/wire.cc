@@ -7,18 +7,20 @@ namespace aiocluster::wire {
 namespace {
 
 // Eight bytes at a time: text in gossip is almost always ASCII, and only
-// then is the full UTF-8 check skipped. Short text (most keys and values)
-// takes two overlapping loads.
-bool is_ascii(const std::uint8_t* p, std::size_t n) {
+// then is the full UTF-8 check skipped. Up to 16 bytes (most keys and
+// values) take two overlapping loads.
+[[gnu::always_inline]] inline bool is_ascii(const std::uint8_t* p, std::size_t n) {
   auto load = [](const std::uint8_t* at, std::size_t bytes) {
     std::uint64_t word = 0;
     std::memcpy(&word, at, bytes);
     return word;
   };
   std::uint64_t any = 0;
-  if (n >= 8) {
+  if (n > 16) {
     for (std::size_t i = 0; i + 8 < n; i += 8) any |= load(p + i, 8);
     any |= load(p + n - 8, 8);
+  } else if (n >= 8) {
+    any = load(p, 8) | load(p + n - 8, 8);
   } else if (n >= 4) {
     any = load(p, 4) | load(p + n - 4, 4);
   } else {
@@ -143,12 +145,60 @@ bool read_digest(ByteView body, std::vector<DigestEntryView>& out) {
   return true;
 }
 
+// The usual shape of a KeyValueUpdatePb body, read with few tests: a key and
+// a value of 1 to 127 bytes, both ASCII (checked together: the tag and
+// length between them are ASCII too), then a version and maybe a status.
+// False means "not this shape", and the general reader decides.
+bool read_short_key_value(ByteView body, KeyValueView& kv) {
+  const std::uint8_t* const p = body.data();
+  const std::uint8_t* const end = p + body.size();
+  // Key tag and length, one key byte, value tag and length, one value byte,
+  // version tag and one byte.
+  if (body.size() < 8 || p[0] != tag(1, kLength)) return false;
+  const std::size_t key_size = p[1];
+  const std::uint8_t* const key = p + 2;
+  if (key_size - 1 >= 0x7f || static_cast<std::size_t>(end - key) < key_size + 4) return false;
+  const std::uint8_t* const between = key + key_size;
+  const std::size_t value_size = between[1];
+  const std::uint8_t* const value = between + 2;
+  if (between[0] != tag(2, kLength) || value_size - 1 >= 0x7f ||
+      static_cast<std::size_t>(end - value) < value_size + 2) {
+    return false;
+  }
+  const std::uint8_t* const after = value + value_size;
+  if (*after != tag(3, kVarint) || !is_ascii(key, static_cast<std::size_t>(after - key))) {
+    return false;
+  }
+  // A version of one or two bytes and nothing after it, else the rest in full.
+  const std::size_t tail = static_cast<std::size_t>(end - after) - 1;
+  if (tail == 1 && after[1] - 1u < 0x7fu) {
+    kv.version = after[1];
+  } else if (tail == 2 && after[1] >= 0x80 && after[2] - 1u < 0x7fu) {
+    kv.version = (after[1] & 0x7fu) | static_cast<std::uint64_t>(after[2]) << 7;
+  } else {
+    Reader rest(ByteView(after + 1, end));
+    if (!rest.nonzero(kv.version)) return false;
+    if (rest.next(tag(4, kVarint))) {
+      std::uint64_t status = 0;
+      if (!rest.nonzero(status) || status > 2) return false;
+      kv.status = static_cast<KeyStatus>(status);
+    }
+    if (!rest.done()) return false;
+  }
+  kv.key = std::string_view(reinterpret_cast<const char*>(key), key_size);
+  kv.value = std::string_view(reinterpret_cast<const char*>(value), value_size);
+  return true;
+}
+
 // After the field's tag: a KeyValueUpdatePb.
 bool read_key_value(Reader& r, KeyValueView& kv) {
   kv.stored = r.position();
   ByteView body;
   if (!r.length_delimited(body)) return false;
   kv.stored_size = static_cast<std::uint32_t>(body.data() + body.size() - kv.stored);
+  if (read_short_key_value(body, kv)) return true;
+  kv.version = 0;
+  kv.status = KeyStatus::kSet;
   Reader b(body);
   if (b.next(tag(1, kLength)) && !b.text(kv.key)) return false;
   if (b.next(tag(2, kLength)) && !b.text(kv.value)) return false;

@@ -50,7 +50,7 @@ class RawSocket {
   explicit RawSocket(int accepted_fd) : fd_(accepted_fd) {}
 
   // True when every byte went out at once (false while still connecting).
-  bool send(const std::vector<std::uint8_t>& bytes) {
+  bool send(const Bytes& bytes) {
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
            static_cast<ssize_t>(bytes.size());
   }

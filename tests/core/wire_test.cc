@@ -92,6 +92,45 @@ TEST_CASE("text of every short length, with a byte beyond ASCII anywhere, reads 
   }
 }
 
+TEST_CASE("key-values at the edges of the reader's short path read as protobuf's") {
+  // The short path takes a key and a value of 1 to 127 ASCII bytes and a
+  // version of one or two bytes; anything else takes the general one.
+  for (const std::size_t length : {1, 126, 127, 128, 200}) {
+    const std::string text(length, 'x');
+    for (const KeyStatus status :
+         {KeyStatus::kSet, KeyStatus::kDeleted, KeyStatus::kDeleteAfterTtl}) {
+      for (const std::uint64_t version : {1, 127, 128, 16'383, 16'384}) {
+        CAPTURE(length);
+        CAPTURE(version);
+        for (const KeyValueUpdate& kv : {KeyValueUpdate{text, "v", version, status},
+                                         KeyValueUpdate{"k", text, version, status},
+                                         KeyValueUpdate{text, "", version, status}}) {
+          const Packet p = ack_with({kv});
+          const Bytes bytes = encode(p);
+          check_agrees(bytes, true);
+          REQUIRE(std::holds_alternative<Packet>(decode(bytes)));
+          CHECK(std::get<Packet>(decode(bytes)) == p);
+        }
+      }
+    }
+  }
+  // Beyond ASCII in the value: valid UTF-8 reads in place, a broken sequence
+  // is the parser's.
+  check_agrees(encode(ack_with({KeyValueUpdate{"k", "caf\xc3\xa9", 1, KeyStatus::kSet}})), true);
+  check_agrees(encode(ack_with({KeyValueUpdate{"k", "caf\xc3", 1, KeyStatus::kSet}})), false);
+  // After a key and a value: a zero version written out, an over-long one,
+  // a status of 0 written out, bytes after the version. None is canonical.
+  const Bytes id = wire::encode_node_id(NodeId{"n", 1, Address{"h", 1}, ""});
+  for (const Bytes& tail :
+       {Bytes{0x18, 0x00}, Bytes{0x18, 0x87, 0x00}, Bytes{0x18, 0x07, 0x20, 0x00},
+        Bytes{0x18, 0x87, 0x01, 0x20, 0x00}, Bytes{0x18, 0x07, 0x28, 0x01}}) {
+    CAPTURE(tail.size());
+    const Bytes kv = concat({Bytes{0x0a, 0x01, 'k', 0x12, 0x01, 'v'}, tail});
+    const Bytes node_delta = concat({field(0x0a, id), field(0x22, kv)});
+    check_agrees(field(0x22, field(0x1a, field(0x0a, node_delta))), false);
+  }
+}
+
 TEST_CASE("valid packets in another form are the generated parser's, and a Node still answers") {
   // A Syn whose digest entry writes heartbeat 0 explicitly (proto3 leaves it
   // out), and one with the entry's fields in reverse order: protobuf reads
