@@ -211,6 +211,10 @@ class Driver:
         self.node.handle_timeout(time.monotonic_ns())
         self.drain()
 
+    def tick(self) -> None:
+        """Tells the core the time now (running what is due); the caller drains."""
+        self.node.handle_timeout(time.monotonic_ns())
+
     # --- Connections ---
 
     def admit(self, exchange: Exchange) -> bool:
