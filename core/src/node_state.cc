@@ -235,6 +235,17 @@ std::optional<std::string> NodeState::value(std::string_view key) const {
   return std::string(v.value);
 }
 
+std::optional<Instant> NodeState::status_changed_at(std::string_view key) const {
+  const std::size_t slot = slot_of(key);
+  if (slot == kNone || tombstones_ == nullptr) return std::nullopt;
+  const std::uint64_t version = log_[slot].version;
+  const Tombstones& t = *tombstones_;
+  const auto it = std::lower_bound(t.begin(), t.end(), version,
+                                   [](const auto& e, std::uint64_t v) { return e.first < v; });
+  if (it == t.end() || it->first != version) return std::nullopt;
+  return it->second;
+}
+
 // --- The index and the log. ---
 
 // Backward-shift deletion keeps every probe sequence unbroken without

@@ -76,6 +76,28 @@ TEST_CASE("tombstones are collected after the grace period, raising last_gc_vers
   CHECK(st.size() == 1);
 }
 
+TEST_CASE("a tombstone tells when its status changed; a live or absent key has no time") {
+  NodeState st = fresh();
+  st.set("a", "1", t0());
+  CHECK_FALSE(st.status_changed_at("a"));
+  CHECK_FALSE(st.status_changed_at("missing"));
+  st.remove("a", t0() + 5s);
+  st.set_with_ttl("b", "x", t0() + 7s);
+  CHECK(st.status_changed_at("a") == t0() + 5s);
+  CHECK(st.status_changed_at("b") == t0() + 7s);
+  st.set("a", "2", t0() + 9s);  // live again: no time
+  CHECK_FALSE(st.status_changed_at("a"));
+  st.delete_after_ttl("a", t0() + 11s);
+  CHECK(st.status_changed_at("a") == t0() + 11s);
+  // A replicated tombstone takes the time it was applied.
+  NodeState replica = fresh();
+  replica.apply("k", VersionedValue{"", 3, KeyStatus::kDeleted}, t0() + 20s);
+  CHECK(replica.status_changed_at("k") == t0() + 20s);
+  CHECK(st.gc_tombstones(t0() + 7s) == 1);  // b goes, a stays
+  CHECK_FALSE(st.status_changed_at("b"));
+  CHECK(st.status_changed_at("a") == t0() + 11s);
+}
+
 TEST_CASE("heartbeats only grow") {
   NodeState st = fresh();
   CHECK(st.observe_heartbeat(5));

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
@@ -139,6 +140,44 @@ def test_two_clusters_on_uvloop() -> None:
         loop.run_until_complete(run())
     finally:
         loop.close()
+
+
+async def test_tombstones_tell_when_their_status_changed() -> None:
+    """status_change_ts: time.monotonic() when a key got a deleting status, here and on a replica;
+    0.0 for a SET value."""
+    pa, pb = free_port(), free_port()
+    async with Cluster(fast_config("a", pa, [pb])) as a, Cluster(fast_config("b", pb, [pa])) as b:
+        seen: list[VersionedValue] = []
+
+        async def record(node: NodeId, key: str, old: VersionedValue | None, new: VersionedValue) -> None:
+            if node == a.self_node_id and key == "k" and new.is_deleted():
+                seen.append(new)
+        b.on_key_change(record)
+
+        a.set("k", "v")
+        assert a.get_versioned("k") == VersionedValue("v", 1, VersionStatusEnum.SET, 0.0)
+        before = time.monotonic()
+        a.delete("k")
+        deleted = a.get_versioned("k")
+        assert deleted is not None and before <= deleted.status_change_ts <= time.monotonic()
+        await asyncio.sleep(0.05)
+        a.set_with_ttl("lease", "x")
+        lease = a.get_versioned("lease")
+        assert lease is not None and lease.status_change_ts >= deleted.status_change_ts + 0.05
+        assert a.snapshot().node_states[a.self_node_id].key_values["lease"] == lease
+
+        def b_sees(key: str) -> VersionedValue | None:
+            state = b.snapshot().node_states.get(a.self_node_id)
+            return None if state is None else state.get_versioned(key)
+
+        # A replica stamps a tombstone when it stores it, in the same clock.
+        await eventually(lambda: (v := b_sees("lease")) is not None and v.status_change_ts > 0)
+        replica = b_sees("k")
+        assert replica is not None and replica.is_deleted()
+        assert deleted.status_change_ts <= replica.status_change_ts <= time.monotonic()
+        assert b_sees("lease").status_change_ts >= lease.status_change_ts  # type: ignore[union-attr]
+        await eventually(lambda: len(seen) == 1)
+        assert seen[0].status_change_ts == replica.status_change_ts
 
 
 async def test_ttl_keys_are_collected_after_the_grace_period() -> None:

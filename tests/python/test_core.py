@@ -66,7 +66,7 @@ def test_one_exchange_by_hand() -> None:
     assert {state[0][0] for state in a.snapshot()} == {"a", "b"}
     kinds = [event[0] for event in a.poll_events()]
     assert "key" in kinds
-    assert b.snapshot()[0][5]["k"] == ("from-a", 1, 0)
+    assert b.snapshot()[0][5]["k"] == ("from-a", 1, 0, 0.0)
 
 
 def test_the_frame_decoder_refuses_empty_and_oversized_frames() -> None:

@@ -83,6 +83,13 @@ class NodeState {
   std::optional<VersionedValue> find(std::string_view key) const;
   // The value under `key` when it is visible (not DELETED).
   std::optional<std::string> value(std::string_view key) const;
+  // When the entry under `key` became a tombstone (DELETED or
+  // DELETE_AFTER_TTL): the `now` of the mutation or of the delta that stored
+  // it, in the caller's clock. It is the entry's status_change_ts (PROTOCOL.md
+  // section 4), local and never sent, from which tombstone GC counts the
+  // grace period. nullopt when the key is absent or SET: the core keeps no
+  // time for live values.
+  std::optional<Instant> status_changed_at(std::string_view key) const;
 
   // Calls f(key, versioned_value) for every entry, in key order (sorts them:
   // O(n log n), meant for snapshots and checks, not for gossip).

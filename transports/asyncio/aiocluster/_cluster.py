@@ -79,19 +79,23 @@ class Cluster:
     # --- This node's key-values ---
 
     def set(self, key: str, value: str) -> None:
+        self._before_mutation()
         self._node.set(key, value)
         self._after_mutation()
 
     def delete(self, key: str) -> None:
+        self._before_mutation()
         self._node.delete(key)
         self._after_mutation()
 
     def set_with_ttl(self, key: str, value: str) -> None:
         """Sets `key`, then deletes it after marked_for_deletion_grace_period; readable until then."""
+        self._before_mutation()
         self._node.set_with_ttl(key, value)
         self._after_mutation()
 
     def delete_after_ttl(self, key: str) -> None:
+        self._before_mutation()
         self._node.delete_after_ttl(key)
         self._after_mutation()
 
@@ -101,6 +105,12 @@ class Cluster:
     def get_versioned(self, key: str) -> Optional[VersionedValue]:
         raw = self._node.get_versioned(key)
         return None if raw is None else VersionedValue._of(raw)
+
+    def _before_mutation(self) -> None:
+        # The core stamps a mutation (a tombstone's status_change_ts) with the time of its latest
+        # input: give it the time now. Before start() that is when the Cluster was created.
+        if self._driver.running:
+            self._driver.tick()
 
     def _after_mutation(self) -> None:
         if self._driver.running:

@@ -7,8 +7,10 @@ from typing import Optional, Union
 Now = Union[float, int]
 # (name, generation_id, host, port, tls_name or None)
 IdTuple = tuple[str, int, str, int, Optional[str]]
-# (value, version, status: 0 SET, 1 DELETED, 2 DELETE_AFTER_TTL)
-ValueTuple = tuple[str, int, int]
+# (value, version, status: 0 SET, 1 DELETED, 2 DELETE_AFTER_TTL, status_change_ts): the last is
+# when a tombstone got its status, in seconds of the clock `now` comes in (0.0 for SET, and for
+# an event's old value)
+ValueTuple = tuple[str, int, int, float]
 # ("join", id) | ("leave", id) | ("key", id, key, old or None, new)
 EventTuple = tuple
 

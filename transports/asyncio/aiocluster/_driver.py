@@ -23,6 +23,7 @@ _WRITE = _core.StreamExchange.Action.WRITE
 _READ = _core.StreamExchange.Action.READ
 _CONNECT_ERRORS = (OSError, asyncio.TimeoutError, ssl.SSLError, ValueError)
 _RECEIVE_BUFFER_SIZE = 256 * 1024  # what asyncio's own transports read at once
+_TIMER_SLACK = 0.002  # seconds: a deadline timer firing this early counts as on time
 
 
 def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
@@ -39,8 +40,8 @@ def peer_names(transport: asyncio.BaseTransport) -> Optional[list[str]]:
 
 class Exchange(asyncio.BufferedProtocol):
     """One gossip exchange on one connection: frames in, the core's StreamExchange decides what
-    goes out, until it says close. A read waits at most read_timeout; a last write that does not
-    drain within write_timeout aborts the connection."""
+    goes out, until it says close. Dialing waits at most connect_timeout, a read read_timeout; a
+    last write that does not drain within write_timeout aborts the connection."""
 
     def __init__(self, driver: Driver, exchange: _core.StreamExchange,
                  target: Optional[tuple[str, int]] = None) -> None:
@@ -49,10 +50,14 @@ class Exchange(asyncio.BufferedProtocol):
         self._exchange = exchange
         self._decoder = _core.FrameDecoder(driver.node.max_inbound_payload_size)
         self._transport: Optional[asyncio.Transport] = None
+        # One deadline at a time and one timer handle for it: a later deadline moves it without
+        # a new handle (the handle re-arms when it fires early), since exchanges end long before.
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._deadline = 0.0
         self._reading = False
         self.connected = False
-        self.closed = driver.loop.create_future()
+        self.dial: Optional[asyncio.Task[None]] = None  # while dialing
+        self.timed_out = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
@@ -92,11 +97,9 @@ class Exchange(asyncio.BufferedProtocol):
         return None  # close
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._cancel_timer()
+        self.cancel_timer()
         self._transport = None
         self._driver.release(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     def abort(self) -> None:
         if self._transport is not None:
@@ -111,21 +114,39 @@ class Exchange(asyncio.BufferedProtocol):
                 transport.write(frame)  # type: ignore[arg-type]
             elif action == _READ:
                 self._reading = True
-                self._arm(self._driver.config.read_timeout)
+                self.arm(self._driver.config.read_timeout)
                 return
             else:
                 transport.close()
                 if transport.get_write_buffer_size() > 0:
-                    self._arm(self._driver.config.write_timeout)
+                    self.arm(self._driver.config.write_timeout)
                 else:
-                    self._cancel_timer()
+                    self.cancel_timer()
                 return
 
-    def _arm(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self._driver.loop.call_later(seconds, self._fail)
+    def arm(self, seconds: float) -> None:
+        loop = self._driver.loop
+        self._deadline = deadline = loop.time() + seconds
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._on_deadline)
 
-    def _cancel_timer(self) -> None:
+    def _on_deadline(self) -> None:
+        self._timer = None
+        loop = self._driver.loop
+        if self._deadline - loop.time() > _TIMER_SLACK:  # moved later since armed
+            self._timer = loop.call_at(self._deadline, self._on_deadline)
+            return
+        self.timed_out = True
+        if self.dial is not None and not self.connected:
+            self.dial.cancel()
+        else:
+            self._fail()
+
+    def cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -145,8 +166,9 @@ class Driver:
         self._server: Optional[asyncio.base_events.Server] = None
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[float] = None
-        self._connecting: set[asyncio.Task[None]] = set()
+        self._dialing: set[Exchange] = set()
         self._open: set[Exchange] = set()
+        self._all_closed: Optional[asyncio.Future[None]] = None  # while close() waits
         self._busy_targets: set[tuple[str, int]] = set()
         self._closed = False
         self.receive_buffer = memoryview(bytearray(_RECEIVE_BUFFER_SIZE))
@@ -182,13 +204,15 @@ class Driver:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        for task in self._connecting:
-            task.cancel()
-        await asyncio.gather(*self._connecting, return_exceptions=True)
-        exchanges = list(self._open)
-        for exchange in exchanges:
-            exchange.abort()
-        await asyncio.gather(*(exchange.closed for exchange in exchanges), return_exceptions=True)
+        dials = [exchange.dial for exchange in self._dialing if exchange.dial is not None]
+        for dial in dials:
+            dial.cancel()
+        await asyncio.gather(*dials, return_exceptions=True)
+        if self._open:
+            self._all_closed = self.loop.create_future()
+            for exchange in list(self._open):
+                exchange.abort()
+            await self._all_closed
 
     def drain(self) -> None:
         """The drain of node.h after an input: transmits, then the timer, then events."""
@@ -211,6 +235,10 @@ class Driver:
         self.node.handle_timeout(time.monotonic_ns())
         self.drain()
 
+    def tick(self) -> None:
+        """Tells the core the time now (running what is due); the caller drains."""
+        self.node.handle_timeout(time.monotonic_ns())
+
     # --- Connections ---
 
     def admit(self, exchange: Exchange) -> bool:
@@ -223,6 +251,8 @@ class Driver:
         self._open.discard(exchange)
         if exchange.target is not None:
             self._busy_targets.discard(exchange.target)
+        if not self._open and self._all_closed is not None and not self._all_closed.done():
+            self._all_closed.set_result(None)
 
     def _start_exchange(self, host: str, port: int, tls_name: Optional[str], syn: bytes) -> None:
         target = (host, port)
@@ -231,25 +261,33 @@ class Driver:
             self.exchanges_skipped += 1
             return
         self._busy_targets.add(target)
-        task = self._loop.create_task(self._initiate(target, tls_name, syn))
-        self._connecting.add(task)
-        task.add_done_callback(self._connecting.discard)
+        exchange = Exchange(self, _core.StreamExchange.initiate(syn), target)
+        exchange.dial = self._loop.create_task(self._dial(exchange, tls_name))
+        exchange.arm(self.config.connect_timeout)
+        self._dialing.add(exchange)
 
-    async def _initiate(self, target: tuple[str, int], tls_name: Optional[str], syn: bytes) -> None:
+    async def _dial(self, exchange: Exchange, tls_name: Optional[str]) -> None:
         config = self.config
         context = config.tls_client_context
+        target = exchange.target
+        assert target is not None
         # The tls_name rule of the C++ drivers: the configured name, else the node's tls_name,
         # else the host dialed.
         server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
-        exchange = Exchange(self, _core.StreamExchange.initiate(syn), target)
         try:
-            async with asyncio.timeout(config.connect_timeout):
-                await self.loop.create_connection(lambda: exchange, *target, ssl=context,
-                                                  server_hostname=server_hostname)
+            await self.loop.create_connection(lambda: exchange, *target, ssl=context,
+                                              server_hostname=server_hostname)
         except _CONNECT_ERRORS:
             self.exchanges_failed += 1
+        except asyncio.CancelledError:
+            if not exchange.timed_out:  # the driver closes
+                raise
+            self.exchanges_failed += 1  # connect_timeout
         finally:
             # Once connected, the exchange runs by callbacks and releases the target when its
             # connection is lost: this task does not wait for it.
+            exchange.dial = None
+            self._dialing.discard(exchange)
             if not exchange.connected:
+                exchange.cancel_timer()
                 self._busy_targets.discard(target)

@@ -129,8 +129,10 @@ class VersionStatusEnum(enum.IntEnum):
 
 @dataclass(frozen=True)
 class VersionedValue:
-    """A key's value as replicated. status_change_ts is local and never sent; the C++ core
-    keeps it only for tombstones' garbage collection, so it reads 0.0 here."""
+    """A key's value as replicated. status_change_ts is local and never sent: for a tombstone
+    (DELETED, DELETE_AFTER_TTL) the time.monotonic() reading at which this node stored that
+    status (its own mutation, or the delta that brought it), from which tombstone GC counts
+    marked_for_deletion_grace_period; 0.0 for a SET value, for which the core keeps no time."""
 
     value: str
     version: int
@@ -141,8 +143,8 @@ class VersionedValue:
         return self.status == VersionStatusEnum.DELETED
 
     @classmethod
-    def _of(cls, raw: tuple[str, int, int]) -> VersionedValue:
-        return cls(raw[0], raw[1], VersionStatusEnum(raw[2]))
+    def _of(cls, raw: tuple[str, int, int, float]) -> VersionedValue:
+        return cls(raw[0], raw[1], VersionStatusEnum(raw[2]), raw[3])
 
 
 @dataclass

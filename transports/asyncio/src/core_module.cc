@@ -2,8 +2,8 @@
 // for Python. Whole packets go in and out as bytes; time goes in as
 // time.monotonic() seconds (float) or time.monotonic_ns() (int) and comes out
 // as float seconds. Node ids are tuples (name, generation_id, host, port,
-// tls_name or None) and values (value, version, status); the Python package
-// (aiocluster/) turns them into its public types.
+// tls_name or None) and values (value, version, status, status_change_ts);
+// the Python package (aiocluster/) turns them into its public types.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -86,23 +86,41 @@ NodeId id_from(const py::tuple& t) {
   return id;
 }
 
-py::tuple value_tuple(const VersionedValue& v) {
-  return py::make_tuple(to_str(v.value), v.version, static_cast<int>(v.status));
+// status_change_ts: when a tombstone's status changed, in the clock the
+// driver feeds the core (time.monotonic() seconds); 0.0 for a SET value, and
+// for a value the state no longer holds at that version.
+double status_change_ts(const Node& node, const NodeId& id, std::string_view key,
+                        const VersionedValue& v) {
+  if (!v.is_tombstone()) return 0.0;
+  const NodeState* state = node.node_state(id);
+  if (state == nullptr) return 0.0;
+  const auto held = state->find(key);
+  if (!held || held->version != v.version) return 0.0;
+  const auto at = state->status_changed_at(key);
+  return at ? to_seconds(*at) : 0.0;
 }
 
-py::object optional_value(const std::optional<VersionedValue>& v) {
-  return v ? py::object(value_tuple(*v)) : py::object(py::none());
+py::tuple value_tuple(const VersionedValue& v, double changed_at) {
+  return py::make_tuple(to_str(v.value), v.version, static_cast<int>(v.status), changed_at);
 }
 
-// ("join", id) | ("leave", id) | ("key", id, key, old or None, new)
-py::tuple event_tuple(const Event& event) {
+py::tuple value_tuple(const Node& node, const NodeId& id, std::string_view key,
+                      const VersionedValue& v) {
+  return value_tuple(v, status_change_ts(node, id, key, v));
+}
+
+// ("join", id) | ("leave", id) | ("key", id, key, old or None, new). An old
+// value's tombstone time is gone with it: it reads 0.0.
+py::tuple event_tuple(const Node& node, const Event& event) {
   if (const auto* joined = std::get_if<NodeJoined>(&event))
     return py::make_tuple("join", id_tuple(joined->node));
   if (const auto* left = std::get_if<NodeLeft>(&event))
     return py::make_tuple("leave", id_tuple(left->node));
   const auto& changed = std::get<KeyChanged>(event);
-  return py::make_tuple("key", id_tuple(changed.node), to_str(changed.key),
-                        optional_value(changed.old_value), value_tuple(changed.new_value));
+  py::object old =
+      changed.old_value ? py::object(value_tuple(*changed.old_value, 0.0)) : py::object(py::none());
+  return py::make_tuple("key", id_tuple(changed.node), to_str(changed.key), old,
+                        value_tuple(node, changed.node, changed.key, changed.new_value));
 }
 
 py::list id_list(const std::vector<NodeId>& ids) {
@@ -191,14 +209,16 @@ py::dict stats_dict(const Stats& s) {
 
 py::object own_value(const Node& node, std::string_view key) {
   const NodeState* self = node.node_state(node.self_id());
-  return optional_value(self ? self->find(key) : std::nullopt);
+  const auto v = self ? self->find(key) : std::nullopt;
+  return v ? py::object(value_tuple(node, node.self_id(), key, *v)) : py::object(py::none());
 }
 
 py::list snapshot_list(const Node& node) {
   py::list out;
   for (const NodeSnapshot& n : node.snapshot().nodes) {
     py::dict kvs;
-    for (const auto& [key, value] : n.key_values) kvs[to_str(key)] = value_tuple(value);
+    for (const auto& [key, value] : n.key_values)
+      kvs[to_str(key)] = value_tuple(node, n.id, key, value);
     out.append(
         py::make_tuple(id_tuple(n.id), n.heartbeat, n.max_version, n.last_gc_version, n.live, kvs));
   }
@@ -232,12 +252,12 @@ void bind_node(py::module_& m) {
       .def("poll_event",
            [](Node& n) -> py::object {
              auto ev = n.poll_event();
-             return ev ? py::object(event_tuple(*ev)) : py::object(py::none());
+             return ev ? py::object(event_tuple(n, *ev)) : py::object(py::none());
            })
       .def("poll_events",
            [](Node& n) {
              py::list out;
-             while (auto ev = n.poll_event()) out.append(event_tuple(*ev));
+             while (auto ev = n.poll_event()) out.append(event_tuple(n, *ev));
              return out;
            })
       .def("discard_events",
