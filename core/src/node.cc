@@ -1,8 +1,6 @@
 #include "aiocluster/node.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
 
 #include "codec_internal.h"
@@ -417,9 +415,7 @@ Bytes Node::make_syn(bool compact) {
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
-      Bytes o = announced(compact::write_syn(config_.cluster_id, cluster_, plan));
-      if (std::getenv("NODE_DEBUG") && stats_.rounds > 30) fprintf(stderr, "syn size %zu\n", o.size());
-      return o;
+      return announced(compact::write_syn(config_.cluster_id, cluster_, plan));
     }
   }
   plan_digest(budget);
@@ -442,7 +438,6 @@ Bytes Node::make_synack() {
           scratch_->delta);
       Bytes out =
           announced(compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
-      if (std::getenv("NODE_DEBUG") && stats_.rounds > 30) fprintf(stderr, "synack parts %zu size %zu plan %zu full %zu count %zu\n", scratch_->delta.parts.size(), out.size(), plan.size, plan.full.size, plan.count);
       stats_.bytes_out += out.size();
       return out;
     }
@@ -463,7 +458,6 @@ Bytes Node::make_ack() {
                           ack_delta_budget(config_.cluster_id, payload_limit()), rng_,
                           scratch_->delta);
   Bytes out = announced(write_ack(config_.cluster_id, cluster_, scratch_->delta));
-  if (std::getenv("NODE_DEBUG") && stats_.rounds > 30) fprintf(stderr, "ack parts %zu size %zu digest %zu\n", scratch_->delta.parts.size(), out.size(), scratch_->packet.digest.size());
   ++stats_.packets_out.ack;
   stats_.bytes_out += out.size();
   return out;

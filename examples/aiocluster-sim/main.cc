@@ -456,18 +456,6 @@ int main(int argc, char** argv) {
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
     std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64 " partial)\n",
                 legacy_nodes, compact_out, partial_out);
-    if (std::getenv("SIM_DEBUG")) {
-      std::uint64_t unres = 0, nd = 0, kv = 0, gap = 0, stale = 0, cin = 0, rej = 0, mal = 0;
-      for (NodeIndex i = 0; i < sim.size(); ++i) {
-        if (!sim.is_up(i)) continue;
-        const auto& st = sim.node(i).stats();
-        unres += st.compact_entries_unresolved; nd += st.node_deltas_applied; kv += st.key_values_applied;
-        gap += st.rejected_gap; stale += st.rejected_stale; cin += st.compact_digests_in;
-        rej += st.compact_digests_rejected; mal += st.dropped_malformed;
-      }
-      std::printf("DEBUG unresolved %lu node_deltas %lu kvs %lu gap %lu stale %lu cin %lu rej %lu mal %lu\n",
-        unres, nd, kv, gap, stale, cin, rej, mal);
-    }
     std::printf("peak RSS %" PRIu64 " bytes, %.0f per replica\n", peak_rss, peak_per_replica);
     std::printf("trace hash %s, wall %lld ms\n", hash, static_cast<long long>(wall_ms));
   }
