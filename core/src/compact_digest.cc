@@ -161,7 +161,8 @@ std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt) {
 }
 
 void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::uint8_t> speaks,
-          std::size_t budget, std::size_t rotation, Plan& out) {
+          std::span<const NodeState* const> in_full, std::size_t budget, std::size_t rotation,
+          Plan& out) {
   out.salt = salt;
   out.speaks = speaks;
   out.members.clear();
@@ -169,9 +170,19 @@ void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::ui
   out.full.sizes.clear();
   out.full.size = 0;
   take_full(out.full, &state.self());
+  for (const NodeState* st : in_full) {
+    if (st == &state.self() || length_delimited(out.full.size) + length_delimited(full_entry(*st)) >
+                                   budget / 4) {
+      continue;
+    }
+    take_full(out.full, st);
+  }
   for (std::size_t i = 0; i < state.size(); ++i) {
     const NodeState& st = state.at(i);
-    if (&st == &state.self() || st.scheduled_for_deletion()) continue;
+    if (&st == &state.self() || st.scheduled_for_deletion() ||
+        std::find(out.full.nodes.begin(), out.full.nodes.end(), &st) != out.full.nodes.end()) {
+      continue;
+    }
     out.members.emplace_back(member_hash(PacketPaths::encoded_id(st), salt), &st);
   }
   std::sort(out.members.begin(), out.members.end(),

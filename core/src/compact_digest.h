@@ -64,8 +64,12 @@ struct Plan {
 // Plans the digest of `state` under `salt` (nonzero) within `budget` bytes
 // for both digest fields' bodies; when it does not fit, a partial digest
 // whose covered range starts at the member `rotation` (modulo the count).
+// `in_full` are members to list in full as well, within a quarter of the
+// budget: those the peer lacks and no delta would bring it (no key-values
+// yet), since a node id travels only in full entries and node deltas.
 void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::uint8_t> speaks,
-          std::size_t budget, std::size_t rotation, Plan& out);
+          std::span<const NodeState* const> in_full, std::size_t budget, std::size_t rotation,
+          Plan& out);
 
 // False when not even one compact entry fits the budget: send the base digest.
 bool usable(const Plan& plan);

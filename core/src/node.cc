@@ -68,6 +68,8 @@ struct Node::Scratch {
   compact::Plan compact;
   compact::ReadScratch compact_read;
   std::vector<const NodeState*> picked;
+  std::vector<char> seen;  // by slot
+  std::vector<const NodeState*> unseen;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -411,7 +413,8 @@ Bytes Node::make_syn(bool compact) {
   const std::size_t budget = syn_digest_budget(config_.cluster_id, payload_limit());
   if (compact) {
     compact::Plan& plan = scratch_->compact;
-    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, budget, compact_rotation_, plan);
+    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, {}, budget, compact_rotation_,
+                  plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
@@ -422,12 +425,34 @@ Bytes Node::make_syn(bool compact) {
   return announced(write_syn(config_.cluster_id, cluster_, scratch_->digest));
 }
 
+// The nodes the digest being answered does not list and that have no
+// key-values: no delta would carry their ids, so a compact SynAck lists them
+// in full.
+std::span<const NodeState* const> Node::keyless_unseen() {
+  std::vector<char>& seen = scratch_->seen;
+  seen.assign(cluster_.slots(), 0);
+  for (const auto& e : scratch_->packet.digest) {
+    if (e.id.state != nullptr && e.id.state->slot() < seen.size()) seen[e.id.state->slot()] = 1;
+  }
+  std::vector<const NodeState*>& unseen = scratch_->unseen;
+  unseen.clear();
+  for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    const NodeState& st = cluster_.at(i);
+    if (st.max_version() == 0 && !st.scheduled_for_deletion() && st.slot() < seen.size() &&
+        seen[st.slot()] == 0) {
+      unseen.push_back(&st);
+    }
+  }
+  return unseen;
+}
+
 Bytes Node::make_synack() {
   ++stats_.packets_out.synack;
   const std::size_t budget = synack_digest_budget(config_.cluster_id, payload_limit());
   if ((scratch_->peer_features & compact::kCompactDigest) != 0) {
     compact::Plan& plan = scratch_->compact;
-    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, budget, compact_rotation_, plan);
+    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, keyless_unseen(), budget,
+                  compact_rotation_, plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       ++stats_.compact_digests_out;

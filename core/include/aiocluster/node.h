@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -203,6 +204,7 @@ class Node {
   void learn_features();
   std::uint8_t& features_of(const NodeState& st);
   bool speaks_compact(const NodeState* st) const;
+  std::span<const NodeState* const> keyless_unseen();
   Bytes make_syn(bool compact);
   Bytes make_synack();
   Bytes make_ack();
