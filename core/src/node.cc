@@ -480,16 +480,16 @@ Bytes Node::make_synack() {
 
 Bytes Node::make_ack() {
   PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
-                          ack_delta_budget(config_.cluster_id, payload_limit()), rng_,
+                          ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
                           scratch_->delta);
-  Bytes out = announced(write_ack(config_.cluster_id, cluster_, scratch_->delta));
+  Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
   ++stats_.packets_out.ack;
   stats_.bytes_out += out.size();
   return out;
 }
 
 Bytes Node::make_bad_cluster() {
-  Bytes out = announced(encode(Packet{config_.cluster_id, BadCluster{}}));
+  Bytes out = encode(Packet{config_.cluster_id, BadCluster{}});
   ++stats_.packets_out.bad_cluster;
   stats_.bytes_out += out.size();
   return out;
