@@ -41,15 +41,10 @@ class Cursor {
     return true;
   }
   bool varint(std::uint64_t& v) {
-    v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ == end_) return false;
-      const std::uint8_t byte = *p_++;
-      if (shift == 63 && byte > 1) return false;
-      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-      if (byte < 0x80) return true;
-    }
-    return false;
+    ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
+    if (!wire::read_varint(rest, v)) return false;
+    p_ = rest.data();
+    return true;
   }
   bool fixed64(std::uint64_t& v) {
     if (end_ - p_ < 8) return false;
@@ -97,8 +92,9 @@ std::size_t entry_size(const Plan& p, std::uint32_t gap, const NodeState& st) {
 }
 
 std::size_t full_entry(const NodeState& st) {
-  return length_delimited(PacketPaths::encoded_id(st).size()) + wire::uint_field_size(st.heartbeat()) +
-         wire::uint_field_size(st.last_gc_version()) + wire::uint_field_size(st.max_version());
+  return length_delimited(PacketPaths::encoded_id(st).size()) +
+         wire::uint_field_size(st.heartbeat()) + wire::uint_field_size(st.last_gc_version()) +
+         wire::uint_field_size(st.max_version());
 }
 
 std::size_t compact_body(const Plan& p) {
@@ -171,8 +167,8 @@ void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::ui
   out.full.size = 0;
   take_full(out.full, &state.self());
   for (const NodeState* st : in_full) {
-    if (st == &state.self() || length_delimited(out.full.size) + length_delimited(full_entry(*st)) >
-                                   budget / 4) {
+    if (st == &state.self() ||
+        length_delimited(out.full.size) + length_delimited(full_entry(*st)) > budget / 4) {
       continue;
     }
     take_full(out.full, st);

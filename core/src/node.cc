@@ -469,10 +469,9 @@ Bytes Node::make_synack() {
   }
   plan_digest(budget);
   const DigestPlan& digest = scratch_->digest;
-  PacketPaths::plan_delta(
-      cluster_, scratch_->packet.digest,
-      synack_delta_budget(config_.cluster_id, payload_limit(), digest.size), rng_,
-      scratch_->delta);
+  PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
+                          synack_delta_budget(config_.cluster_id, payload_limit(), digest.size),
+                          rng_, scratch_->delta);
   Bytes out = announced(write_synack(config_.cluster_id, cluster_, digest, scratch_->delta));
   stats_.bytes_out += out.size();
   return out;

@@ -250,6 +250,13 @@ std::strong_ordering NodeIdView::compare(const NodeId& id) const {
   return tls_name.compare(id.tls_name) <=> 0;
 }
 
+bool read_varint(ByteView& rest, std::uint64_t& v) {
+  Reader r(rest);
+  if (!r.varint(v)) return false;
+  rest = rest.subspan(static_cast<std::size_t>(r.position() - rest.data()));
+  return true;
+}
+
 bool read_node_id(ByteView body, NodeIdView& out) {
   out = NodeIdView{};
   Reader r(body);

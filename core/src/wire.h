@@ -101,6 +101,9 @@ struct NodeIdView {
   std::strong_ordering compare(const NodeId& id) const;
 };
 
+// Reads a minimal varint off the front of `rest`; false when there is none.
+bool read_varint(ByteView& rest, std::uint64_t& v);
+
 // Reads a canonical NodeIdPb body; false when it is not one.
 bool read_node_id(ByteView body, NodeIdView& out);
 
@@ -154,7 +157,7 @@ struct PacketView {
   // Syn's or SynAck's compact_digest bodies; empty when absent.
   ByteView extensions;
   ByteView compact_digest;
-  std::uint64_t resolved_at = 0;         // ClusterState's count of nodes added, then
+  std::uint64_t resolved_at = 0;  // ClusterState's count of nodes added, then
 
   const KeyValueView* key_values_of(const NodeDeltaView& nd) const {
     return key_values.data() + nd.first_key_value;

@@ -66,6 +66,7 @@ struct Args {
   std::uint64_t clock_drift_ppm = 0;
   aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
   double legacy_fraction = 0.0;
+  std::optional<std::uint64_t> max_payload_size;
   bool json = false;
   bool progress = false;
 };
@@ -94,6 +95,7 @@ const char* kUsage =
     "  --transport udp|tcp      datagrams, or three-message exchanges on a connection\n"
     "  --clock-skew-ms MS       each node's clock off by up to MS either way (drawn)\n"
     "  --clock-drift-ppm PPM    each node's clock up to PPM fast or slow (drawn, < 1000000)\n"
+    "  --max-payload-size B     every node's max_payload_size (default 65507)\n"
     "  --legacy-fraction F      that share of nodes (spread evenly) runs without our protocol\n"
     "                           extensions (proto/README.md), like Python aiocluster 1.1.0\n"
     "  --json                   print one JSON object on the last line\n"
@@ -173,6 +175,9 @@ Args parse(int argc, char** argv) {
       args.seed_nodes = parse_uint(flag, value);
     } else if (flag == "--loss") {
       args.loss = parse_fraction(flag, value);
+    } else if (flag == "--max-payload-size") {
+      args.max_payload_size = parse_uint(flag, value);
+      if (*args.max_payload_size < 512) fail("--max-payload-size: must be at least 512");
     } else if (flag == "--legacy-fraction") {
       args.legacy_fraction = parse_fraction(flag, value);
     } else if (flag == "--duplicate") {
@@ -304,6 +309,7 @@ int main(int argc, char** argv) {
   for (NodeIndex i = 0; i < args.nodes; ++i) {
     aiocluster::Config config = Simulator::make_config(i, seeds);
     config.gossip_interval = interval;
+    if (args.max_payload_size) config.max_payload_size = *args.max_payload_size;
     auto& fd = config.failure_detector;
     fd.model = args.phi_model;
     if (args.detection_time_ms)

@@ -142,9 +142,8 @@ std::uint64_t total(const MemCluster& c, std::uint64_t Stats::*counter) {
 
 TEST_CASE("nodes that announce the compact digest use it: about 6 bytes a member") {
   auto run = [](bool compact) {
-    MemCluster c = MemCluster::ring(40, [&](Config& config) {
-      config.extensions.compact_digest = compact;
-    });
+    MemCluster c =
+        MemCluster::ring(40, [&](Config& config) { config.extensions.compact_digest = compact; });
     c.run(20s);
     REQUIRE(c.converged());
     const std::uint64_t before = total(c, &Stats::bytes_out);
@@ -175,9 +174,8 @@ TEST_CASE("nodes that announce the compact digest use it: about 6 bytes a member
 
 TEST_CASE("an extension node and a legacy node exchange only base-protocol packets") {
   // Node 0 with the extension, node 1 without, like Python aiocluster 1.1.0.
-  MemCluster c = MemCluster::ring(2, [](Config& config) {
-    config.extensions.compact_digest = config.node_id.name == "node0";
-  });
+  MemCluster c = MemCluster::ring(
+      2, [](Config& config) { config.extensions.compact_digest = config.node_id.name == "node0"; });
   std::size_t packets = 0;
   std::size_t announced = 0;
   std::size_t compact = 0;
@@ -257,12 +255,12 @@ TEST_CASE("hostile compact digests are dropped and counted, never applied") {
   };
   const std::uint64_t rejected = node.stats().compact_digests_rejected;
   const std::vector<std::string> hostile = {
-      compact_body(0, packed_entries({1, 4, 1})),          // no salt
-      compact_body(7, packed_entries({1, 4})),             // an entry cut short
-      compact_body(7, packed_entries({0, 4, 1, 0, 4, 1})),  // a hash listed twice
+      compact_body(0, packed_entries({1, 4, 1})),                    // no salt
+      compact_body(7, packed_entries({1, 4})),                       // an entry cut short
+      compact_body(7, packed_entries({0, 4, 1, 0, 4, 1})),           // a hash listed twice
       compact_body(7, packed_entries({0xffffffff, 4, 1, 2, 4, 1})),  // past 2^32
-      compact_body(7, std::string("\xff\xff\xff", 3)),      // a broken varint
-      std::string("\x09\x01\x02", 3),                       // a salt cut short
+      compact_body(7, std::string("\xff\xff\xff", 3)),               // a broken varint
+      std::string("\x09\x01\x02", 3),                                // a salt cut short
   };
   for (const std::string& body : hostile) {
     const Outcome out = send(body);

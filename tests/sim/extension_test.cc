@@ -42,9 +42,9 @@ Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests) {
   sim.run_for(30s);
   for (NodeIndex i = 0; i < n; ++i) {
     compact_digests += sim.node(i).stats().compact_digests_out;
-    problems.check(sim.node(i).stats().packets_dropped() == 0 ||
-                       options.transport == Transport::kUdp,
-                   "a packet between versions was dropped");
+    problems.check(
+        sim.node(i).stats().packets_dropped() == 0 || options.transport == Transport::kUdp,
+        "a packet between versions was dropped");
   }
   const NodeIndex victim = 2 + rng.below(n - 2);
   const NodeId id = sim.node_id(victim);
