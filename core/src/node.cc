@@ -106,6 +106,8 @@ Node::Node(const Node& other)
       pending_syns_(other.pending_syns_),
       pending_synacks_(other.pending_synacks_),
       datagram_syns_(std::make_unique<SourceRateLimiter>(*other.datagram_syns_)),
+      features_by_slot_(other.features_by_slot_),
+      compact_rotation_(other.compact_rotation_),
       scratch_(std::make_unique<Scratch>()) {}
 
 Node& Node::operator=(const Node& other) {
@@ -274,6 +276,7 @@ void Node::update_liveness() {
   for (const NodeState* st : doomed) {
     // Its slot may name another node next.
     liveness_[st->slot()] = Liveness{};
+    if (st->slot() < features_by_slot_.size()) features_by_slot_[st->slot()] = 0;
     detector_->forget(st->slot());
     const NodeId id = st->id();
     cluster_.remove(id);
@@ -306,7 +309,6 @@ void Node::turn_live_if_heard(const NodeState& st) {
 
 void Node::note_node(const NodeState& st, bool created) {
   if (!created || &st == &cluster_.self()) return;
-  features_of(st) = 0;  // its slot may have been another node's
   Liveness& l = liveness(st);
   if (!l.live && !l.dead) l = Liveness{false, true, now_, false};
 }
