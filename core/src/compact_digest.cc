@@ -54,10 +54,9 @@ class Cursor {
     return true;
   }
   bool length_delimited(ByteView& out) {
-    std::uint64_t n = 0;
-    if (!varint(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
-    out = ByteView(p_, static_cast<std::size_t>(n));
-    p_ += n;
+    ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
+    if (!wire::read_length_delimited(rest, out)) return false;
+    p_ = rest.data();
     return true;
   }
 

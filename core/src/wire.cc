@@ -257,6 +257,13 @@ bool read_varint(ByteView& rest, std::uint64_t& v) {
   return true;
 }
 
+bool read_length_delimited(ByteView& rest, ByteView& body) {
+  Reader r(rest);
+  if (!r.length_delimited(body)) return false;
+  rest = rest.subspan(static_cast<std::size_t>(r.position() - rest.data()));
+  return true;
+}
+
 bool read_node_id(ByteView body, NodeIdView& out) {
   out = NodeIdView{};
   Reader r(body);

@@ -101,8 +101,10 @@ struct NodeIdView {
   std::strong_ordering compare(const NodeId& id) const;
 };
 
-// Reads a minimal varint off the front of `rest`; false when there is none.
+// Reads a minimal varint, or a length-prefixed body, off the front of
+// `rest`; false when there is none.
 bool read_varint(ByteView& rest, std::uint64_t& v);
+bool read_length_delimited(ByteView& rest, ByteView& body);
 
 // Reads a canonical NodeIdPb body; false when it is not one.
 bool read_node_id(ByteView body, NodeIdView& out);
