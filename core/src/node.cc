@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "codec_internal.h"
+#include "compact_digest.h"
 #include "failure_detector.h"
 #include "packing.h"
 #include "rate_limiter.h"
@@ -54,13 +55,21 @@ struct Node::Scratch {
   DigestPlan digest;
   DeltaPlan delta;
   // Of a round.
-  std::vector<const NodeId*> live;
-  std::vector<const NodeId*> dead;
-  std::vector<const NodeId*> pool;
+  std::vector<const NodeState*> live;
+  std::vector<const NodeState*> dead;
+  std::vector<const NodeState*> pool;
   std::vector<const Address*> seeds;
   std::vector<const NodeState*> doomed;
   // Of apply_delta: the last_gc_version of each replica a delta names.
   std::vector<std::pair<const NodeState*, std::uint64_t>> gc_before;
+  // Our extensions: what the packet being handled announced (our features
+  // it shares), and the compact digests written and read.
+  std::uint64_t peer_features = 0;
+  compact::Plan compact;
+  compact::ReadScratch compact_read;
+  std::vector<const NodeState*> picked;
+  std::vector<char> seen;  // by slot
+  std::vector<const NodeState*> unseen;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -97,6 +106,8 @@ Node::Node(const Node& other)
       pending_syns_(other.pending_syns_),
       pending_synacks_(other.pending_synacks_),
       datagram_syns_(std::make_unique<SourceRateLimiter>(*other.datagram_syns_)),
+      features_by_slot_(other.features_by_slot_),
+      compact_rotation_(other.compact_rotation_),
       scratch_(std::make_unique<Scratch>()) {}
 
 Node& Node::operator=(const Node& other) {
@@ -131,68 +142,71 @@ void Node::run_round() {
   cluster_.self().increment_heartbeat();
   expire_pending();
   std::vector<Address> peers;
-  select_peers(peers);
-  if (!peers.empty()) {
-    Bytes syn = make_syn();
-    const std::size_t syn_size = syn.size();
-    // The certificate to expect is the one of the node known at this
-    // address (a live one first); a bare seed has none. One walk for all peers.
-    std::vector<std::string> tls_names(peers.size());
-    for (std::size_t i = 0; cluster_.tls_named() > 0 && i < cluster_.size(); ++i) {
-      const NodeId& id = cluster_.at(i).id();
-      if (id.tls_name.empty()) continue;
-      for (std::size_t p = 0; p < peers.size(); ++p) {
-        if (id.gossip_advertise_addr == peers[p] &&
-            (tls_names[p].empty() || liveness(cluster_.at(i)).live)) {
-          tls_names[p] = id.tls_name;
-        }
+  std::vector<const NodeState*>& picked = scratch_->picked;
+  select_peers(peers, picked);
+  // The certificate to expect is the one of the node known at this
+  // address (a live one first); a bare seed has none. One walk for all peers.
+  std::vector<std::string> tls_names(peers.size());
+  for (std::size_t i = 0; cluster_.tls_named() > 0 && i < cluster_.size(); ++i) {
+    const NodeId& id = cluster_.at(i).id();
+    if (id.tls_name.empty()) continue;
+    for (std::size_t p = 0; p < peers.size(); ++p) {
+      if (id.gossip_advertise_addr == peers[p] &&
+          (tls_names[p].empty() || liveness(cluster_.at(i)).live)) {
+        tls_names[p] = id.tls_name;
       }
     }
-    for (std::size_t p = 0; p < peers.size(); ++p) {
-      // Each peer gets its own copy; the last one takes the original.
-      Bytes payload = p + 1 == peers.size() ? std::move(syn) : Bytes(syn);
-      transmits_.push_back(
-          Transmit{std::move(peers[p]), std::move(payload), std::move(tls_names[p])});
-    }
-    // make_syn counted one packet; every copy goes out.
-    stats_.packets_out.syn += peers.size() - 1;
-    stats_.bytes_out += syn_size * (peers.size() - 1);
+  }
+  // One Syn of each form at most, copied to every peer that takes it: the
+  // compact one to peers that announced it, the base one to the others.
+  std::optional<Bytes> syns[2];
+  for (std::size_t p = 0; p < peers.size(); ++p) {
+    const bool compact = speaks_compact(picked[p]);
+    std::optional<Bytes>& syn = syns[compact ? 1 : 0];
+    if (!syn) syn = make_syn(compact);
+    ++stats_.packets_out.syn;
+    stats_.bytes_out += syn->size();
+    stats_.compact_digests_out += compact ? 1 : 0;
+    transmits_.push_back(Transmit{std::move(peers[p]), *syn, std::move(tls_names[p])});
   }
   update_liveness();
   stats_.tombstones_removed +=
       cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
 }
 
-void Node::select_peers(std::vector<Address>& out) {
+void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>& picked) {
+  picked.clear();
   const Address& self_addr = self_id().gossip_advertise_addr;
-  std::vector<const NodeId*>& live = scratch_->live;
-  std::vector<const NodeId*>& dead = scratch_->dead;
+  std::vector<const NodeState*>& live = scratch_->live;
+  std::vector<const NodeState*>& dead = scratch_->dead;
   live.clear();
   dead.clear();
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
-    (liveness(st).live ? live : dead).push_back(&st.id());
+    (liveness(st).live ? live : dead).push_back(&st);
   }
-  auto add = [&](const Address& addr) {
+  auto add = [&](const Address& addr, const NodeState* st) {
     if (addr == self_addr || std::find(out.begin(), out.end(), addr) != out.end()) return;
     out.push_back(addr);
+    picked.push_back(st);
   };
 
   // Up to gossip_count distinct peers among the live ones (among every known
   // peer while none is live): a partial Fisher-Yates shuffle.
-  std::vector<const NodeId*>& pool = scratch_->pool;
+  std::vector<const NodeState*>& pool = scratch_->pool;
   pool = live.empty() ? dead : live;
   const std::size_t picks = std::min(config_.gossip_count, pool.size());
   for (std::size_t i = 0; i < picks; ++i) {
     std::swap(pool[i], pool[i + rng_.below(pool.size() - i)]);
-    add(pool[i]->gossip_advertise_addr);
+    add(pool[i]->id().gossip_advertise_addr, pool[i]);
   }
   const std::size_t regular_picks = out.size();
   // Sometimes a dead node, so a recovered one is heard again.
   if (!dead.empty() &&
       rng_.chance(static_cast<double>(dead.size()) / static_cast<double>(live.size() + 1))) {
-    add(dead[rng_.below(dead.size())]->gossip_advertise_addr);
+    const NodeState* st = dead[rng_.below(dead.size())];
+    add(st->id().gossip_advertise_addr, st);
   }
   // A seed, while the cluster may still be split or nothing is live.
   std::vector<const Address*>& seeds = scratch_->seeds;
@@ -214,7 +228,7 @@ void Node::select_peers(std::vector<Address>& out) {
   const double p = live.empty() ? 1.0
                                 : static_cast<double>(seeds.size()) /
                                       static_cast<double>(live.size() + dead.size());
-  if (live.empty() || rng_.chance(p)) add(*seeds[rng_.below(seeds.size())]);
+  if (live.empty() || rng_.chance(p)) add(*seeds[rng_.below(seeds.size())], nullptr);
 }
 
 const Node::Liveness* Node::liveness_of(const NodeId& id) const {
@@ -258,6 +272,7 @@ void Node::update_liveness() {
   for (const NodeState* st : doomed) {
     // Its slot may name another node next.
     liveness_[st->slot()] = Liveness{};
+    if (st->slot() < features_by_slot_.size()) features_by_slot_[st->slot()] = 0;
     detector_->forget(st->slot());
     const NodeId id = st->id();
     cluster_.remove(id);
@@ -392,23 +407,70 @@ void Node::plan_digest(std::size_t budget) {
   }
 }
 
-Bytes Node::make_syn() {
-  plan_digest(syn_digest_budget(config_.cluster_id, config_.max_payload_size));
-  Bytes out = write_syn(config_.cluster_id, cluster_, scratch_->digest);
-  ++stats_.packets_out.syn;
-  stats_.bytes_out += out.size();
-  return out;
+Bytes Node::make_syn(bool compact) {
+  const std::size_t budget = syn_digest_budget(config_.cluster_id, payload_limit());
+  if (compact) {
+    compact::Plan& plan = scratch_->compact;
+    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, {}, budget, compact_rotation_,
+                  plan);
+    if (compact::usable(plan)) {
+      compact_rotation_ += plan.count;
+      stats_.partial_digests_out += plan.partial ? 1 : 0;
+      return announced(compact::write_syn(config_.cluster_id, cluster_, plan));
+    }
+  }
+  plan_digest(budget);
+  return announced(write_syn(config_.cluster_id, cluster_, scratch_->digest));
+}
+
+// The nodes the digest being answered does not list and that have no
+// key-values: no delta would carry their ids, so a compact SynAck lists them
+// in full.
+std::span<const NodeState* const> Node::keyless_unseen() {
+  std::vector<char>& seen = scratch_->seen;
+  seen.assign(cluster_.slots(), 0);
+  for (const auto& e : scratch_->packet.digest) {
+    if (e.id.state != nullptr && e.id.state->slot() < seen.size()) seen[e.id.state->slot()] = 1;
+  }
+  std::vector<const NodeState*>& unseen = scratch_->unseen;
+  unseen.clear();
+  for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    const NodeState& st = cluster_.at(i);
+    if (st.max_version() == 0 && !st.scheduled_for_deletion() && st.slot() < seen.size() &&
+        seen[st.slot()] == 0) {
+      unseen.push_back(&st);
+    }
+  }
+  return unseen;
 }
 
 Bytes Node::make_synack() {
-  plan_digest(synack_digest_budget(config_.cluster_id, config_.max_payload_size));
-  const DigestPlan& digest = scratch_->digest;
-  PacketPaths::plan_delta(
-      cluster_, scratch_->packet.digest,
-      synack_delta_budget(config_.cluster_id, config_.max_payload_size, digest.size), rng_,
-      scratch_->delta);
-  Bytes out = write_synack(config_.cluster_id, cluster_, digest, scratch_->delta);
   ++stats_.packets_out.synack;
+  const std::size_t budget = synack_digest_budget(config_.cluster_id, payload_limit());
+  if ((scratch_->peer_features & compact::kCompactDigest) != 0) {
+    compact::Plan& plan = scratch_->compact;
+    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, keyless_unseen(), budget,
+                  compact_rotation_, plan);
+    if (compact::usable(plan)) {
+      compact_rotation_ += plan.count;
+      ++stats_.compact_digests_out;
+      stats_.partial_digests_out += plan.partial ? 1 : 0;
+      PacketPaths::plan_delta(
+          cluster_, scratch_->packet.digest,
+          compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), rng_,
+          scratch_->delta);
+      Bytes out =
+          announced(compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
+      stats_.bytes_out += out.size();
+      return out;
+    }
+  }
+  plan_digest(budget);
+  const DigestPlan& digest = scratch_->digest;
+  PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
+                          synack_delta_budget(config_.cluster_id, payload_limit(), digest.size),
+                          rng_, scratch_->delta);
+  Bytes out = announced(write_synack(config_.cluster_id, cluster_, digest, scratch_->delta));
   stats_.bytes_out += out.size();
   return out;
 }
@@ -499,7 +561,9 @@ Outcome Node::on_syn(const Inbound& in) {
     refused.reply = Reply{make_bad_cluster(), false};
     return refused;
   }
+  if (!read_extensions()) return drop(DropReason::kMalformed);
   report_heartbeats();
+  learn_features();
   Outcome answered{Reply{make_synack(), true}, std::nullopt};
   if (datagram) add_pending(pending_synacks_, in.from);
   return answered;
@@ -512,7 +576,9 @@ Outcome Node::on_synack(Bytes* owned, const Inbound& in) {
     return drop(DropReason::kOutOfPlace);
   }
   if (scratch_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
+  if (!read_extensions()) return drop(DropReason::kMalformed);
   report_heartbeats();
+  learn_features();
   apply_delta(owned);
   return Outcome{Reply{make_ack(), false}, std::nullopt};
 }
@@ -526,6 +592,88 @@ Outcome Node::on_ack(Bytes* owned, const Inbound& in) {
   if (scratch_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
   apply_delta(owned);
   return Outcome{};
+}
+
+std::uint64_t Node::features() const {
+  return config_.extensions.compact_digest ? compact::kCompactDigest : 0;
+}
+
+namespace {
+compact::Announcement announcement(const Config& config, std::uint64_t features) {
+  return compact::Announcement{features, config.node_id.gossip_advertise_addr,
+                               config.node_id.generation_id};
+}
+}  // namespace
+
+// What every packet may take before the announcement is added.
+std::size_t Node::payload_limit() const {
+  if (features() == 0) return config_.max_payload_size;
+  const std::size_t size = compact::announcement_size(announcement(config_, features()));
+  return config_.max_payload_size - std::min(size, config_.max_payload_size);
+}
+
+Bytes Node::announced(Bytes packet) const {
+  if (features() != 0) compact::append_announcement(packet, announcement(config_, features()));
+  return packet;
+}
+
+// The extensions of a Syn or SynAck being handled: what its sender speaks
+// (remembered for our next Syns to it), and its compact digest, read into
+// the packet's digest. False when the compact digest is malformed.
+bool Node::read_extensions() {
+  wire::PacketView& packet = scratch_->packet;
+  scratch_->peer_features = 0;
+  scratch_->compact_read.speakers.clear();
+  if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
+  if (!packet.extensions.empty()) {
+    compact::Announcement a;
+    if (compact::read_announcement(packet.extensions, a)) {
+      scratch_->peer_features = a.features & features();
+    } else {
+      ++stats_.announcements_malformed;
+    }
+  }
+  if (packet.compact_digest.empty()) return true;
+  compact::ReadReport report;
+  if (!compact::read(cluster_, packet.compact_digest, config_.limits.max_nodes, packet,
+                     scratch_->compact_read, report)) {
+    ++stats_.compact_digests_rejected;
+    return false;
+  }
+  ++stats_.compact_digests_in;
+  stats_.compact_entries_unresolved += report.unresolved;
+  return true;
+}
+
+// After report_heartbeats, which adds the nodes a digest names: the sender
+// lists itself first (PROTOCOL.md section 5), so its announcement is its own
+// when that first entry has the address and generation it announced.
+void Node::learn_features() {
+  const wire::PacketView& packet = scratch_->packet;
+  for (const NodeState* st : scratch_->compact_read.speakers) {
+    features_of(*st) |= compact::kCompactDigest;
+  }
+  if (packet.extensions.empty() || packet.digest.empty() || features() == 0) return;
+  compact::Announcement a;
+  if (!compact::read_announcement(packet.extensions, a)) return;
+  const NodeState* sender = packet.digest.front().id.state;
+  if (sender == nullptr || sender == &cluster_.self() ||
+      sender->id().gossip_advertise_addr != a.advertise ||
+      sender->id().generation_id != a.generation_id) {
+    return;
+  }
+  features_of(*sender) = static_cast<std::uint8_t>(a.features & 0xff);
+}
+
+std::uint8_t& Node::features_of(const NodeState& st) {
+  if (st.slot() >= features_by_slot_.size()) features_by_slot_.resize(st.slot() + 1);
+  return features_by_slot_[st.slot()];
+}
+
+bool Node::speaks_compact(const NodeState* st) const {
+  return (features() & compact::kCompactDigest) != 0 && st != nullptr &&
+         st->slot() < features_by_slot_.size() &&
+         (features_by_slot_[st->slot()] & compact::kCompactDigest) != 0;
 }
 
 void Node::handle_datagram_sent(const PeerKey& to) { add_pending(pending_syns_, to); }

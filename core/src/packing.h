@@ -56,6 +56,8 @@ struct DeltaPlan {
 // core's benchmarks) read and write gossip through them, straight from and
 // into the state. ClusterState documents each.
 struct PacketPaths {
+  // A node's canonical NodeIdPb body (the compact digest hashes it).
+  static ByteView encoded_id(const NodeState& st) { return st.encoded_id(); }
   static bool resolve(const ClusterState& state, wire::PacketView& packet) {
     return state.resolve(packet);
   }

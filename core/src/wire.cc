@@ -57,6 +57,12 @@ class Reader {
     }
     return long_varint(v);
   }
+  // Field 16, length-delimited, when it comes next (our extensions).
+  bool extension(ByteView& out) {
+    if (end_ - p_ < 2 || p_[0] != kExtensionTag[0] || p_[1] != kExtensionTag[1]) return true;
+    p_ += 2;
+    return length_delimited(out);
+  }
   // A scalar that is present: proto3 leaves zeros out.
   bool nonzero(std::uint64_t& v) { return varint(v) && v != 0; }
   bool length_delimited(ByteView& out) {
@@ -246,12 +252,12 @@ bool read_message(ByteView body, PacketView& out) {
   ByteView delta;
   switch (out.kind) {
     case Kind::kSyn:
-      return r.next(tag(2, kLength)) && r.length_delimited(digest) && r.done() &&
-             read_digest(digest, out.digest);
+      return r.next(tag(2, kLength)) && r.length_delimited(digest) &&
+             r.extension(out.compact_digest) && r.done() && read_digest(digest, out.digest);
     case Kind::kSynAck:
       return r.next(tag(2, kLength)) && r.length_delimited(digest) && r.next(tag(3, kLength)) &&
-             r.length_delimited(delta) && r.done() && read_digest(digest, out.digest) &&
-             read_delta(delta, out);
+             r.length_delimited(delta) && r.extension(out.compact_digest) && r.done() &&
+             read_digest(digest, out.digest) && read_delta(delta, out);
     case Kind::kAck:
       return r.next(tag(3, kLength)) && r.length_delimited(delta) && r.done() &&
              read_delta(delta, out);
@@ -294,6 +300,20 @@ std::strong_ordering NodeIdView::compare(const NodeId& id) const {
   return tls_name.compare(id.tls_name) <=> 0;
 }
 
+bool read_varint(ByteView& rest, std::uint64_t& v) {
+  Reader r(rest);
+  if (!r.varint(v)) return false;
+  rest = rest.subspan(static_cast<std::size_t>(r.position() - rest.data()));
+  return true;
+}
+
+bool read_length_delimited(ByteView& rest, ByteView& body) {
+  Reader r(rest);
+  if (!r.length_delimited(body)) return false;
+  rest = rest.subspan(static_cast<std::size_t>(r.position() - rest.data()));
+  return true;
+}
+
 bool read_node_id(ByteView body, NodeIdView& out) {
   out = NodeIdView{};
   Reader r(body);
@@ -317,6 +337,8 @@ bool read_packet(ByteView bytes, PacketView& out) {
   out.node_deltas.clear();
   out.key_values.clear();
   out.unknown_ids.clear();
+  out.extensions = {};
+  out.compact_digest = {};
   // Offsets in views are 32-bit; packets are far smaller.
   if (bytes.size() > (std::size_t{1} << 31)) return false;
   Reader r(bytes);
@@ -333,7 +355,8 @@ bool read_packet(ByteView bytes, PacketView& out) {
     return false;
   }
   ByteView body;
-  return r.length_delimited(body) && r.done() && read_message(body, out);
+  return r.length_delimited(body) && r.extension(out.extensions) && r.done() &&
+         read_message(body, out);
 }
 
 }  // namespace aiocluster::wire

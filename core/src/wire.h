@@ -36,6 +36,8 @@ constexpr std::uint8_t tag(unsigned field, unsigned wire_type) {
 }
 inline constexpr unsigned kVarint = 0;
 inline constexpr unsigned kLength = 2;
+// Field 16 (our extensions, proto/README.md), length-delimited: a two-byte tag.
+inline constexpr std::uint8_t kExtensionTag[2] = {0x82, 0x01};
 
 inline std::size_t uint_field_size(std::uint64_t v) {
   return v == 0 ? 0 : 1 + wire_size::varint(v);
@@ -99,6 +101,11 @@ struct NodeIdView {
   std::strong_ordering compare(const NodeId& id) const;
 };
 
+// Reads a minimal varint, or a length-prefixed body, off the front of
+// `rest`; false when there is none.
+bool read_varint(ByteView& rest, std::uint64_t& v);
+bool read_length_delimited(ByteView& rest, ByteView& body);
+
 // Reads a canonical NodeIdPb body; false when it is not one.
 bool read_node_id(ByteView body, NodeIdView& out);
 
@@ -148,7 +155,11 @@ struct PacketView {
   std::vector<NodeDeltaView> node_deltas;
   std::vector<KeyValueView> key_values;  // of every node delta, in order
   std::vector<NodeIdView> unknown_ids;   // filled by ClusterState::resolve
-  std::uint64_t resolved_at = 0;         // ClusterState's count of nodes added, then
+  // Our extensions (proto/README.md), unread: PacketPb.extensions and the
+  // Syn's or SynAck's compact_digest bodies; empty when absent.
+  ByteView extensions;
+  ByteView compact_digest;
+  std::uint64_t resolved_at = 0;  // ClusterState's count of nodes added, then
 
   const KeyValueView* key_values_of(const NodeDeltaView& nd) const {
     return key_values.data() + nd.first_key_value;

@@ -23,6 +23,7 @@
 
 #if defined(__GLIBC__)
 #include <malloc.h>
+#include <sys/resource.h>
 #endif
 
 namespace {
@@ -64,6 +65,8 @@ struct Args {
   std::uint64_t clock_skew_ms = 0;
   std::uint64_t clock_drift_ppm = 0;
   aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
+  double legacy_fraction = 0.0;
+  std::optional<std::uint64_t> max_payload_size;
   bool json = false;
   bool progress = false;
 };
@@ -92,6 +95,9 @@ const char* kUsage =
     "  --transport udp|tcp      datagrams, or three-message exchanges on a connection\n"
     "  --clock-skew-ms MS       each node's clock off by up to MS either way (drawn)\n"
     "  --clock-drift-ppm PPM    each node's clock up to PPM fast or slow (drawn, < 1000000)\n"
+    "  --max-payload-size B     every node's max_payload_size (default 65507)\n"
+    "  --legacy-fraction F      that share of nodes (spread evenly) runs without our protocol\n"
+    "                           extensions (proto/README.md), like Python aiocluster 1.1.0\n"
     "  --json                   print one JSON object on the last line\n"
     "  --progress               print each round's wall time and traffic to stderr\n";
 
@@ -169,6 +175,11 @@ Args parse(int argc, char** argv) {
       args.seed_nodes = parse_uint(flag, value);
     } else if (flag == "--loss") {
       args.loss = parse_fraction(flag, value);
+    } else if (flag == "--max-payload-size") {
+      args.max_payload_size = parse_uint(flag, value);
+      if (*args.max_payload_size < 512) fail("--max-payload-size: must be at least 512");
+    } else if (flag == "--legacy-fraction") {
+      args.legacy_fraction = parse_fraction(flag, value);
     } else if (flag == "--duplicate") {
       args.duplicate = parse_fraction(flag, value);
     } else if (flag == "--latency-ms") {
@@ -294,14 +305,23 @@ int main(int argc, char** argv) {
 
   std::vector<NodeIndex> seeds;
   for (NodeIndex i = 0; i < std::min(args.seed_nodes, args.nodes); ++i) seeds.push_back(i);
+  std::size_t legacy_nodes = 0;
   for (NodeIndex i = 0; i < args.nodes; ++i) {
     aiocluster::Config config = Simulator::make_config(i, seeds);
     config.gossip_interval = interval;
+    if (args.max_payload_size) config.max_payload_size = *args.max_payload_size;
     auto& fd = config.failure_detector;
     fd.model = args.phi_model;
     if (args.detection_time_ms)
       fd.detection_time = std::chrono::milliseconds(*args.detection_time_ms);
     if (!args.pause_aware) fd.local_pause_threshold = aiocluster::Duration::max();
+    // Node i is legacy when the running share of legacy nodes steps up at it.
+    const auto share = [&](NodeIndex k) {
+      return static_cast<std::uint64_t>(static_cast<double>(k) * args.legacy_fraction);
+    };
+    const bool legacy = share(i + 1) > share(i);
+    config.extensions.compact_digest = !legacy;
+    legacy_nodes += legacy ? 1 : 0;
     aiocluster::KeyValues kvs;
     for (std::size_t k = 0; k < args.keys_per_node; ++k) {
       kvs.emplace_back("key-" + std::to_string(k),
@@ -402,6 +422,21 @@ int main(int argc, char** argv) {
                            std::chrono::steady_clock::now() - wall_start)
                            .count();
 
+  // Peak resident memory of the whole process (simulator included), and
+  // that over the replicas every node holds of every node.
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  const std::uint64_t peak_rss = static_cast<std::uint64_t>(usage.ru_maxrss) * 1024;
+  const double replicas = static_cast<double>(args.nodes) * static_cast<double>(args.nodes);
+  const double peak_per_replica = replicas > 0 ? static_cast<double>(peak_rss) / replicas : 0.0;
+  std::uint64_t compact_out = 0;
+  std::uint64_t partial_out = 0;
+  for (NodeIndex i = 0; i < sim.size(); ++i) {
+    if (!sim.is_up(i)) continue;  // of the nodes up at the end
+    compact_out += sim.node(i).stats().compact_digests_out;
+    partial_out += sim.node(i).stats().partial_digests_out;
+  }
+
   if (!args.json) {
     std::printf("nodes %zu, seed %" PRIu64 ", %" PRIu64 " rounds of %" PRIu64 " ms, %s, loss %s\n",
                 args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
@@ -425,6 +460,9 @@ int main(int argc, char** argv) {
     std::printf("messages %" PRIu64 ", bytes %" PRIu64
                 " (%.0f per node per round), max packet %" PRIu64 ", lost %" PRIu64 "\n",
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
+    std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64 " partial)\n",
+                legacy_nodes, compact_out, partial_out);
+    std::printf("peak RSS %" PRIu64 " bytes, %.0f per replica\n", peak_rss, peak_per_replica);
     std::printf("trace hash %s, wall %lld ms\n", hash, static_cast<long long>(wall_ms));
   }
   if (!args.json) return 0;
@@ -436,7 +474,9 @@ int main(int argc, char** argv) {
       ",\"convictions_deferred\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
       ",\"bytes_per_node_per_round\":%s"
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
-      ",\"delivered\":%" PRIu64 ",\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
+      ",\"delivered\":%" PRIu64 ",\"legacy_nodes\":%zu,\"compact_digests\":%" PRIu64
+      ",\"partial_digests\":%" PRIu64 ",\"peak_rss_bytes\":%" PRIu64
+      ",\"peak_rss_per_replica\":%s,\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
       args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
       args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp",
       fixed(args.loss, 4).c_str(), json_or_null(converged_round).c_str(),
@@ -444,6 +484,7 @@ int main(int argc, char** argv) {
       sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
       c.false_deaths_by_paused, paused, local_pauses, convictions_deferred, c.messages, c.bytes,
       fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes, c.oversized_packets, c.lost,
-      c.delivered, hash, static_cast<long long>(wall_ms));
+      c.delivered, legacy_nodes, compact_out, partial_out, peak_rss,
+      fixed(peak_per_replica, 1).c_str(), hash, static_cast<long long>(wall_ms));
   return 0;
 }

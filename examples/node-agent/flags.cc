@@ -195,6 +195,8 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
       ->type_name("linear|normal")
       ->capture_default_str()
       ->check(one_of({"linear", "normal"}));
+  app.add_flag("--no-compact-digest", f.no_compact_digest,
+               "Speak no compact digest (proto/README.md), like Python aiocluster 1.1.0");
   app.add_flag("--verbose", f.verbose, "Log I/O failures on stderr");
   app.add_option("--driver", f.driver, "The event loop the node runs on")
       ->type_name("asio|libevent")

@@ -33,6 +33,7 @@ struct Flags {
   std::optional<std::uint64_t> fd_initial_interval_ms;
   std::optional<std::uint64_t> detection_time_ms;
   std::string phi_model = "linear";
+  bool no_compact_digest = false;
   bool verbose = false;
   std::string driver = "asio";
 

@@ -70,6 +70,7 @@ ac::Config make_config(const agent::Flags& flags) {
     config.failure_detector.detection_time = std::chrono::milliseconds(*flags.detection_time_ms);
   }
   if (flags.phi_model == "normal") config.failure_detector.model = ac::PhiModel::kNormal;
+  config.extensions.compact_digest = !flags.no_compact_digest;
   if (flags.phi_threshold) config.failure_detector.phi_threshold = *flags.phi_threshold;
   return config;
 }

@@ -32,6 +32,9 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"nodes_refused", s.nodes_refused},
       {"packets_in_above_max_payload", s.packets_in_above_max_payload},
       {"completeness_capped", s.completeness_capped},
+      {"compact_digests_out", s.compact_digests_out},
+      {"compact_digests_in", s.compact_digests_in},
+      {"compact_digests_rejected", s.compact_digests_rejected},
       {"rejected_deltas", s.rejected_gap + s.rejected_reset + s.rejected_stale +
                               s.rejected_malformed + s.rejected_limit},
       {"connections_accepted", d.connections_accepted},

@@ -242,6 +242,9 @@ struct Run {
   // --driver of each agent (asio, libevent); empty: the agent's default.
   std::vector<std::string> drivers = {};
   std::size_t killed = 2;  // the agent killed once they converged
+  // The agent run with --no-compact-digest (proto/README.md), if any: the
+  // other two use the compact digest between themselves, never with it.
+  std::optional<std::size_t> without_compact_digest = std::nullopt;
 };
 
 // The flags of agent i+1 of three on 127.0.0.1 `ports`, each seeded with the
@@ -285,6 +288,9 @@ inline void three_agents(const Run& run) {
       args.push_back("--driver");
       args.push_back(run.drivers[static_cast<std::size_t>(i)]);
     }
+    if (run.without_compact_digest == static_cast<std::size_t>(i)) {
+      args.push_back("--no-compact-digest");
+    }
     if (pki) {
       const auto files = pki->issue(name, {name + ".test"});
       for (const auto& extra :
@@ -301,6 +307,20 @@ inline void three_agents(const Run& run) {
     for (const auto& a : agents) MESSAGE(a->stderr_text());
   }
   REQUIRE(ok);
+  if (const auto legacy = run.without_compact_digest) {
+    auto counter = [&](std::size_t i, const char* name) {
+      return agents[i]->latest()->at("counters").at(name).get<std::uint64_t>();
+    };
+    CHECK(poll_until(agents, [&] {
+      for (std::size_t i = 0; i < agents.size(); ++i) {
+        if (i != *legacy && counter(i, "compact_digests_in") == 0) return false;
+      }
+      return true;
+    }));
+    CHECK(counter(*legacy, "compact_digests_out") == 0);
+    CHECK(counter(*legacy, "compact_digests_in") == 0);
+    for (std::size_t i = 0; i < agents.size(); ++i) CHECK(counter(i, "dropped_malformed") == 0);
+  }
 
   // A killed agent (no goodbye) is reported dead by both others.
   agents[run.killed]->signal(SIGKILL);

@@ -111,6 +111,8 @@ void every_key_of_the_other(const std::string& driver) {
   CHECK(counters.at("packets_in_above_max_payload").get<std::uint64_t>() > 0);
   CHECK(counters.at("completeness_capped").get<std::uint64_t>() > 0);
   CHECK(counters.at("framing_errors") == 0);
+  // Python 1.1.0 never announces the compact digest: none was sent to it.
+  CHECK(counters.at("compact_digests_out") == 0);
   for (auto& n : nodes) n->signal(SIGTERM);
   for (auto& n : nodes) CHECK(n->wait_exit(kPatience) == 0);
 }
@@ -130,13 +132,16 @@ enum class Security {
 
 // Members in a ring (each seeded with the one before): they converge, then a
 // killed Python node and a killed agent are each reported dead by every
-// survivor, and the rest stop cleanly.
+// survivor, and the rest stop cleanly. Two agents speak the compact digest
+// (proto/README.md) and use it between themselves; agent-libevent runs
+// without it, like the Python nodes.
 void mixed_cluster(Security security) {
   const bool mutual_tls = security != Security::kTcp;
   const std::vector<Member> members = {{"agent-asio", "asio"},
                                        {"py-1", "python"},
                                        {"agent-libevent", "libevent"},
-                                       {"py-2", "python"}};
+                                       {"py-2", "python"},
+                                       {"agent-asio-2", "asio"}};
   std::optional<aiocluster::conformance::TestPki> pki;
   std::optional<aiocluster::conformance::TlsFiles> shared;
   if (mutual_tls) pki.emplace();
@@ -182,6 +187,7 @@ void mixed_cluster(Security security) {
     } else {
       args.push_back("--driver");
       args.push_back(m.kind);
+      if (m.name == "agent-libevent") args.push_back("--no-compact-digest");
       nodes.push_back(std::make_unique<Agent>(args, err));
     }
   }
@@ -190,6 +196,18 @@ void mixed_cluster(Security security) {
     for (const auto& n : nodes) MESSAGE(n->stderr_text());
   }
   REQUIRE(ok);
+  // The two agents with the extension used it between themselves; no agent
+  // dropped a packet as malformed, nor did the one without it see any.
+  CHECK(poll_until(nodes, [&] {
+    return nodes[0]->latest()->at("counters").at("compact_digests_in") > 0 &&
+           nodes[4]->latest()->at("counters").at("compact_digests_in") > 0;
+  }));
+  for (std::size_t i : {std::size_t{0}, std::size_t{2}, std::size_t{4}}) {
+    const Json& counters = nodes[i]->latest()->at("counters");
+    CHECK(counters.at("dropped_malformed") == 0);
+    CHECK(counters.at("compact_digests_rejected") == 0);
+  }
+  CHECK(nodes[2]->latest()->at("counters").at("compact_digests_out") == 0);
 
   // Kill a Python node, then an agent: every survivor reports each dead.
   std::set<std::string> dead;

@@ -93,6 +93,8 @@ TEST_CASE("prometheus_metrics: every counter, membership gauges and phi per memb
   CHECK(samples.at("aiocluster_datagrams_received_total") == "123");
   CHECK(samples.at("aiocluster_hook_events_dropped_total") == "5");
   CHECK(samples.at("aiocluster_gossip_rounds_total") == std::to_string(node.stats().rounds));
+  CHECK(samples.at("aiocluster_compact_digests_sent_total") ==
+        std::to_string(node.stats().compact_digests_out));
   CHECK(samples.at("aiocluster_packets_received_total{type=\"syn\"}") ==
         std::to_string(node.stats().packets_in.syn));
   CHECK(samples.count("aiocluster_packets_dropped_total{reason=\"rate_limited\"}") == 1);

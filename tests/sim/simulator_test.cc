@@ -352,7 +352,7 @@ TEST_SUITE("simulator") {
     cluster.run_for(30s);
     cluster.heal_all();
     cluster.crash(4);
-    cluster.run_for(30s);
+    cluster.run_for(60s);
     CHECK(cluster.crashes().back().detected_at.has_value());
     cluster.restart(4);
     CHECK(cluster.run_until_converged(cluster.now() + 30s, 100ms).has_value());

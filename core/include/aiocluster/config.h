@@ -121,6 +121,15 @@ struct Config {
   // with and never removed.
   std::function<bool(const NodeState&)> extra_liveness;
   Limits limits;
+  // Our extensions of the protocol (proto/README.md). Each is announced in
+  // every packet and used only with a peer that announced it too: nodes with
+  // and without them, and Python aiocluster 1.1.0 nodes, form one cluster.
+  struct Extensions {
+    // Digests by short keyed hashes of the members' ids, about 6 bytes a
+    // member instead of 40 or more; partial, and saying so, when even that
+    // does not fit a packet.
+    bool compact_digest = true;
+  } extensions;
 
   // Why this config is unusable, naming the field; nullopt when it is fine.
   std::optional<std::string> validate() const;

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -176,7 +177,9 @@ class Node {
  private:
   void advance_clock(Instant now);
   void run_round();
-  void select_peers(std::vector<Address>& out);
+  // Up to gossip_count peers and more (PROTOCOL.md section 7), each with the
+  // generation of the node picked there (0 for a bare seed).
+  void select_peers(std::vector<Address>& out, std::vector<const NodeState*>& picked);
   void update_liveness();
   struct Liveness;
   void report_liveness(const NodeState& st, Liveness& l);
@@ -193,7 +196,16 @@ class Node {
   void note_node(const NodeState& st, bool created);
 
   void plan_digest(std::size_t budget);
-  Bytes make_syn();
+  // Our extensions (proto/README.md).
+  std::uint64_t features() const;
+  std::size_t payload_limit() const;
+  Bytes announced(Bytes packet) const;
+  bool read_extensions();
+  void learn_features();
+  std::uint8_t& features_of(const NodeState& st);
+  bool speaks_compact(const NodeState* st) const;
+  std::span<const NodeState* const> keyless_unseen();
+  Bytes make_syn(bool compact);
   Bytes make_synack();
   Bytes make_ack();
   Bytes make_bad_cluster();
@@ -236,6 +248,12 @@ class Node {
   Pending pending_syns_;     // we sent a Syn: expect SynAck
   Pending pending_synacks_;  // we sent a SynAck: expect Ack
   std::unique_ptr<SourceRateLimiter> datagram_syns_;
+  // The extensions each known node speaks (proto/README.md), by
+  // NodeState::slot(): learned from its own announcement, or from the
+  // compact digests of nodes that learned it.
+  std::vector<std::uint8_t> features_by_slot_;
+  // Where the next partial compact digest starts, among the members by hash.
+  std::size_t compact_rotation_ = 0;
   // The packet being handled, as views, and the plans of the packets being
   // written: reused from one packet to the next.
   std::unique_ptr<Scratch> scratch_;

@@ -146,6 +146,7 @@ class NodeState {
 
  private:
   friend class ClusterState;
+  friend struct PacketPaths;
 
   // Storage, compact because a node replicates every key of the cluster:
   //   log_     entries in strictly increasing version order, so stale entries

@@ -90,6 +90,16 @@ struct Stats {
   std::uint64_t nodes_revived = 0;
   std::uint64_t tombstones_removed = 0;
   std::uint64_t digests_truncated = 0;  // digests that did not fit one packet
+  // Our extensions (proto/README.md).
+  std::uint64_t compact_digests_out = 0;
+  std::uint64_t partial_digests_out = 0;  // compact digests covering part of the members
+  std::uint64_t compact_digests_in = 0;
+  // Malformed compact digests: their packets were dropped (dropped_malformed).
+  std::uint64_t compact_digests_rejected = 0;
+  // Compact entries naming no member we know, or more than one.
+  std::uint64_t compact_entries_unresolved = 0;
+  // PacketPb.extensions that were not a canonical ExtensionsPb: ignored.
+  std::uint64_t announcements_malformed = 0;
   // Datagram exchanges forgotten early to stay within limits.max_pending_exchanges.
   std::uint64_t exchanges_evicted = 0;
 };

@@ -101,6 +101,20 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
             s.digests_truncated);
   w.counter("aiocluster_exchanges_evicted_total",
             "Datagram exchanges forgotten early at max_pending_exchanges.", s.exchanges_evicted);
+  w.counter("aiocluster_compact_digests_sent_total",
+            "Compact digests sent (proto/README.md), partial ones included.",
+            s.compact_digests_out);
+  w.counter("aiocluster_partial_digests_sent_total",
+            "Compact digests sent that cover part of the members.", s.partial_digests_out);
+  w.counter("aiocluster_compact_digests_received_total", "Compact digests read.",
+            s.compact_digests_in);
+  w.counter("aiocluster_compact_digests_rejected_total",
+            "Malformed compact digests (their packets dropped).", s.compact_digests_rejected);
+  w.counter("aiocluster_compact_entries_unresolved_total",
+            "Compact digest entries naming no known member, or several.",
+            s.compact_entries_unresolved);
+  w.counter("aiocluster_announcements_malformed_total",
+            "Extension announcements that could not be read (ignored).", s.announcements_malformed);
 }
 
 void driver_metrics(PrometheusWriter& w, const DriverStats& d) {

@@ -72,6 +72,12 @@ Json stats_json(const Stats& s) {
               {"nodes_revived", s.nodes_revived},
               {"tombstones_removed", s.tombstones_removed},
               {"digests_truncated", s.digests_truncated},
+              {"compact_digests_out", s.compact_digests_out},
+              {"partial_digests_out", s.partial_digests_out},
+              {"compact_digests_in", s.compact_digests_in},
+              {"compact_digests_rejected", s.compact_digests_rejected},
+              {"compact_entries_unresolved", s.compact_entries_unresolved},
+              {"announcements_malformed", s.announcements_malformed},
               {"exchanges_evicted", s.exchanges_evicted}};
 }
 

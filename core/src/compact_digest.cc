@@ -1,0 +1,434 @@
+#include "compact_digest.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "hash.h"
+
+namespace aiocluster::compact {
+
+namespace {
+
+using wire_size::length_delimited;
+using wire_size::varint;
+
+// Field 16 with its two-byte tag.
+std::size_t extension_field(std::size_t body) { return 1 + length_delimited(body); }
+
+void extension_header(wire::Writer& w, std::size_t body) {
+  w.raw(wire::kExtensionTag, 2);
+  w.varint(body);
+}
+
+std::size_t address_size(const Address& a) {
+  return (a.host.empty() ? 0 : length_delimited(a.host.size())) + wire::uint_field_size(a.port);
+}
+
+std::size_t announcement_body(const Announcement& a) {
+  return wire::uint_field_size(a.features) + length_delimited(address_size(a.advertise)) +
+         wire::uint_field_size(a.generation_id);
+}
+
+// A minimal varint reader over a body: false on anything but a well-formed one.
+class Cursor {
+ public:
+  explicit Cursor(ByteView bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  bool done() const { return p_ == end_; }
+  bool next(std::uint8_t tag) {
+    if (p_ == end_ || *p_ != tag) return false;
+    ++p_;
+    return true;
+  }
+  bool varint(std::uint64_t& v) {
+    ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
+    if (!wire::read_varint(rest, v)) return false;
+    p_ = rest.data();
+    return true;
+  }
+  bool fixed64(std::uint64_t& v) {
+    if (end_ - p_ < 8) return false;
+    v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | p_[i];
+    p_ += 8;
+    return true;
+  }
+  bool length_delimited(ByteView& out) {
+    ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
+    if (!wire::read_length_delimited(rest, out)) return false;
+    p_ = rest.data();
+    return true;
+  }
+
+ private:
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+};
+
+constexpr std::uint8_t tag(unsigned field, unsigned wire_type) {
+  return static_cast<std::uint8_t>(field << 3 | wire_type);
+}
+constexpr unsigned kFixed64 = 1;
+
+// The distance from `from` to `to` going up the circle of 32-bit values.
+std::uint64_t distance(std::uint32_t from, std::uint32_t to) {
+  return static_cast<std::uint32_t>(to - from);
+}
+
+// Bits below the heartbeat in an entry's second value.
+constexpr std::uint64_t kSpeaksCompact = 1;  // the member speaks the compact digest
+constexpr std::uint64_t kHasGc = 2;          // a last_gc_version follows (else it is 0)
+
+std::uint64_t coded_heartbeat(const Plan& p, const NodeState& st) {
+  const bool speaks = st.slot() < p.speaks.size() && (p.speaks[st.slot()] & kCompactDigest) != 0;
+  return st.heartbeat() << 2 | (st.last_gc_version() != 0 ? kHasGc : 0) |
+         (speaks ? kSpeaksCompact : 0);
+}
+
+std::size_t entry_size(const Plan& p, std::uint32_t gap, const NodeState& st) {
+  const std::size_t gc = st.last_gc_version() != 0 ? varint(st.last_gc_version()) : 0;
+  return varint(gap) + varint(coded_heartbeat(p, st)) + gc + varint(st.max_version());
+}
+
+std::size_t full_entry(const NodeState& st) {
+  return length_delimited(PacketPaths::encoded_id(st).size()) +
+         wire::uint_field_size(st.heartbeat()) + wire::uint_field_size(st.last_gc_version()) +
+         wire::uint_field_size(st.max_version());
+}
+
+std::size_t compact_body(const Plan& p) {
+  std::size_t size = 1 + 8;  // the salt
+  if (p.entries_size > 0) size += length_delimited(p.entries_size);
+  if (p.partial) {
+    size += 2 + wire::uint_field_size(p.cover_start) + wire::uint_field_size(p.cover_end);
+  }
+  return size;
+}
+
+void take_full(DigestPlan& full, const NodeState* st) {
+  full.nodes.push_back(st);
+  full.sizes.push_back(full_entry(*st));
+  full.size += length_delimited(full.sizes.back());
+}
+
+}  // namespace
+
+std::size_t announcement_size(const Announcement& a) {
+  return extension_field(announcement_body(a));
+}
+
+void append_announcement(Bytes& packet, const Announcement& a) {
+  const std::size_t at = packet.size();
+  const std::size_t body = announcement_body(a);
+  packet.resize(at + extension_field(body));
+  wire::Writer w(packet.data() + at);
+  extension_header(w, body);
+  w.uint_field(1, a.features);
+  w.header(2, address_size(a.advertise));
+  w.string_field(1, a.advertise.host);
+  w.uint_field(2, a.advertise.port);
+  w.uint_field(3, a.generation_id);
+}
+
+bool read_announcement(ByteView body, Announcement& out) {
+  out = Announcement{};
+  Cursor c(body);
+  ByteView addr;
+  if (c.next(tag(1, wire::kVarint)) && !c.varint(out.features)) return false;
+  if (c.next(tag(2, wire::kLength)) && !c.length_delimited(addr)) return false;
+  if (c.next(tag(3, wire::kVarint)) && !c.varint(out.generation_id)) return false;
+  if (!c.done()) return false;
+  Cursor a(addr);
+  ByteView host;
+  std::uint64_t port = 0;
+  if (a.next(tag(1, wire::kLength)) && !a.length_delimited(host)) return false;
+  if (a.next(tag(2, wire::kVarint)) && (!a.varint(port) || port > 65535)) return false;
+  if (!a.done()) return false;
+  out.advertise.host.assign(reinterpret_cast<const char*>(host.data()), host.size());
+  out.advertise.port = static_cast<std::uint16_t>(port);
+  return true;
+}
+
+std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt) {
+  const std::uint64_t h = hash_bytes(
+      std::string_view(reinterpret_cast<const char*>(encoded_id.data()), encoded_id.size()), salt);
+  return static_cast<std::uint32_t>(h ^ (h >> 32));
+}
+
+void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::uint8_t> speaks,
+          std::span<const NodeState* const> in_full, std::size_t budget, std::size_t rotation,
+          Plan& out) {
+  out.salt = salt;
+  out.speaks = speaks;
+  out.members.clear();
+  out.full.nodes.clear();
+  out.full.sizes.clear();
+  out.full.size = 0;
+  take_full(out.full, &state.self());
+  for (const NodeState* st : in_full) {
+    if (st == &state.self() ||
+        length_delimited(out.full.size) + length_delimited(full_entry(*st)) > budget / 4) {
+      continue;
+    }
+    take_full(out.full, st);
+  }
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    const NodeState& st = state.at(i);
+    if (&st == &state.self() || st.scheduled_for_deletion() ||
+        std::find(out.full.nodes.begin(), out.full.nodes.end(), &st) != out.full.nodes.end()) {
+      continue;
+    }
+    out.members.emplace_back(member_hash(PacketPaths::encoded_id(st), salt), &st);
+  }
+  std::sort(out.members.begin(), out.members.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // Members sharing a hash travel in full: a receiver could not tell them apart.
+  auto shared = [&](std::size_t i) {
+    return (i > 0 && out.members[i - 1].first == out.members[i].first) ||
+           (i + 1 < out.members.size() && out.members[i + 1].first == out.members[i].first);
+  };
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < out.members.size(); ++i) {
+    if (shared(i)) {
+      take_full(out.full, out.members[i].second);
+    } else {
+      out.members[kept++] = out.members[i];
+    }
+  }
+  out.members.resize(kept);
+
+  // Everything, if it fits.
+  out.partial = false;
+  out.first = 0;
+  out.count = out.members.size();
+  out.entries_size = 0;
+  for (std::size_t i = 0; i < out.members.size(); ++i) {
+    const std::uint32_t prev = i == 0 ? 0 : out.members[i - 1].first;
+    out.entries_size += entry_size(out, out.members[i].first - prev, *out.members[i].second);
+  }
+  out.size = compact_body(out);
+  if (length_delimited(out.full.size) + extension_field(out.size) <= budget) return;
+
+  // A partial digest: from the rotation's member up the circle, as many as
+  // fit (never all: then it would not be partial), covering the hashes from
+  // the first one's to the first one left out.
+  out.partial = true;
+  out.count = 0;
+  out.entries_size = 0;
+  if (out.members.size() < 2) return;  // not even one entry fits: no compact digest
+  const std::size_t n = out.members.size();
+  out.first = rotation % n;
+  out.cover_start = out.members[out.first].first;
+  std::uint32_t prev = out.cover_start;
+  while (out.count + 1 < n) {
+    const auto& [h, st] = out.members[(out.first + out.count) % n];
+    const std::size_t entry = entry_size(out, h - prev, *st);
+    out.entries_size += entry;
+    out.cover_end = out.members[(out.first + out.count + 1) % n].first;
+    if (length_delimited(out.full.size) + extension_field(compact_body(out)) > budget) {
+      out.entries_size -= entry;
+      break;
+    }
+    prev = h;
+    ++out.count;
+  }
+  out.cover_end = out.members[(out.first + out.count) % n].first;
+  out.size = compact_body(out);
+}
+
+bool usable(const Plan& plan) { return !plan.partial || plan.count > 0; }
+
+std::size_t digest_fields_size(const Plan& plan) {
+  return length_delimited(plan.full.size) + extension_field(plan.size);
+}
+
+void write_full(wire::Writer& w, const ClusterState& state, const Plan& plan) {
+  w.header(2, plan.full.size);
+  PacketPaths::write_digest(state, w, plan.full);
+}
+
+void write_compact(wire::Writer& w, const Plan& plan) {
+  extension_header(w, plan.size);
+  w.byte(tag(1, kFixed64));
+  for (int i = 0; i < 8; ++i) w.byte(static_cast<std::uint8_t>(plan.salt >> (8 * i)));
+  if (plan.entries_size > 0) {
+    w.header(2, plan.entries_size);
+    std::uint32_t prev = plan.partial ? plan.cover_start : 0;
+    for (std::size_t i = 0; i < plan.count; ++i) {
+      const auto& [h, st] = plan.members[(plan.first + i) % plan.members.size()];
+      w.varint(static_cast<std::uint32_t>(h - prev));
+      w.varint(coded_heartbeat(plan, *st));
+      if (st->last_gc_version() != 0) w.varint(st->last_gc_version());
+      w.varint(st->max_version());
+      prev = h;
+    }
+  }
+  if (plan.partial) {
+    w.uint_field(3, 1);
+    w.uint_field(4, plan.cover_start);
+    w.uint_field(5, plan.cover_end);
+  }
+}
+
+namespace {
+
+std::size_t cluster_field(std::string_view cluster_id) {
+  return cluster_id.empty() ? 0 : length_delimited(cluster_id.size());
+}
+
+Bytes finish(Bytes bytes, const wire::Writer& w) {
+  // Sizes are computed ahead: a mismatch is a bug in the core.
+  if (w.position() != bytes.data() + bytes.size()) {
+    throw std::logic_error("a compact digest packet's size was computed wrong");
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Plan& plan) {
+  const std::size_t body = digest_fields_size(plan);
+  Bytes bytes(cluster_field(cluster_id) + length_delimited(body));
+  wire::Writer w(bytes.data());
+  w.string_field(1, cluster_id);
+  w.header(2, body);
+  write_full(w, state, plan);
+  write_compact(w, plan);
+  return finish(std::move(bytes), w);
+}
+
+Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const Plan& plan,
+                   const DeltaPlan& delta) {
+  const std::size_t body = digest_fields_size(plan) + length_delimited(delta.size);
+  Bytes bytes(cluster_field(cluster_id) + length_delimited(body));
+  wire::Writer w(bytes.data());
+  w.string_field(1, cluster_id);
+  w.header(3, body);
+  write_full(w, state, plan);
+  w.header(3, delta.size);
+  PacketPaths::write_delta(state, w, delta);
+  write_compact(w, plan);
+  return finish(std::move(bytes), w);
+}
+
+std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size,
+                                const Plan& plan) {
+  const std::size_t cid = cluster_field(cluster_id);
+  const std::size_t inner = largest_body(max_payload_size < cid ? 0 : max_payload_size - cid);
+  const std::size_t digests = digest_fields_size(plan);
+  return inner < digests ? 0 : largest_body(inner - digests);
+}
+
+namespace {
+
+struct Header {
+  std::uint64_t salt = 0;
+  ByteView entries;
+  bool partial = false;
+  std::uint32_t cover_start = 0;
+  std::uint32_t cover_end = 0;
+};
+
+bool read_header(ByteView body, Header& out) {
+  Cursor c(body);
+  std::uint64_t v = 0;
+  if (!c.next(tag(1, kFixed64)) || !c.fixed64(out.salt) || out.salt == 0) return false;
+  if (c.next(tag(2, wire::kLength)) && !c.length_delimited(out.entries)) return false;
+  if (c.next(tag(3, wire::kVarint))) {
+    if (!c.varint(v) || v > 1) return false;
+    out.partial = v == 1;
+  }
+  if (c.next(tag(4, wire::kVarint))) {
+    if (!c.varint(v) || v > UINT32_MAX) return false;
+    out.cover_start = static_cast<std::uint32_t>(v);
+  }
+  if (c.next(tag(5, wire::kVarint))) {
+    if (!c.varint(v) || v > UINT32_MAX) return false;
+    out.cover_end = static_cast<std::uint32_t>(v);
+  }
+  // A range only with the partial flag, and never an empty one.
+  if (!out.partial && (out.cover_start != 0 || out.cover_end != 0)) return false;
+  if (out.partial && out.cover_start == out.cover_end) return false;
+  return c.done();
+}
+
+// The length of the covered range, going up from its start: the whole
+// circle for a full digest.
+std::uint64_t cover_length(const Header& h) {
+  return h.partial ? distance(h.cover_start, h.cover_end) : std::uint64_t{1} << 32;
+}
+
+bool covers(const Header& h, std::uint32_t hash) {
+  return !h.partial || distance(h.cover_start, hash) < cover_length(h);
+}
+
+}  // namespace
+
+bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::PacketView& packet,
+          ReadScratch& scratch, ReadReport& report) {
+  Header header;
+  if (!read_header(body, header)) return false;
+  auto& ours = scratch.ours;
+  ours.clear();
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    NodeState& st = state.at(i);
+    ours.emplace_back(member_hash(PacketPaths::encoded_id(st), header.salt), &st);
+  }
+  std::sort(ours.begin(), ours.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // The members the base digest listed keep its entries.
+  auto& listed = scratch.listed_in_full;
+  listed.clear();
+  for (const auto& e : packet.digest) {
+    if (e.id.state != nullptr) listed.push_back(e.id.state);
+  }
+  std::sort(listed.begin(), listed.end());
+  scratch.speakers.clear();
+
+  Cursor c(header.entries);
+  std::uint64_t offset = 0;  // of the current hash from the range's start
+  const std::uint64_t length = cover_length(header);
+  std::size_t entries = 0;
+  while (!c.done()) {
+    std::uint64_t gap = 0;
+    std::uint64_t coded = 0;
+    wire::DigestEntryView e;
+    if (!c.varint(gap) || !c.varint(coded) ||
+        ((coded & kHasGc) != 0 && !c.varint(e.last_gc_version)) || !c.varint(e.max_version)) {
+      return false;
+    }
+    e.heartbeat = coded >> 2;
+    // Hashes strictly increase along the covered range.
+    if (++entries > max_entries || (entries > 1 && gap == 0) || gap >= length ||
+        offset + gap >= length) {
+      return false;
+    }
+    offset += gap;
+    const auto hash = static_cast<std::uint32_t>(header.cover_start + offset);
+    auto [lo, hi] = std::equal_range(
+        ours.begin(), ours.end(), std::pair<std::uint32_t, NodeState*>(hash, nullptr),
+        [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (hi - lo != 1) {
+      ++report.unresolved;
+      continue;
+    }
+    if ((coded & kSpeaksCompact) != 0) scratch.speakers.push_back(lo->second);
+    e.id.state = lo->second;
+    e.id.bytes = PacketPaths::encoded_id(*lo->second);
+    packet.digest.push_back(e);
+    ++report.resolved;
+  }
+  if (!header.partial) return true;
+  for (const auto& [hash, st] : ours) {
+    if (covers(header, hash) || std::binary_search(listed.begin(), listed.end(), st)) continue;
+    wire::DigestEntryView e;
+    e.id.state = st;
+    e.id.bytes = PacketPaths::encoded_id(*st);
+    e.last_gc_version = st->last_gc_version();
+    e.max_version = st->max_version();
+    packet.digest.push_back(e);
+  }
+  return true;
+}
+
+}  // namespace aiocluster::compact

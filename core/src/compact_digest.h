@@ -1,0 +1,115 @@
+// Our negotiated extensions on the wire (an internal header of the core;
+// the spec is proto/README.md): the announcement every packet of an
+// extension-speaking node carries, and the compact digest, a digest by keyed
+// 32-bit hashes of the members' ids that two such nodes exchange instead of
+// full NodeDigestPb entries.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "aiocluster/cluster_state.h"
+#include "aiocluster/types.h"
+#include "packing.h"
+#include "wire.h"
+
+namespace aiocluster::compact {
+
+// Bits of ExtensionsPb.features.
+inline constexpr std::uint64_t kCompactDigest = 1;
+
+// --- The announcement (PacketPb.extensions) ---
+
+struct Announcement {
+  std::uint64_t features = 0;
+  Address advertise;  // the sender's gossip_advertise_addr
+  std::uint64_t generation_id = 0;
+};
+
+// Bytes the PacketPb.extensions field of `a` adds to a packet, tag included.
+std::size_t announcement_size(const Announcement& a);
+// Appends the field to a written packet (field 16 comes after the others).
+void append_announcement(Bytes& packet, const Announcement& a);
+// False when the body is not a canonical ExtensionsPb.
+bool read_announcement(ByteView body, Announcement& out);
+
+// --- The compact digest (SynPb / SynAckPb.compact_digest) ---
+
+// The keyed hash a compact digest names a member by: of its NodeIdPb bytes.
+std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt);
+
+// What a compact digest carries, chosen before a byte is written. The
+// members whose hash another member shares, and this node itself, travel in
+// full in the base digest (`full`); the others as compact entries.
+struct Plan {
+  std::uint64_t salt = 0;
+  // What the writer knows each member speaks, by NodeState::slot(): an
+  // entry's heartbeat carries bit 0 of it (proto/README.md).
+  std::span<const std::uint8_t> speaks;
+  std::vector<std::pair<std::uint32_t, const NodeState*>> members;  // by hash
+  std::size_t first = 0;  // the entries written: members[first..first+count), wrapping
+  std::size_t count = 0;
+  bool partial = false;
+  std::uint32_t cover_start = 0;
+  std::uint32_t cover_end = 0;
+  std::size_t entries_size = 0;  // of the packed entries
+  std::size_t size = 0;          // of the CompactDigestPb body
+  DigestPlan full;
+};
+
+// Plans the digest of `state` under `salt` (nonzero) within `budget` bytes
+// for both digest fields' bodies; when it does not fit, a partial digest
+// whose covered range starts at the member `rotation` (modulo the count).
+// `in_full` are members to list in full as well, within a quarter of the
+// budget: those the peer lacks and no delta would bring it (no key-values
+// yet), since a node id travels only in full entries and node deltas.
+void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::uint8_t> speaks,
+          std::span<const NodeState* const> in_full, std::size_t budget, std::size_t rotation,
+          Plan& out);
+
+// False when not even one compact entry fits the budget: send the base digest.
+bool usable(const Plan& plan);
+
+// Bytes of the SynPb / SynAckPb fields the plan fills: the base digest
+// field and the compact one.
+std::size_t digest_fields_size(const Plan& plan);
+// Writes the base digest field (2) or the compact one (16).
+void write_full(wire::Writer& w, const ClusterState& state, const Plan& plan);
+void write_compact(wire::Writer& w, const Plan& plan);
+
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Plan& plan);
+Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const Plan& plan,
+                   const DeltaPlan& delta);
+// The DeltaPb budget of a compact SynAck within `max_payload_size`.
+std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size,
+                                const Plan& plan);
+
+// What reading a compact digest found, for Stats.
+struct ReadReport {
+  std::size_t resolved = 0;    // entries naming a member we know
+  std::size_t unresolved = 0;  // hashes we know no member by, or more than one
+};
+
+// Reusable buffers of read().
+struct ReadScratch {
+  std::vector<std::pair<std::uint32_t, NodeState*>> ours;  // our members by hash
+  std::vector<const NodeState*> listed_in_full;
+  // The members whose entries said they speak the compact digest.
+  std::vector<const NodeState*> speakers;
+};
+
+// Reads the compact digest `body` of a resolved packet into its digest
+// entries, as if the sender had sent them in full: every entry whose hash
+// names exactly one member we know, and for a partial digest, every member
+// we know outside its covered range as if the sender held what we hold (so
+// it is neither sent nor taken for unknown). False when the body is
+// malformed (no salt, broken varints, more than `max_entries` entries,
+// hashes out of order or out of range): the packet is dropped.
+bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::PacketView& packet,
+          ReadScratch& scratch, ReadReport& report);
+
+}  // namespace aiocluster::compact

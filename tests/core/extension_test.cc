@@ -1,0 +1,289 @@
+// Our negotiated extensions (proto/README.md) through the public Node API:
+// the compact digest between nodes that announce it, the base protocol with
+// anyone else, partial digests, and hostile compact digests.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+using namespace testing;
+
+namespace {
+
+// --- A hand-written protobuf writer, to build packets a Node never sends. ---
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+void put_tag(std::string& out, unsigned field, unsigned wire_type) {
+  put_varint(out, field << 3 | wire_type);
+}
+void put_bytes(std::string& out, unsigned field, const std::string& body) {
+  put_tag(out, field, 2);
+  put_varint(out, body.size());
+  out += body;
+}
+void put_uint(std::string& out, unsigned field, std::uint64_t v) {
+  put_tag(out, field, 0);
+  put_varint(out, v);
+}
+void put_fixed64(std::string& out, unsigned field, std::uint64_t v) {
+  put_tag(out, field, 1);
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+std::string node_id_pb(const NodeId& id) {
+  std::string addr;
+  put_bytes(addr, 1, id.gossip_advertise_addr.host);
+  put_uint(addr, 2, id.gossip_advertise_addr.port);
+  std::string out;
+  put_bytes(out, 1, id.name);
+  put_uint(out, 2, id.generation_id);
+  put_bytes(out, 3, addr);
+  return out;
+}
+
+// A Syn from `sender` listing only itself in full, with `compact` as its
+// compact digest body and an announcement of the compact digest.
+Bytes compact_syn(const std::string& cluster_id, const NodeId& sender, const std::string& compact) {
+  std::string entry;
+  put_bytes(entry, 1, node_id_pb(sender));
+  put_uint(entry, 2, 5);  // heartbeat
+  std::string digest;
+  put_bytes(digest, 1, entry);
+  std::string syn;
+  put_bytes(syn, 2, digest);
+  put_bytes(syn, 16, compact);
+  std::string announcement;
+  put_uint(announcement, 1, 1);
+  std::string packet;
+  put_bytes(packet, 1, cluster_id);
+  put_bytes(packet, 2, syn);
+  put_bytes(packet, 16, announcement);
+  return Bytes(packet.begin(), packet.end());
+}
+
+// Entries as the spec packs them: (hash gap, heartbeat << 2, max_version).
+std::string packed_entries(const std::vector<std::uint64_t>& values) {
+  std::string out;
+  for (std::uint64_t v : values) put_varint(out, v);
+  return out;
+}
+
+std::string compact_body(std::uint64_t salt, const std::string& entries) {
+  std::string out;
+  put_fixed64(out, 1, salt);
+  if (!entries.empty()) put_bytes(out, 2, entries);
+  return out;
+}
+
+// Where a packet carries field 16: PacketPb's own (the announcement) and the
+// Syn's or SynAck's (a compact digest). A base-protocol packet has neither.
+struct Field16 {
+  bool announcement = false;
+  bool compact_digest = false;
+};
+
+// Calls on_field(number, body) for each field of a message (body empty for varints).
+template <typename F>
+void walk(ByteView body, F&& on_field) {
+  std::size_t i = 0;
+  auto varint = [&] {
+    std::uint64_t v = 0;
+    int shift = 0;
+    while (i < body.size()) {
+      const std::uint8_t b = body[i++];
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      shift += 7;
+      if (b < 0x80) break;
+    }
+    return v;
+  };
+  while (i < body.size()) {
+    const std::uint64_t key = varint();
+    const auto field = static_cast<unsigned>(key >> 3);
+    if ((key & 7) == 0) {
+      varint();
+      on_field(field, ByteView{});
+      continue;
+    }
+    REQUIRE((key & 7) == 2);
+    const std::uint64_t len = varint();
+    REQUIRE(len <= body.size() - i);
+    on_field(field, body.subspan(i, len));
+    i += len;
+  }
+}
+
+Field16 field16(ByteView packet) {
+  Field16 out;
+  walk(packet, [&](unsigned field, ByteView body) {
+    if (field == 16) out.announcement = true;
+    if (field == 2 || field == 3) {
+      walk(body, [&](unsigned inner, ByteView) { out.compact_digest |= inner == 16; });
+    }
+  });
+  return out;
+}
+
+std::uint64_t total(const MemCluster& c, std::uint64_t Stats::*counter) {
+  std::uint64_t sum = 0;
+  for (const auto& n : c.nodes) sum += n->stats().*counter;
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("nodes that announce the compact digest use it: about 6 bytes a member") {
+  auto run = [](bool compact) {
+    MemCluster c =
+        MemCluster::ring(40, [&](Config& config) { config.extensions.compact_digest = compact; });
+    c.run(20s);
+    REQUIRE(c.converged());
+    const std::uint64_t before = total(c, &Stats::bytes_out);
+    c.run(10s);
+    return std::pair{total(c, &Stats::bytes_out) - before, total(c, &Stats::compact_digests_out)};
+  };
+  const auto [compact_bytes, compact_digests] = run(true);
+  const auto [base_bytes, base_digests] = run(false);
+  CHECK(base_digests == 0);
+  CHECK(compact_digests > 0);
+  // At steady state a round is digests and empty Acks: with 40 members,
+  // under a third of the bytes (each packet's own full entry, cluster id and
+  // announcement weigh more in small clusters).
+  CHECK(compact_bytes * 3 < base_bytes);
+
+  // One Syn in detail: 40 members, each at most 8 bytes beside the sender's
+  // own full entry, the cluster id and the announcement.
+  MemCluster c = MemCluster::ring(40);
+  c.run(20s);
+  std::size_t syn_size = 0;
+  c.on_packet = [&](ByteView packet) {
+    if (syn_size == 0) syn_size = packet.size();
+  };
+  c.step();
+  CHECK(syn_size > 0);
+  CHECK(syn_size <= 39 * 8 + 120);
+}
+
+TEST_CASE("an extension node and a legacy node exchange only base-protocol packets") {
+  // Node 0 with the extension, node 1 without, like Python aiocluster 1.1.0.
+  MemCluster c = MemCluster::ring(
+      2, [](Config& config) { config.extensions.compact_digest = config.node_id.name == "node0"; });
+  std::size_t packets = 0;
+  std::size_t announced = 0;
+  std::size_t compact = 0;
+  c.on_packet = [&](ByteView packet) {
+    ++packets;
+    const Field16 f = field16(packet);
+    announced += f.announcement ? 1 : 0;
+    compact += f.compact_digest ? 1 : 0;
+  };
+  c.run(15s);
+  CHECK(c.converged());
+  // No compact digest ever went out; node 0 announced itself in each of its
+  // Syns and SynAcks (a field 1.1.0 skips) and node 1 in none.
+  CHECK(compact == 0);
+  const Stats& s0 = c.nodes[0]->stats();
+  const Stats& s1 = c.nodes[1]->stats();
+  const std::uint64_t out0 =
+      s0.packets_out.syn + s0.packets_out.synack + s0.packets_out.ack + s0.packets_out.bad_cluster;
+  const std::uint64_t out1 =
+      s1.packets_out.syn + s1.packets_out.synack + s1.packets_out.ack + s1.packets_out.bad_cluster;
+  CHECK(announced == s0.packets_out.syn + s0.packets_out.synack);
+  CHECK(packets == out0 + out1);
+  CHECK(s0.compact_digests_out == 0);
+  CHECK(s0.packets_dropped() == 0);
+  CHECK(s1.packets_dropped() == 0);
+}
+
+TEST_CASE("mixed clusters converge and agree, over many seeds") {
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    CAPTURE(seed);
+    MemCluster c;
+    for (int i = 0; i < 16; ++i) {
+      // A ring, plus a seed that depends on the run.
+      Config config = make_config(i, {(i + 1) % 16, static_cast<int>((i * seed) % 16)});
+      config.extensions.compact_digest = (i + seed) % 3 != 0;
+      c.add(std::move(config), {{"k", std::to_string(i)}});
+    }
+    c.run(25s);
+    CHECK(c.converged());
+    for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+      CHECK(c.nodes[i]->stats().packets_dropped() == 0);
+      CHECK(c.value_seen(static_cast<int>(i), static_cast<int>((i + 5) % 16), "k") ==
+            std::to_string((i + 5) % 16));
+    }
+    CHECK(total(c, &Stats::compact_digests_out) > 0);
+  }
+}
+
+TEST_CASE("partial compact digests: say so, still converge, still detect a crash") {
+  // 90 members in packets of 512 bytes: neither digest form fits whole.
+  MemCluster c = MemCluster::ring(90, [](Config& config) { config.max_payload_size = 512; });
+  c.run(60s);
+  CHECK(c.converged());
+  CHECK(total(c, &Stats::partial_digests_out) > 0);
+  CHECK(total(c, &Stats::compact_digests_rejected) == 0);
+  c.down[7] = true;
+  c.run(40s);
+  for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+    if (i == 7) continue;
+    CHECK_FALSE(c.nodes[i]->is_live(c.nodes[7]->self_id()));
+  }
+  // No one else was taken for dead on the way.
+  CHECK(c.converged());
+}
+
+TEST_CASE("hostile compact digests are dropped and counted, never applied") {
+  MemCluster c = MemCluster::ring(3);
+  c.run(10s);
+  REQUIRE(c.converged());
+  Node& node = *c.nodes[0];
+  const NodeId stranger{"stranger", 9, Address{"10.0.0.9", 7999}, ""};
+  const std::size_t known = node.cluster_state().size();
+
+  auto send = [&](const std::string& compact) {
+    return node.handle_packet(compact_syn("test-cluster", stranger, compact), c.now,
+                              Inbound{Stage::kStreamOpen});
+  };
+  const std::uint64_t rejected = node.stats().compact_digests_rejected;
+  const std::vector<std::string> hostile = {
+      compact_body(0, packed_entries({1, 4, 1})),                    // no salt
+      compact_body(7, packed_entries({1, 4})),                       // an entry cut short
+      compact_body(7, packed_entries({0, 4, 1, 0, 4, 1})),           // a hash listed twice
+      compact_body(7, packed_entries({0xffffffff, 4, 1, 2, 4, 1})),  // past 2^32
+      compact_body(7, std::string("\xff\xff\xff", 3)),               // a broken varint
+      std::string("\x09\x01\x02", 3),                                // a salt cut short
+  };
+  for (const std::string& body : hostile) {
+    const Outcome out = send(body);
+    CHECK(out.dropped == DropReason::kMalformed);
+    CHECK_FALSE(out.reply);
+  }
+  CHECK(node.stats().compact_digests_rejected == rejected + hostile.size());
+  CHECK(node.cluster_state().size() == known);
+
+  // More entries than max_nodes: refused before any is kept.
+  std::vector<std::uint64_t> many;
+  for (int i = 0; i < 20'000; ++i) many.insert(many.end(), {1, 4, 1});
+  const Outcome huge = send(compact_body(7, packed_entries(many)));
+  CHECK(huge.dropped == DropReason::kMalformed);
+  CHECK(node.cluster_state().size() == known);
+
+  // Hashes that name no member are not an error: they are skipped, counted,
+  // and the Syn is answered.
+  const std::uint64_t unresolved = node.stats().compact_entries_unresolved;
+  const Outcome fine = send(compact_body(7, packed_entries({12345, 4, 1, 999, 8, 2})));
+  CHECK(fine.accepted());
+  CHECK(fine.reply);
+  CHECK(node.stats().compact_entries_unresolved >= unresolved + 1);
+  // The stranger the full entry named is known now; nothing else is.
+  CHECK(node.cluster_state().size() == known + 1);
+}
