@@ -270,3 +270,24 @@ TEST_CASE("apply: limits on nodes and keys") {
             .rejected_malformed == 1);
   CHECK(cs.size() == 2);
 }
+
+TEST_CASE("apply: key and value sizes are checked exactly against their limits") {
+  // read_packet bounds the sizes by their bitwise or (3 | 4 = 7): a delta
+  // whose bound exceeds a limit is checked key-value by key-value.
+  ClusterState cs(nid("self"));
+  ApplyLimits limits;
+  limits.max_key_size = 4;
+  limits.max_value_size = 4;
+  auto apply = [&](NodeDelta nd) {
+    return cs.apply(Delta{{std::move(nd)}}, t0(), limits, no_events);
+  };
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"abc", "xyz", 1, {}}, {"abcd", "wxyz", 2, {}}}, 2})
+            .applied == 1);
+  CHECK(cs.find(nid("a"))->size() == 2);
+  CHECK(apply(NodeDelta{nid("b"), 0, 0, {{"abc", "xyz", 1, {}}, {"abcd", "vwxyz", 2, {}}}, 2})
+            .rejected_malformed == 1);
+  CHECK(apply(NodeDelta{nid("c"), 0, 0, {{"abcde", "", 1, {}}, {"a", "", 2, {}}}, 2})
+            .rejected_malformed == 1);
+  CHECK(cs.find(nid("b")) == nullptr);
+  CHECK(cs.find(nid("c")) == nullptr);
+}
