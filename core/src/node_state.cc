@@ -490,7 +490,17 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
   // Counted here, not through `applied`, which the callback could alias.
   std::size_t count_applied = 0;
   std::uint64_t last_version = 0;
+  // Bytes held in the packet's chunk, taken in one step at the end (or
+  // when the callback throws, so every appended entry is held).
+  std::size_t chunk_bytes = 0;
+  std::uint32_t chunk_refs = 0;
+  auto hold_chunk = [&] {
+    if (chunk_refs == 0) return;
+    bytes.hold(chunk, chunk_bytes, chunk_refs);
+    chunk_refs = 0;
+  };
   auto done = [&](std::size_t stopped_at) {
+    hold_chunk();
     applied.count += count_applied;
     if (count_applied > 0) applied.last_version = last_version;
     return stopped_at;
@@ -506,14 +516,24 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
       return done(count);
     }
     const auto [stored, in] = kept_bytes(bytes, kv, chunk, applied.bytes_copied);
-    bytes.hold(in, kv.stored_size);
+    if (in == chunk) {
+      chunk_bytes += kv.stored_size;
+      ++chunk_refs;
+    } else {
+      bytes.hold(in, kv.stored_size);
+    }
     index_[position] = slot++;
     log_.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
     ++live_;
-    if (kv.status != KeyStatus::kSet) add_tombstone(kv.version, now);
     change.key = kv.key;
     change.new_value = ValueRef{kv.value, kv.version, kv.status};
-    on_change(*this, change);
+    try {
+      if (kv.status != KeyStatus::kSet) add_tombstone(kv.version, now);
+      on_change(*this, change);
+    } catch (...) {
+      hold_chunk();
+      throw;
+    }
     last_version = kv.version;
     ++count_applied;
   }
