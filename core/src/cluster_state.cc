@@ -603,19 +603,21 @@ namespace {
 
 // A node delta is well formed when its versions increase strictly, start past
 // from_version_excluded and stay within max_version, and no key or value
-// exceeds the limits.
+// exceeds the limits. read_packet checked the versions and bounded the sizes:
+// the key-values are only read again when a bound exceeds a limit.
 bool well_formed(const wire::NodeDeltaView& nd, const wire::KeyValueView* kvs,
                  const ApplyLimits& limits) {
-  std::uint64_t previous = nd.from_version_excluded;
-  for (std::uint32_t k = 0; k < nd.key_value_count; ++k) {
-    const wire::KeyValueView& kv = kvs[k];
-    if (kv.version <= previous) return false;
-    if (kv.key.size() > limits.max_key_size || kv.value.size() > limits.max_value_size) {
-      return false;
+  if (!nd.versions_increase) return false;
+  if (nd.key_sizes_or > limits.max_key_size || nd.value_sizes_or > limits.max_value_size) {
+    for (std::uint32_t k = 0; k < nd.key_value_count; ++k) {
+      if (kvs[k].key.size() > limits.max_key_size || kvs[k].value.size() > limits.max_value_size) {
+        return false;
+      }
     }
-    previous = kv.version;
   }
-  return !nd.has_max_version || nd.max_version >= previous;
+  const std::uint64_t last =
+      nd.key_value_count == 0 ? nd.from_version_excluded : kvs[nd.key_value_count - 1].version;
+  return !nd.has_max_version || nd.max_version >= last;
 }
 
 // The version up to which a (well-formed) node delta proves its receiver

@@ -209,7 +209,7 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
                                                            std::size_t h) const {
   const std::size_t n = index_size_;
   std::size_t p = reduce(h, n);
-  while (index_[p] != kFree && !same_key(key_at(index_[p]), key)) {
+  while (index_[p] != kFree && !same_key(stored::key(log_[index_[p]].stored), key)) {
     if (++p == n) p = 0;
   }
   return p;
@@ -487,29 +487,57 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
                                          Applied& applied) {
   ByteStore& bytes = storage_->bytes;
   auto slot = static_cast<std::uint32_t>(log_.size());
+  // Counted here, not through `applied`, which the callback could alias.
+  std::size_t count_applied = 0;
+  std::uint64_t last_version = 0;
+  // Bytes held in the packet's chunk, taken in one step at the end (or
+  // when the callback throws, so every appended entry is held).
+  std::size_t chunk_bytes = 0;
+  std::uint32_t chunk_refs = 0;
+  auto hold_chunk = [&] {
+    if (chunk_refs == 0) return;
+    bytes.hold(chunk, chunk_bytes, chunk_refs);
+    chunk_refs = 0;
+  };
+  auto done = [&](std::size_t stopped_at) {
+    hold_chunk();
+    applied.count += count_applied;
+    if (count_applied > 0) applied.last_version = last_version;
+    return stopped_at;
+  };
   for (std::size_t k = 0; k < count; ++k) {
     const wire::KeyValueView& kv = kvs[k];
     if (kv.version <= before) continue;
     if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
     const std::size_t position = probe(kv.key, hash(kv.key));
-    if (index_[position] != kFree) return k;
+    if (index_[position] != kFree) return done(k);
     if (live_ >= max_keys) {
       applied.truncated = true;
-      return count;
+      return done(count);
     }
     const auto [stored, in] = kept_bytes(bytes, kv, chunk, applied.bytes_copied);
-    bytes.hold(in, kv.stored_size);
+    if (in == chunk) {
+      chunk_bytes += kv.stored_size;
+      ++chunk_refs;
+    } else {
+      bytes.hold(in, kv.stored_size);
+    }
     index_[position] = slot++;
     log_.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
     ++live_;
-    if (kv.status != KeyStatus::kSet) add_tombstone(kv.version, now);
     change.key = kv.key;
     change.new_value = ValueRef{kv.value, kv.version, kv.status};
-    on_change(*this, change);
-    applied.last_version = kv.version;
-    ++applied.count;
+    try {
+      if (kv.status != KeyStatus::kSet) add_tombstone(kv.version, now);
+      on_change(*this, change);
+    } catch (...) {
+      hold_chunk();
+      throw;
+    }
+    last_version = kv.version;
+    ++count_applied;
   }
-  return count;
+  return done(count);
 }
 
 // --- Mutations. ---

@@ -50,8 +50,8 @@ class ByteStore {
   void drop_if_unused(Chunk* chunk);
   // Room for `size` bytes that never move, in the current arena block.
   std::pair<Chunk*, std::uint8_t*> allocate(std::size_t size);
-  void hold(Chunk* chunk, std::size_t size) {
-    ++chunk->refs;
+  void hold(Chunk* chunk, std::size_t size, std::uint32_t refs = 1) {
+    chunk->refs += refs;
     chunk->live += size;
     live_ += size;
   }

@@ -228,12 +228,23 @@ bool read_delta(ByteView body, PacketView& out) {
     if (!f.next(tag(1, kLength)) || !f.length_delimited(nd.id.bytes)) return false;
     if (f.next(tag(2, kVarint)) && !f.nonzero(nd.from_version_excluded)) return false;
     if (f.next(tag(3, kVarint)) && !f.nonzero(nd.last_gc_version)) return false;
+    std::uint64_t previous = nd.from_version_excluded;
+    bool increase = true;
+    std::size_t key_sizes = 0;
+    std::size_t value_sizes = 0;
     while (f.next(tag(4, kLength))) {
       KeyValueView& kv = out.key_values.emplace_back();
       if (!read_key_value(f, kv)) return false;
       nd.key_value_bytes += kv.stored_size;
+      increase &= kv.version > previous;
+      previous = kv.version;
+      key_sizes |= kv.key.size();
+      value_sizes |= kv.value.size();
     }
     nd.key_value_count = static_cast<std::uint32_t>(out.key_values.size()) - nd.first_key_value;
+    nd.versions_increase = increase;
+    nd.key_sizes_or = static_cast<std::uint32_t>(key_sizes);
+    nd.value_sizes_or = static_cast<std::uint32_t>(value_sizes);
     // Optional in the schema: present even when 0.
     if (f.next(tag(5, kVarint))) {
       nd.has_max_version = true;

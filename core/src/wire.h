@@ -144,6 +144,14 @@ struct NodeDeltaView {
   std::uint32_t first_key_value = 0;  // in PacketView::key_values
   std::uint32_t key_value_count = 0;
   std::uint32_t key_value_bytes = 0;  // stored bytes of its key-values
+  // Learnt while reading, so applying needs no pass of its own to check a
+  // node delta: whether the versions increase strictly from
+  // from_version_excluded, and the bitwise or of the key sizes and of the
+  // value sizes, at least the longest and less than twice it (the exact
+  // longest is only looked for when this bound exceeds a limit).
+  bool versions_increase = true;
+  std::uint32_t key_sizes_or = 0;
+  std::uint32_t value_sizes_or = 0;
 };
 
 enum class Kind : std::uint8_t { kSyn, kSynAck, kAck, kBadCluster };

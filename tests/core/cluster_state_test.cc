@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <stdexcept>
+
 #include "codec_internal.h"
 #include "harness.h"
 
@@ -269,4 +271,51 @@ TEST_CASE("apply: limits on nodes and keys") {
                  no_events)
             .rejected_malformed == 1);
   CHECK(cs.size() == 2);
+}
+
+TEST_CASE("apply: a callback that throws leaves every stored key-value held") {
+  // A new node's key-values hold the packet's bytes in one step at the end
+  // of its delta; a throwing callback must not skip it.
+  ClusterState cs(nid("self"));
+  int calls = 0;
+  CHECK_THROWS_AS(
+      cs.apply(
+          Delta{{NodeDelta{
+              nid("a"), 0, 0, {{"x", "v1", 1, {}}, {"y", "v2", 2, {}}, {"z", "v3", 3, {}}}, 3}}},
+          t0(), {},
+          [&](const NodeId&, KeyChange) {
+            if (++calls == 2) throw std::runtime_error("callback");
+          }),
+      std::runtime_error);
+  // The throw also skipped placing the new node in id order; the next apply
+  // does it.
+  cs.apply(Delta{}, t0(), {}, no_events);
+  const NodeState* a = cs.find(nid("a"));
+  REQUIRE(a != nullptr);
+  CHECK(a->size() == 2);
+  CHECK(a->find("x") == VersionedValue{"v1", 1, KeyStatus::kSet});
+  CHECK(a->find("y") == VersionedValue{"v2", 2, KeyStatus::kSet});
+  CHECK(cs.bytes_in_use() > 0);
+  CHECK(cs.bytes_in_use() <= cs.bytes_held());
+}
+
+TEST_CASE("apply: key and value sizes are checked exactly against their limits") {
+  // read_packet bounds the sizes by their bitwise or (3 | 4 = 7): a delta
+  // whose bound exceeds a limit is checked key-value by key-value.
+  ClusterState cs(nid("self"));
+  ApplyLimits limits;
+  limits.max_key_size = 4;
+  limits.max_value_size = 4;
+  auto apply = [&](NodeDelta nd) {
+    return cs.apply(Delta{{std::move(nd)}}, t0(), limits, no_events);
+  };
+  CHECK(apply(NodeDelta{nid("a"), 0, 0, {{"abc", "xyz", 1, {}}, {"abcd", "wxyz", 2, {}}}, 2})
+            .applied == 1);
+  CHECK(cs.find(nid("a"))->size() == 2);
+  CHECK(apply(NodeDelta{nid("b"), 0, 0, {{"abc", "xyz", 1, {}}, {"abcd", "vwxyz", 2, {}}}, 2})
+            .rejected_malformed == 1);
+  CHECK(apply(NodeDelta{nid("c"), 0, 0, {{"abcde", "", 1, {}}, {"a", "", 2, {}}}, 2})
+            .rejected_malformed == 1);
+  CHECK(cs.find(nid("b")) == nullptr);
+  CHECK(cs.find(nid("c")) == nullptr);
 }
