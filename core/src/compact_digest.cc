@@ -1,6 +1,7 @@
 #include "compact_digest.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -41,6 +42,11 @@ class Cursor {
     return true;
   }
   bool varint(std::uint64_t& v) {
+    // One byte, the most common entry value, without the general reader.
+    if (p_ != end_ && *p_ < 0x80) {
+      v = *p_++;
+      return true;
+    }
     ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
     if (!wire::read_varint(rest, v)) return false;
     p_ = rest.data();
@@ -105,6 +111,21 @@ std::size_t compact_body(const Plan& p) {
   return size;
 }
 
+// A least-significant-digit radix sort on the 32-bit hash, a byte a pass:
+// about four times fewer steps than a comparison sort at a thousand members.
+// (Its scratch is allocated each time: one allocation per table built, where
+// a kept one would double the tables' memory.)
+void sort_by_hash(MemberHashes::Table& table) {
+  MemberHashes::Table spare(table.size());
+  for (unsigned shift = 0; shift < 32; shift += 8) {
+    std::array<std::size_t, 257> start{};
+    for (const auto& e : table) ++start[(e.first >> shift & 0xff) + 1];
+    for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+    for (const auto& e : table) spare[start[e.first >> shift & 0xff]++] = e;
+    table.swap(spare);
+  }
+}
+
 void take_full(DigestPlan& full, const NodeState* st) {
   full.nodes.push_back(st);
   full.sizes.push_back(full_entry(*st));
@@ -165,8 +186,7 @@ const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, MemberHashes
     NodeState& st = state.at(i);
     table.by_hash.emplace_back(member_hash(PacketPaths::encoded_id(st), salt), &st);
   }
-  std::sort(table.by_hash.begin(), table.by_hash.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  sort_by_hash(table.by_hash);
   return table;
 }
 
@@ -384,7 +404,7 @@ bool covers(const Header& h, std::uint32_t hash) {
 // circle), instead of a search per entry.
 class MemberWalk {
  public:
-  using Table = std::vector<std::pair<std::uint32_t, NodeState*>>;
+  using Table = MemberHashes::Table;
   MemberWalk(const Table& ours, std::uint32_t start)
       : ours_(ours),
         at_(static_cast<std::size_t>(

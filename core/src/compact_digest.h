@@ -50,9 +50,10 @@ std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt);
 // answers (proto/README.md), so a node hashes its members about once per
 // exchange instead of once per digest written or read.
 struct MemberHashes {
+  using Table = std::vector<std::pair<std::uint32_t, NodeState*>>;
   std::uint64_t salt = 0;        // 0: never built
   std::uint64_t membership = 0;  // of the ClusterState it was built from
-  std::vector<std::pair<std::uint32_t, NodeState*>> by_hash;
+  Table by_hash;
 };
 
 // The two tables a node keeps: under its own salt (its Syns, and reading the
