@@ -141,6 +141,7 @@ ClusterState::ClusterState(const ClusterState& other)
       tls_named_(other.tls_named_),
       slots_(other.slots_),
       added_(other.added_),
+      membership_(other.membership_ + 1),
       free_slots_(other.free_slots_),
       resets_(other.resets_) {
   order_.reserve(other.order_.size());
@@ -166,6 +167,7 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       tls_named_(std::exchange(other.tls_named_, 0)),
       slots_(std::exchange(other.slots_, 0)),
       added_(other.added_),
+      membership_(other.membership_),
       free_slots_(std::move(other.free_slots_)),
       positions_stale_(other.positions_stale_),
       resets_(std::move(other.resets_)) {
@@ -183,6 +185,7 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   tls_named_ = std::exchange(other.tls_named_, 0);
   slots_ = std::exchange(other.slots_, 0);
   added_ = other.added_;
+  membership_ = std::max(membership_, other.membership_) + 1;
   free_slots_ = std::move(other.free_slots_);
   positions_stale_ = other.positions_stale_;
   resets_ = std::move(other.resets_);
@@ -248,6 +251,7 @@ NodeState* ClusterState::enter(NodeState* st) {
   ++unplaced_;
   index_id(st);
   ++added_;
+  ++membership_;
   if (free_slots_.empty()) {
     st->slot_ = slots_++;
   } else {
@@ -348,6 +352,7 @@ void ClusterState::remove(const NodeId& id) {
   free_slots_.push_back(st->slot_);
   resets_.erase(st->slot_);
   positions_stale_ = true;
+  ++membership_;
   drop_node(st);
 }
 

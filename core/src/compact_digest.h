@@ -42,6 +42,33 @@ bool read_announcement(ByteView body, Announcement& out);
 // The keyed hash a compact digest names a member by: of its NodeIdPb bytes.
 std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt);
 
+// Our members (all of them, ourselves included) in order of their hash
+// under one salt: what a compact digest is planned from and read against.
+// Hashing and sorting every member is most of the cost of a digest, so a
+// node keeps a table while the salt and its membership stay the same: its
+// own salt lasts several Syns, and a SynAck reuses the salt of the Syn it
+// answers (proto/README.md), so a node hashes its members about once per
+// exchange instead of once per digest written or read.
+struct MemberHashes {
+  using Table = std::vector<std::pair<std::uint32_t, NodeState*>>;
+  std::uint64_t salt = 0;        // 0: never built
+  std::uint64_t membership = 0;  // of the ClusterState it was built from
+  Table by_hash;
+};
+
+// The two tables a node keeps: under its own salt (its Syns, and reading the
+// SynAcks that answer them) and under the last other salt it read (a Syn's,
+// which its SynAck then reuses).
+struct HashCache {
+  MemberHashes own;
+  MemberHashes other;
+};
+
+// `table`, rebuilt first unless it holds `state`'s members under `salt`.
+const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, MemberHashes& table);
+// The table of `cache` for `salt`: the own one when it has that salt.
+const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, HashCache& cache);
+
 // What a compact digest carries, chosen before a byte is written. The
 // members whose hash another member shares, and this node itself, travel in
 // full in the base digest (`full`); the others as compact entries.
@@ -61,15 +88,16 @@ struct Plan {
   DigestPlan full;
 };
 
-// Plans the digest of `state` under `salt` (nonzero) within `budget` bytes
+// Plans the digest of `state` under the salt of `hashes` (nonzero; its table
+// of `state`, from hashed()) within `budget` bytes
 // for both digest fields' bodies; when it does not fit, a partial digest
 // whose covered range starts at the member `rotation` (modulo the count).
 // `in_full` are members to list in full as well, within a quarter of the
 // budget: those the peer lacks and no delta would bring it (no key-values
 // yet), since a node id travels only in full entries and node deltas.
-void plan(const ClusterState& state, std::uint64_t salt, std::span<const std::uint8_t> speaks,
-          std::span<const NodeState* const> in_full, std::size_t budget, std::size_t rotation,
-          Plan& out);
+void plan(const ClusterState& state, const MemberHashes& hashes,
+          std::span<const std::uint8_t> speaks, std::span<const NodeState* const> in_full,
+          std::size_t budget, std::size_t rotation, Plan& out);
 
 // False when not even one compact entry fits the budget: send the base digest.
 bool usable(const Plan& plan);
@@ -96,7 +124,7 @@ struct ReadReport {
 
 // Reusable buffers of read().
 struct ReadScratch {
-  std::vector<std::pair<std::uint32_t, NodeState*>> ours;  // our members by hash
+  std::uint64_t salt = 0;  // of the last digest read
   std::vector<const NodeState*> listed_in_full;
   // The members whose entries said they speak the compact digest.
   std::vector<const NodeState*> speakers;
@@ -108,8 +136,9 @@ struct ReadScratch {
 // we know outside its covered range as if the sender held what we hold (so
 // it is neither sent nor taken for unknown). False when the body is
 // malformed (no salt, broken varints, more than `max_entries` entries,
-// hashes out of order or out of range): the packet is dropped.
+// hashes out of order or out of range): the packet is dropped. The members
+// are looked up in the table of `hashes` for the digest's salt.
 bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::PacketView& packet,
-          ReadScratch& scratch, ReadReport& report);
+          HashCache& hashes, ReadScratch& scratch, ReadReport& report);
 
 }  // namespace aiocluster::compact

@@ -15,6 +15,9 @@ namespace aiocluster {
 
 namespace {
 
+// How many compact Syns one salt of ours serves (proto/README.md, section 2).
+constexpr std::uint32_t kSynsPerSalt = 16;
+
 // The tls_name rule of mutual TLS: the peer's certificate must carry the
 // tls_name of some node its digest announces (host names compare without case).
 bool names_a_digest_node(const std::vector<std::string>& peer_names,
@@ -66,6 +69,7 @@ struct Node::Scratch {
   // it shares), and the compact digests written and read.
   std::uint64_t peer_features = 0;
   compact::Plan compact;
+  compact::HashCache compact_hashes;
   compact::ReadScratch compact_read;
   std::vector<const NodeState*> picked;
   std::vector<char> seen;  // by slot
@@ -108,6 +112,8 @@ Node::Node(const Node& other)
       datagram_syns_(std::make_unique<SourceRateLimiter>(*other.datagram_syns_)),
       features_by_slot_(other.features_by_slot_),
       compact_rotation_(other.compact_rotation_),
+      compact_salt_(other.compact_salt_),
+      compact_salt_syns_(other.compact_salt_syns_),
       scratch_(std::make_unique<Scratch>()) {}
 
 Node& Node::operator=(const Node& other) {
@@ -407,12 +413,27 @@ void Node::plan_digest(std::size_t budget) {
   }
 }
 
+// The salt of the compact digests we start (proto/README.md): kept for a
+// few Syns, so we hash our members once for all of them and their SynAcks.
+// A salt is drawn for every compact digest all the same, so the random
+// stream of a seed (peer picks, shuffles) stays what it was when every
+// digest had a fresh salt.
+std::uint64_t Node::own_salt() {
+  const std::uint64_t fresh = rng_.next() | 1;
+  if (compact_salt_syns_ == 0) {
+    compact_salt_ = fresh;
+    compact_salt_syns_ = kSynsPerSalt;
+  }
+  --compact_salt_syns_;
+  return compact_salt_;
+}
+
 Bytes Node::make_syn(bool compact) {
   const std::size_t budget = syn_digest_budget(config_.cluster_id, payload_limit());
   if (compact) {
     compact::Plan& plan = scratch_->compact;
-    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, {}, budget, compact_rotation_,
-                  plan);
+    compact::plan(cluster_, compact::hashed(cluster_, own_salt(), scratch_->compact_hashes.own),
+                  features_by_slot_, {}, budget, compact_rotation_, plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
@@ -448,9 +469,17 @@ Bytes Node::make_synack() {
   ++stats_.packets_out.synack;
   const std::size_t budget = synack_digest_budget(config_.cluster_id, payload_limit());
   if ((scratch_->peer_features & compact::kCompactDigest) != 0) {
+    // The Syn's salt, whose table reading it built: our own when it had no
+    // compact digest.
+    std::uint64_t salt = scratch_->compact_read.salt;
+    if (salt == 0) {
+      salt = own_salt();
+    } else {
+      rng_.next();  // drawn all the same: see own_salt()
+    }
     compact::Plan& plan = scratch_->compact;
-    compact::plan(cluster_, rng_.next() | 1, features_by_slot_, keyless_unseen(), budget,
-                  compact_rotation_, plan);
+    compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes),
+                  features_by_slot_, keyless_unseen(), budget, compact_rotation_, plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       ++stats_.compact_digests_out;
@@ -624,6 +653,7 @@ bool Node::read_extensions() {
   wire::PacketView& packet = scratch_->packet;
   scratch_->peer_features = 0;
   scratch_->compact_read.speakers.clear();
+  scratch_->compact_read.salt = 0;
   if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
   if (!packet.extensions.empty()) {
     compact::Announcement a;
@@ -636,7 +666,7 @@ bool Node::read_extensions() {
   if (packet.compact_digest.empty()) return true;
   compact::ReadReport report;
   if (!compact::read(cluster_, packet.compact_digest, config_.limits.max_nodes, packet,
-                     scratch_->compact_read, report)) {
+                     scratch_->compact_hashes, scratch_->compact_read, report)) {
     ++stats_.compact_digests_rejected;
     return false;
   }

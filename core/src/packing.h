@@ -58,6 +58,8 @@ struct DeltaPlan {
 struct PacketPaths {
   // A node's canonical NodeIdPb body (the compact digest hashes it).
   static ByteView encoded_id(const NodeState& st) { return st.encoded_id(); }
+  // Moves whenever the set of nodes does (ClusterState::membership_).
+  static std::uint64_t membership(const ClusterState& state) { return state.membership_; }
   static bool resolve(const ClusterState& state, wire::PacketView& packet) {
     return state.resolve(packet);
   }

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -286,4 +287,47 @@ TEST_CASE("hostile compact digests are dropped and counted, never applied") {
   CHECK(node.stats().compact_entries_unresolved >= unresolved + 1);
   // The stranger the full entry named is known now; nothing else is.
   CHECK(node.cluster_state().size() == known + 1);
+}
+
+TEST_CASE("a node keeps its salt for several Syns, and a SynAck reuses its Syn's") {
+  MemCluster c = MemCluster::ring(30);
+  c.run(20s);
+  REQUIRE(c.converged());
+  // The salt of each compact digest, by the PacketPb field that carries it:
+  // 2 a Syn, 3 a SynAck (a compact digest starts with its fixed64 salt).
+  std::set<std::uint64_t> syn_salts;
+  std::size_t synacks = 0;
+  std::size_t synacks_reusing = 0;
+  std::size_t syns = 0;
+  c.on_packet = [&](ByteView packet) {
+    walk(packet, [&](unsigned field, ByteView body) {
+      if (field != 2 && field != 3) return;
+      walk(body, [&](unsigned inner, ByteView compact) {
+        if (inner != 16) return;
+        REQUIRE(compact.size() >= 9);
+        REQUIRE(compact[0] == 0x09);
+        std::uint64_t salt = 0;
+        for (int i = 8; i >= 1; --i) salt = salt << 8 | compact[static_cast<std::size_t>(i)];
+        if (field == 2) {
+          ++syns;
+          syn_salts.insert(salt);
+        } else {
+          ++synacks;
+          synacks_reusing += syn_salts.count(salt);
+        }
+      });
+    });
+  };
+  const std::uint64_t unresolved = total(c, &Stats::compact_entries_unresolved);
+  c.run(10s);
+  REQUIRE(syns > 100);
+  // 30 nodes, a fresh salt every 16 Syns each: far fewer salts than Syns.
+  CHECK(syn_salts.size() * 8 <= syns);
+  CHECK(synacks > 0);
+  // All but those answering Syns sent before we looked.
+  CHECK(synacks_reusing * 10 >= synacks * 9);
+  // Kept salts hash the same members the same way: still converged, nothing dropped.
+  CHECK(c.converged());
+  CHECK(total(c, &Stats::compact_digests_rejected) == 0);
+  CHECK(total(c, &Stats::compact_entries_unresolved) == unresolved);
 }

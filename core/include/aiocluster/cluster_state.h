@@ -254,6 +254,9 @@ class ClusterState {
   std::size_t tls_named_ = 0;
   std::uint32_t slots_ = 0;
   std::uint64_t added_ = 0;  // nodes ever added: resolved ids stay valid until it moves
+  // Moves whenever a node is added or removed, or the state is assigned:
+  // tables of the members (the compact digest's hashes) stay valid until then.
+  std::uint64_t membership_ = 0;
   std::vector<std::uint32_t> free_slots_;  // of removed nodes
   mutable bool positions_stale_ = false;
   std::map<std::uint32_t, ResetShadow> resets_;  // by slot; usually empty

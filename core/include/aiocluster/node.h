@@ -205,6 +205,7 @@ class Node {
   std::uint8_t& features_of(const NodeState& st);
   bool speaks_compact(const NodeState* st) const;
   std::span<const NodeState* const> keyless_unseen();
+  std::uint64_t own_salt();
   Bytes make_syn(bool compact);
   Bytes make_synack();
   Bytes make_ack();
@@ -254,6 +255,10 @@ class Node {
   std::vector<std::uint8_t> features_by_slot_;
   // Where the next partial compact digest starts, among the members by hash.
   std::size_t compact_rotation_ = 0;
+  // The salt of our compact Syns, drawn afresh every few Syns
+  // (proto/README.md), and how many more Syns it serves.
+  std::uint64_t compact_salt_ = 0;
+  std::uint32_t compact_salt_syns_ = 0;
   // The packet being handled, as views, and the plans of the packets being
   // written: reused from one packet to the next.
   std::unique_ptr<Scratch> scratch_;
