@@ -19,7 +19,8 @@ struct CipherCtxFree {
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 
 void put_be(std::uint8_t* out, std::uint64_t v, std::size_t bytes) {
-  for (std::size_t i = 0; i < bytes; ++i) out[i] = static_cast<std::uint8_t>(v >> (8 * (bytes - 1 - i)));
+  for (std::size_t i = 0; i < bytes; ++i)
+    out[i] = static_cast<std::uint8_t>(v >> (8 * (bytes - 1 - i)));
 }
 
 std::uint64_t get_be(const std::uint8_t* in, std::size_t bytes) {
@@ -30,7 +31,7 @@ std::uint64_t get_be(const std::uint8_t* in, std::size_t bytes) {
 
 // Offsets of the header fields (proto/README.md section 4.1).
 constexpr std::size_t kKeyIdAt = 2;
-constexpr std::size_t kSenderAt = 6;   // the nonce: sender then counter
+constexpr std::size_t kSenderAt = 6;  // the nonce: sender then counter
 constexpr std::size_t kTimestampAt = 18;
 
 int as_int(std::size_t n) { return static_cast<int>(n); }

@@ -27,7 +27,8 @@ bool Keyring::remove(const SealKey& key) {
   auto it = std::find(keys_.begin(), keys_.end(), key);
   if (it == keys_.end()) return false;
   if (it == keys_.begin()) {
-    throw std::invalid_argument("the primary key cannot be removed: make another key primary first");
+    throw std::invalid_argument(
+        "the primary key cannot be removed: make another key primary first");
   }
   keys_.erase(it);
   return true;

@@ -5,7 +5,9 @@
 namespace aiocluster {
 
 ReplayGuard::ReplayGuard(std::int64_t floor_ms, std::int64_t window_ms, std::size_t max_senders)
-    : floor_ms_(floor_ms), window_ms_(window_ms), max_senders_(std::max<std::size_t>(max_senders, 1)) {}
+    : floor_ms_(floor_ms),
+      window_ms_(window_ms),
+      max_senders_(std::max<std::size_t>(max_senders, 1)) {}
 
 ReplayGuard::Verdict ReplayGuard::admit(std::uint64_t sender, std::uint32_t counter,
                                         std::int64_t timestamp_ms, std::int64_t now_ms) {
@@ -55,15 +57,16 @@ bool ReplayGuard::test_and_set(Window& w, std::uint32_t counter) {
 // The sender heard least recently goes; the floor rises to what it sent
 // last, so none of its packets gets in again.
 void ReplayGuard::evict_one() {
-  auto oldest = std::min_element(senders_.begin(), senders_.end(), [](const auto& a, const auto& b) {
-    return a.second.last_ms < b.second.last_ms;
-  });
+  auto oldest = std::min_element(
+      senders_.begin(), senders_.end(),
+      [](const auto& a, const auto& b) { return a.second.last_ms < b.second.last_ms; });
   floor_ms_ = std::max(floor_ms_, oldest->second.last_ms);
   senders_.erase(oldest);
 }
 
 void ReplayGuard::expire(std::int64_t now_ms) {
-  std::erase_if(senders_, [&](const auto& entry) { return entry.second.last_ms < now_ms - window_ms_; });
+  std::erase_if(senders_,
+                [&](const auto& entry) { return entry.second.last_ms < now_ms - window_ms_; });
 }
 
 }  // namespace aiocluster

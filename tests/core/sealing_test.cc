@@ -85,7 +85,8 @@ TEST_CASE("an envelope opens under its key and cluster only, and any changed byt
 }
 
 TEST_CASE("sealed Syns are opened and answered sealed; refusals are counted by reason") {
-  Pair p([](Config& c) { with_keys(c, {key_of(1)}); }, [](Config& c) { with_keys(c, {key_of(1)}); });
+  Pair p([](Config& c) { with_keys(c, {key_of(1)}); },
+         [](Config& c) { with_keys(c, {key_of(1)}); });
   const Bytes syn = p.syn();
   CHECK(syn[0] == envelope::kMagic);
   CHECK(p.a.stats().packets_sealed == 1);
