@@ -483,8 +483,7 @@ int main(int argc, char** argv) {
     compact_out += st.compact_digests_out;
     partial_out += st.partial_digests_out;
     sealed += st.packets_sealed;
-    seal_refused += st.dropped_unsealed + st.dropped_seal_malformed + st.dropped_seal_unknown_key +
-                    st.dropped_seal_forged + st.dropped_seal_stale + st.dropped_seal_replayed;
+    seal_refused += st.seal_refusals();
   }
 
   if (!args.json) {

@@ -77,14 +77,15 @@ Problems check_rotation(std::uint64_t seed, std::uint64_t& sealed) {
                    sim.node_id(i).name + " refused an honest sealed packet: forged " +
                        std::to_string(s.dropped_seal_forged) + ", unsealed " +
                        std::to_string(s.dropped_unsealed));
-    problems.check(node.config().sealing.keyring.keys().size() == 1, sim.node_id(i).name + " kept the old key");
+    problems.check(node.config().sealing.keyring.keys().size() == 1,
+                   sim.node_id(i).name + " kept the old key");
     for (NodeIndex j = 0; j < n; ++j) {
       problems.check(node.is_live(sim.node_id(j)),
                      sim.node_id(i).name + " lost " + sim.node_id(j).name);
       const aiocluster::NodeState* st = node.node_state(sim.node_id(j));
-      problems.check(st != nullptr && st->value("rotated") == "yes" &&
-                         st->value("slot") == std::to_string(j),
-                     sim.node_id(i).name + " misses a key of " + sim.node_id(j).name);
+      problems.check(
+          st != nullptr && st->value("rotated") == "yes" && st->value("slot") == std::to_string(j),
+          sim.node_id(i).name + " misses a key of " + sim.node_id(j).name);
     }
     problems.check(s.dropped_seal_stale <= 2, sim.node_id(i).name + " refused " +
                                                   std::to_string(s.dropped_seal_stale) +

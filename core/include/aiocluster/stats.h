@@ -70,7 +70,11 @@ struct Stats {
   std::uint64_t packets_dropped() const {
     return dropped_oversized + dropped_malformed + dropped_unknown_message + dropped_wrong_cluster +
            dropped_out_of_place + dropped_tls_name + dropped_tls_nameless + dropped_rate_limited +
-           dropped_unsealed + dropped_seal_malformed + dropped_seal_unknown_key +
+           seal_refusals();
+  }
+  // Packets dropped by the checks of sealed gossip, whatever the reason.
+  std::uint64_t seal_refusals() const {
+    return dropped_unsealed + dropped_seal_malformed + dropped_seal_unknown_key +
            dropped_seal_forged + dropped_seal_stale + dropped_seal_replayed;
   }
 
