@@ -23,6 +23,8 @@ std::optional<std::string> Config::validate() const {
       return "seeds: '" + seed.to_string() + "' is not host:port";
   }
   if (gossip_interval <= Duration::zero()) return "gossip_interval: must be positive";
+  if (sealing.replay_window <= Duration::zero()) return "sealing.replay_window: must be positive";
+  if (sealing.max_replay_senders == 0) return "sealing.max_replay_senders: must be at least 1";
   if (gossip_count == 0) return "gossip_count: must be at least 1";
   // A packet must at least hold a Syn with our own digest entry.
   if (max_payload_size < 512) return "max_payload_size: must be at least 512";

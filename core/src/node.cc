@@ -5,9 +5,11 @@
 
 #include "codec_internal.h"
 #include "compact_digest.h"
+#include "envelope.h"
 #include "failure_detector.h"
 #include "packing.h"
 #include "rate_limiter.h"
+#include "sealer.h"
 #include "storage.h"
 #include "wire.h"
 
@@ -40,6 +42,15 @@ bool names_a_digest_node(const std::vector<std::string>& peer_names,
     return !name.empty() && std::any_of(peer_names.begin(), peer_names.end(),
                                         [&](const std::string& p) { return same(p, name); });
   });
+}
+
+// This node's sender id in sealed packets: from its seed, without drawing
+// from its generator (whose draws decide the gossip), mixed with its identity
+// so two nodes given the same seed still use different nonces.
+std::uint64_t sender_id(std::uint64_t seed, const NodeId& id) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the name
+  for (char c : id.name) h = (h ^ static_cast<std::uint8_t>(c)) * 0x100000001b3ULL;
+  return Rng(seed ^ 0x7365616cULL ^ h ^ id.generation_id).next();
 }
 
 }  // namespace
@@ -88,6 +99,7 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
           config_.gossip_interval /
               static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
           config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources)),
+      sealer_(std::make_unique<Sealer>(config_.sealing, now, sender_id(seed, config_.node_id))),
       scratch_(std::make_unique<Scratch>()) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
@@ -110,6 +122,7 @@ Node::Node(const Node& other)
       pending_syns_(other.pending_syns_),
       pending_synacks_(other.pending_synacks_),
       datagram_syns_(std::make_unique<SourceRateLimiter>(*other.datagram_syns_)),
+      sealer_(std::make_unique<Sealer>(*other.sealer_)),
       features_by_slot_(other.features_by_slot_),
       compact_rotation_(other.compact_rotation_),
       compact_salt_(other.compact_salt_),
@@ -173,8 +186,10 @@ void Node::run_round() {
     ++stats_.packets_out.syn;
     stats_.bytes_out += syn->size();
     stats_.compact_digests_out += compact ? 1 : 0;
-    transmits_.push_back(Transmit{std::move(peers[p]), *syn, std::move(tls_names[p])});
+    // Sealed one by one: every packet takes a nonce of its own.
+    transmits_.push_back(Transmit{std::move(peers[p]), sealed(*syn), std::move(tls_names[p])});
   }
+  if (sealing()) sealer_->expire(now_);
   update_liveness();
   stats_.tombstones_removed +=
       cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
@@ -506,7 +521,7 @@ Bytes Node::make_synack() {
 
 Bytes Node::make_ack() {
   PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
-                          ack_delta_budget(config_.cluster_id, config_.max_payload_size), rng_,
+                          ack_delta_budget(config_.cluster_id, send_limit()), rng_,
                           scratch_->delta);
   Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
   ++stats_.packets_out.ack;
@@ -540,6 +555,19 @@ Outcome Node::receive(ByteView bytes, Bytes* owned, const Inbound& in) {
   stats_.bytes_in += bytes.size();
   if (bytes.size() > config_.max_inbound_payload_size) return drop(DropReason::kOversized);
   if (bytes.size() > config_.max_payload_size) ++stats_.packets_in_above_max_payload;
+  if (!sealing()) return receive_plain(bytes, owned, in);
+  Sealer::Opened opened = sealer_->open(bytes, config_.cluster_id, now_);
+  if (opened.refused) return drop(*opened.refused);
+  // A plaintext packet (accepted in the rollout modes) is answered in
+  // plaintext: its sender may hold no key yet.
+  if (!opened.sealed) return receive_plain(bytes, owned, in);
+  ++stats_.packets_opened;
+  Outcome outcome = receive_plain(opened.plaintext, &opened.plaintext, in);
+  if (outcome.reply) outcome.reply->payload = sealed(std::move(outcome.reply->payload));
+  return outcome;
+}
+
+Outcome Node::receive_plain(ByteView bytes, Bytes* owned, const Inbound& in) {
   wire::PacketView& packet = scratch_->packet;
   // Anything but the canonical form goes through the generated parser and
   // is written again canonically, so one path handles every packet.
@@ -636,10 +664,48 @@ compact::Announcement announcement(const Config& config, std::uint64_t features)
 
 // What every packet may take before the announcement is added.
 std::size_t Node::payload_limit() const {
-  if (features() == 0) return config_.max_payload_size;
+  if (features() == 0) return send_limit();
   const std::size_t size = compact::announcement_size(announcement(config_, features()));
-  return config_.max_payload_size - std::min(size, config_.max_payload_size);
+  return send_limit() - std::min(size, send_limit());
 }
+
+// What every packet may take before it is sealed. The envelope's bytes are
+// kept free whatever the mode, so that a mode change never changes budgets.
+std::size_t Node::send_limit() const {
+  return config_.max_payload_size - (sealing() ? envelope::kOverhead : 0);
+}
+
+Bytes Node::sealed(Bytes packet) {
+  if (!sealing() || !sealer_->seals()) return packet;
+  ++stats_.packets_sealed;
+  stats_.bytes_out += envelope::kOverhead;
+  return sealer_->seal(packet, config_.cluster_id, now_);
+}
+
+void Node::install_key(const SealKey& key) {
+  config_.sealing.keyring.install(key);
+  keyring_changed();
+}
+
+void Node::make_primary_key(const SealKey& key) {
+  config_.sealing.keyring.make_primary(key);
+  keyring_changed();
+}
+
+bool Node::remove_key(const SealKey& key) {
+  const bool removed = config_.sealing.keyring.remove(key);
+  keyring_changed();
+  return removed;
+}
+
+void Node::set_seal_mode(SealMode mode) {
+  config_.sealing.mode = mode;
+  sealer_->set_mode(mode);
+}
+
+void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
+
+std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 
 Bytes Node::announced(Bytes packet) const {
   if (features() != 0) compact::append_announcement(packet, announcement(config_, features()));
@@ -788,7 +854,9 @@ void check_user_input(std::string_view key, std::string_view value, const Config
       config.cluster_id.empty() ? 0 : length_delimited(config.cluster_id.size());
   const std::size_t packet =
       cluster + length_delimited(length_delimited(length_delimited(node_delta)));
-  if (packet > config.max_payload_size) {
+  // Room is left for a sealed envelope, so that a key set now still travels
+  // once a keyring is installed.
+  if (packet + envelope::kOverhead > config.max_payload_size) {
     throw std::invalid_argument("key and value together exceed what max_payload_size can carry");
   }
 }

@@ -20,6 +20,18 @@ std::string_view to_string(DropReason reason) {
       return "tls_nameless";
     case DropReason::kRateLimited:
       return "rate_limited";
+    case DropReason::kUnsealed:
+      return "unsealed";
+    case DropReason::kSealMalformed:
+      return "seal_malformed";
+    case DropReason::kSealUnknownKey:
+      return "seal_unknown_key";
+    case DropReason::kSealForged:
+      return "seal_forged";
+    case DropReason::kSealStale:
+      return "seal_stale";
+    case DropReason::kSealReplayed:
+      return "seal_replayed";
   }
   return "unknown";
 }
@@ -44,6 +56,18 @@ auto& counter(S& stats, DropReason reason) {
       return stats.dropped_tls_name;
     case DropReason::kTlsNameless:
       return stats.dropped_tls_nameless;
+    case DropReason::kUnsealed:
+      return stats.dropped_unsealed;
+    case DropReason::kSealMalformed:
+      return stats.dropped_seal_malformed;
+    case DropReason::kSealUnknownKey:
+      return stats.dropped_seal_unknown_key;
+    case DropReason::kSealForged:
+      return stats.dropped_seal_forged;
+    case DropReason::kSealStale:
+      return stats.dropped_seal_stale;
+    case DropReason::kSealReplayed:
+      return stats.dropped_seal_replayed;
     case DropReason::kRateLimited:
       break;
   }

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,7 @@ struct Args {
   aiocluster::sim::Transport transport = aiocluster::sim::Transport::kUdp;
   double legacy_fraction = 0.0;
   std::optional<std::uint64_t> max_payload_size;
+  bool keyring_demo = false;
   bool json = false;
   bool progress = false;
 };
@@ -98,6 +100,10 @@ const char* kUsage =
     "  --max-payload-size B     every node's max_payload_size (default 65507)\n"
     "  --legacy-fraction F      that share of nodes (spread evenly) runs without our protocol\n"
     "                           extensions (proto/README.md), like Python aiocluster 1.1.0\n"
+    "  --keyring-demo           every node seals its gossip (proto/README.md section 4) under\n"
+    "                           a key drawn from the seed, and rotates it during the run:\n"
+    "                           a new key installed everywhere at 1/4 of the rounds, made\n"
+    "                           primary at 1/2, the old one removed at 3/4\n"
     "  --json                   print one JSON object on the last line\n"
     "  --progress               print each round's wall time and traffic to stderr\n";
 
@@ -139,6 +145,38 @@ double parse_fraction(std::string_view flag, std::string_view text) {
   return v;
 }
 
+// The keys of --keyring-demo, drawn from the seed: generation 0 first, then
+// the one it is rotated to.
+aiocluster::SealKey demo_key(std::uint64_t seed, std::uint64_t generation) {
+  aiocluster::Rng rng(seed ^ 0x6b657973ULL ^ (generation << 32));
+  aiocluster::SealKey key{};
+  for (std::size_t i = 0; i < key.size(); i += 8) {
+    const std::uint64_t word = rng.next();
+    for (std::size_t b = 0; b < 8; ++b) key[i + b] = static_cast<std::uint8_t>(word >> (8 * b));
+  }
+  return key;
+}
+
+// A rotation of --keyring-demo on every node up at each step: install the
+// new key, make it primary, remove the old one.
+void schedule_rotation(Simulator& sim, const Args& args, std::chrono::milliseconds interval) {
+  const aiocluster::SealKey old_key = demo_key(args.seed, 0);
+  const aiocluster::SealKey new_key = demo_key(args.seed, 1);
+  const std::function<void(aiocluster::Node&)> steps[] = {
+      [new_key](aiocluster::Node& n) { n.install_key(new_key); },
+      [new_key](aiocluster::Node& n) { n.make_primary_key(new_key); },
+      [old_key](aiocluster::Node& n) { n.remove_key(old_key); },
+  };
+  for (std::uint64_t quarter = 1; quarter <= 3; ++quarter) {
+    const auto when = sim.epoch() + interval * static_cast<std::int64_t>(args.rounds * quarter / 4);
+    sim.at(when, [step = steps[quarter - 1]](Simulator& s) {
+      for (NodeIndex i = 0; i < s.size(); ++i) {
+        if (s.is_up(i)) s.update(i, step);
+      }
+    });
+  }
+}
+
 Args parse(int argc, char** argv) {
   Args args;
   for (int i = 1; i < argc; ++i) {
@@ -149,6 +187,10 @@ Args parse(int argc, char** argv) {
     }
     if (flag == "--progress") {
       args.progress = true;
+      continue;
+    }
+    if (flag == "--keyring-demo") {
+      args.keyring_demo = true;
       continue;
     }
     if (flag == "--no-pause-awareness") {
@@ -327,8 +369,10 @@ int main(int argc, char** argv) {
       kvs.emplace_back("key-" + std::to_string(k),
                        "value-" + std::to_string(i) + "-" + std::to_string(k));
     }
+    if (args.keyring_demo) config.sealing.keyring = aiocluster::Keyring({demo_key(args.seed, 0)});
     sim.add_node(std::move(config), std::move(kvs));
   }
+  if (args.keyring_demo) schedule_rotation(sim, args, interval);
 
   // Each node's clock is drawn from the seed too, by a generator of its own
   // (no draw at all without skew or drift: a run without them is unchanged).
@@ -431,10 +475,15 @@ int main(int argc, char** argv) {
   const double peak_per_replica = replicas > 0 ? static_cast<double>(peak_rss) / replicas : 0.0;
   std::uint64_t compact_out = 0;
   std::uint64_t partial_out = 0;
+  std::uint64_t sealed = 0;
+  std::uint64_t seal_refused = 0;
   for (NodeIndex i = 0; i < sim.size(); ++i) {
     if (!sim.is_up(i)) continue;  // of the nodes up at the end
-    compact_out += sim.node(i).stats().compact_digests_out;
-    partial_out += sim.node(i).stats().partial_digests_out;
+    const aiocluster::Stats& st = sim.node(i).stats();
+    compact_out += st.compact_digests_out;
+    partial_out += st.partial_digests_out;
+    sealed += st.packets_sealed;
+    seal_refused += st.seal_refusals();
   }
 
   if (!args.json) {
@@ -462,6 +511,10 @@ int main(int argc, char** argv) {
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
     std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64 " partial)\n",
                 legacy_nodes, compact_out, partial_out);
+    if (args.keyring_demo) {
+      std::printf("packets sealed %" PRIu64 ", sealed packets refused %" PRIu64 "\n", sealed,
+                  seal_refused);
+    }
     std::printf("peak RSS %" PRIu64 " bytes, %.0f per replica\n", peak_rss, peak_per_replica);
     std::printf("trace hash %s, wall %lld ms\n", hash, static_cast<long long>(wall_ms));
   }
@@ -475,7 +528,8 @@ int main(int argc, char** argv) {
       ",\"bytes_per_node_per_round\":%s"
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
       ",\"delivered\":%" PRIu64 ",\"legacy_nodes\":%zu,\"compact_digests\":%" PRIu64
-      ",\"partial_digests\":%" PRIu64 ",\"peak_rss_bytes\":%" PRIu64
+      ",\"partial_digests\":%" PRIu64 ",\"packets_sealed\":%" PRIu64 ",\"seal_refused\":%" PRIu64
+      ",\"peak_rss_bytes\":%" PRIu64
       ",\"peak_rss_per_replica\":%s,\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
       args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
       args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp",
@@ -484,7 +538,7 @@ int main(int argc, char** argv) {
       sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
       c.false_deaths_by_paused, paused, local_pauses, convictions_deferred, c.messages, c.bytes,
       fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes, c.oversized_packets, c.lost,
-      c.delivered, legacy_nodes, compact_out, partial_out, peak_rss,
+      c.delivered, legacy_nodes, compact_out, partial_out, sealed, seal_refused, peak_rss,
       fixed(peak_per_replica, 1).c_str(), hash, static_cast<long long>(wall_ms));
   return 0;
 }

@@ -11,5 +11,6 @@
 #include "aiocluster/node.h"
 #include "aiocluster/node_state.h"
 #include "aiocluster/random.h"
+#include "aiocluster/sealing.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "aiocluster/sealing.h"
 #include "aiocluster/types.h"
 
 namespace aiocluster {
@@ -130,6 +131,10 @@ struct Config {
     // does not fit a packet.
     bool compact_digest = true;
   } extensions;
+  // Sealed gossip (proto/README.md section 4): with a keyring, packets go
+  // out sealed with AES-256-GCM and replays are refused. No keyring: the base
+  // protocol, unchanged. Keys and mode change at run time through Node.
+  SealingConfig sealing;
 
   // Why this config is unusable, naming the field; nullopt when it is fine.
   std::optional<std::string> validate() const;

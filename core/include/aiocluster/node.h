@@ -27,13 +27,15 @@
 #include "aiocluster/events.h"
 #include "aiocluster/messages.h"
 #include "aiocluster/random.h"
+#include "aiocluster/sealing.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
 
 namespace aiocluster {
 
 class FailureDetector;    // core internals (src/failure_detector.h,
-class SourceRateLimiter;  // src/rate_limiter.h)
+class SourceRateLimiter;  // src/rate_limiter.h,
+class Sealer;             // src/sealer.h)
 
 // A Syn to send: the start of an exchange with `to`. Over a stream, a driver
 // runs it through a StreamExchange (aiocluster/exchange.h); over datagrams,
@@ -146,6 +148,20 @@ class Node {
   void delete_after_ttl(std::string_view key);
   std::optional<std::string> get(std::string_view key) const;
 
+  // --- Sealed gossip (proto/README.md section 4). Changes take effect with
+  // the next packet; config().sealing follows them. ---
+  // Installs a key that opens packets. The first key installed on a node
+  // without a keyring becomes its primary and turns sealing on.
+  void install_key(const SealKey& key);
+  // Installs `key` if needed and seals with it from now on.
+  void make_primary_key(const SealKey& key);
+  // False when not installed; throws std::invalid_argument for the primary.
+  bool remove_key(const SealKey& key);
+  void set_seal_mode(SealMode mode);
+  // Senders whose replay state this node holds (at most
+  // sealing.max_replay_senders).
+  std::size_t replay_senders() const;
+
   // --- Getters ---
   const NodeId& self_id() const { return cluster_.self_id(); }
   const Config& config() const { return config_; }
@@ -186,6 +202,13 @@ class Node {
   void turn_live_if_heard(const NodeState& st);
   struct Scratch;
   Outcome receive(ByteView bytes, Bytes* owned, const Inbound& in);
+  Outcome receive_plain(ByteView bytes, Bytes* owned, const Inbound& in);
+  // Sealed gossip: whether a keyring is installed, the bytes every packet
+  // gives up to the envelope, and a packet as it goes out.
+  bool sealing() const { return !config_.sealing.keyring.empty(); }
+  std::size_t send_limit() const;
+  Bytes sealed(Bytes packet);
+  void keyring_changed();
   Outcome on_syn(const Inbound& in);
   Outcome on_synack(Bytes* owned, const Inbound& in);
   Outcome on_ack(Bytes* owned, const Inbound& in);
@@ -249,6 +272,8 @@ class Node {
   Pending pending_syns_;     // we sent a Syn: expect SynAck
   Pending pending_synacks_;  // we sent a SynAck: expect Ack
   std::unique_ptr<SourceRateLimiter> datagram_syns_;
+  // Nonces and replay state of sealed gossip; used while a keyring is installed.
+  std::unique_ptr<Sealer> sealer_;
   // The extensions each known node speaks (proto/README.md), by
   // NodeState::slot(): learned from its own announcement, or from the
   // compact digests of nodes that learned it.

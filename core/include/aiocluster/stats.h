@@ -17,6 +17,13 @@ enum class DropReason : std::uint8_t {
   kTlsName,         // a Syn naming no node of the peer's certificate
   kTlsNameless,     // a Syn over a verified certificate naming nothing
   kRateLimited,     // a datagram Syn beyond its source's rate
+  // Sealed gossip (proto/README.md section 4), with a keyring only.
+  kUnsealed,        // plaintext, while SealMode::kRequired
+  kSealMalformed,   // sealed, but too short or of an unknown version
+  kSealUnknownKey,  // sealed under a key id none of ours has
+  kSealForged,      // the tag does not verify: another key or cluster, a changed byte
+  kSealStale,       // stamped outside the replay window, or before what we remember
+  kSealReplayed,    // a counter of its sender we accepted already
 };
 
 // "oversized", "malformed", ...: the counter's name without "dropped_".
@@ -40,14 +47,20 @@ struct Stats {
   std::uint64_t packets_in_above_max_payload = 0;
 
   // Packets dropped, by reason.
-  std::uint64_t dropped_oversized = 0;        // larger than max_inbound_payload_size
-  std::uint64_t dropped_malformed = 0;        // not a PacketPb, or fields out of range
-  std::uint64_t dropped_unknown_message = 0;  // no known message in the oneof
-  std::uint64_t dropped_wrong_cluster = 0;    // another cluster id (a Syn is answered)
-  std::uint64_t dropped_out_of_place = 0;     // a message its channel does not expect
-  std::uint64_t dropped_tls_name = 0;         // a Syn naming no node of the peer's certificate
-  std::uint64_t dropped_tls_nameless = 0;     // a Syn over a verified certificate naming nothing
-  std::uint64_t dropped_rate_limited = 0;     // a datagram Syn beyond its source's rate
+  std::uint64_t dropped_oversized = 0;         // larger than max_inbound_payload_size
+  std::uint64_t dropped_malformed = 0;         // not a PacketPb, or fields out of range
+  std::uint64_t dropped_unknown_message = 0;   // no known message in the oneof
+  std::uint64_t dropped_wrong_cluster = 0;     // another cluster id (a Syn is answered)
+  std::uint64_t dropped_out_of_place = 0;      // a message its channel does not expect
+  std::uint64_t dropped_tls_name = 0;          // a Syn naming no node of the peer's certificate
+  std::uint64_t dropped_tls_nameless = 0;      // a Syn over a verified certificate naming nothing
+  std::uint64_t dropped_rate_limited = 0;      // a datagram Syn beyond its source's rate
+  std::uint64_t dropped_unsealed = 0;          // plaintext, while sealing is required
+  std::uint64_t dropped_seal_malformed = 0;    // sealed, but too short or of another version
+  std::uint64_t dropped_seal_unknown_key = 0;  // sealed under a key we do not hold
+  std::uint64_t dropped_seal_forged = 0;       // sealed, and the tag does not verify
+  std::uint64_t dropped_seal_stale = 0;        // stamped outside the replay window
+  std::uint64_t dropped_seal_replayed = 0;     // accepted once already
 
   // The counter of one reason.
   std::uint64_t dropped(DropReason reason) const;
@@ -56,7 +69,13 @@ struct Stats {
   // Every packet dropped, whatever the reason.
   std::uint64_t packets_dropped() const {
     return dropped_oversized + dropped_malformed + dropped_unknown_message + dropped_wrong_cluster +
-           dropped_out_of_place + dropped_tls_name + dropped_tls_nameless + dropped_rate_limited;
+           dropped_out_of_place + dropped_tls_name + dropped_tls_nameless + dropped_rate_limited +
+           seal_refusals();
+  }
+  // Packets dropped by the checks of sealed gossip, whatever the reason.
+  std::uint64_t seal_refusals() const {
+    return dropped_unsealed + dropped_seal_malformed + dropped_seal_unknown_key +
+           dropped_seal_forged + dropped_seal_stale + dropped_seal_replayed;
   }
 
   // Node deltas inside accepted packets.
@@ -100,6 +119,9 @@ struct Stats {
   std::uint64_t compact_entries_unresolved = 0;
   // PacketPb.extensions that were not a canonical ExtensionsPb: ignored.
   std::uint64_t announcements_malformed = 0;
+  // Sealed gossip: packets sealed and sent, and sealed packets accepted.
+  std::uint64_t packets_sealed = 0;
+  std::uint64_t packets_opened = 0;
   // Datagram exchanges forgotten early to stay within limits.max_pending_exchanges.
   std::uint64_t exchanges_evicted = 0;
 };

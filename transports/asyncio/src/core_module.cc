@@ -196,7 +196,9 @@ py::dict stats_dict(const Stats& s) {
   d["packets_dropped"] = s.packets_dropped();
   for (auto reason : {DropReason::kOversized, DropReason::kMalformed, DropReason::kUnknownMessage,
                       DropReason::kWrongCluster, DropReason::kOutOfPlace, DropReason::kTlsName,
-                      DropReason::kTlsNameless, DropReason::kRateLimited}) {
+                      DropReason::kTlsNameless, DropReason::kRateLimited, DropReason::kUnsealed,
+                      DropReason::kSealMalformed, DropReason::kSealUnknownKey,
+                      DropReason::kSealForged, DropReason::kSealStale, DropReason::kSealReplayed}) {
     d[py::str("dropped_" + std::string(to_string(reason)))] = s.dropped(reason);
   }
   d["node_deltas_applied"] = s.node_deltas_applied;

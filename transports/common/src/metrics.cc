@@ -64,6 +64,12 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.sample({{"reason", "tls_name"}}, s.dropped_tls_name);
   w.sample({{"reason", "tls_nameless"}}, s.dropped_tls_nameless);
   w.sample({{"reason", "rate_limited"}}, s.dropped_rate_limited);
+  w.sample({{"reason", "unsealed"}}, s.dropped_unsealed);
+  w.sample({{"reason", "seal_malformed"}}, s.dropped_seal_malformed);
+  w.sample({{"reason", "seal_unknown_key"}}, s.dropped_seal_unknown_key);
+  w.sample({{"reason", "seal_forged"}}, s.dropped_seal_forged);
+  w.sample({{"reason", "seal_stale"}}, s.dropped_seal_stale);
+  w.sample({{"reason", "seal_replayed"}}, s.dropped_seal_replayed);
 
   w.counter("aiocluster_node_deltas_applied_total", "Node deltas applied.", s.node_deltas_applied);
   w.counter("aiocluster_resets_applied_total", "Node deltas applied after wiping the replica.",
@@ -113,6 +119,10 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.counter("aiocluster_compact_entries_unresolved_total",
             "Compact digest entries naming no known member, or several.",
             s.compact_entries_unresolved);
+  w.counter("aiocluster_packets_sealed_total", "Packets sealed and sent (proto/README.md).",
+            s.packets_sealed);
+  w.counter("aiocluster_packets_opened_total", "Sealed packets opened and accepted.",
+            s.packets_opened);
   w.counter("aiocluster_announcements_malformed_total",
             "Extension announcements that could not be read (ignored).", s.announcements_malformed);
 }
