@@ -668,6 +668,17 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
       table_full(order_.size() + packet.unknown_ids.size(), id_table_.size())) {
     grow_id_table(order_.size() + packet.unknown_ids.size());
   }
+  // Run however the loop ends, a callback's throw included: the nodes
+  // created so far are found by id only once placed in id order.
+  struct Finish {
+    ClusterState& state;
+    Chunk* chunk;
+    void operator()() {
+      if (chunk != nullptr) state.storage_->bytes.drop_if_unused(std::exchange(chunk, nullptr));
+      state.place_new_nodes();
+    }
+    ~Finish() { (*this)(); }
+  } finish{*this, chunk};
   ApplyReport report;
   for (std::size_t i = 0; i < packet.node_deltas.size(); ++i) {
     switch (apply_node_delta(packet, i, chunk, now, limits, on_change, report)) {
@@ -697,8 +708,7 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
         break;
     }
   }
-  if (chunk != nullptr) storage_->bytes.drop_if_unused(chunk);
-  place_new_nodes();
+  finish();
   collect_garbage();
   return report;
 }
