@@ -1,5 +1,7 @@
 #include "aiocluster/node_state.h"
 
+#include <bit>
+
 #include "hash.h"
 #include "storage.h"
 
@@ -216,9 +218,23 @@ std::size_t NodeState::first_after(std::uint64_t version) const {
 }
 
 std::size_t NodeState::slot_of(std::string_view key) const {
-  if (index_size_ == 0) return kNone;
+  if (index_size_ == 0) return live_ == 0 ? kNone : scan_for(key);
   const std::uint32_t slot = index_[probe(key, hash(key))];
   return slot == kFree ? kNone : slot;
+}
+
+// A const lookup cannot build the index (concurrent readers of a const
+// state would race): an unindexed replica, at most kUnindexedKeys keys, is
+// scanned instead.
+std::size_t NodeState::scan_for(std::string_view key) const {
+  for (std::size_t slot = 0; slot < log_.size(); ++slot) {
+    if (log_[slot].chunk != nullptr && same_key(key_at(slot), key)) return slot;
+  }
+  return kNone;
+}
+
+void NodeState::ensure_index() {
+  if (unindexed()) reindex(index_capacity(live_));
 }
 
 std::optional<VersionedValue> NodeState::find(std::string_view key) const {
@@ -435,19 +451,76 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
   return replaced;
 }
 
+// A new key of an unindexed replica's first delta: its hash's tag is not
+// in a scratch table of the delta's keys so far (the storage's, twice their
+// number or more, cleared per delta). A tag seen before may be a repeated
+// key: the index decides.
+struct NodeState::SeenKeys {
+  SeenKeys(Storage& storage, std::size_t keys) : seed(storage.hash_seed) {
+    const std::size_t cells = std::bit_ceil(std::max<std::size_t>(2 * keys, 8));
+    shift = 64 - std::countr_zero(cells);
+    mask = cells - 1;
+    if (storage.seen_keys.size() < cells) storage.seen_keys.resize(cells);
+    table = storage.seen_keys.data();
+    std::fill_n(table, cells, 0U);
+  }
+  std::size_t room(std::string_view key) {
+    const std::uint64_t h = hash_bytes(key, seed);
+    tag = static_cast<std::uint32_t>(h) | 1;  // 0 marks a free cell
+    for (std::size_t p = h >> shift;; p = (p + 1) & mask) {
+      if (table[p] == 0) return p;
+      if (table[p] == tag) return kNone;
+    }
+  }
+  void claim(std::size_t place, std::uint32_t /*slot*/) { table[place] = tag; }
+
+  std::uint64_t seed;
+  std::uint32_t* table = nullptr;
+  std::size_t mask = 0;
+  int shift = 0;
+  std::uint32_t tag = 0;
+};
+
+// A new key of a replica with an index: not in it.
+struct NodeState::IndexedKeys {
+  std::size_t room(std::string_view key) {
+    const std::size_t place = state.probe(key, state.hash(key));
+    return state.index_[place] == kFree ? place : kNone;
+  }
+  void claim(std::size_t place, std::uint32_t slot) { state.index_[place] = slot; }
+
+  NodeState& state;
+};
+
 NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, std::size_t count,
                                                std::uint64_t before, std::uint64_t gc,
                                                std::size_t max_keys, Chunk* chunk, Instant now,
                                                const OnKeyChange& on_change) {
   // At most this many keys become live below: the loop stops at the first
   // new key past the limit, so the index never needs to grow inside it.
-  reserve(std::min(count, max_keys - std::min<std::size_t>(live_, max_keys)));
+  const std::size_t admitted = std::min(count, max_keys - std::min<std::size_t>(live_, max_keys));
   Applied applied;
+  std::size_t k = 0;
+  if (log_.empty() && admitted <= kUnindexedKeys) {
+    // A first delta (or a reset's): appended without an index, its keys
+    // told apart by a scratch table of their hashes.
+    if (admitted > log_.capacity()) log_.reserve(admitted);
+    SeenKeys seen(*storage_, admitted);
+    k = append_key_values(kvs, count, before, gc, max_keys, chunk, now, on_change, seen, applied);
+    if (k == count) return applied;
+    // A key seen before (a repeat, or two keys of one tag): the index
+    // decides from here on.
+    reserve(std::min(count - k, max_keys - std::min<std::size_t>(live_, max_keys)));
+  } else {
+    reserve(admitted);
+    if (log_.empty()) {
+      IndexedKeys indexed(*this);
+      k = append_key_values(kvs, count, before, gc, max_keys, chunk, now, on_change, indexed,
+                            applied);
+    }
+  }
   // One change, rewritten per key-value: what the callback sees is in place.
   KeyChangeRef change;
-  std::size_t k = log_.empty() ? append_key_values(kvs, count, before, gc, max_keys, chunk, now,
-                                                   on_change, change, applied)
-                               : 0;
   ByteStore& bytes = storage_->bytes;
   for (; k < count; ++k) {
     const wire::KeyValueView& kv = kvs[k];
@@ -477,16 +550,21 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
 
 // apply_key_values() into an empty log, the case of a new replica or a
 // reset: versions increase, so each key-value goes at the end with no
-// lookup of an entry to replace. Hands a key the delta repeats (only a
-// corrupt peer sends that) back to the general loop: returns where it
+// lookup of an entry to replace, once `new_keys` says its key is new
+// (room(key): a place for it, or kNone when the key may have been seen;
+// claim(place, slot) takes it). Hands a key that may be a repeat (only a
+// corrupt peer sends one) back to the general loop: returns where it
 // stopped.
+template <typename NewKeys>
 std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::size_t count,
                                          std::uint64_t before, std::uint64_t gc,
                                          std::size_t max_keys, Chunk* chunk, Instant now,
-                                         const OnKeyChange& on_change, KeyChangeRef& change,
+                                         const OnKeyChange& on_change, NewKeys& new_keys,
                                          Applied& applied) {
   ByteStore& bytes = storage_->bytes;
   auto slot = static_cast<std::uint32_t>(log_.size());
+  // One change, rewritten per key-value: what the callback sees is in place.
+  KeyChangeRef change;
   // Counted here, not through `applied`, which the callback could alias.
   std::size_t count_applied = 0;
   std::uint64_t last_version = 0;
@@ -509,8 +587,8 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
     const wire::KeyValueView& kv = kvs[k];
     if (kv.version <= before) continue;
     if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
-    const std::size_t position = probe(kv.key, hash(kv.key));
-    if (index_[position] != kFree) return done(k);
+    const std::size_t place = new_keys.room(kv.key);
+    if (place == kNone) return done(k);
     if (live_ >= max_keys) {
       applied.truncated = true;
       return done(count);
@@ -522,7 +600,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
     } else {
       bytes.hold(in, kv.stored_size);
     }
-    index_[position] = slot++;
+    new_keys.claim(place, slot++);
     log_.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
     ++live_;
     change.key = kv.key;
@@ -650,6 +728,7 @@ std::size_t NodeState::gc_tombstones(Instant cutoff) {
                                      [](const Entry& e, std::uint64_t v) { return e.version < v; });
     const auto slot = static_cast<std::size_t>(at - log_.begin());
     if (at == log_.end() || at->version != version || at->chunk == nullptr) continue;
+    ensure_index();
     make_hole(slot);
     if (version > last_gc_version_) last_gc_version_ = version;
     ++removed;

@@ -321,6 +321,87 @@ TEST_CASE("apply: a callback that throws leaves the nodes created so far in id o
   CHECK(cs.find(nid("b")) == nullptr);
 }
 
+TEST_CASE("apply: a new replica is looked up, updated and collected before it has a key index") {
+  // A first delta of at most 128 key-values leaves its replica without a key
+  // index: const lookups scan it, the next update or collection builds it.
+  ClusterState cs(nid("self"));
+  std::vector<KeyValueUpdate> kvs;
+  for (std::uint64_t v = 1; v <= 50; ++v) {
+    kvs.push_back({"key-" + std::to_string(v), "v" + std::to_string(v), v,
+                   v == 7 ? KeyStatus::kDeleteAfterTtl : KeyStatus::kSet});
+  }
+  REQUIRE(cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, kvs, 50}}}, t0(), {}, no_events).applied == 1);
+  const NodeState* a = cs.find(nid("a"));
+  REQUIRE(a != nullptr);
+  CHECK(a->size() == 50);
+  for (const KeyValueUpdate& kv : kvs) {
+    CHECK(a->find(kv.key) == VersionedValue{kv.value, kv.version, kv.status});
+  }
+  CHECK_FALSE(a->find("key-51"));  // the same size as a stored key
+  CHECK_FALSE(a->find("key-5 "));
+  CHECK_FALSE(a->find(""));
+  CHECK(a->status_changed_at("key-7") == t0());
+  CHECK_FALSE(a->status_changed_at("key-8"));
+
+  // An update: the change is told against the first delta's entry.
+  std::vector<KeyChange> changes;
+  cs.apply(
+      Delta{{NodeDelta{nid("a"), 50, 0, {{"key-3", "new", 51, {}}, {"other", "o", 52, {}}}, 52}}},
+      t0(), {}, [&](const NodeId&, KeyChange change) { changes.push_back(std::move(change)); });
+  REQUIRE(changes.size() == 2);
+  CHECK(changes[0].old_value == VersionedValue{"v3", 3, KeyStatus::kSet});
+  CHECK(changes[0].new_value == VersionedValue{"new", 51, KeyStatus::kSet});
+  CHECK_FALSE(changes[1].old_value);
+  CHECK(a->size() == 51);
+  CHECK(a->find("key-3") == VersionedValue{"new", 51, KeyStatus::kSet});
+  CHECK(a->find("key-4") == VersionedValue{"v4", 4, KeyStatus::kSet});
+  CHECK_FALSE(a->find("key-51"));
+
+  // Garbage collection of a tombstone in a replica that has no index yet.
+  cs.apply(Delta{{NodeDelta{nid("b"), 0, 0, kvs, 50}}}, t0(), {}, no_events);
+  CHECK(cs.gc_tombstones(t0() + std::chrono::hours(1), std::chrono::minutes(1)) == 2);
+  const NodeState* b = cs.find(nid("b"));
+  CHECK(b->size() == 49);
+  CHECK_FALSE(b->find("key-7"));
+  CHECK(b->find("key-8") == VersionedValue{"v8", 8, KeyStatus::kSet});
+  CHECK(b->last_gc_version() == 7);
+}
+
+TEST_CASE("apply: keys a new node's delta repeats are told at every size of delta") {
+  // A first delta of up to 128 key-values is appended without an index, its
+  // keys told apart by a scratch table; a longer one through the index.
+  // Either way a repeated key replaces the entry before it and is told so.
+  for (const std::size_t n : {2, 100, 125, 126, 300}) {
+    CAPTURE(n);
+    ClusterState cs(nid("self"));
+    std::vector<KeyValueUpdate> kvs;
+    for (std::size_t i = 0; i < n; ++i) {
+      kvs.push_back({"k" + std::to_string(i), "v", static_cast<std::uint64_t>(i + 1), {}});
+    }
+    kvs.push_back({"k0", "again", n + 1, {}});
+    kvs.push_back({"k" + std::to_string(n - 1), "again", n + 2, {}});
+    kvs.push_back({"last", "x", n + 3, {}});
+    std::vector<KeyChange> changes;
+    const ApplyReport r =
+        cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, kvs, n + 3}}}, t0(), {},
+                 [&](const NodeId&, KeyChange change) { changes.push_back(std::move(change)); });
+    CHECK(r.key_values == n + 3);
+    const NodeState* a = cs.find(nid("a"));
+    REQUIRE(a != nullptr);
+    CHECK(a->size() == n + 1);
+    REQUIRE(changes.size() == n + 3);
+    for (std::size_t i = 0; i < n; ++i) CHECK_FALSE(changes[i].old_value);
+    CHECK(changes[n].old_value == VersionedValue{"v", 1, KeyStatus::kSet});
+    CHECK(changes[n + 1].old_value == VersionedValue{"v", n, KeyStatus::kSet});
+    CHECK_FALSE(changes[n + 2].old_value);
+    CHECK(a->find("k0") == VersionedValue{"again", n + 1, KeyStatus::kSet});
+    CHECK(a->find("k1") == (n > 2
+                                ? std::optional(VersionedValue{"v", 2, KeyStatus::kSet})
+                                : std::optional(VersionedValue{"again", n + 2, KeyStatus::kSet})));
+    CHECK(a->find("last") == VersionedValue{"x", n + 3, KeyStatus::kSet});
+  }
+}
+
 TEST_CASE("apply: key and value sizes are checked exactly against their limits") {
   // read_packet bounds the sizes by their bitwise or (3 | 4 = 7): a delta
   // whose bound exceeds a limit is checked key-value by key-value.

@@ -157,6 +157,10 @@ class NodeState {
   //            once they outnumber live entries, so a scan from version v
   //            visits at most the versions after v plus what is live after it.
   //   index_   open addressing (linear probing) from a key's hash to its slot.
+  //            Built when first needed: a replica only ever appended to by
+  //            its first delta (at most kUnindexedKeys keys) has none until an
+  //            update, a garbage collection or another delta needs it; const
+  //            lookups scan such a replica's log instead (unindexed()).
   //   tombstones_ (version, status change time) of tombstones, by version:
   //            only they need a time, for garbage collection.
   struct Entry {
@@ -208,10 +212,18 @@ class NodeState {
   Applied apply_key_values(const wire::KeyValueView* kvs, std::size_t count, std::uint64_t before,
                            std::uint64_t gc, std::size_t max_keys, Chunk* chunk, Instant now,
                            const OnKeyChange& on_change);
+  struct SeenKeys;     // how append_key_values() tells a key is new:
+  struct IndexedKeys;  // a scratch table of a delta's keys, or the index
+  template <typename NewKeys>
   std::size_t append_key_values(const wire::KeyValueView* kvs, std::size_t count,
                                 std::uint64_t before, std::uint64_t gc, std::size_t max_keys,
                                 Chunk* chunk, Instant now, const OnKeyChange& on_change,
-                                KeyChangeRef& change, Applied& applied);
+                                NewKeys& new_keys, Applied& applied);
+  // The largest replica a first delta leaves without a key index: lookups
+  // scan it, comparing key sizes first.
+  static constexpr std::size_t kUnindexedKeys = 128;
+  bool unindexed() const { return index_size_ == 0 && live_ > 0; }
+  void ensure_index();
   // Moves the bytes of entries in sparse chunks to the arena.
   void relocate_sparse();
   std::size_t first_after(std::uint64_t version) const;
@@ -224,7 +236,8 @@ class NodeState {
                                  Instant now);
   std::size_t hash(std::string_view bytes) const;
   std::size_t probe(std::string_view key, std::size_t hash) const;
-  std::size_t slot_of(std::string_view key) const;  // log slot, or SIZE_MAX
+  std::size_t slot_of(std::string_view key) const;   // log slot, or SIZE_MAX
+  std::size_t scan_for(std::string_view key) const;  // slot_of() without an index
   void unindex(std::size_t position);
   void make_hole(std::size_t slot);
   bool is_tombstone(const Entry& entry) const;
