@@ -452,16 +452,14 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
 }
 
 // A new key of an unindexed replica's first delta: its hash's tag is not
-// in a scratch table of the delta's keys so far (the storage's, twice their
-// number or more, cleared per delta). A tag seen before may be a repeated
-// key: the index decides.
+// in a table of the delta's keys so far (twice their number of cells or
+// more, on the stack: a callback that applies another delta cannot clobber
+// it). A tag seen before may be a repeated key: the index decides.
 struct NodeState::SeenKeys {
-  SeenKeys(Storage& storage, std::size_t keys) : seed(storage.hash_seed) {
+  SeenKeys(std::uint64_t hash_seed, std::size_t keys) : seed(hash_seed) {
     const std::size_t cells = std::bit_ceil(std::max<std::size_t>(2 * keys, 8));
     shift = 64 - std::countr_zero(cells);
     mask = cells - 1;
-    if (storage.seen_keys.size() < cells) storage.seen_keys.resize(cells);
-    table = storage.seen_keys.data();
     std::fill_n(table, cells, 0U);
   }
   std::size_t room(std::string_view key) {
@@ -475,10 +473,10 @@ struct NodeState::SeenKeys {
   void claim(std::size_t place, std::uint32_t /*slot*/) { table[place] = tag; }
 
   std::uint64_t seed;
-  std::uint32_t* table = nullptr;
   std::size_t mask = 0;
   int shift = 0;
   std::uint32_t tag = 0;
+  std::uint32_t table[2 * kUnindexedKeys];  // the first mask + 1 in use
 };
 
 // A new key of a replica with an index: not in it.
@@ -503,9 +501,9 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
   std::size_t k = 0;
   if (log_.empty() && admitted <= kUnindexedKeys) {
     // A first delta (or a reset's): appended without an index, its keys
-    // told apart by a scratch table of their hashes.
+    // told apart by a table of their hashes' tags.
     if (admitted > log_.capacity()) log_.reserve(admitted);
-    SeenKeys seen(*storage_, admitted);
+    SeenKeys seen(storage_->hash_seed, admitted);
     k = append_key_values(kvs, count, before, gc, max_keys, chunk, now, on_change, seen, applied);
     if (k == count) return applied;
     // A key seen before (a repeat, or two keys of one tag): the index

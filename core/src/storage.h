@@ -130,9 +130,6 @@ struct Storage {
   std::uint64_t hash_seed;  // of keys and node ids (hash.h)
   SlabPool pool;
   ByteStore bytes;
-  // Scratch of NodeState::apply_key_values: tags of the keys of the node
-  // delta being appended to a replica without a key index.
-  std::vector<std::uint32_t> seen_keys;
 };
 
 // --- The stored form of a key-value. ---
