@@ -453,8 +453,8 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
 
 // A new key of an unindexed replica's first delta: its hash's tag is not
 // in a table of the delta's keys so far (twice their number of cells or
-// more, on the stack: a callback that applies another delta cannot clobber
-// it). A tag seen before may be a repeated key: the index decides.
+// more, on the stack: shared with nothing). A tag seen before may be a
+// repeated key: the index decides.
 struct NodeState::SeenKeys {
   SeenKeys(std::uint64_t hash_seed, std::size_t keys) : seed(hash_seed) {
     const std::size_t cells = std::bit_ceil(std::max<std::size_t>(2 * keys, 8));
