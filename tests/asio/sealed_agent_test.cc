@@ -45,21 +45,15 @@ std::unique_ptr<Agent> member(int i, const std::vector<std::uint16_t>& ports,
       args, log_dir() + "/" + label + "-agent" + std::to_string(i + 1) + ".err");
 }
 
-std::uint64_t counter(const Agent& agent, const char* name) {
-  return agent.latest()->at("counters").at(name).get<std::uint64_t>();
-}
-
 std::vector<std::string> key_ids(const Agent& agent) {
   return agent.latest()->at("sealing").at("keys").get<std::vector<std::string>>();
 }
 
-// Every name `agent` lists anywhere: live, dead, or holding keys.
-std::set<std::string> names_seen(const Agent& agent) {
-  const Json& j = *agent.latest();
-  std::set<std::string> seen = names(j.at("live"));
-  for (const auto& n : names(j.at("dead"))) seen.insert(n);
-  for (const auto& [name, keys] : j.at("kv").items()) seen.insert(name);
-  return seen;
+// Gives `flag` in `args` the value `value`.
+void set_flag(std::vector<std::string>& args, const std::string& flag, const std::string& value) {
+  const auto it = std::find(args.begin(), args.end(), flag);
+  REQUIRE(it + 1 < args.end());
+  *(it + 1) = value;
 }
 
 void print_logs(const std::vector<std::unique_ptr<Agent>>& agents) {
@@ -74,24 +68,14 @@ void sealed_cluster_keeps_out_another_key(const std::string& transport) {
   const std::vector<std::uint16_t> ports = {free_port(), free_port(), free_port()};
   std::vector<std::unique_ptr<Agent>> members;
   for (int i = 0; i < 3; ++i) members.push_back(member(i, ports, transport, keys, transport));
-  // The intruder: the cluster id and every member as a seed, another key.
-  std::vector<std::string> args = {"--name",
-                                   "intruder",
-                                   "--listen",
-                                   "127.0.0.1:" + std::to_string(free_port()),
-                                   "--cluster-id",
-                                   "sealed-" + transport,
-                                   "--transport",
-                                   transport,
-                                   "--gossip-interval-ms",
-                                   "100",
-                                   "--report-ms",
-                                   "100",
-                                   "--kv",
-                                   "role=role-of-intruder",
-                                   "--keyring",
-                                   other};
-  for (const auto port : ports) {
+  // The intruder: agent1's flags with its own name, port and key, and
+  // every member as a seed.
+  std::vector<std::string> args = ring_agent_args(0, ports, "sealed-" + transport, transport);
+  set_flag(args, "--name", "intruder");
+  set_flag(args, "--listen", "127.0.0.1:" + std::to_string(free_port()));
+  set_flag(args, "--kv", "role=role-of-intruder");
+  args.insert(args.end(), {"--keyring", other});
+  for (const auto port : {ports[0], ports[1]}) {  // ports[2] is agent1's seed
     args.push_back("--seed");
     args.push_back("127.0.0.1:" + std::to_string(port));
   }
@@ -106,23 +90,23 @@ void sealed_cluster_keeps_out_another_key(const std::string& transport) {
   const bool refused = poll_until(members, [&] {
     intruder[0]->drain();
     for (const auto& m : members) {
-      if (counter(*m, "dropped_seal_unknown_key") == 0) return false;
+      if (report_counter(*m, "dropped_seal_unknown_key") == 0) return false;
     }
     return intruder[0]->latest().has_value();
   });
   if (!refused) print_logs(intruder);
   CHECK(refused);
   for (const auto& m : members) {
-    CHECK(names_seen(*m) == kMembers);
-    CHECK(counter(*m, "packets_opened") > 0);
-    CHECK(counter(*m, "packets_sealed") > 0);
-    CHECK(counter(*m, "dropped_seal_forged") == 0);
+    CHECK(names_seen(*m->latest()) == kMembers);
+    CHECK(report_counter(*m, "packets_opened") > 0);
+    CHECK(report_counter(*m, "packets_sealed") > 0);
+    CHECK(report_counter(*m, "dropped_seal_forged") == 0);
     CHECK(key_ids(*m) == std::vector<std::string>{key_id_hex(shared)});
     CHECK(m->latest()->at("sealing").at("mode") == "required");
   }
   CHECK(converged(members, kMembers));
-  CHECK(names_seen(*intruder[0]) == std::set<std::string>{"intruder"});
-  CHECK(counter(*intruder[0], "packets_opened") == 0);
+  CHECK(names_seen(*intruder[0]->latest()) == std::set<std::string>{"intruder"});
+  CHECK(report_counter(*intruder[0], "packets_opened") == 0);
 
   for (auto& m : members) m->signal(SIGTERM);
   intruder[0]->signal(SIGTERM);
@@ -183,12 +167,12 @@ TEST_CASE("a key rotation by SIGHUP during a run loses no member and no key") {
 
   // Gossip goes on under the new key alone.
   std::vector<std::uint64_t> opened;
-  for (const auto& a : agents) opened.push_back(counter(*a, "packets_opened"));
+  for (const auto& a : agents) opened.push_back(report_counter(*a, "packets_opened"));
   CHECK(poll_until(agents, [&] {
     ++looks;
     if (!converged(agents, kMembers)) ++broken_looks;
     for (std::size_t i = 0; i < agents.size(); ++i) {
-      if (counter(*agents[i], "packets_opened") < opened[i] + 20) return false;
+      if (report_counter(*agents[i], "packets_opened") < opened[i] + 20) return false;
     }
     return true;
   }));
@@ -198,8 +182,8 @@ TEST_CASE("a key rotation by SIGHUP during a run loses no member and no key") {
     CHECK(names(a->latest()->at("dead")).empty());
     // Done in this order, no packet was ever sealed under a key its
     // receiver did not hold.
-    CHECK(counter(*a, "dropped_seal_unknown_key") == 0);
-    CHECK(counter(*a, "dropped_seal_forged") == 0);
+    CHECK(report_counter(*a, "dropped_seal_unknown_key") == 0);
+    CHECK(report_counter(*a, "dropped_seal_forged") == 0);
     CHECK(a->stderr_text().find("keyring reloaded: 1 keys, primary " + key_id_hex(new_key)) !=
           std::string::npos);
   }
@@ -214,10 +198,11 @@ TEST_CASE("a key rotation by SIGHUP during a run loses no member and no key") {
     return agents[0]->stderr_text().find("keyring not reloaded, keeping the 1 keys in use") !=
            std::string::npos;
   }));
-  for (std::size_t i = 0; i < agents.size(); ++i) opened[i] = counter(*agents[i], "packets_opened");
+  for (std::size_t i = 0; i < agents.size(); ++i)
+    opened[i] = report_counter(*agents[i], "packets_opened");
   CHECK(poll_until(agents, [&] {
     for (std::size_t i = 0; i < agents.size(); ++i) {
-      if (counter(*agents[i], "packets_opened") < opened[i] + 10) return false;
+      if (report_counter(*agents[i], "packets_opened") < opened[i] + 10) return false;
     }
     return converged(agents, kMembers);
   }));

@@ -160,19 +160,6 @@ class Forger {
   std::uint32_t counter_ = 0;
 };
 
-std::uint64_t counter(const Agent& agent, const char* name) {
-  return agent.latest()->at("counters").at(name).get<std::uint64_t>();
-}
-
-// Every name `agent` lists: live, dead, or holding keys.
-std::set<std::string> names_seen(const Agent& agent) {
-  const Json& j = *agent.latest();
-  std::set<std::string> seen = names(j.at("live"));
-  for (const auto& n : names(j.at("dead"))) seen.insert(n);
-  for (const auto& [name, keys] : j.at("kv").items()) seen.insert(name);
-  return seen;
-}
-
 // All three live everywhere, and nothing else but the killed witness, dead.
 bool whole(const std::vector<std::unique_ptr<Agent>>& agents) {
   for (const auto& a : agents) {
@@ -274,11 +261,11 @@ TEST_CASE("sealed bombardment over UDP: forged, replayed and garbage packets") {
   // The victim counted every kind, the cluster is whole, and nobody lists a
   // phantom (the witness, which holds the key, may appear: it is no phantom).
   const bool counted = poll_until(agents, [&] {
-    return counter(*agents[0], "dropped_seal_replayed") > 0 &&
-           counter(*agents[0], "dropped_unsealed") > 0 &&
-           counter(*agents[0], "dropped_seal_forged") > 0 &&
-           counter(*agents[0], "dropped_seal_unknown_key") > 0 &&
-           counter(*agents[0], "dropped_seal_malformed") > 0 && whole(agents);
+    return report_counter(*agents[0], "dropped_seal_replayed") > 0 &&
+           report_counter(*agents[0], "dropped_unsealed") > 0 &&
+           report_counter(*agents[0], "dropped_seal_forged") > 0 &&
+           report_counter(*agents[0], "dropped_seal_unknown_key") > 0 &&
+           report_counter(*agents[0], "dropped_seal_malformed") > 0 && whole(agents);
   });
   const Json& v = agents[0]->latest()->at("counters");
   INFO("sent " << sent << ", replays " << replays << ", looks " << looks << ", counters "
@@ -293,7 +280,7 @@ TEST_CASE("sealed bombardment over UDP: forged, replayed and garbage packets") {
   std::set<std::string> allowed = kMembers;
   allowed.insert("witness");
   for (const auto& a : agents) {
-    for (const auto& name : names_seen(*a)) CHECK_MESSAGE(allowed.count(name) == 1, name);
+    for (const auto& name : names_seen(*a->latest())) CHECK_MESSAGE(allowed.count(name) == 1, name);
   }
   CHECK(converged(agents, kMembers));
 
