@@ -95,10 +95,10 @@ void reload_keyring(ac::driver::ClusterBase& cluster, const agent::Flags& flags)
   try {
     const ac::Keyring keyring = agent::read_keyring_file(flags.keyring);
     cluster.set_keyring(keyring);
-    std::fprintf(stderr, "[%s] keyring reloaded: %zu keys, primary %s\n", name,
+    std::fprintf(stderr, "[%s] keyring reloaded: %zu installed, primary %s\n", name,
                  keyring.keys().size(), agent::key_id_hex(*keyring.primary()).c_str());
   } catch (const agent::KeyringFileError& e) {
-    std::fprintf(stderr, "[%s] keyring not reloaded, keeping the %zu keys in use: %s\n", name,
+    std::fprintf(stderr, "[%s] keyring not reloaded, keeping the %zu installed: %s\n", name,
                  cluster.node().config().sealing.keyring.keys().size(), e.what());
   }
 }

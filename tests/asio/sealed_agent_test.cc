@@ -184,7 +184,7 @@ TEST_CASE("a key rotation by SIGHUP during a run loses no member and no key") {
     // receiver did not hold.
     CHECK(report_counter(*a, "dropped_seal_unknown_key") == 0);
     CHECK(report_counter(*a, "dropped_seal_forged") == 0);
-    CHECK(a->stderr_text().find("keyring reloaded: 1 keys, primary " + key_id_hex(new_key)) !=
+    CHECK(a->stderr_text().find("keyring reloaded: 1 installed, primary " + key_id_hex(new_key)) !=
           std::string::npos);
   }
 
@@ -195,7 +195,7 @@ TEST_CASE("a key rotation by SIGHUP during a run loses no member and no key") {
   }
   agents[0]->signal(SIGHUP);
   CHECK(poll_until(agents, [&] {
-    return agents[0]->stderr_text().find("keyring not reloaded, keeping the 1 keys in use") !=
+    return agents[0]->stderr_text().find("keyring not reloaded, keeping the 1 installed") !=
            std::string::npos;
   }));
   for (std::size_t i = 0; i < agents.size(); ++i)
