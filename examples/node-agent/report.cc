@@ -23,19 +23,13 @@ Json sorted_names(const std::vector<NodeId>& ids) {
 }
 
 Json counters(const Stats& s, const driver::DriverStats& d) {
-  return Json{
+  Json out{
       {"packets_dropped", s.packets_dropped()},
       {"dropped_malformed", s.dropped_malformed},
       {"dropped_wrong_cluster", s.dropped_wrong_cluster},
       {"dropped_out_of_place", s.dropped_out_of_place},
       {"dropped_rate_limited", s.dropped_rate_limited},
       {"dropped_tls_nameless", s.dropped_tls_nameless},
-      {"dropped_unsealed", s.dropped_unsealed},
-      {"dropped_seal_malformed", s.dropped_seal_malformed},
-      {"dropped_seal_unknown_key", s.dropped_seal_unknown_key},
-      {"dropped_seal_forged", s.dropped_seal_forged},
-      {"dropped_seal_stale", s.dropped_seal_stale},
-      {"dropped_seal_replayed", s.dropped_seal_replayed},
       {"packets_sealed", s.packets_sealed},
       {"packets_opened", s.packets_opened},
       {"nodes_refused", s.nodes_refused},
@@ -55,6 +49,10 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"io_errors", d.io_errors},
       {"datagrams_in", d.datagrams_in},
   };
+  for (const DropReason reason : kSealDropReasons) {
+    out["dropped_" + std::string(to_string(reason))] = s.dropped(reason);
+  }
+  return out;
 }
 
 // The keyring in use, by key id (primary first), and the mode; null
