@@ -28,6 +28,7 @@ EXPECTED = [
     "BM_PhiLiveness/100", "BM_PhiLiveness/1000",
     "BM_SimRound/100", "BM_SimRound/1000",
     "BM_MemoryPerKey", "BM_MemoryPerNode",
+    "BM_Seal/1024", "BM_Seal/65465", "BM_Open/1024", "BM_Open/65465",
 ]
 
 

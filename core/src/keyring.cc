@@ -2,8 +2,11 @@
 #include <stdexcept>
 
 #include "aiocluster/sealing.h"
+#include "envelope.h"
 
 namespace aiocluster {
+
+std::uint32_t seal_key_id(const SealKey& key) { return envelope::key_id(key); }
 
 Keyring::Keyring(std::vector<SealKey> keys) {
   for (const SealKey& key : keys) install(key);

@@ -1,6 +1,7 @@
 #include "aiocluster/node.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 #include "codec_internal.h"
@@ -696,6 +697,14 @@ bool Node::remove_key(const SealKey& key) {
   const bool removed = config_.sealing.keyring.remove(key);
   keyring_changed();
   return removed;
+}
+
+void Node::set_keyring(const Keyring& keyring) {
+  if (keyring.empty()) {
+    throw std::invalid_argument("an empty keyring: sealing cannot be turned off while running");
+  }
+  config_.sealing.keyring = keyring;
+  keyring_changed();
 }
 
 void Node::set_seal_mode(SealMode mode) {

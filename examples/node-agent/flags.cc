@@ -101,7 +101,7 @@ void check_tls(const Flags& f) {
 
 // What CLI11 fills in as text (or a plain value) before it becomes Flags.
 struct Texts {
-  std::string listen, advertise, transport = "tcp", http;
+  std::string listen, advertise, transport = "tcp", http, seal_mode = "required";
   std::vector<std::string> seeds, kv;
   std::uint64_t generation = 0, fd_initial_interval_ms = 0, detection_time_ms = 0;
   double phi_threshold = 0;
@@ -110,6 +110,7 @@ struct Texts {
   CLI::Option* has_phi_threshold = nullptr;
   CLI::Option* has_fd_initial_interval = nullptr;
   CLI::Option* has_detection_time = nullptr;
+  CLI::Option* has_seal_mode = nullptr;
 };
 
 // The node: identity, gossip, TLS, reporting, driver.
@@ -152,6 +153,18 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
                      "This incarnation, N >= 1 (default: the wall-clock time in ns at start)")
           ->type_name("N")
           ->check(integer_at_least(1));
+  app.add_option("--keyring", f.keyring,
+                 "Seal gossip (AES-256-GCM): one base64 32-byte key per line, the first "
+                 "seals; reloaded on SIGHUP")
+      ->type_name("FILE")
+      ->check(not_empty());
+  texts.has_seal_mode =
+      app.add_option("--seal-mode", texts.seal_mode,
+                     "With --keyring: required (refuse plaintext), or for a rollout "
+                     "permissive (seal, accept plaintext) or open-only (send plaintext)")
+          ->type_name("MODE")
+          ->capture_default_str()
+          ->check(one_of({"open-only", "permissive", "required"}));
   app.add_option("--tls-cert", f.tls_cert, "Certificate chain (PEM): mutual TLS over tcp")
       ->type_name("FILE");
   app.add_option("--tls-key", f.tls_key, "Its private key (PEM)")->type_name("FILE");
@@ -264,6 +277,10 @@ Flags finish(Flags f, const Texts& texts, bool libevent_built) {
     }
   }
   if (!texts.http.empty()) f.http = Address::parse(texts.http);
+  if (*texts.has_seal_mode && f.keyring.empty()) throw FlagError("--seal-mode: needs --keyring");
+  f.seal_mode = texts.seal_mode == "open-only"    ? SealMode::kOpenOnly
+                : texts.seal_mode == "permissive" ? SealMode::kPermissive
+                                                  : SealMode::kRequired;
   check_tls(f);
   return f;
 }
@@ -277,8 +294,8 @@ Command parse_flags(int argc, const char* const* argv, bool libevent_built) {
       "metrics and a live dashboard.",
       "aiocluster-node");
   app.footer(
-      "SIGINT and SIGTERM stop the node gracefully (exit status 0); a bad flag is\n"
-      "reported on one line (exit status 2).");
+      "SIGINT and SIGTERM stop the node gracefully (exit status 0); SIGHUP reloads\n"
+      "--keyring. A bad flag or keyring file is reported on one line (exit status 2).");
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.get_formatter()->column_width(36);
   Flags f;

@@ -11,6 +11,7 @@
 
 #include "aiocluster/common/options.h"
 #include "aiocluster/node.h"
+#include "aiocluster/sealing.h"
 #include "aiocluster/types.h"
 
 namespace aiocluster::agent {
@@ -27,6 +28,10 @@ struct Flags {
   std::optional<std::uint64_t> generation;
   std::string tls_cert, tls_key, tls_ca, tls_name, tls_server_hostname;
   bool tls_allow_nameless_peers = false;
+  // Sealed gossip: the keyring file (keyring_file.h), reloaded on SIGHUP,
+  // and the rollout mode. Empty: no sealing.
+  std::string keyring;
+  SealMode seal_mode = SealMode::kRequired;
   std::uint64_t duration_s = 0;
   std::uint64_t report_ms = 500;
   std::optional<double> phi_threshold;

@@ -8,7 +8,8 @@
 //       --cluster-id demo --kv role=db --gossip-interval-ms 100 --http 127.0.0.1:8000
 //
 // Bad flags: one line on stderr naming the flag, exit status 2. SIGINT and
-// SIGTERM stop the node gracefully, exit status 0.
+// SIGTERM stop the node gracefully, exit status 0. With --keyring, gossip is
+// sealed and SIGHUP reloads the keyring file.
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -30,6 +31,7 @@
 #include "asio_loops.h"
 #include "event_loop_thread.h"
 #include "flags.h"
+#include "keyring_file.h"
 #include "node_control.h"
 #include "report.h"
 #ifdef AIOCLUSTER_NODE_WITH_LIBEVENT
@@ -72,7 +74,33 @@ ac::Config make_config(const agent::Flags& flags) {
   if (flags.phi_model == "normal") config.failure_detector.model = ac::PhiModel::kNormal;
   config.extensions.compact_digest = !flags.no_compact_digest;
   if (flags.phi_threshold) config.failure_detector.phi_threshold = *flags.phi_threshold;
+  if (!flags.keyring.empty()) {  // may throw KeyringFileError
+    config.sealing.keyring = agent::read_keyring_file(flags.keyring);
+    config.sealing.mode = flags.seal_mode;
+  }
   return config;
+}
+
+// SIGHUP: the keyring file again, in one step, so the node never holds a
+// keyring in between. A rotation is three reloads on every node (the new key
+// added, then moved first, then the old one deleted), each done everywhere
+// before the next. A file that cannot be used is logged and the keys in use
+// are kept.
+void reload_keyring(ac::driver::ClusterBase& cluster, const agent::Flags& flags) {
+  const char* name = flags.name.c_str();
+  if (flags.keyring.empty()) {
+    std::fprintf(stderr, "[%s] SIGHUP: no --keyring to reload\n", name);
+    return;
+  }
+  try {
+    const ac::Keyring keyring = agent::read_keyring_file(flags.keyring);
+    cluster.set_keyring(keyring);
+    std::fprintf(stderr, "[%s] keyring reloaded: %zu installed, primary %s\n", name,
+                 keyring.keys().size(), agent::key_id_hex(*keyring.primary()).c_str());
+  } catch (const agent::KeyringFileError& e) {
+    std::fprintf(stderr, "[%s] keyring not reloaded, keeping the %zu installed: %s\n", name,
+                 cluster.node().config().sealing.keyring.keys().size(), e.what());
+  }
 }
 
 // The transport options: one type for both drivers.
@@ -205,7 +233,7 @@ class LibeventAgent {
     start_ = std::chrono::steady_clock::now();
     report_ = add(evtimer_new(base_, &LibeventAgent::on_report, this));
     add_timer(report_, std::chrono::milliseconds(flags_.report_ms));
-    for (const int signo : {SIGINT, SIGTERM}) {
+    for (const int signo : {SIGINT, SIGTERM, SIGHUP}) {
       event_add(add(evsignal_new(base_, signo, &LibeventAgent::on_signal, this)), nullptr);
     }
     if (flags_.duration_s > 0) {
@@ -245,7 +273,9 @@ class LibeventAgent {
     add_timer(self->report_, std::chrono::milliseconds(self->flags_.report_ms));
   }
   static void on_signal(evutil_socket_t signo, short, void* arg) {
-    static_cast<LibeventAgent*>(arg)->shutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
+    auto* self = static_cast<LibeventAgent*>(arg);
+    if (signo == SIGHUP) return reload_keyring(*self->cluster_, self->flags_);
+    self->shutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
   }
   static void on_duration(evutil_socket_t, short, void* arg) {
     static_cast<LibeventAgent*>(arg)->shutdown("duration elapsed");
@@ -300,17 +330,27 @@ int run_asio(const agent::Flags& flags, const ac::Config& config) {
   asio::steady_timer report(io);
   asio::steady_timer deadline(io);
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set hangups(io, SIGHUP);
   auto shutdown = [&](const char* why) {
     std::fprintf(stderr, "[%s] stopping: %s\n", flags.name.c_str(), why);
     cluster->stop();
     report.cancel();
     deadline.cancel();
     signals.cancel();
+    hangups.cancel();
     if (http_thread) http_thread->stop([&http] { http->close(); });
   };
   signals.async_wait([&](std::error_code ec, int signo) {
     if (!ec) shutdown(signo == SIGINT ? "SIGINT" : "SIGTERM");
   });
+  std::function<void()> await_hangup = [&] {
+    hangups.async_wait([&](std::error_code ec, int) {
+      if (ec) return;
+      reload_keyring(*cluster, flags);
+      await_hangup();
+    });
+  };
+  await_hangup();
   if (flags.duration_s > 0) {
     deadline.expires_after(std::chrono::seconds(flags.duration_s));
     deadline.async_wait([&](std::error_code ec) {
@@ -334,7 +374,13 @@ int run_asio(const agent::Flags& flags, const ac::Config& config) {
 }
 
 int run(const agent::Flags& flags) {
-  const ac::Config config = make_config(flags);
+  ac::Config config;
+  try {
+    config = make_config(flags);
+  } catch (const agent::KeyringFileError& e) {
+    std::fprintf(stderr, "aiocluster-node: --keyring: %s\n", e.what());
+    return 2;
+  }
 #ifdef AIOCLUSTER_NODE_WITH_LIBEVENT
   if (flags.driver == "libevent") return LibeventAgent(flags, config).run();
 #endif

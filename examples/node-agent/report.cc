@@ -6,6 +6,7 @@
 #include <set>
 
 #include "aiocluster/common/members.h"
+#include "keyring_file.h"
 
 namespace aiocluster::agent {
 
@@ -22,13 +23,15 @@ Json sorted_names(const std::vector<NodeId>& ids) {
 }
 
 Json counters(const Stats& s, const driver::DriverStats& d) {
-  return Json{
+  Json out{
       {"packets_dropped", s.packets_dropped()},
       {"dropped_malformed", s.dropped_malformed},
       {"dropped_wrong_cluster", s.dropped_wrong_cluster},
       {"dropped_out_of_place", s.dropped_out_of_place},
       {"dropped_rate_limited", s.dropped_rate_limited},
       {"dropped_tls_nameless", s.dropped_tls_nameless},
+      {"packets_sealed", s.packets_sealed},
+      {"packets_opened", s.packets_opened},
       {"nodes_refused", s.nodes_refused},
       {"packets_in_above_max_payload", s.packets_in_above_max_payload},
       {"completeness_capped", s.completeness_capped},
@@ -46,6 +49,22 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"io_errors", d.io_errors},
       {"datagrams_in", d.datagrams_in},
   };
+  for (const DropReason reason : kSealDropReasons) {
+    out["dropped_" + std::string(to_string(reason))] = s.dropped(reason);
+  }
+  return out;
+}
+
+// The keyring in use, by key id (primary first), and the mode; null
+// without one.
+Json sealing(const SealingConfig& config) {
+  if (config.keyring.empty()) return nullptr;
+  Json keys = Json::array();
+  for (const SealKey& key : config.keyring.keys()) keys.push_back(key_id_hex(key));
+  const char* mode = config.mode == SealMode::kOpenOnly     ? "open-only"
+                     : config.mode == SealMode::kPermissive ? "permissive"
+                                                            : "required";
+  return Json{{"mode", mode}, {"keys", std::move(keys)}};
 }
 
 }  // namespace
@@ -70,6 +89,7 @@ std::string report_line(const NodeControl& control, double seconds) {
                   {"live", sorted_names(node.live_nodes())},
                   {"dead", sorted_names(node.dead_nodes())},
                   {"kv", std::move(kv)},
+                  {"sealing", sealing(node.config().sealing)},
                   {"counters", counters(node.stats(), control.driver_stats())}};
   return line.dump(-1, ' ', false, Json::error_handler_t::replace);
 }

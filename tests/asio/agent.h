@@ -205,6 +205,19 @@ inline std::set<std::string> names(const Json& array) {
   return out;
 }
 
+// Every node name a report line lists: live, dead, or holding keys.
+inline std::set<std::string> names_seen(const Json& line) {
+  std::set<std::string> seen = names(line.at("live"));
+  for (const auto& n : names(line.at("dead"))) seen.insert(n);
+  for (const auto& [name, keys] : line.at("kv").items()) seen.insert(name);
+  return seen;
+}
+
+// A counter of the agent's latest report line.
+inline std::uint64_t report_counter(const Agent& agent, const char* name) {
+  return agent.latest()->at("counters").at(name).get<std::uint64_t>();
+}
+
 // Polls every agent's stdout until `done()` or the patience runs out.
 template <typename Done>
 bool poll_until(std::vector<std::unique_ptr<Agent>>& agents, Done done) {

@@ -68,6 +68,7 @@ struct NodeSpec {
   Limits limits;  // the core's
   Duration tombstone_grace = Config{}.marked_for_deletion_grace_period;
   std::function<bool(const NodeState&)> extra_liveness;  // Config::extra_liveness
+  SealingConfig sealing;                                 // Config::sealing
 };
 
 // The core config a spec stands for: shared so every driver runs the same

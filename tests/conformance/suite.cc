@@ -44,6 +44,7 @@ Config make_config(const NodeSpec& spec) {
   config.limits = spec.limits;
   config.marked_for_deletion_grace_period = spec.tombstone_grace;
   config.extra_liveness = spec.extra_liveness;
+  config.sealing = spec.sealing;
   return config;
 }
 

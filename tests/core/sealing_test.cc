@@ -270,3 +270,30 @@ TEST_CASE("a node holding another key is kept out") {
   }
   CHECK(c.nodes[0]->stats().dropped_seal_unknown_key > 0);
 }
+
+TEST_CASE("set_keyring replaces the ring at once; an empty one is refused") {
+  Pair p([](Config& c) { with_keys(c, {key_of(1)}); },
+         [](Config& c) { with_keys(c, {key_of(1)}); });
+  // A reloaded file: a new primary, the old key still opening.
+  p.a.set_keyring(Keyring({key_of(2), key_of(1)}));
+  CHECK(p.a.config().sealing.keyring.keys() == std::vector<SealKey>{key_of(2), key_of(1)});
+  const Bytes under_new = p.syn();
+  CHECK(p.to_b(under_new).dropped == DropReason::kSealUnknownKey);
+  p.b.set_keyring(Keyring({key_of(1), key_of(2)}));
+  CHECK(p.to_b(p.syn()).accepted());
+  // Sealing cannot be turned off on a running node.
+  CHECK_THROWS_AS(p.a.set_keyring(Keyring{}), std::invalid_argument);
+  CHECK(p.a.config().sealing.keyring.keys().size() == 2);
+}
+
+TEST_CASE("seal_key_id names a key by the id sealed packets carry") {
+  CHECK(seal_key_id(key_of(1)) == envelope::key_id(key_of(1)));
+  CHECK(seal_key_id(key_of(1)) != seal_key_id(key_of(2)));
+  Pair p([](Config& c) { with_keys(c, {key_of(1)}); },
+         [](Config& c) { with_keys(c, {key_of(1)}); });
+  const Bytes syn = p.syn();
+  const std::uint32_t carried = static_cast<std::uint32_t>(syn[2]) << 24 |
+                                static_cast<std::uint32_t>(syn[3]) << 16 |
+                                static_cast<std::uint32_t>(syn[4]) << 8 | syn[5];
+  CHECK(carried == seal_key_id(key_of(1)));
+}

@@ -182,6 +182,12 @@ TEST_CASE("cluster_json, snapshot_json, member_keys_json, key_json and event_jso
   CHECK(members.at("node-1")["keys"] == 4);  // role, zone (a tombstone), the quote, lease
   CHECK(members.at("node-1")["address"] == sim::Simulator::address_of(1).to_string());
   CHECK(cluster["stats"]["rounds"] == node.stats().rounds);
+  for (const char* sealing :
+       {"dropped_unsealed", "dropped_seal_malformed", "dropped_seal_unknown_key",
+        "dropped_seal_forged", "dropped_seal_stale", "dropped_seal_replayed", "packets_sealed",
+        "packets_opened"}) {
+    CHECK(cluster["stats"][sealing] == 0);  // no keyring
+  }
   CHECK(cluster["driver"].contains("exchanges_started"));
   CHECK(cluster["hooks"].contains("processed"));
 

@@ -158,6 +158,10 @@ class Node {
   // False when not installed; throws std::invalid_argument for the primary.
   bool remove_key(const SealKey& key);
   void set_seal_mode(SealMode mode);
+  // Makes `keyring` the installed keys, its primary the one that seals (a
+  // reloaded keyring file). Throws std::invalid_argument when it is empty:
+  // sealing cannot be turned off on a running node.
+  void set_keyring(const Keyring& keyring);
   // Senders whose replay state this node holds (at most
   // sealing.max_replay_senders).
   std::size_t replay_senders() const;

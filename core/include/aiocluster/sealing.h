@@ -45,6 +45,11 @@ class Keyring {
   std::vector<SealKey> keys_;
 };
 
+// The id a sealed packet names its key by (proto/README.md 4.1): the first
+// four bytes of SHA-256("aiocluster seal key id" || key). Shows which keys a
+// node holds without revealing them.
+std::uint32_t seal_key_id(const SealKey& key);
+
 // What a node with a keyring sends and accepts. The rollout of a keyring on
 // a running cluster goes through them in order: every node kOpenOnly, then
 // every node kPermissive, then every node kRequired.

@@ -2,6 +2,7 @@
 // dropped input increments exactly one drop counter.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string_view>
 
@@ -28,6 +29,11 @@ enum class DropReason : std::uint8_t {
 
 // "oversized", "malformed", ...: the counter's name without "dropped_".
 std::string_view to_string(DropReason reason);
+
+// The refusals of sealed gossip (proto/README.md 4.2), in the order checked.
+inline constexpr std::array<DropReason, 6> kSealDropReasons = {
+    DropReason::kUnsealed,   DropReason::kSealMalformed, DropReason::kSealUnknownKey,
+    DropReason::kSealForged, DropReason::kSealStale,     DropReason::kSealReplayed};
 
 struct MessageCounts {
   std::uint64_t syn = 0;

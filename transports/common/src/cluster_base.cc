@@ -36,6 +36,24 @@ std::optional<std::string> ClusterBase::get(std::string_view key) const {
   return core_->node().get(key);
 }
 
+void ClusterBase::install_key(const SealKey& key) {
+  core_->mutate([&](Node& node) { node.install_key(key); });
+}
+void ClusterBase::make_primary_key(const SealKey& key) {
+  core_->mutate([&](Node& node) { node.make_primary_key(key); });
+}
+bool ClusterBase::remove_key(const SealKey& key) {
+  bool removed = false;
+  core_->mutate([&](Node& node) { removed = node.remove_key(key); });
+  return removed;
+}
+void ClusterBase::set_keyring(const Keyring& keyring) {
+  core_->mutate([&](Node& node) { node.set_keyring(keyring); });
+}
+void ClusterBase::set_seal_mode(SealMode mode) {
+  core_->mutate([&](Node& node) { node.set_seal_mode(mode); });
+}
+
 std::vector<NodeId> ClusterBase::live_nodes() const { return core_->node().live_nodes(); }
 std::vector<NodeId> ClusterBase::dead_nodes() const { return core_->node().dead_nodes(); }
 ClusterSnapshot ClusterBase::snapshot() const { return core_->node().snapshot(); }

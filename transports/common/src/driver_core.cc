@@ -33,7 +33,17 @@ void DriverCore::build(Config config, const KeyValues& initial_key_values, Addre
     config.node_id.gossip_advertise_addr.port = bound.port;
   }
   bound_ = std::move(bound);
-  node_.emplace(std::move(config), clock(), node_seed(options_), initial_key_values);
+  // Sealed packets carry the wall clock (replay window): the steady clock's
+  // start instant is pinned to the system clock's reading here.
+  const Instant start = clock();
+  if (!config.sealing.wall_clock_at_start) {
+    config.sealing.wall_clock_at_start = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+  }
+  // The seed is fresh per process (std::random_device unless Options::seed):
+  // the sealer's sender id comes from it, so a restarted process never
+  // reuses a nonce under the same key.
+  node_.emplace(std::move(config), start, node_seed(options_), initial_key_values);
 }
 
 void DriverCore::start() {

@@ -15,6 +15,7 @@
 #include "aiocluster/common/stats.h"
 #include "aiocluster/config.h"
 #include "aiocluster/node.h"
+#include "aiocluster/sealing.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
 
@@ -43,6 +44,17 @@ class ClusterBase {
   void set_with_ttl(std::string_view key, std::string_view value);
   void delete_after_ttl(std::string_view key);
   std::optional<std::string> get(std::string_view key) const;
+
+  // --- Sealed gossip (proto/README.md section 4): the keyring and mode at
+  // run time, as Node's calls of the same names (the node's config sets
+  // them at start). Each takes effect with the next packet. ---
+  void install_key(const SealKey& key);
+  void make_primary_key(const SealKey& key);
+  // False when not installed; throws std::invalid_argument for the primary.
+  bool remove_key(const SealKey& key);
+  // Throws std::invalid_argument when empty.
+  void set_keyring(const Keyring& keyring);
+  void set_seal_mode(SealMode mode);
 
   // --- The cluster as this node sees it. ---
   std::vector<NodeId> live_nodes() const;  // self included

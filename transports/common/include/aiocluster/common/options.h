@@ -96,7 +96,11 @@ struct Options {
   // How long stop() keeps running queued hooks before dropping the rest.
   Duration hook_drain_timeout = 1s;
 
-  // Seed of the node's random generator; default: std::random_device.
+  // Seed of the node's random generator; default: std::random_device, fresh
+  // for every process. The sender id of sealed packets (their nonces) comes
+  // from it with the node's name and generation: with a keyring, never start
+  // a process twice with the same seed and the same generation, or nonces
+  // repeat under one key.
   std::optional<std::uint64_t> seed;
   // Debug lines about I/O failures (one line each, no newline); default: none.
   std::function<void(std::string_view)> log;
