@@ -405,3 +405,38 @@ async def test_bad_input_from_the_network_is_dropped_and_counted() -> None:
         # It still serves real peers.
         async with Cluster(fast_config("b", pb, [pa])) as b:
             await eventually(lambda: b.self_node_id in a.live_nodes() and a.self_node_id in b.live_nodes())
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_close_in_the_iteration_a_dial_connects(monkeypatch: pytest.MonkeyPatch, loop_kind: str) -> None:
+    """close() called in the loop iteration in which a dial's connection completes. Cancelling
+    that dial made uvloop close its transport without connection_lost, and close() then waited
+    for that exchange forever (CI, stop 24). The close starts from inside connection_made, the
+    one place that lands it in that iteration every time."""
+    import uvloop
+    from aiocluster import _driver
+
+    made = _driver.Exchange.connection_made
+    closing: list[asyncio.Task[None]] = []
+
+    async def run() -> None:
+        pa, pb = free_port(), free_port()
+        async with Cluster(fast_config("b", pb, [])):
+            a = Cluster(fast_config("a", pa, [pb]))
+
+            def connection_made(exchange: _driver.Exchange, transport: asyncio.BaseTransport) -> None:
+                made(exchange, transport)
+                if exchange.target is not None and not closing:
+                    closing.append(asyncio.get_running_loop().create_task(a.close()))
+
+            monkeypatch.setattr(_driver.Exchange, "connection_made", connection_made)
+            await a.start()
+            await eventually(lambda: bool(closing))
+            await asyncio.wait_for(closing[0], 5)
+            assert not a._driver._open and not a._driver._busy_targets
+
+    loop = uvloop.new_event_loop() if loop_kind == "uvloop" else asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run())
+    finally:
+        loop.close()

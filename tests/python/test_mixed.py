@@ -48,9 +48,16 @@ class AgentProcess:
                 and report["kv"].get(name, {}).get(key) == value)
 
     async def stop(self) -> None:
+        """SIGTERM, as operators stop an agent; one that is still running 10 s later is killed
+        and fails the test."""
         if self._process is not None and self._process.returncode is None:
             self._process.terminate()
-            await self._process.wait()
+            try:
+                await asyncio.wait_for(self._process.wait(), 10)
+            except asyncio.TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+                raise AssertionError(f"agent {self.name} did not exit within 10 s of SIGTERM")
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 

@@ -24,7 +24,7 @@ class Pki:
                       "-keyout", self._ca_key, "-out", self.ca, "-days", "2", "-subj", "/CN=aiocluster test CA")
 
     def _openssl(self, *args: object) -> None:
-        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
 
     def issue(self, name: str) -> tuple[Path, Path]:
         """A certificate for DNS name `name` (also its CN) and IP 127.0.0.1: (cert, key)."""

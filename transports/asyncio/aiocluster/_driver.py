@@ -58,12 +58,17 @@ class Exchange(asyncio.BufferedProtocol):
         self.connected = False
         self.dial: Optional[asyncio.Task[None]] = None  # while dialing
         self.timed_out = False
+        self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike.
         self._transport = cast(asyncio.Transport, transport)
         self.connected = True
-        if not self._driver.admit(self):
+        # A dial cancelled (connect_timeout, or the driver closing) in the loop iteration in which
+        # its connection completed still gets here. Refuse it now, while the transport still
+        # reports connection_lost: once the dial's task sees the cancellation, uvloop closes the
+        # transport without telling the protocol.
+        if self.timed_out or not self._driver.admit(self):
             transport.abort()
             return
         if not self._exchange.initiator and self._driver.config.tls_server_context is not None:
@@ -97,6 +102,9 @@ class Exchange(asyncio.BufferedProtocol):
         return None  # close
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self._lost:
+            return
+        self._lost = True
         self.cancel_timer()
         self._transport = None
         self._driver.release(self)
@@ -204,7 +212,9 @@ class Driver:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-        dials = [exchange.dial for exchange in self._dialing if exchange.dial is not None]
+        # Only dials not yet connected are cancelled: a connected one is aborted below, since a
+        # cancelled dial would have uvloop close its transport without connection_lost.
+        dials = [exchange.dial for exchange in self._dialing if exchange.dial is not None and not exchange.connected]
         for dial in dials:
             dial.cancel()
         await asyncio.gather(*dials, return_exceptions=True)
@@ -274,9 +284,11 @@ class Driver:
         # The tls_name rule of the C++ drivers: the configured name, else the node's tls_name,
         # else the host dialed.
         server_hostname = (config.tls_server_hostname or tls_name or target[0]) if context else None
+        dialed = False
         try:
             await self.loop.create_connection(lambda: exchange, *target, ssl=context,
                                               server_hostname=server_hostname)
+            dialed = True
         except _CONNECT_ERRORS:
             self.exchanges_failed += 1
         except asyncio.CancelledError:
@@ -291,3 +303,7 @@ class Driver:
             if not exchange.connected:
                 exchange.cancel_timer()
                 self._busy_targets.discard(target)
+            elif not dialed:
+                # Connected, yet the dial failed: the transport may be gone without a word.
+                exchange.abort()
+                exchange.connection_lost(None)
