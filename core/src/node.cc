@@ -1,7 +1,6 @@
 #include "aiocluster/node.h"
 
 #include <algorithm>
-#include <random>
 #include <stdexcept>
 #include <utility>
 
@@ -129,13 +128,7 @@ Node::Node(const Node& other)
       compact_rotation_(other.compact_rotation_),
       compact_salt_(other.compact_salt_),
       compact_salt_syns_(other.compact_salt_syns_),
-      scratch_(std::make_unique<Scratch>()) {
-  // Sealing with the original's sender and counter would repeat its nonces
-  // under the same keys. The seeded generator cannot name the copy (two copies
-  // of one node share its state), so the OS's randomness does.
-  std::random_device os;
-  sealer_->renew_sender(std::uint64_t{os()} << 32 | os());
-}
+      scratch_(std::make_unique<Scratch>()) {}
 
 Node& Node::operator=(const Node& other) {
   if (this != &other) *this = Node(other);

@@ -38,12 +38,6 @@ class Sealer {
   const Keyring& keyring() const { return keyring_; }
   void set_keyring(const Keyring& keyring);
   void expire(Instant now) { replay_.expire(wall_ms(now)); }
-  // Seals from now on as `sender`, its counter from zero: for a copy of a
-  // node, which must not reuse the original's nonces under the same keys.
-  void renew_sender(std::uint64_t sender) {
-    sender_ = sender;
-    counter_ = 0;
-  }
   std::size_t replay_senders() const { return replay_.senders(); }
 
  private:

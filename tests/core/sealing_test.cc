@@ -145,26 +145,6 @@ TEST_CASE("sealed Syns are opened and answered sealed; refusals are counted by r
   CHECK(p.b.stats().seal_refusals() > 0);
 }
 
-TEST_CASE("a copy of a node seals under nonces of its own") {
-  Pair p([](Config& c) { with_keys(c, {key_of(1)}); },
-         [](Config& c) { with_keys(c, {key_of(1)}); });
-  Node copy = p.a;
-  const Bytes original = p.syn();
-  copy.handle_timeout(p.now);
-  const auto tx = copy.poll_transmit();
-  REQUIRE(tx.has_value());
-  const auto from_original = envelope::read_header(original);
-  const auto from_copy = envelope::read_header(tx->payload);
-  REQUIRE(from_original.has_value());
-  REQUIRE(from_copy.has_value());
-  CHECK(from_copy->sender != from_original->sender);
-  // Same key, same counter: only the sender keeps the nonces apart, and the
-  // peer takes neither packet for a replay of the other.
-  CHECK(from_copy->counter == from_original->counter);
-  CHECK(p.to_b(original).accepted());
-  CHECK(p.to_b(tx->payload).accepted());
-}
-
 TEST_CASE("a node of another cluster with the same key cannot get in") {
   Pair p([](Config& c) { with_keys(c, {key_of(1)}); },
          [](Config& c) {
