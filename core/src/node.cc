@@ -107,7 +107,7 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
 
 Node::~Node() = default;
 
-Node::Node(const Node& other)
+Node::Node(const Node& other, std::uint64_t sender)
     : config_(other.config_),
       now_(other.now_),
       rng_(other.rng_),
@@ -128,12 +128,15 @@ Node::Node(const Node& other)
       compact_rotation_(other.compact_rotation_),
       compact_salt_(other.compact_salt_),
       compact_salt_syns_(other.compact_salt_syns_),
-      scratch_(std::make_unique<Scratch>()) {}
-
-Node& Node::operator=(const Node& other) {
-  if (this != &other) *this = Node(other);
-  return *this;
+      scratch_(std::make_unique<Scratch>()) {
+  sealer_->take_sender(sender);
 }
+
+Node Node::fork(std::uint64_t seed) const {
+  // Another stream than the one a Node built with `seed` seals under.
+  return Node(*this, sender_id(seed ^ 0x666f726bULL, config_.node_id));
+}
+
 Node::Node(Node&&) noexcept = default;
 Node& Node::operator=(Node&&) noexcept = default;
 

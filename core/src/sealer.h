@@ -39,6 +39,11 @@ class Sealer {
   void set_keyring(const Keyring& keyring);
   void expire(Instant now) { replay_.expire(wall_ms(now)); }
   std::size_t replay_senders() const { return replay_.senders(); }
+  // Seals as `sender` from its first counter on (a fork of the node).
+  void take_sender(std::uint64_t sender) {
+    sender_ = sender;
+    counter_ = 0;
+  }
 
  private:
   std::int64_t wall_ms(Instant now) const;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <type_traits>
 
 #include "envelope.h"
 #include "harness.h"
@@ -25,6 +26,12 @@ void with_keys(Config& config, std::vector<SealKey> keys, SealMode mode = SealMo
   config.sealing.keyring = Keyring(std::move(keys));
   config.sealing.mode = mode;
 }
+
+// A copy of a Node would seal under the original's sender and counter: the
+// same nonces under the same key. Nodes move; they do not copy.
+static_assert(!std::is_copy_constructible_v<Node>);
+static_assert(!std::is_copy_assignable_v<Node>);
+static_assert(std::is_nothrow_move_constructible_v<Node>);
 
 // Two nodes that know each other's address; node 0 sends the Syns.
 struct Pair {
@@ -143,6 +150,36 @@ TEST_CASE("sealed Syns are opened and answered sealed; refusals are counted by r
   // Every refusal above was counted once, under sealing.
   CHECK(p.b.stats().packets_dropped() == p.b.stats().seal_refusals());
   CHECK(p.b.stats().seal_refusals() > 0);
+}
+
+TEST_CASE("a fork of a node seals under nonces of its own, and forks differ by seed") {
+  Pair p([](Config& c) { with_keys(c, {key_of(1)}); },
+         [](Config& c) { with_keys(c, {key_of(1)}); });
+  Node first = p.a.fork(11);
+  Node second = p.a.fork(12);
+  const Bytes original = p.syn();
+  auto next_syn = [&](Node& n) {
+    n.handle_timeout(p.now);
+    auto tx = n.poll_transmit();
+    REQUIRE(tx.has_value());
+    return tx->payload;
+  };
+  const Bytes from_first = next_syn(first);
+  const Bytes from_second = next_syn(second);
+  const auto h0 = envelope::read_header(original);
+  const auto h1 = envelope::read_header(from_first);
+  const auto h2 = envelope::read_header(from_second);
+  REQUIRE((h0 && h1 && h2));
+  // Same key: only the sender keeps the nonces apart.
+  CHECK(h1->sender != h0->sender);
+  CHECK(h2->sender != h0->sender);
+  CHECK(h2->sender != h1->sender);
+  // The peer takes none of them for a replay of another.
+  CHECK(p.to_b(original).accepted());
+  CHECK(p.to_b(from_first).accepted());
+  CHECK(p.to_b(from_second).accepted());
+  // Otherwise a fork is the original: the same state, the same gossip.
+  CHECK(first.cluster_state().self().heartbeat() == p.a.cluster_state().self().heartbeat());
 }
 
 TEST_CASE("a node of another cluster with the same key cannot get in") {

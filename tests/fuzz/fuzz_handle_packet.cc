@@ -185,7 +185,7 @@ struct Harness {
 // An honest peer's Syn is still answered, and after a few exchanges both ways
 // the two nodes agree on every version they both track.
 void check_still_works(Harness& h) {
-  Node peer = *h.scenario.nodes[1];
+  Node peer = h.scenario.nodes[1]->fork(1);
   auto exchange = [&](Node& a, Node& b) {
     // a opens an exchange with b.
     Rng rng(7);
@@ -236,7 +236,7 @@ const fuzz::MemCluster& scenario() {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const fuzz::MemCluster& c = scenario();
-  Harness h{*c.nodes[0], c.now, c};
+  Harness h{c.nodes[0]->fork(0), c.now, c};
   fuzz::Input in({data, size});
   fuzz::PacketBuilder builder(h.node, c);
   for (int ops = 0; !in.empty() && ops < 64; ++ops) {

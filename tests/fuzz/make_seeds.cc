@@ -100,18 +100,18 @@ int main(int argc, char** argv) {
   const fuzz::MemCluster c = fuzz::build_scenario();
 
   // Both sides hold something new for the other, so every delta is non-empty.
-  Node n0 = *c.nodes[0];
-  Node n1 = *c.nodes[1];
+  Node n0 = c.nodes[0]->fork(0);
+  Node n1 = c.nodes[1]->fork(1);
   n0.set("seed-local", "from node 0");
   n1.set("seed-key", "from node 1");
 
   // Node 0 opens an exchange with node 1: what node 0 would receive as replies.
   const Bytes syn0 = syn_of(n0, fuzz::kClusterId);
-  Node n1_copy = n1;
+  Node n1_copy = n1.fork(2);
   const Bytes synack1 = n1_copy.handle_packet(syn0, c.now, {Stage::kStreamOpen}).reply->payload;
   // Node 1 opens an exchange with node 0: the Syn and the Ack node 0 receives.
   const Bytes syn1 = syn_of(n1, fuzz::kClusterId);
-  Node n0_copy = n0;
+  Node n0_copy = n0.fork(3);
   const Bytes synack0 = n0_copy.handle_packet(syn1, c.now, {Stage::kStreamOpen}).reply->payload;
   const Bytes ack1 = n1.handle_packet(synack0, c.now, {Stage::kStreamReply}).reply->payload;
   const Bytes bad_cluster = encode(Packet{fuzz::kClusterId, BadCluster{}});

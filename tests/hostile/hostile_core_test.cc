@@ -343,8 +343,8 @@ TEST_CASE("every truncation of a real exchange is harmless") {
   Fixture f;
   f.peer().set("fresh", std::string(300, 'f'));  // so the deltas carry key-values
   // A whole exchange initiated by the peer, and one by the target, captured.
-  Node peer_copy = f.peer();
-  Node target_copy = f.target();
+  Node peer_copy = f.peer().fork(1);
+  Node target_copy = f.target().fork(2);
   // Each packet of a whole exchange, as it went over the wire.
   auto capture = [&](Node& initiator, Node& responder, Bytes syn) {
     std::vector<Bytes> packets;
@@ -362,8 +362,8 @@ TEST_CASE("every truncation of a real exchange is harmless") {
   REQUIRE(by_peer.size() == 3);
   const Bytes& syn = by_peer[0];
   const Bytes& ack = by_peer[2];
-  Node peer_copy2 = f.peer();
-  Node target_copy2 = f.target();
+  Node peer_copy2 = f.peer().fork(3);
+  Node target_copy2 = f.target().fork(4);
   const Bytes synack_to_target = capture(target_copy2, peer_copy2, f.syn_of(f.target())).at(1);
   using Pairs = std::map<NodeId, std::pair<std::uint64_t, std::uint64_t>>;
   auto versions = [&] {

@@ -115,10 +115,19 @@ class Node {
   // Throws ConfigError when `config` is unusable.
   Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values = {});
   ~Node();
-  Node(const Node& other);
-  Node& operator=(const Node& other);
+  // Not copyable: a plain copy would seal under the original's nonces (the
+  // same sender and counter with the same key), which AES-GCM forbids. fork()
+  // is the copy.
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
   Node(Node&&) noexcept;
   Node& operator=(Node&&) noexcept;
+
+  // A copy of this node in its current state (a snapshot a test or fuzzer
+  // restarts from) that seals under a sender id of its own, derived from
+  // `seed` and this node's identity. Give every fork of a node its own seed;
+  // everything else, gossip choices included, is the original's.
+  Node fork(std::uint64_t seed) const;
 
   // --- Inputs ---
   // Runs what is due: gossip rounds, liveness, garbage collection.
@@ -195,6 +204,9 @@ class Node {
   std::optional<double> phi(const NodeId& id) const;
 
  private:
+  // fork(): a copy of `other` that seals as `sender`.
+  Node(const Node& other, std::uint64_t sender);
+
   void advance_clock(Instant now);
   void run_round();
   // Up to gossip_count peers and more (PROTOCOL.md section 7), each with the
