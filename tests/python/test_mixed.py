@@ -7,14 +7,16 @@ skipped with that reason."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 from conftest import eventually, fast_config, free_port
 
-from aiocluster import Cluster, NodeId
+from aiocluster import Cluster, NodeId, SealingConfig
 
 AGENT = os.environ.get("AIOCLUSTER_NODE_AGENT")
 
@@ -22,8 +24,8 @@ AGENT = os.environ.get("AIOCLUSTER_NODE_AGENT")
 class AgentProcess:
     """One aiocluster-node, whose latest JSON report line is kept."""
 
-    def __init__(self, name: str, port: int, seed: int, driver: str) -> None:
-        self.name, self.port, self.driver, self.seed = name, port, driver, seed
+    def __init__(self, name: str, port: int, seed: int, driver: str, *flags: str) -> None:
+        self.name, self.port, self.driver, self.seed, self.flags = name, port, driver, seed, flags
         self.latest: Optional[dict[str, Any]] = None
         self._process: Optional[asyncio.subprocess.Process] = None
         self._reader: Optional[asyncio.Task[None]] = None
@@ -33,7 +35,7 @@ class AgentProcess:
         self._process = await asyncio.create_subprocess_exec(
             AGENT, "--name", self.name, "--listen", f"127.0.0.1:{self.port}", "--seed", f"127.0.0.1:{self.seed}",
             "--cluster-id", "pytest", "--gossip-interval-ms", "50", "--fd-initial-interval-ms", "50",
-            "--driver", self.driver, "--kv", f"role={self.name}", "--report-ms", "50",
+            "--driver", self.driver, "--kv", f"role={self.name}", "--report-ms", "50", *self.flags,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         self._reader = asyncio.create_task(self._read())
 
@@ -100,6 +102,36 @@ async def test_python_nodes_and_agents_form_one_cluster() -> None:
             await agents[1].stop()
             await eventually(lambda: any(n.name == "libevent-agent" for n in left), timeout=20)
             assert "libevent-agent" not in {n.name for n in py1.live_nodes()}
+    finally:
+        for agent in agents:
+            await agent.stop()
+
+
+@pytest.mark.skipif(AGENT is None, reason="AIOCLUSTER_NODE_AGENT is not set (CTest sets it)")
+async def test_sealed_python_nodes_and_agents_share_one_keyring_file(tmp_path: Path) -> None:
+    keyring = tmp_path / "keyring"
+    keyring.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    other = tmp_path / "other-keyring"
+    other.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    p1, a1, a2, a3 = (free_port() for _ in range(4))
+    agents = [AgentProcess("asio-agent", a1, p1, "asio", "--keyring", str(keyring)),
+              AgentProcess("libevent-agent", a2, a1, "libevent", "--keyring", str(keyring)),
+              # Holds another key: it reaches everyone and is refused by everyone.
+              AgentProcess("outsider", a3, p1, "asio", "--keyring", str(other))]
+    py1 = Cluster(fast_config("py1", p1, [a1, a3], sealing=SealingConfig.from_keyring_file(keyring)), {"role": "py1"})
+    try:
+        async with py1:
+            for agent in agents:
+                await agent.start()
+            members = {"py1", "asio-agent", "libevent-agent"}
+            await eventually(lambda: {n.name for n in py1.live_nodes()} == members, timeout=20)
+            await eventually(lambda: all(agent.sees("py1", "role", "py1") for agent in agents[:2]), timeout=20)
+            py1.set("sealed", "yes")
+            await eventually(lambda: all(agent.sees("py1", "sealed", "yes") for agent in agents[:2]), timeout=20)
+            assert py1.stats()["dropped_seal_unknown_key"] > 0
+            outsider = agents[2].latest
+            assert outsider is not None and set(outsider["live"]) == {"outsider"}
+            assert {n.name for n in py1.live_nodes()} == members
     finally:
         for agent in agents:
             await agent.stop()

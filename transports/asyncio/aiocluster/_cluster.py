@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import secrets
 import time
 from types import TracebackType
 from typing import Optional
@@ -10,7 +10,8 @@ from typing import Optional
 from . import _core
 from ._driver import Driver
 from ._hooks import Hooks, KeyChangeHook, NodeHook
-from ._types import (ClusterSnapshot, Config, HookStats, NodeId, NodeState, VersionedValue, _seconds)
+from ._types import (ClusterSnapshot, Config, HookStats, NodeId, NodeState, SealMode, VersionedValue, _check_keys,
+                     _seconds)
 
 
 def _core_settings(config: Config) -> dict[str, object]:
@@ -28,6 +29,21 @@ def _core_settings(config: Config) -> dict[str, object]:
         "max_interval": _seconds(fd.max_interval),
         "initial_interval": _seconds(fd.initial_interval),
         "dead_node_grace_period": _seconds(fd.dead_node_grace_period),
+        **_sealing_settings(config),
+    }
+
+
+def _sealing_settings(config: Config) -> dict[str, object]:
+    sealing = config.sealing
+    if sealing is None:
+        return {}
+    # Sealed packets carry the wall clock (the replay window): the monotonic clock the core runs
+    # on is pinned to the system clock here, as the C++ drivers do.
+    return {
+        "seal_keys": list(sealing.keys),
+        "seal_mode": sealing.mode.value,
+        "replay_window": _seconds(sealing.replay_window),
+        "wall_clock_at_start_ns": time.time_ns(),
     }
 
 
@@ -43,7 +59,9 @@ class Cluster:
         config.validate()
         self._config = config
         # The core checks the config once more, naming the field (ValueError).
-        self._node = _core.Node(_core_settings(config), time.monotonic_ns(), random.getrandbits(64),
+        # The seed is fresh per process and never the random module's (which a program may seed):
+        # sealing takes its nonces' sender id from it, and two nodes must never share one.
+        self._node = _core.Node(_core_settings(config), time.monotonic_ns(), secrets.randbits(64),
                                 list((initial_key_values or {}).items()))
         self._hooks = Hooks(config.hook_queue_maxsize)
         self._driver = Driver(self._node, config, self._hooks)
@@ -117,6 +135,39 @@ class Cluster:
             self._driver.drain()
         else:
             self._hooks.take_events(self._node)
+
+    # --- Sealed gossip: the keyring at run time (Config.sealing sets it up) ---
+
+    def install_key(self, key: bytes) -> None:
+        """Installs a key that opens packets; the first on a node without a keyring turns sealing on
+        and seals. A rotation: install the new key everywhere, make it primary everywhere, then
+        remove the old key everywhere."""
+        _check_keys([key], "key")
+        self._node.install_key(key)
+
+    def make_primary_key(self, key: bytes) -> None:
+        """Installs `key` if needed and seals with it from now on."""
+        _check_keys([key], "key")
+        self._node.make_primary_key(key)
+
+    def remove_key(self, key: bytes) -> bool:
+        """False when `key` is not installed; ValueError for the primary (make another primary first)."""
+        _check_keys([key], "key")
+        return self._node.remove_key(key)
+
+    def set_keyring(self, keys: list[bytes]) -> None:
+        """Makes `keys` the installed keys, the first the primary (a reloaded keyring file)."""
+        _check_keys(keys, "keys")
+        self._node.set_keyring(keys)
+
+    def set_seal_mode(self, mode: SealMode) -> None:
+        if not isinstance(mode, SealMode):
+            raise ValueError("mode: must be a SealMode")
+        self._node.set_seal_mode(mode.value)
+
+    def seal_keys(self) -> list[bytes]:
+        """The installed keys, the primary first."""
+        return self._node.seal_keys()
 
     # --- The cluster as this node sees it ---
 

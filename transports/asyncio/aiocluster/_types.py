@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import os
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -64,6 +67,71 @@ class FailureDetectorConfig:
             _require(_seconds(getattr(self, name)) > 0, f"failure_detector.{name}", "must be positive")
 
 
+class SealMode(enum.Enum):
+    """What a node with a keyring sends and accepts. A keyring goes onto a running cluster through
+    them in order: every node OPEN_ONLY, then every node PERMISSIVE, then every node REQUIRED."""
+
+    OPEN_ONLY = 0  # sends plaintext; opens sealed packets and accepts plaintext
+    PERMISSIVE = 1  # seals (answers a plaintext packet in plaintext); accepts plaintext
+    REQUIRED = 2  # seals everything; refuses plaintext (stats()["dropped_unsealed"])
+
+
+SEAL_KEY_SIZE = 32
+
+
+def _check_keys(keys: list[bytes], field_name: str) -> None:
+    _require(bool(keys), field_name, "must hold at least one key")
+    for key in keys:
+        _require(isinstance(key, bytes) and len(key) == SEAL_KEY_SIZE, field_name,
+                 f"every key must be {SEAL_KEY_SIZE} bytes")
+
+
+@dataclass
+class SealingConfig:
+    """Sealed gossip (AES-256-GCM, replay-proof; the project's proto/README.md section 4): every
+    packet sealed with the primary key (the first), opened with any installed key. Not part of
+    Python aiocluster 1.1.0, which cannot join a cluster whose nodes require sealing."""
+
+    keys: list[bytes]
+    mode: SealMode = SealMode.REQUIRED
+    # A sealed packet stamped further than this from our clock is refused as stale: node clocks
+    # must agree within it.
+    replay_window: Seconds = timedelta(seconds=60)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        _check_keys(self.keys, "sealing.keys")
+        _require(isinstance(self.mode, SealMode), "sealing.mode", "must be a SealMode")
+        _require(_seconds(self.replay_window) > 0, "sealing.replay_window", "must be positive")
+
+    @classmethod
+    def from_keyring_file(cls, path: str | os.PathLike[str],
+                          mode: SealMode = SealMode.REQUIRED) -> SealingConfig:
+        """Reads the agent's keyring file format: one base64-encoded 32-byte key per line, the first
+        line the primary; blank lines and lines starting with '#' are skipped."""
+        return cls(read_keyring_file(path), mode)
+
+
+def read_keyring_file(path: str | os.PathLike[str]) -> list[bytes]:
+    """The keys of a keyring file (see SealingConfig.from_keyring_file); ValueError names the line."""
+    keys: list[bytes] = []
+    with open(path, encoding="ascii") as lines:
+        for number, line in enumerate(lines, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            try:
+                key = base64.b64decode(text, validate=True)
+            except binascii.Error:
+                raise ValueError(f"{path}:{number}: not base64") from None
+            _require(len(key) == SEAL_KEY_SIZE, f"{path}:{number}", f"a key must be {SEAL_KEY_SIZE} bytes")
+            keys.append(key)
+    _require(bool(keys), str(path), "holds no key")
+    return keys
+
+
 @dataclass
 class Config:
     """How a Cluster runs. Times are in seconds."""
@@ -86,6 +154,7 @@ class Config:
     tls_server_context: Optional[ssl.SSLContext] = None
     tls_client_context: Optional[ssl.SSLContext] = None
     tls_server_hostname: Optional[str] = None
+    sealing: Optional[SealingConfig] = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -119,6 +188,10 @@ class Config:
         for name in ("tls_server_context", "tls_client_context"):
             value = getattr(self, name)
             _require(value is None or isinstance(value, ssl.SSLContext), name, "must be an ssl.SSLContext or None")
+        _require(self.sealing is None or isinstance(self.sealing, SealingConfig), "sealing",
+                 "must be a SealingConfig or None")
+        if self.sealing is not None:
+            self.sealing.validate()
 
 
 class VersionStatusEnum(enum.IntEnum):

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -21,6 +22,7 @@
 #include "aiocluster/exchange.h"
 #include "aiocluster/framing.h"
 #include "aiocluster/node.h"
+#include "aiocluster/sealing.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
 
@@ -144,7 +146,41 @@ struct NodeArgs {
   double max_interval;
   double initial_interval;
   double dead_node_grace_period;
+  // Sealed gossip: no keys, no sealing.
+  std::vector<SealKey> seal_keys;
+  int seal_mode = 2;
+  double replay_window = 60;
+  std::optional<std::int64_t> wall_clock_at_start_ns;
 };
+
+// A 32-byte key from Python bytes (the package checks sizes; this refuses
+// anything else rather than read past it).
+SealKey seal_key(const py::bytes& bytes) {
+  const ByteView v = view(bytes);
+  SealKey key;
+  if (v.size() != key.size()) throw py::value_error("a seal key is 32 bytes");
+  std::copy(v.begin(), v.end(), key.begin());
+  return key;
+}
+
+std::vector<SealKey> seal_keys(const py::list& list) {
+  std::vector<SealKey> keys;
+  for (const auto& item : list) keys.push_back(seal_key(item.cast<py::bytes>()));
+  return keys;
+}
+
+SealMode seal_mode(int mode) {
+  switch (mode) {
+    case 0:
+      return SealMode::kOpenOnly;
+    case 1:
+      return SealMode::kPermissive;
+    case 2:
+      return SealMode::kRequired;
+    default:
+      throw py::value_error("seal_mode: 0 (open only), 1 (permissive) or 2 (required)");
+  }
+}
 
 // The Node's settings from a dict (see _core.pyi).
 NodeArgs args_from(const py::dict& d) {
@@ -161,6 +197,12 @@ NodeArgs args_from(const py::dict& d) {
   a.max_interval = d["max_interval"].cast<double>();
   a.initial_interval = d["initial_interval"].cast<double>();
   a.dead_node_grace_period = d["dead_node_grace_period"].cast<double>();
+  if (d.contains("seal_keys")) {
+    a.seal_keys = seal_keys(d["seal_keys"].cast<py::list>());
+    a.seal_mode = d["seal_mode"].cast<int>();
+    a.replay_window = d["replay_window"].cast<double>();
+    a.wall_clock_at_start_ns = d["wall_clock_at_start_ns"].cast<std::int64_t>();
+  }
   return a;
 }
 
@@ -182,6 +224,12 @@ Config make_config(const NodeArgs& a) {
   c.failure_detector.max_interval = to_duration(a.max_interval, "failure_detector.max_interval");
   c.failure_detector.initial_interval =
       to_duration(a.initial_interval, "failure_detector.initial_interval");
+  if (!a.seal_keys.empty()) {
+    c.sealing.keyring = Keyring(a.seal_keys);
+    c.sealing.mode = seal_mode(a.seal_mode);
+    c.sealing.replay_window = to_duration(a.replay_window, "sealing.replay_window");
+    c.sealing.wall_clock_at_start = std::chrono::nanoseconds(*a.wall_clock_at_start_ns);
+  }
   return c;
 }
 
@@ -274,6 +322,21 @@ void bind_node(py::module_& m) {
       .def("set_with_ttl",
            [](Node& n, std::string_view k, std::string_view v) { n.set_with_ttl(k, v); })
       .def("delete_after_ttl", [](Node& n, std::string_view k) { n.delete_after_ttl(k); })
+      // Sealed gossip's keyring
+      .def("install_key", [](Node& n, const py::bytes& key) { n.install_key(seal_key(key)); })
+      .def("make_primary_key",
+           [](Node& n, const py::bytes& key) { n.make_primary_key(seal_key(key)); })
+      .def("remove_key", [](Node& n, const py::bytes& key) { return n.remove_key(seal_key(key)); })
+      .def("set_keyring",
+           [](Node& n, const py::list& keys) { n.set_keyring(Keyring(seal_keys(keys))); })
+      .def("set_seal_mode", [](Node& n, int mode) { n.set_seal_mode(seal_mode(mode)); })
+      .def("seal_keys",
+           [](const Node& n) {
+             py::list out;
+             for (const SealKey& key : n.config().sealing.keyring.keys())
+               out.append(py::bytes(reinterpret_cast<const char*>(key.data()), key.size()));
+             return out;
+           })
       .def("get",
            [](const Node& n, std::string_view k) -> py::object {
              auto v = n.get(k);
