@@ -13,11 +13,6 @@ namespace {
 
 constexpr std::size_t kNonceSize = 12;
 
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
-
 void put_be(std::uint8_t* out, std::uint64_t v, std::size_t bytes) {
   for (std::size_t i = 0; i < bytes; ++i)
     out[i] = static_cast<std::uint8_t>(v >> (8 * (bytes - 1 - i)));
@@ -72,8 +67,25 @@ std::optional<Header> read_header(ByteView packet) {
                 static_cast<std::int64_t>(get_be(p + kTimestampAt, 8))};
 }
 
-Bytes seal(const SealKey& key, const Header& header, std::string_view cluster_id,
-           ByteView plaintext) {
+void Cipher::ContextFree::operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+
+Cipher::Cipher(const SealKey& key)
+    : key_(key), encrypt_(EVP_CIPHER_CTX_new()), decrypt_(EVP_CIPHER_CTX_new()) {
+  if (!encrypt_ || !decrypt_ ||
+      EVP_EncryptInit_ex(encrypt_.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nullptr) != 1 ||
+      EVP_DecryptInit_ex(decrypt_.get(), EVP_aes_256_gcm(), nullptr, key_.data(), nullptr) != 1) {
+    throw std::runtime_error("AES-256-GCM unavailable");
+  }
+}
+
+Cipher::Cipher(const Cipher& other) : Cipher(other.key_) {}
+
+Cipher& Cipher::operator=(const Cipher& other) {
+  if (this != &other) *this = Cipher(other.key_);
+  return *this;
+}
+
+Bytes Cipher::seal(const Header& header, std::string_view cluster_id, ByteView plaintext) {
   Bytes out(kOverhead + plaintext.size());
   std::uint8_t* h = out.data();
   h[0] = kMagic;
@@ -83,23 +95,23 @@ Bytes seal(const SealKey& key, const Header& header, std::string_view cluster_id
   put_be(h + kSenderAt + 8, header.counter, 4);
   put_be(h + kTimestampAt, static_cast<std::uint64_t>(header.timestamp_ms), 8);
 
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = encrypt_.get();
   int len = 0;
   int tail = 0;
-  if (!ctx ||
-      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), h + kSenderAt) != 1 ||
-      !add_associated_data(ctx.get(), h, cluster_id, true) ||
-      EVP_EncryptUpdate(ctx.get(), h + kHeaderSize, &len, plaintext.data(),
-                        as_int(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), h + kHeaderSize + len, &tail) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, as_int(kTagSize),
+  // The key is set already: a new nonce starts a new message.
+  if (EVP_EncryptInit_ex(ctx, nullptr, nullptr, nullptr, h + kSenderAt) != 1 ||
+      !add_associated_data(ctx, h, cluster_id, true) ||
+      EVP_EncryptUpdate(ctx, h + kHeaderSize, &len, plaintext.data(), as_int(plaintext.size())) !=
+          1 ||
+      EVP_EncryptFinal_ex(ctx, h + kHeaderSize + len, &tail) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, as_int(kTagSize),
                           h + kHeaderSize + plaintext.size()) != 1) {
     throw std::runtime_error("AES-256-GCM sealing failed");
   }
   return out;
 }
 
-std::optional<Bytes> open(const SealKey& key, ByteView packet, std::string_view cluster_id) {
+std::optional<Bytes> Cipher::open(ByteView packet, std::string_view cluster_id) {
   if (!read_header(packet)) return std::nullopt;
   const std::size_t size = packet.size() - kOverhead;
   const std::uint8_t* h = packet.data();
@@ -107,19 +119,27 @@ std::optional<Bytes> open(const SealKey& key, ByteView packet, std::string_view 
   std::array<std::uint8_t, kTagSize> tag{};
   std::copy_n(h + kHeaderSize + size, kTagSize, tag.begin());
   Bytes plaintext(size);
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = decrypt_.get();
   int len = 0;
   int tail = 0;
   static_assert(kNonceSize == 12);  // GCM's default IV length
-  if (!ctx ||
-      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), h + kSenderAt) != 1 ||
-      !add_associated_data(ctx.get(), h, cluster_id, false) ||
-      EVP_DecryptUpdate(ctx.get(), plaintext.data(), &len, h + kHeaderSize, as_int(size)) != 1 ||
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, as_int(kTagSize), tag.data()) != 1 ||
-      EVP_DecryptFinal_ex(ctx.get(), plaintext.data() + len, &tail) != 1) {
+  if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, h + kSenderAt) != 1 ||
+      !add_associated_data(ctx, h, cluster_id, false) ||
+      EVP_DecryptUpdate(ctx, plaintext.data(), &len, h + kHeaderSize, as_int(size)) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, as_int(kTagSize), tag.data()) != 1 ||
+      EVP_DecryptFinal_ex(ctx, plaintext.data() + len, &tail) != 1) {
     return std::nullopt;
   }
   return plaintext;
+}
+
+Bytes seal(const SealKey& key, const Header& header, std::string_view cluster_id,
+           ByteView plaintext) {
+  return Cipher(key).seal(header, cluster_id, plaintext);
+}
+
+std::optional<Bytes> open(const SealKey& key, ByteView packet, std::string_view cluster_id) {
+  return Cipher(key).open(packet, cluster_id);
 }
 
 }  // namespace aiocluster::envelope

@@ -5,11 +5,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string_view>
 
 #include "aiocluster/sealing.h"
 #include "aiocluster/types.h"
+
+struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX
 
 namespace aiocluster::envelope {
 
@@ -40,11 +43,37 @@ inline bool looks_sealed(ByteView packet) { return !packet.empty() && packet[0] 
 // and a tag, or of another version.
 std::optional<Header> read_header(ByteView packet);
 
+// One key's AES-256-GCM contexts. The key schedule is computed once, when
+// the key is installed: each packet then sets only its nonce.
+class Cipher {
+ public:
+  explicit Cipher(const SealKey& key);
+  Cipher(const Cipher& other);  // from the key again: contexts are not shared
+  Cipher& operator=(const Cipher& other);
+  Cipher(Cipher&&) noexcept = default;
+  Cipher& operator=(Cipher&&) noexcept = default;
+  ~Cipher() = default;
+
+  Bytes seal(const Header& header, std::string_view cluster_id, ByteView plaintext);
+  // The plaintext; nullopt when the tag does not verify (another key, another
+  // cluster, a changed byte).
+  std::optional<Bytes> open(ByteView packet, std::string_view cluster_id);
+
+ private:
+  struct ContextFree {
+    void operator()(evp_cipher_ctx_st* ctx) const;
+  };
+  using Context = std::unique_ptr<evp_cipher_ctx_st, ContextFree>;
+
+  SealKey key_;
+  Context encrypt_;
+  Context decrypt_;
+};
+
+// One packet under `key`, setting the key up for it (tests; nodes keep a
+// Cipher per installed key).
 Bytes seal(const SealKey& key, const Header& header, std::string_view cluster_id,
            ByteView plaintext);
-
-// The plaintext; nullopt when the tag does not verify (another key, another
-// cluster, a changed byte).
 std::optional<Bytes> open(const SealKey& key, ByteView packet, std::string_view cluster_id);
 
 }  // namespace aiocluster::envelope

@@ -35,7 +35,11 @@ void Sealer::set_keyring(const Keyring& keyring) {
 
 void Sealer::index_keys() {
   key_ids_.clear();
-  for (const SealKey& key : keyring_.keys()) key_ids_.push_back(envelope::key_id(key));
+  ciphers_.clear();
+  for (const SealKey& key : keyring_.keys()) {
+    key_ids_.push_back(envelope::key_id(key));
+    ciphers_.emplace_back(key);
+  }
 }
 
 Bytes Sealer::seal(ByteView plaintext, std::string_view cluster_id, Instant now) {
@@ -46,7 +50,7 @@ Bytes Sealer::seal(ByteView plaintext, std::string_view cluster_id, Instant now)
     counter_ = 0;
   }
   const envelope::Header header{key_ids_.front(), sender_, ++counter_, wall_ms(now)};
-  return envelope::seal(*keyring_.primary(), header, cluster_id, plaintext);
+  return ciphers_.front().seal(header, cluster_id, plaintext);
 }
 
 Sealer::Opened Sealer::open(ByteView packet, std::string_view cluster_id, Instant now) {
@@ -66,7 +70,7 @@ Sealer::Opened Sealer::open(ByteView packet, std::string_view cluster_id, Instan
   for (std::size_t i = 0; i < key_ids_.size(); ++i) {
     if (key_ids_[i] != header->key_id) continue;
     known_key = true;
-    if (auto plaintext = envelope::open(keyring_.keys()[i], packet, cluster_id)) {
+    if (auto plaintext = ciphers_[i].open(packet, cluster_id)) {
       out.plaintext = std::move(*plaintext);
       authentic = true;
       break;

@@ -11,6 +11,7 @@
 #include "aiocluster/sealing.h"
 #include "aiocluster/stats.h"
 #include "aiocluster/types.h"
+#include "envelope.h"
 #include "replay.h"
 
 namespace aiocluster {
@@ -50,7 +51,8 @@ class Sealer {
   void index_keys();
 
   Keyring keyring_;
-  std::vector<std::uint32_t> key_ids_;  // of keyring_.keys(), in order
+  std::vector<std::uint32_t> key_ids_;     // of keyring_.keys(), in order
+  std::vector<envelope::Cipher> ciphers_;  // likewise
   SealMode mode_;
   Instant start_;
   std::chrono::nanoseconds wall_at_start_;
