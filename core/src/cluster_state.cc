@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <stdexcept>
+#include <tuple>
 
 #include "codec_internal.h"
 #include "hash.h"
@@ -70,12 +71,23 @@ std::uint64_t name_prefix(std::string_view name) {
 // NodeId's order (name first), names told apart by their prefix when it
 // differs: placing a node compares a dozen of them.
 bool id_less(const NodeState* st, const NodeId& id) {
-  const std::uint64_t a = name_prefix(st->id().name);
+  const wire::NodeIdView view = st->id_view();
+  const std::uint64_t a = name_prefix(view.name);
   const std::uint64_t b = name_prefix(id.name);
   if (a != b) return a < b;
-  if (const int c = compare_text(st->id().name, id.name); c != 0) return c < 0;
-  return st->id() < id;
+  if (const int c = compare_text(view.name, id.name); c != 0) return c < 0;
+  return view.compare(id) < 0;
 }
+
+// NodeId's order, of two ids in place.
+bool ids_less(const NodeState* a, const NodeState* b) {
+  const wire::NodeIdView x = a->id_view();
+  const wire::NodeIdView y = b->id_view();
+  return std::tie(x.name, x.generation_id, x.host, x.port, x.tls_name) <
+         std::tie(y.name, y.generation_id, y.host, y.port, y.tls_name);
+}
+
+bool same_id(const NodeState* st, const NodeId& id) { return st->id_view().compare(id) == 0; }
 
 std::vector<NodeState*>::const_iterator seek(const std::vector<NodeState*>& order,
                                              const NodeId& id) {
@@ -103,7 +115,7 @@ std::size_t largest_delta(const PacketSizeForDelta& packet_size, std::size_t max
 
 const NodeState& ClusterState::Nodes::at(const NodeId& id) const {
   const auto it = seek(*order_, id);
-  if (it == order_->end() || (*it)->id() != id) throw std::out_of_range("unknown node");
+  if (it == order_->end() || !same_id(*it, id)) throw std::out_of_range("unknown node");
   return **it;
 }
 
@@ -127,7 +139,7 @@ void ClusterState::drop_node(NodeState* st) {
 }
 
 ClusterState::ClusterState(NodeId self, std::uint64_t seed)
-    : storage_(std::make_unique<Storage>(seed)) {
+    : storage_(std::make_unique<Storage>(seed)), self_id_(self) {
   self_ = add(std::move(self));
   place_new_nodes();
 }
@@ -143,7 +155,8 @@ ClusterState::ClusterState(const ClusterState& other)
       added_(other.added_),
       membership_(other.membership_ + 1),
       free_slots_(other.free_slots_),
-      resets_(other.resets_) {
+      resets_(other.resets_),
+      self_id_(other.self_id_) {
   order_.reserve(other.order_.size());
   for (const NodeState* st : other.order_) {
     NodeState* copy = make_node(*st, storage_.get());
@@ -170,7 +183,8 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       membership_(other.membership_),
       free_slots_(std::move(other.free_slots_)),
       positions_stale_(other.positions_stale_),
-      resets_(std::move(other.resets_)) {
+      resets_(std::move(other.resets_)),
+      self_id_(other.self_id_) {
   other.order_.clear();
 }
 
@@ -179,6 +193,7 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   for (NodeState* st : order_) drop_node(st);
   storage_ = std::move(other.storage_);
   self_ = std::exchange(other.self_, nullptr);
+  self_id_ = other.self_id_;
   order_ = std::move(other.order_);
   other.order_.clear();
   id_table_ = std::move(other.id_table_);
@@ -245,7 +260,7 @@ void ClusterState::unindex_id(const NodeState* st) {
 NodeState* ClusterState::add(NodeId id) { return enter(make_node(std::move(id), storage_.get())); }
 
 NodeState* ClusterState::enter(NodeState* st) {
-  if (!st->id().tls_name.empty()) ++tls_named_;
+  if (!st->id_view().tls_name.empty()) ++tls_named_;
   // Appended; place_new_nodes() puts it in id order.
   order_.push_back(st);
   ++unplaced_;
@@ -270,22 +285,22 @@ void ClusterState::place_new_nodes() {
   const std::size_t placed = order_.size() - unplaced_;
   spare_.clear();
   for (std::size_t i = placed; i < order_.size(); ++i) {
-    spare_.emplace_back(name_prefix(order_[i]->id().name), order_[i]);
+    spare_.emplace_back(name_prefix(order_[i]->id_view().name), order_[i]);
   }
   auto less = [](const std::pair<std::uint64_t, NodeState*>& a,
                  const std::pair<std::uint64_t, NodeState*>& b) {
-    return a.first != b.first ? a.first < b.first : id_less(a.second, b.second->id());
+    return a.first != b.first ? a.first < b.first : ids_less(a.second, b.second);
   };
   std::sort(spare_.begin(), spare_.end(), less);
   std::size_t out = order_.size();
   std::size_t old = placed;
   std::size_t fresh = spare_.size();
   std::pair<std::uint64_t, NodeState*> last_old{};
-  if (old > 0) last_old = {name_prefix(order_[old - 1]->id().name), order_[old - 1]};
+  if (old > 0) last_old = {name_prefix(order_[old - 1]->id_view().name), order_[old - 1]};
   while (fresh > 0) {
     if (old > 0 && less(spare_[fresh - 1], last_old)) {
       order_[--out] = order_[--old];
-      if (old > 0) last_old = {name_prefix(order_[old - 1]->id().name), order_[old - 1]};
+      if (old > 0) last_old = {name_prefix(order_[old - 1]->id_view().name), order_[old - 1]};
     } else {
       order_[--out] = spare_[--fresh].second;
     }
@@ -303,7 +318,7 @@ void ClusterState::renumber() const {
 
 const NodeState* ClusterState::find(const NodeId& id) const {
   const auto it = seek(order_, id);
-  return it != order_.end() && (*it)->id() == id ? *it : nullptr;
+  return it != order_.end() && same_id(*it, id) ? *it : nullptr;
 }
 
 NodeState* ClusterState::find(const NodeId& id) {
@@ -328,23 +343,21 @@ NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::Id
     id.state = find_encoded(id.bytes, id.hash);
   }
   if (id.state != nullptr) return id.state;
-  NodeState* st = create(packet, id, max_nodes);
+  NodeState* st = create(id, max_nodes);
   if (created != nullptr) *created = st != nullptr;
   return st;
 }
 
-NodeState* ClusterState::create(const wire::PacketView& packet, wire::IdRef& id,
-                                std::size_t max_nodes, Chunk* in) {
+NodeState* ClusterState::create(wire::IdRef& id, std::size_t max_nodes, Chunk* in) {
   if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
-  id.state =
-      enter(make_node(packet.unknown_ids[id.unknown - 1], storage_.get(), id.bytes, id.hash, in));
+  id.state = enter(make_node(storage_.get(), id.bytes, id.hash, in));
   return id.state;
 }
 
 void ClusterState::remove(const NodeId& id) {
   if (id == self_id()) return;
   const auto it = seek(order_, id);
-  if (it == order_.end() || (*it)->id() != id) return;
+  if (it == order_.end() || !same_id(*it, id)) return;
   NodeState* st = *it;
   order_.erase(it);
   unindex_id(st);
@@ -741,7 +754,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
     // The encoded id is canonical: its size is the NodeIdPb's.
     if (nd.id.bytes.size() > limits.max_node_id_size) return NodeDeltaOutcome::kRejectedLimit;
     // Looked up above: a new node, unless over the limit.
-    st = create(packet, nd.id, limits.max_nodes, chunk);
+    st = create(nd.id, limits.max_nodes, chunk);
     if (st == nullptr) return NodeDeltaOutcome::kRejectedLimit;
   }
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numbers>
 
+#include "grow.h"
+
 namespace aiocluster {
 
 namespace {
@@ -59,69 +61,101 @@ FailureDetectorConfig FailureDetectorConfig::resolve(Duration gossip_interval) c
   return r;
 }
 
-void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Instant resumed) {
+ArrivalWindow::ArrivalWindow(const ArrivalWindow& other)
+    : capacity_(other.capacity_),
+      count_(other.count_),
+      head_(other.head_),
+      arrivals_(other.arrivals_),
+      sum_(other.sum_),
+      sum_squares_(other.sum_squares_),
+      last_arrival_(other.last_arrival_) {
+  if (capacity_ == 0) return;
+  ring_ = std::make_unique_for_overwrite<std::uint16_t[]>(capacity_);
+  std::copy_n(other.ring_.get(), count_, ring_.get());
+}
+
+ArrivalWindow& ArrivalWindow::operator=(ArrivalWindow other) noexcept {
+  std::swap(ring_, other.ring_);
+  capacity_ = other.capacity_;
+  count_ = other.count_;
+  head_ = other.head_;
+  arrivals_ = other.arrivals_;
+  sum_ = other.sum_;
+  sum_squares_ = other.sum_squares_;
+  last_arrival_ = other.last_arrival_;
+  return *this;
+}
+
+void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Duration unit,
+                           Instant resumed) {
   if (arrivals_ > 0 && last_arrival_ >= resumed) {
-    const std::int64_t interval = (now - last_arrival_).count();
-    if (interval >= 0 && interval <= config.max_interval.count()) {
-      const double s = static_cast<double>(interval) * 1e-9;
-      if (ring_.size() < config.sampling_window_size) {
-        ring_.push_back(interval);
-        ++count_;
-      } else {
-        const double old = static_cast<double>(ring_[head_]) * 1e-9;
-        sum_ -= ring_[head_];
+    const Duration interval = now - last_arrival_;
+    if (interval >= Duration::zero() && interval <= config.max_interval) {
+      const std::int64_t units = (interval.count() + unit.count() / 2) / unit.count();
+      const auto sample = static_cast<std::uint16_t>(std::min<std::int64_t>(units, UINT16_MAX));
+      const std::size_t window = std::min<std::size_t>(config.sampling_window_size, UINT32_MAX);
+      if (count_ < window) {
+        if (count_ == capacity_) {
+          // Lazily, by an eighth: most windows never fill.
+          const auto grown =
+              static_cast<std::uint32_t>(grown_capacity(capacity_, count_ + 1, window));
+          auto ring = std::make_unique_for_overwrite<std::uint16_t[]>(grown);
+          std::copy_n(ring_.get(), count_, ring.get());
+          ring_ = std::move(ring);
+          capacity_ = grown;
+        }
+        ring_[count_++] = sample;  // not full yet: head_ is 0
+      } else if (count_ > 0) {
+        const std::uint64_t old = ring_[head_];
+        sum_ -= old;
         sum_squares_ -= old * old;
-        ring_[head_] = interval;
-        head_ = (head_ + 1) % ring_.size();
+        ring_[head_] = sample;
+        head_ = (head_ + 1) % count_;
       }
-      sum_ += interval;
-      sum_squares_ += s * s;
+      if (window > 0) {
+        sum_ += sample;
+        sum_squares_ += std::uint64_t{sample} * sample;
+      }
     }
   }
-  ++arrivals_;
+  if (arrivals_ < 2) ++arrivals_;
   last_arrival_ = now;
 }
 
-std::optional<double> ArrivalWindow::phi(Instant now, const FailureDetectorConfig& config,
-                                         Instant resumed) const {
-  // The protocol's prior (5 rounds by default) is a guess, so it waits for
-  // a second arrival. A stated detection time makes the prior the round
-  // itself: one beat heard since we learned of the node is enough.
-  const std::size_t needed = config.detection_time ? 1 : 2;
-  if (arrivals_ < needed) return std::nullopt;
-  const double prior = static_cast<double>(config.initial_interval->count());
-  const double weight = static_cast<double>(static_cast<std::int64_t>(count_) + kPriorWeight);
-  const double mean = (static_cast<double>(sum_) + kPriorWeight * prior) / weight;
-  const double elapsed = static_cast<double>((now - std::max(last_arrival_, resumed)).count());
-  if (config.model == PhiModel::kLinear) return elapsed / mean;
+double ArrivalWindow::normal_model_phi(double elapsed, double mean, double weight,
+                                       const FailureDetectorConfig& config, Duration unit) const {
   // The prior counts in the spread too, as kPriorWeight samples at the mean.
+  const double unit_s = seconds(unit);
   const double mean_s = mean * 1e-9;
-  const double prior_s = prior * 1e-9;
-  const double squares = sum_squares_ + kPriorWeight * prior_s * prior_s;
+  const double prior_s = seconds(*config.initial_interval);
+  const double squares =
+      static_cast<double>(sum_squares_) * unit_s * unit_s + kPriorWeight * prior_s * prior_s;
   const double variance = std::max(0.0, squares / weight - mean_s * mean_s);
   const double std_dev = std::max(std::sqrt(variance), seconds(*config.min_std_deviation));
   const double expected = mean_s + seconds(config.acceptable_heartbeat_pause);
-  return normal_phi((elapsed * 1e-9 - expected) / std_dev);
+  return aiocluster::normal_phi((elapsed * 1e-9 - expected) / std_dev);
+}
+
+Duration FailureDetector::unit_for(const FailureDetectorConfig& resolved,
+                                   Duration gossip_interval) {
+  const Duration fine = gossip_interval / 4096;
+  const Duration coarsest = gossip_interval / 64;
+  // The unit at which max_interval takes 65535 of them, rounded up.
+  const Duration fitting = resolved.max_interval / UINT16_MAX + Duration(1);
+  return std::max(Duration(1), std::min(coarsest, std::max(fine, fitting)));
 }
 
 void FailureDetector::report_heartbeat(Slot node, Instant now) {
-  if (node >= windows_.size()) windows_.resize(node + 1);
-  windows_[node].record(now, config_, resumed_);
-}
-
-std::optional<double> FailureDetector::phi(Slot node, Instant now) const {
-  if (node >= windows_.size()) return std::nullopt;
-  return windows_[node].phi(now, config_, resumed_);
-}
-
-bool FailureDetector::is_live(Slot node, Instant now) const {
-  const auto p = phi(node, now);
-  return p && *p <= config_.phi_threshold;
+  if (node >= windows_.size()) {
+    reserve_more(windows_, node + 1 - windows_.size());
+    windows_.resize(node + 1);
+  }
+  windows_[node].record(now, config_, unit_, resumed_);
 }
 
 bool FailureDetector::spared_by_pause(Slot node, Instant now) const {
   if (node >= windows_.size() || resumed_ == Instant::min()) return false;
-  const auto counted = windows_[node].phi(now, config_);
+  const auto counted = windows_[node].phi(now, config_, unit_);
   return counted && *counted > config_.phi_threshold && is_live(node, now);
 }
 

@@ -8,6 +8,7 @@
 #include "compact_digest.h"
 #include "envelope.h"
 #include "failure_detector.h"
+#include "grow.h"
 #include "packing.h"
 #include "rate_limiter.h"
 #include "sealer.h"
@@ -59,6 +60,7 @@ std::uint64_t sender_id(std::uint64_t seed, const NodeId& id) {
 // Inlined: asked per node per round.
 [[gnu::always_inline]] inline Node::Liveness& Node::liveness(const NodeState& st) {
   if (st.slot() >= liveness_.size()) [[unlikely]] {
+    reserve_more(liveness_, st.slot() + 1 - liveness_.size());
     liveness_.resize(st.slot() + 1);
   }
   return liveness_[st.slot()];
@@ -331,7 +333,7 @@ void Node::turn_live_if_heard(const NodeState& st) {
 void Node::note_node(const NodeState& st, bool created) {
   if (!created || &st == &cluster_.self()) return;
   Liveness& l = liveness(st);
-  if (!l.live && !l.dead) l = Liveness{false, true, now_, false};
+  if (!l.live && !l.dead) l = Liveness{now_, false, true, false};
 }
 
 void Node::report_heartbeats() {
@@ -827,7 +829,9 @@ std::optional<Event> Node::poll_event() {
   if (events_head_ == events_.size()) return std::nullopt;
   Event ev = std::move(events_[events_head_++]);
   if (events_head_ == events_.size()) {
-    events_.clear();
+    // Drained: let the room go. Joining a large cluster queues an event per
+    // node, which a node would otherwise hold for good.
+    events_ = {};
     events_head_ = 0;
   }
   return ev;

@@ -1,6 +1,7 @@
 #include "aiocluster/node_state.h"
 
 #include <bit>
+#include <cassert>
 
 #include "hash.h"
 #include "storage.h"
@@ -74,21 +75,19 @@ KeyChange KeyChangeRef::to_change() const {
 NodeState::NodeState(NodeId id) : NodeState(std::move(id), nullptr) {}
 
 NodeState::NodeState(NodeId id, Storage* shared)
-    : id_(std::move(id)),
-      own_storage_(shared == nullptr ? std::make_unique<Storage>() : nullptr),
+    : own_storage_(shared == nullptr ? std::make_unique<Storage>() : nullptr),
       storage_(shared == nullptr ? own_storage_.get() : shared),
       log_(&storage_->pool) {
-  const std::size_t size = wire_size::node_id(id_);
+  const std::size_t size = wire_size::node_id(id);
   auto [chunk, at] = storage_->bytes.allocate(size);
   wire::Writer w(at);
-  wire::write_node_id(w, id_);
+  wire::write_node_id(w, id);
   hold_encoded_id(at, size, chunk);
   id_hash_ = this->hash(std::string_view(reinterpret_cast<const char*>(at), size));
 }
 
-NodeState::NodeState(const wire::NodeIdView& id, Storage* shared, ByteView encoded,
-                     std::size_t hash, Chunk* in)
-    : id_(id.to_node_id()), id_hash_(hash), storage_(shared), log_(&storage_->pool) {
+NodeState::NodeState(Storage* shared, ByteView encoded, std::size_t hash, Chunk* in)
+    : id_hash_(hash), storage_(shared), log_(&storage_->pool) {
   // Read from a packet, the id is already encoded (canonically): kept where
   // it arrived when the state took the packet over.
   const std::uint8_t* at = encoded.data();
@@ -99,6 +98,16 @@ NodeState::NodeState(const wire::NodeIdView& id, Storage* shared, ByteView encod
     in = chunk;
   }
   hold_encoded_id(at, encoded.size(), in);
+}
+
+NodeId NodeState::id() const { return id_view().to_node_id(); }
+
+wire::NodeIdView NodeState::id_view() const {
+  wire::NodeIdView view;
+  // Written or read canonically when the state was made: it reads back.
+  [[maybe_unused]] const bool ok = wire::read_node_id(encoded_id(), view);
+  assert(ok);
+  return view;
 }
 
 void NodeState::hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk) {
@@ -114,7 +123,7 @@ void NodeState::hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk*
 
 NodeState::NodeState(const NodeState& other) : NodeState(other, nullptr) {}
 
-NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.id_, shared) {
+NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.id(), shared) {
   heartbeat_ = other.heartbeat_;
   max_version_announced_ = other.max_version_announced_;
   slot_ = other.slot_;
@@ -142,8 +151,7 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
 }
 
 NodeState::NodeState(NodeState&& other) noexcept
-    : id_(std::move(other.id_)),
-      heartbeat_(other.heartbeat_),
+    : heartbeat_(other.heartbeat_),
       max_version_(other.max_version_),
       last_gc_version_(other.last_gc_version_),
       max_version_announced_(other.max_version_announced_),

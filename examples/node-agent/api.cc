@@ -106,8 +106,8 @@ HttpResponse Api::metrics(const HttpStats& http) const {
 }
 
 HttpResponse Api::member_keys(const HttpRequest& request, const std::string& name) const {
-  const NodeId* member = driver::member_by_name(node_.node(), name);
-  if (member == nullptr) return HttpResponse::error(404, "no member named " + name);
+  const std::optional<NodeId> member = driver::member_by_name(node_.node(), name);
+  if (!member) return HttpResponse::error(404, "no member named " + name);
   const auto prefix = request.query.find("prefix");
   return HttpResponse::json(
       200, driver::member_keys_json(node_.node(), *member,

@@ -71,10 +71,11 @@ Json sealing(const SealingConfig& config) {
 
 std::string report_line(const NodeControl& control, double seconds) {
   const Node& node = control.node();
-  std::map<std::string_view, std::pair<const NodeId*, const NodeState*>> by_name;
+  // Ids by value: nodes() decodes each as it goes.
+  std::map<std::string, std::pair<NodeId, const NodeState*>> by_name;
   for (const auto& [id, state] : node.cluster_state().nodes()) {
-    auto [it, fresh] = by_name.try_emplace(id.name, &id, &state);
-    if (!fresh && driver::stands_for_name(node, id, *it->second.first)) it->second = {&id, &state};
+    auto [it, fresh] = by_name.try_emplace(id.name, id, &state);
+    if (!fresh && driver::stands_for_name(node, id, it->second.first)) it->second = {id, &state};
   }
   Json kv = Json::object();
   for (const auto& [name, member] : by_name) {

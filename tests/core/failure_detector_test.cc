@@ -161,3 +161,111 @@ TEST_CASE("a local pause counts against nobody and leaves no interval behind") {
   CHECK_FALSE(fd.spared_by_pause(0, resumed + 110ms));
   CHECK(*fd.phi(0, resumed + 110ms + 450ms) == doctest::Approx(4.5).epsilon(0.02));
 }
+
+namespace {
+
+// Phi as computed before windows were fixed-point: from the exact
+// intervals, in doubles.
+struct ExactWindow {
+  std::vector<double> intervals;  // seconds, the last `window` of them
+  std::size_t window = 0;
+  Instant last{};
+  std::size_t arrivals = 0;
+
+  void record(Instant now, const FailureDetectorConfig& config) {
+    if (arrivals > 0 && now - last <= config.max_interval) {
+      intervals.push_back(std::chrono::duration<double>(now - last).count());
+      if (intervals.size() > window) intervals.erase(intervals.begin());
+    }
+    ++arrivals;
+    last = now;
+  }
+  double phi(Instant now, const FailureDetectorConfig& config) const {
+    const double prior = std::chrono::duration<double>(*config.initial_interval).count();
+    const double weight = static_cast<double>(intervals.size()) + ArrivalWindow::kPriorWeight;
+    double sum = ArrivalWindow::kPriorWeight * prior;
+    double squares = ArrivalWindow::kPriorWeight * prior * prior;
+    for (double i : intervals) {
+      sum += i;
+      squares += i * i;
+    }
+    const double mean = sum / weight;
+    const double elapsed = std::chrono::duration<double>(now - last).count();
+    if (config.model == PhiModel::kLinear) return elapsed / mean;
+    const double std_dev =
+        std::max(std::sqrt(std::max(0.0, squares / weight - mean * mean)),
+                 std::chrono::duration<double>(*config.min_std_deviation).count());
+    const double expected =
+        mean + std::chrono::duration<double>(config.acceptable_heartbeat_pause).count();
+    return normal_phi((elapsed - expected) / std_dev);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("fixed-point windows give the phi of exact intervals, up to rounding") {
+  for (const PhiModel model : {PhiModel::kLinear, PhiModel::kNormal}) {
+    for (const Duration interval : {Duration(1s), Duration(100ms)}) {
+      CAPTURE(static_cast<int>(model));
+      CAPTURE(interval.count());
+      FailureDetectorConfig config;
+      config.model = model;
+      config.sampling_window_size = 50;
+      FailureDetector fd(config, interval);
+      const FailureDetectorConfig& resolved = fd.config();
+      // The rounding: half a unit per interval, a small part of a round
+      // (a 4096th, or what fits max_interval in 16 bits).
+      CHECK(fd.unit() == std::max(interval / 4096, resolved.max_interval / 65535 + 1ns));
+      ExactWindow exact;
+      exact.window = resolved.sampling_window_size;
+      Rng rng(42);
+      Instant t = t0();
+      // Jittered beats, past the window's size so that the ring wraps.
+      for (int i = 0; i < 120; ++i) {
+        t += interval / 2 + Duration(static_cast<Duration::rep>(
+                                rng.below(static_cast<std::uint64_t>(interval.count()))));
+        fd.report_heartbeat(0, t);
+        exact.record(t, resolved);
+        if (i == 0) continue;  // phi needs two beats
+        for (const double silence : {0.3, 1.0, 2.5, 6.0}) {
+          const Instant now =
+              t + std::chrono::duration_cast<Duration>(silence * Duration(interval));
+          const double want = exact.phi(now, resolved);
+          REQUIRE(fd.phi(0, now));
+          // A relative error of a unit over half an interval, at most.
+          CHECK(*fd.phi(0, now) == doctest::Approx(want).epsilon(1e-3));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("a window is small and grows with its intervals, by an eighth") {
+  CHECK(sizeof(ArrivalWindow) <= 48);
+  const FailureDetectorConfig config = FailureDetectorConfig{}.resolve(1s);
+  const Duration unit = FailureDetector::unit_for(config, 1s);
+  ArrivalWindow w;
+  Instant t = t0();
+  for (int i = 0; i <= 40; ++i, t += 1s) w.record(t, config, unit);
+  // 40 intervals of the default window of 1000, with little room to spare.
+  CHECK(w.intervals() == 40);
+  CHECK(w.capacity() >= 40);
+  CHECK(w.capacity() <= 40 + 40 / 8 + 4);
+  const ArrivalWindow copy(w);
+  CHECK(copy.intervals() == 40);
+  CHECK(*copy.phi(t, config, unit) == *w.phi(t, config, unit));
+  // The last beat was a second before t.
+  CHECK(*w.phi(t + 1s, config, unit) == doctest::Approx(2.0 / ((40.0 + 25) / 45)));
+}
+
+TEST_CASE("intervals longer than 65535 units are clamped, and shorter ones are rounded") {
+  FailureDetectorConfig config;
+  config.max_interval = 1h;  // more than 65535 units of a 64th of a round
+  FailureDetector fd(config, 1s);
+  CHECK(fd.unit() == Duration(1s) / 64);
+  fd.report_heartbeat(0, t0());
+  fd.report_heartbeat(0, t0() + 30min);
+  // The mean is (65535 units + 5 x 5 s) / 6, not (30 min + 25 s) / 6.
+  const double clamped = (65535.0 / 64 + 25) / 6;
+  CHECK(*fd.phi(0, t0() + 30min + 100s) == doctest::Approx(100.0 / clamped));
+}

@@ -152,11 +152,11 @@ TEST_CASE("member states through death and scheduled deletion, in JSON and metri
   // for the live one.
   s.restart(2);
   REQUIRE(s.run_until_converged(s.now() + 60s, 100ms));
-  const ac::NodeId* named = drv::member_by_name(s.node(0), "node-2");
-  REQUIRE(named != nullptr);
+  const std::optional<ac::NodeId> named = drv::member_by_name(s.node(0), "node-2");
+  REQUIRE(named);
   CHECK(*named == s.node_id(2));
   CHECK(named->generation_id != victim.generation_id);
-  CHECK(drv::member_by_name(s.node(0), "nobody") == nullptr);
+  CHECK_FALSE(drv::member_by_name(s.node(0), "nobody"));
 }
 
 TEST_CASE("cluster_json, snapshot_json, member_keys_json, key_json and event_json") {

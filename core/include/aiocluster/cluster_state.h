@@ -86,7 +86,7 @@ class ClusterState {
     class iterator {
      public:
       explicit iterator(NodeState* const* at) : at_(at) {}
-      std::pair<const NodeId&, const NodeState&> operator*() const { return {(*at_)->id(), **at_}; }
+      std::pair<NodeId, const NodeState&> operator*() const { return {(*at_)->id(), **at_}; }
       iterator& operator++() {
         ++at_;
         return *this;
@@ -117,7 +117,7 @@ class ClusterState {
   ClusterState(ClusterState&& other) noexcept;
   ClusterState& operator=(ClusterState&& other) noexcept;
 
-  const NodeId& self_id() const { return self_->id(); }
+  const NodeId& self_id() const { return self_id_; }
   NodeState& self() { return *self_; }
   const NodeState& self() const { return *self_; }
   Nodes nodes() const { return Nodes(order_); }
@@ -234,8 +234,7 @@ class ClusterState {
   // The node of an id resolve() found unknown and no lookup since found
   // either; null beyond `max_nodes`. Its encoded id stays in `in`, the
   // packet's bytes, when the state took them over.
-  NodeState* create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes,
-                    Chunk* in = nullptr);
+  NodeState* create(wire::IdRef& id, std::size_t max_nodes, Chunk* in = nullptr);
   // The id table: known nodes by the hash of their encoded id.
   std::size_t hash(ByteView id) const;
   NodeState* find_encoded(ByteView id, std::size_t hash) const;
@@ -260,6 +259,7 @@ class ClusterState {
   std::vector<std::uint32_t> free_slots_;  // of removed nodes
   mutable bool positions_stale_ = false;
   std::map<std::uint32_t, ResetShadow> resets_;  // by slot; usually empty
+  NodeId self_id_;                               // self_'s, decoded once
 };
 
 }  // namespace aiocluster

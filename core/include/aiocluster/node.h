@@ -265,10 +265,11 @@ class Node {
 
   std::optional<Instant> next_round_;
   // Of every known node but this one, by NodeState::slot().
+  // 16 bytes: the time first, then the flags.
   struct Liveness {
-    bool live = false;  // the failure detector hears it
-    bool dead = false;  // known and not live
     Instant dead_since{};
+    bool live = false;      // the failure detector hears it
+    bool dead = false;      // known and not live
     bool reported = false;  // live, and Config::extra_liveness holds
   };
   Liveness& liveness(const NodeState& st);

@@ -70,7 +70,12 @@ class NodeState {
   NodeState& operator=(const NodeState&) = delete;
   NodeState& operator=(NodeState&&) = delete;
 
-  const NodeId& id() const { return id_; }
+  // Decoded from the encoded id the state keeps (one copy of the identity
+  // per replica, not two): allocates, so loops over many nodes read
+  // id_view() instead.
+  NodeId id() const;
+  // The id in place (core internal: src/wire.h), valid while the state is.
+  wire::NodeIdView id_view() const;
   std::uint64_t heartbeat() const { return heartbeat_; }
   std::uint64_t max_version() const { return max_version_; }
   std::uint64_t last_gc_version() const { return last_gc_version_; }
@@ -172,10 +177,10 @@ class NodeState {
 
   // On `shared` storage (nullptr: storage of its own).
   NodeState(NodeId id, Storage* shared);
-  // Read from a packet: the id's canonical NodeIdPb body and its hash. The
-  // body's bytes stay where they are in `in` (nullptr: copied).
-  NodeState(const wire::NodeIdView& id, Storage* shared, ByteView encoded, std::size_t hash,
-            Chunk* in);
+  // Read from a packet: the id's canonical NodeIdPb body (read_node_id
+  // accepted it) and its hash. The body's bytes stay where they are in `in`
+  // (nullptr: copied).
+  NodeState(Storage* shared, ByteView encoded, std::size_t hash, Chunk* in);
   NodeState(const NodeState& other, Storage* shared);
 
   // --- For ClusterState. ---
@@ -249,9 +254,8 @@ class NodeState {
   void compact();
   void collect_own_garbage();
 
-  // Laid out to fit a 256-byte block of the pool: a replica with no keys
-  // costs little beyond its id.
-  NodeId id_;
+  // Laid out to fit a small block of the pool: a replica with no keys costs
+  // little beyond its encoded id.
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;

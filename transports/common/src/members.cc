@@ -28,10 +28,10 @@ bool stands_for_name(const Node& node, const NodeId& candidate, const NodeId& he
   return candidate.generation_id > held.generation_id;
 }
 
-const NodeId* member_by_name(const Node& node, std::string_view name) {
-  const NodeId* best = nullptr;
+std::optional<NodeId> member_by_name(const Node& node, std::string_view name) {
+  std::optional<NodeId> best;
   for (const auto& [id, state] : node.cluster_state().nodes()) {
-    if (id.name == name && (best == nullptr || stands_for_name(node, id, *best))) best = &id;
+    if (id.name == name && (!best || stands_for_name(node, id, *best))) best = id;
   }
   return best;
 }
