@@ -80,6 +80,9 @@ struct Node::Scratch {
   // Our extensions: what the packet being handled announced (our features
   // it shares), and the compact digests written and read.
   std::uint64_t peer_features = 0;
+  // The packet's announcement, read once by read_extensions.
+  bool announced = false;
+  compact::Announcement announcement;
   compact::Plan compact;
   compact::HashCache compact_hashes;
   compact::ReadScratch compact_read;
@@ -179,7 +182,10 @@ void Node::run_round() {
   }
   // One Syn of each form at most, copied to every peer that takes it: the
   // compact one to peers that announced it, the base one to the others.
+  // The last peer of each form takes the Syn itself.
   std::optional<Bytes> syns[2];
+  std::size_t last_of[2] = {0, 0};
+  for (std::size_t p = 0; p < peers.size(); ++p) last_of[speaks_compact(picked[p]) ? 1 : 0] = p;
   for (std::size_t p = 0; p < peers.size(); ++p) {
     const bool compact = speaks_compact(picked[p]);
     std::optional<Bytes>& syn = syns[compact ? 1 : 0];
@@ -187,8 +193,10 @@ void Node::run_round() {
     ++stats_.packets_out.syn;
     stats_.bytes_out += syn->size();
     stats_.compact_digests_out += compact ? 1 : 0;
+    Bytes payload = p == last_of[compact ? 1 : 0] ? std::move(*syn) : copy_of(*syn);
     // Sealed one by one: every packet takes a nonce of its own.
-    transmits_.push_back(Transmit{std::move(peers[p]), sealed(*syn), std::move(tls_names[p])});
+    transmits_.push_back(
+        Transmit{std::move(peers[p]), sealed(std::move(payload)), std::move(tls_names[p])});
   }
   if (sealing()) sealer_->expire(now_);
   update_liveness();
@@ -727,12 +735,14 @@ Bytes Node::announced(Bytes packet) const {
 bool Node::read_extensions() {
   wire::PacketView& packet = scratch_->packet;
   scratch_->peer_features = 0;
+  scratch_->announced = false;
   scratch_->compact_read.speakers.clear();
   scratch_->compact_read.salt = 0;
   if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
   if (!packet.extensions.empty()) {
-    compact::Announcement a;
+    compact::Announcement& a = scratch_->announcement;
     if (compact::read_announcement(packet.extensions, a)) {
+      scratch_->announced = true;
       scratch_->peer_features = a.features & features();
     } else {
       ++stats_.announcements_malformed;
@@ -758,9 +768,8 @@ void Node::learn_features() {
   for (const NodeState* st : scratch_->compact_read.speakers) {
     features_of(*st) |= compact::kCompactDigest;
   }
-  if (packet.extensions.empty() || packet.digest.empty() || features() == 0) return;
-  compact::Announcement a;
-  if (!compact::read_announcement(packet.extensions, a)) return;
+  if (!scratch_->announced || packet.digest.empty() || features() == 0) return;
+  const compact::Announcement& a = scratch_->announcement;
   const NodeState* sender = packet.digest.front().id.state;
   if (sender == nullptr || sender == &cluster_.self() ||
       sender->id().gossip_advertise_addr != a.advertise ||
