@@ -1,6 +1,7 @@
 #include "aiocluster/node.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -83,6 +84,7 @@ struct Node::Scratch {
   // The packet's announcement, read once by read_extensions.
   bool announced = false;
   compact::Announcement announcement;
+  Bytes announcing;  // ours, encoded (announcement_field)
   compact::Plan compact;
   compact::HashCache compact_hashes;
   compact::ReadScratch compact_read;
@@ -669,12 +671,19 @@ compact::Announcement announcement(const Config& config, std::uint64_t features)
   return compact::Announcement{features, config.node_id.gossip_advertise_addr,
                                config.node_id.generation_id};
 }
+
+// The PacketPb.extensions field, encoded at the first packet: what it says
+// (our features, address and generation) never changes.
+const Bytes& announcement_field(const Config& config, std::uint64_t features, Bytes& encoded) {
+  if (encoded.empty()) compact::append_announcement(encoded, announcement(config, features));
+  return encoded;
+}
 }  // namespace
 
 // What every packet may take before the announcement is added.
 std::size_t Node::payload_limit() const {
   if (features() == 0) return send_limit();
-  const std::size_t size = compact::announcement_size(announcement(config_, features()));
+  const std::size_t size = announcement_field(config_, features(), scratch_->announcing).size();
   return send_limit() - std::min(size, send_limit());
 }
 
@@ -725,7 +734,15 @@ void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
 std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 
 Bytes Node::announced(Bytes packet) const {
-  if (features() != 0) compact::append_announcement(packet, announcement(config_, features()));
+  if (features() == 0) return packet;
+  const Bytes& field = announcement_field(config_, features(), scratch_->announcing);
+  const std::size_t at = packet.size();
+  if (at + field.size() > packet.capacity()) {
+    packet = copy_of(packet, field.size());
+  } else {
+    packet.resize(at + field.size());
+  }
+  std::memcpy(packet.data() + at, field.data(), field.size());
   return packet;
 }
 
