@@ -214,18 +214,26 @@ void plan(const ClusterState& state, const MemberHashes& hashes,
   out.partial = false;
   out.first = 0;
   out.count = out.members.size();
-  // Entries are written here, once, into a buffer sized for the longest:
-  // sizing them first and writing them again cost twice the varints.
-  out.entries.resize(out.members.size() * kMaxEntry);
+  // Entries are written here, once (sizing them first and writing them again
+  // cost twice the varints), into a buffer with room for the longest ones,
+  // up to one entry beyond the budget: a node keeps it, so its size is
+  // bounded by the budget rather than the membership.
+  const bool capped = out.members.size() * kMaxEntry > budget + kMaxEntry;
+  out.entries.resize(capped ? budget + kMaxEntry : out.members.size() * kMaxEntry);
   wire::Writer w(out.entries.data());
   std::uint32_t prev = 0;
+  bool all = true;
   for (const auto& [h, st] : out.members) {
+    if (capped && static_cast<std::size_t>(w.position() - out.entries.data()) > budget) {
+      all = false;
+      break;
+    }
     write_entry(w, out, h - prev, *st);
     prev = h;
   }
   out.entries_size = static_cast<std::size_t>(w.position() - out.entries.data());
   out.size = compact_body(out);
-  if (length_delimited(out.full.size) + extension_field(out.size) <= budget) return;
+  if (all && length_delimited(out.full.size) + extension_field(out.size) <= budget) return;
 
   // A partial digest: from the rotation's member up the circle, as many as
   // fit (never all: then it would not be partial), covering the hashes from
