@@ -12,7 +12,6 @@ namespace aiocluster::compact {
 namespace {
 
 using wire_size::length_delimited;
-using wire_size::varint;
 
 // Field 16 with its two-byte tag.
 std::size_t extension_field(std::size_t body) { return 1 + length_delimited(body); }
@@ -30,46 +29,6 @@ std::size_t announcement_body(const Announcement& a) {
   return wire::uint_field_size(a.features) + length_delimited(address_size(a.advertise)) +
          wire::uint_field_size(a.generation_id);
 }
-
-// A minimal varint reader over a body: false on anything but a well-formed one.
-class Cursor {
- public:
-  explicit Cursor(ByteView bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
-  bool done() const { return p_ == end_; }
-  bool next(std::uint8_t tag) {
-    if (p_ == end_ || *p_ != tag) return false;
-    ++p_;
-    return true;
-  }
-  bool varint(std::uint64_t& v) {
-    // One byte, the most common entry value, without the general reader.
-    if (p_ != end_ && *p_ < 0x80) {
-      v = *p_++;
-      return true;
-    }
-    ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
-    if (!wire::read_varint(rest, v)) return false;
-    p_ = rest.data();
-    return true;
-  }
-  bool fixed64(std::uint64_t& v) {
-    if (end_ - p_ < 8) return false;
-    v = 0;
-    for (int i = 7; i >= 0; --i) v = v << 8 | p_[i];
-    p_ += 8;
-    return true;
-  }
-  bool length_delimited(ByteView& out) {
-    ByteView rest(p_, static_cast<std::size_t>(end_ - p_));
-    if (!wire::read_length_delimited(rest, out)) return false;
-    p_ = rest.data();
-    return true;
-  }
-
- private:
-  const std::uint8_t* p_;
-  const std::uint8_t* end_;
-};
 
 constexpr std::uint8_t tag(unsigned field, unsigned wire_type) {
   return static_cast<std::uint8_t>(field << 3 | wire_type);
@@ -91,9 +50,15 @@ std::uint64_t coded_heartbeat(const Plan& p, const NodeState& st) {
          (speaks ? kSpeaksCompact : 0);
 }
 
-std::size_t entry_size(const Plan& p, std::uint32_t gap, const NodeState& st) {
-  const std::size_t gc = st.last_gc_version() != 0 ? varint(st.last_gc_version()) : 0;
-  return varint(gap) + varint(coded_heartbeat(p, st)) + gc + varint(st.max_version());
+// The most bytes an entry takes: a 32-bit gap and three 64-bit varints.
+constexpr std::size_t kMaxEntry = 5 + 3 * 10;
+
+[[gnu::always_inline]] inline void write_entry(wire::Writer& w, const Plan& p, std::uint32_t gap,
+                                               const NodeState& st) {
+  w.varint(gap);
+  w.varint(coded_heartbeat(p, st));
+  if (st.last_gc_version() != 0) w.varint(st.last_gc_version());
+  w.varint(st.max_version());
 }
 
 std::size_t full_entry(const NodeState& st) {
@@ -147,7 +112,12 @@ std::size_t announcement_size(const Announcement& a) {
 void append_announcement(Bytes& packet, const Announcement& a) {
   const std::size_t at = packet.size();
   const std::size_t body = announcement_body(a);
-  packet.resize(at + extension_field(body));
+  const std::size_t size = at + extension_field(body);
+  if (size > packet.capacity()) {
+    packet = copy_of(packet, size - at);
+  } else {
+    packet.resize(size);
+  }
   wire::Writer w(packet.data() + at);
   extension_header(w, body);
   w.uint_field(1, a.features);
@@ -159,13 +129,13 @@ void append_announcement(Bytes& packet, const Announcement& a) {
 
 bool read_announcement(ByteView body, Announcement& out) {
   out = Announcement{};
-  Cursor c(body);
+  wire::Reader c(body);
   ByteView addr;
   if (c.next(tag(1, wire::kVarint)) && !c.varint(out.features)) return false;
   if (c.next(tag(2, wire::kLength)) && !c.length_delimited(addr)) return false;
   if (c.next(tag(3, wire::kVarint)) && !c.varint(out.generation_id)) return false;
   if (!c.done()) return false;
-  Cursor a(addr);
+  wire::Reader a(addr);
   ByteView host;
   std::uint64_t port = 0;
   if (a.next(tag(1, wire::kLength)) && !a.length_delimited(host)) return false;
@@ -244,13 +214,26 @@ void plan(const ClusterState& state, const MemberHashes& hashes,
   out.partial = false;
   out.first = 0;
   out.count = out.members.size();
-  out.entries_size = 0;
-  for (std::size_t i = 0; i < out.members.size(); ++i) {
-    const std::uint32_t prev = i == 0 ? 0 : out.members[i - 1].first;
-    out.entries_size += entry_size(out, out.members[i].first - prev, *out.members[i].second);
+  // Entries are written here, once (sizing them first and writing them again
+  // cost twice the varints), into a buffer with room for the longest ones,
+  // up to one entry beyond the budget: a node keeps it, so its size is
+  // bounded by the budget rather than the membership.
+  const bool capped = out.members.size() * kMaxEntry > budget + kMaxEntry;
+  out.entries.resize(capped ? budget + kMaxEntry : out.members.size() * kMaxEntry);
+  wire::Writer w(out.entries.data());
+  std::uint32_t prev = 0;
+  bool all = true;
+  for (const auto& [h, st] : out.members) {
+    if (capped && static_cast<std::size_t>(w.position() - out.entries.data()) > budget) {
+      all = false;
+      break;
+    }
+    write_entry(w, out, h - prev, *st);
+    prev = h;
   }
+  out.entries_size = static_cast<std::size_t>(w.position() - out.entries.data());
   out.size = compact_body(out);
-  if (length_delimited(out.full.size) + extension_field(out.size) <= budget) return;
+  if (all && length_delimited(out.full.size) + extension_field(out.size) <= budget) return;
 
   // A partial digest: from the rotation's member up the circle, as many as
   // fit (never all: then it would not be partial), covering the hashes from
@@ -262,14 +245,16 @@ void plan(const ClusterState& state, const MemberHashes& hashes,
   const std::size_t n = out.members.size();
   out.first = rotation % n;
   out.cover_start = out.members[out.first].first;
-  std::uint32_t prev = out.cover_start;
+  prev = out.cover_start;
+  w = wire::Writer(out.entries.data());  // gaps now start from cover_start
   while (out.count + 1 < n) {
     const auto& [h, st] = out.members[(out.first + out.count) % n];
-    const std::size_t entry = entry_size(out, h - prev, *st);
-    out.entries_size += entry;
+    const std::size_t before = out.entries_size;
+    write_entry(w, out, h - prev, *st);
+    out.entries_size = static_cast<std::size_t>(w.position() - out.entries.data());
     out.cover_end = out.members[(out.first + out.count + 1) % n].first;
     if (length_delimited(out.full.size) + extension_field(compact_body(out)) > budget) {
-      out.entries_size -= entry;
+      out.entries_size = before;
       break;
     }
     prev = h;
@@ -296,15 +281,7 @@ void write_compact(wire::Writer& w, const Plan& plan) {
   for (int i = 0; i < 8; ++i) w.byte(static_cast<std::uint8_t>(plan.salt >> (8 * i)));
   if (plan.entries_size > 0) {
     w.header(2, plan.entries_size);
-    std::uint32_t prev = plan.partial ? plan.cover_start : 0;
-    for (std::size_t i = 0; i < plan.count; ++i) {
-      const auto& [h, st] = plan.members[(plan.first + i) % plan.members.size()];
-      w.varint(static_cast<std::uint32_t>(h - prev));
-      w.varint(coded_heartbeat(plan, *st));
-      if (st->last_gc_version() != 0) w.varint(st->last_gc_version());
-      w.varint(st->max_version());
-      prev = h;
-    }
+    w.raw(plan.entries.data(), plan.entries_size);
   }
   if (plan.partial) {
     w.uint_field(3, 1);
@@ -373,7 +350,7 @@ struct Header {
 };
 
 bool read_header(ByteView body, Header& out) {
-  Cursor c(body);
+  wire::Reader c(body);
   std::uint64_t v = 0;
   if (!c.next(tag(1, kFixed64)) || !c.fixed64(out.salt) || out.salt == 0) return false;
   if (c.next(tag(2, wire::kLength)) && !c.length_delimited(out.entries)) return false;
@@ -453,7 +430,7 @@ bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::Pac
   std::sort(listed.begin(), listed.end());
   scratch.speakers.clear();
 
-  Cursor c(header.entries);
+  wire::Reader c(header.entries);
   MemberWalk member(ours, header.cover_start);
   std::uint64_t offset = 0;  // of the current hash from the range's start
   const std::uint64_t length = cover_length(header);

@@ -83,8 +83,10 @@ struct Plan {
   bool partial = false;
   std::uint32_t cover_start = 0;
   std::uint32_t cover_end = 0;
-  std::size_t entries_size = 0;  // of the packed entries
-  std::size_t size = 0;          // of the CompactDigestPb body
+  // The packed entries, written by plan() (entries_size bytes of them).
+  Bytes entries;
+  std::size_t entries_size = 0;
+  std::size_t size = 0;  // of the CompactDigestPb body
   DigestPlan full;
 };
 

@@ -1,6 +1,7 @@
 #include "aiocluster/node.h"
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -82,6 +83,10 @@ struct Node::Scratch {
   // Our extensions: what the packet being handled announced (our features
   // it shares), and the compact digests written and read.
   std::uint64_t peer_features = 0;
+  // The packet's announcement, read once by read_extensions.
+  bool announced = false;
+  compact::Announcement announcement;
+  Bytes announcing;  // ours, encoded (announcement_field)
   compact::Plan compact;
   compact::HashCache compact_hashes;
   compact::ReadScratch compact_read;
@@ -184,7 +189,10 @@ void Node::run_round() {
   }
   // One Syn of each form at most, copied to every peer that takes it: the
   // compact one to peers that announced it, the base one to the others.
+  // The last peer of each form takes the Syn itself.
   std::optional<Bytes> syns[2];
+  std::size_t last_of[2] = {0, 0};
+  for (std::size_t p = 0; p < peers.size(); ++p) last_of[speaks_compact(picked[p]) ? 1 : 0] = p;
   for (std::size_t p = 0; p < peers.size(); ++p) {
     const bool compact = speaks_compact(picked[p]);
     std::optional<Bytes>& syn = syns[compact ? 1 : 0];
@@ -192,8 +200,10 @@ void Node::run_round() {
     ++stats_.packets_out.syn;
     stats_.bytes_out += syn->size();
     stats_.compact_digests_out += compact ? 1 : 0;
+    Bytes payload = p == last_of[compact ? 1 : 0] ? std::move(*syn) : copy_of(*syn);
     // Sealed one by one: every packet takes a nonce of its own.
-    transmits_.push_back(Transmit{std::move(peers[p]), sealed(*syn), std::move(tls_names[p])});
+    transmits_.push_back(
+        Transmit{std::move(peers[p]), sealed(std::move(payload)), std::move(tls_names[p])});
   }
   if (sealing()) sealer_->expire(now_);
   update_liveness();
@@ -666,12 +676,19 @@ compact::Announcement announcement(const Config& config, std::uint64_t features)
   return compact::Announcement{features, config.node_id.gossip_advertise_addr,
                                config.node_id.generation_id};
 }
+
+// The PacketPb.extensions field, encoded at the first packet: what it says
+// (our features, address and generation) never changes.
+const Bytes& announcement_field(const Config& config, std::uint64_t features, Bytes& encoded) {
+  if (encoded.empty()) compact::append_announcement(encoded, announcement(config, features));
+  return encoded;
+}
 }  // namespace
 
 // What every packet may take before the announcement is added.
 std::size_t Node::payload_limit() const {
   if (features() == 0) return send_limit();
-  const std::size_t size = compact::announcement_size(announcement(config_, features()));
+  const std::size_t size = announcement_field(config_, features(), scratch_->announcing).size();
   return send_limit() - std::min(size, send_limit());
 }
 
@@ -722,7 +739,15 @@ void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
 std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 
 Bytes Node::announced(Bytes packet) const {
-  if (features() != 0) compact::append_announcement(packet, announcement(config_, features()));
+  if (features() == 0) return packet;
+  const Bytes& field = announcement_field(config_, features(), scratch_->announcing);
+  const std::size_t at = packet.size();
+  if (at + field.size() > packet.capacity()) {
+    packet = copy_of(packet, field.size());
+  } else {
+    packet.resize(at + field.size());
+  }
+  std::memcpy(packet.data() + at, field.data(), field.size());
   return packet;
 }
 
@@ -732,12 +757,14 @@ Bytes Node::announced(Bytes packet) const {
 bool Node::read_extensions() {
   wire::PacketView& packet = scratch_->packet;
   scratch_->peer_features = 0;
+  scratch_->announced = false;
   scratch_->compact_read.speakers.clear();
   scratch_->compact_read.salt = 0;
   if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
   if (!packet.extensions.empty()) {
-    compact::Announcement a;
+    compact::Announcement& a = scratch_->announcement;
     if (compact::read_announcement(packet.extensions, a)) {
+      scratch_->announced = true;
       scratch_->peer_features = a.features & features();
     } else {
       ++stats_.announcements_malformed;
@@ -763,9 +790,8 @@ void Node::learn_features() {
   for (const NodeState* st : scratch_->compact_read.speakers) {
     features_of(*st) |= compact::kCompactDigest;
   }
-  if (packet.extensions.empty() || packet.digest.empty() || features() == 0) return;
-  compact::Announcement a;
-  if (!compact::read_announcement(packet.extensions, a)) return;
+  if (!scratch_->announced || packet.digest.empty() || features() == 0) return;
+  const compact::Announcement& a = scratch_->announcement;
   const NodeState* sender = packet.digest.front().id.state;
   if (sender == nullptr || sender == &cluster_.self() ||
       sender->id().gossip_advertise_addr != a.advertise ||

@@ -14,6 +14,7 @@
 // KeyValueUpdatePb body can be stored as it arrived and sent on unchanged.
 #pragma once
 
+#include <bit>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -48,12 +49,16 @@ class Writer {
   explicit Writer(std::uint8_t* out) : p_(out) {}
   std::uint8_t* position() const { return p_; }
 
+  // Through a local pointer: a byte stored through p_ may alias p_ itself,
+  // so the compiler would reload and store it around every byte.
   void varint(std::uint64_t v) {
+    std::uint8_t* p = p_;
     while (v >= 0x80) {
-      *p_++ = static_cast<std::uint8_t>(v | 0x80);
+      *p++ = static_cast<std::uint8_t>(v | 0x80);
       v >>= 7;
     }
-    *p_++ = static_cast<std::uint8_t>(v);
+    *p++ = static_cast<std::uint8_t>(v);
+    p_ = p;
   }
   void byte(std::uint8_t b) { *p_++ = b; }
   void raw(const void* data, std::size_t size) {
@@ -86,6 +91,145 @@ class Writer {
 void write_node_id(Writer& w, const NodeId& id);
 Bytes encode_node_id(const NodeId& id);
 
+// Eight bytes at a time: text in gossip is almost always ASCII, and only
+// then is the full UTF-8 check skipped. Up to 16 bytes (most keys and
+// values) take two overlapping loads.
+[[gnu::always_inline]] inline bool is_ascii(const std::uint8_t* p, std::size_t n) {
+  auto load = [](const std::uint8_t* at, std::size_t bytes) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, at, bytes);
+    return word;
+  };
+  std::uint64_t any = 0;
+  if (n > 16) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) any |= load(p + i, 8);
+    any |= load(p + n - 8, 8);
+  } else if (n >= 8) {
+    any = load(p, 8) | load(p + n - 8, 8);
+  } else if (n >= 4) {
+    any = load(p, 4) | load(p + n - 4, 4);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) any |= p[i];
+  }
+  return (any & 0x8080808080808080ULL) == 0;
+}
+
+// Reads the canonical form; any false means "not canonical". Inline, as
+// every field of a packet goes through it: the packet reader (wire.cc) and
+// the compact digest (compact_digest.cc) share it.
+class Reader {
+ public:
+  explicit Reader(ByteView bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  bool done() const { return p_ == end_; }
+  const std::uint8_t* position() const { return p_; }
+
+  // Consumes `t` when it is the next byte: fields come in number order, so
+  // each optional field is one test.
+  bool next(std::uint8_t t) {
+    if (p_ == end_ || *p_ != t) return false;
+    ++p_;
+    return true;
+  }
+  bool varint(std::uint64_t& v) {
+    if (p_ != end_ && *p_ < 0x80) {
+      v = *p_++;
+      return true;
+    }
+    // Two bytes: versions and heartbeats up to 16,383.
+    if (end_ - p_ >= 2 && p_[1] < 0x80) {
+      v = (p_[0] & 0x7f) | static_cast<std::uint64_t>(p_[1]) << 7;
+      const bool minimal = p_[1] != 0;
+      p_ += 2;
+      return minimal;
+    }
+    return long_varint(v);
+  }
+  // Field 16, length-delimited, when it comes next (our extensions).
+  bool extension(ByteView& out) {
+    if (end_ - p_ < 2 || p_[0] != kExtensionTag[0] || p_[1] != kExtensionTag[1]) return true;
+    p_ += 2;
+    return length_delimited(out);
+  }
+  // A fixed64 field's value, little-endian.
+  bool fixed64(std::uint64_t& v) {
+    if (end_ - p_ < 8) return false;
+    v = 0;
+    for (int i = 7; i >= 0; --i) v = v << 8 | p_[i];
+    p_ += 8;
+    return true;
+  }
+  // A scalar that is present: proto3 leaves zeros out.
+  bool nonzero(std::uint64_t& v) { return varint(v) && v != 0; }
+  bool length_delimited(ByteView& out) {
+    std::uint64_t n = 0;
+    if (!varint(n) || n > static_cast<std::uint64_t>(end_ - p_)) return false;
+    out = ByteView(p_, static_cast<std::size_t>(n));
+    p_ += n;
+    return true;
+  }
+  // Text that is present: not empty, UTF-8.
+  bool text(std::string_view& out) {
+    ByteView bytes;
+    if (!length_delimited(bytes) || bytes.empty()) return false;
+    out = std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return is_ascii(bytes.data(), bytes.size()) || is_valid_utf8(out);
+  }
+
+ private:
+  // Two bytes or more, and no longer than needed (an over-long varint
+  // ends in a zero byte).
+  bool long_varint(std::uint64_t& v) {
+    if constexpr (std::endian::native == std::endian::little) {
+      if (end_ - p_ >= 10) return long_varint_unrolled(v);
+    }
+    v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ == end_) return false;
+      const std::uint8_t byte = *p_++;
+      // The tenth byte may only carry the top bit of a 64-bit value.
+      if (shift == 63 && byte > 1) return false;
+      v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+      if (byte < 0x80) return byte != 0;
+    }
+    return false;
+  }
+
+  // The low seven bits of each byte of `word`, packed: pairs, then quads,
+  // then all eight, each step in parallel.
+  static std::uint64_t seven_bit_groups(std::uint64_t word) {
+    std::uint64_t x = word & 0x7f7f7f7f7f7f7f7fULL;
+    x = (x & 0x007f007f007f007fULL) | ((x & 0x7f007f007f007f00ULL) >> 1);
+    x = (x & 0x00003fff00003fffULL) | ((x & 0x3fff00003fff0000ULL) >> 2);
+    return (x & 0x000000000fffffffULL) | ((x & 0x0fffffff00000000ULL) >> 4);
+  }
+
+  // With ten bytes at hand: the first eight from one load (a node's
+  // generation id takes nine bytes, every other field fewer).
+  bool long_varint_unrolled(std::uint64_t& v) {
+    std::uint64_t word;
+    std::memcpy(&word, p_, 8);
+    const std::uint64_t ends = ~word & 0x8080808080808080ULL;
+    const int bytes = ends != 0 ? std::countr_zero(ends) / 8 + 1 : 8;
+    v = seven_bit_groups(bytes == 8 ? word : word & ((std::uint64_t{1} << (8 * bytes)) - 1));
+    std::uint8_t last = static_cast<std::uint8_t>(word >> (8 * (bytes - 1)));
+    p_ += bytes;
+    if (ends == 0) {
+      last = *p_++;
+      v |= static_cast<std::uint64_t>(last & 0x7f) << 56;
+      if (last >= 0x80) {
+        last = *p_++;
+        // The tenth byte may only carry the top bit of a 64-bit value.
+        if (last > 1) return false;
+        v |= static_cast<std::uint64_t>(last) << 63;
+      }
+    }
+    return last != 0;  // an over-long varint ends in a zero byte
+  }
+
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+};
+
 // --- Views of a canonical packet. ---
 
 // A NodeIdPb body, read in full by read_node_id.
@@ -100,11 +244,6 @@ struct NodeIdView {
   // The order of NodeId (name, generation, host, port, tls_name).
   std::strong_ordering compare(const NodeId& id) const;
 };
-
-// Reads a minimal varint, or a length-prefixed body, off the front of
-// `rest`; false when there is none.
-bool read_varint(ByteView& rest, std::uint64_t& v);
-bool read_length_delimited(ByteView& rest, ByteView& body);
 
 // Reads a canonical NodeIdPb body; false when it is not one.
 bool read_node_id(ByteView body, NodeIdView& out);

@@ -6,6 +6,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <new>
@@ -50,6 +51,16 @@ struct DefaultInitAllocator : std::allocator<T> {
 // unspecified value, to be written before they are read.
 using Bytes = std::vector<std::uint8_t, DefaultInitAllocator<std::uint8_t>>;
 using ByteView = std::span<const std::uint8_t>;
+
+// A copy of `bytes` followed by `room` bytes of unspecified value, made with
+// one memcpy. Copying a Bytes (or growing it past its capacity) goes byte by
+// byte instead: with an allocator of its own, std::vector builds each
+// element through construct() rather than moving the block at once.
+inline Bytes copy_of(ByteView bytes, std::size_t room = 0) {
+  Bytes out(bytes.size() + room);
+  if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+  return out;
+}
 
 // A gossip address: a host (name or numeric) and a port, as nodes advertise
 // and seeds are given. Resolving names is the driver's job.
