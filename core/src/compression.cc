@@ -1,10 +1,10 @@
 #include "compression.h"
 
-#include "aiocluster/codec.h"
-
 #include <zstd.h>
 
 #include <algorithm>
+
+#include "aiocluster/codec.h"
 
 namespace aiocluster::compression {
 
@@ -22,10 +22,9 @@ struct FreeDCtx {
 // A zstd frame, not a skippable one (which would decode to nothing).
 bool zstd_magic(ByteView frame) {
   if (frame.size() < 4) return false;
-  const std::uint32_t magic = static_cast<std::uint32_t>(frame[0]) |
-                              static_cast<std::uint32_t>(frame[1]) << 8 |
-                              static_cast<std::uint32_t>(frame[2]) << 16 |
-                              static_cast<std::uint32_t>(frame[3]) << 24;
+  const std::uint32_t magic =
+      static_cast<std::uint32_t>(frame[0]) | static_cast<std::uint32_t>(frame[1]) << 8 |
+      static_cast<std::uint32_t>(frame[2]) << 16 | static_cast<std::uint32_t>(frame[3]) << 24;
   return magic == ZSTD_MAGICNUMBER;
 }
 
@@ -77,7 +76,8 @@ std::optional<Bytes> Codec::compress(ByteView packet) {
 
 Codec::Result Codec::decompress(ByteView packet, std::size_t bound) {
   const ByteView frame = packet.subspan(1);
-  if (!zstd_magic(frame) || ZSTD_findFrameCompressedSize(frame.data(), frame.size()) != frame.size()) {
+  if (!zstd_magic(frame) ||
+      ZSTD_findFrameCompressedSize(frame.data(), frame.size()) != frame.size()) {
     return Result{DropReason::kDecompressMalformed, {}};
   }
   const unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());

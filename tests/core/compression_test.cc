@@ -105,9 +105,8 @@ TEST_CASE("nodes that announce compression exchange compressed packets and conve
 TEST_CASE("a node without compression never receives a compressed packet") {
   // Node 1 runs without it, as a 1.1.0 peer does: node 0 learns nothing of
   // it and compresses nothing, though it speaks compression.
-  MemCluster c = pair_with_keys(100, [](Config& config) {
-    config.extensions.compression = config.node_id.name == "node0";
-  });
+  MemCluster c = pair_with_keys(
+      100, [](Config& config) { config.extensions.compression = config.node_id.name == "node0"; });
   std::size_t seen = 0;
   c.on_packet = [&](ByteView packet) { seen += compressed(packet) ? 1 : 0; };
   c.run(10s);
