@@ -62,6 +62,10 @@ std::optional<Bytes> Codec::compress(ByteView packet) {
     // the checksum is left out: sealing or the protobuf parse catches damage.
     ZSTD_CCtx_setParameter(contexts_->c.get(), ZSTD_c_contentSizeFlag, 1);
     ZSTD_CCtx_setParameter(contexts_->c.get(), ZSTD_c_checksumFlag, 0);
+    // A 64 KiB window: blocks (and the context's tables) stay at 64 KiB
+    // whatever the packet, about half the memory of level 1's default on
+    // large packets, for a ratio within a few percent on gossip.
+    ZSTD_CCtx_setParameter(contexts_->c.get(), ZSTD_c_windowLog, 16);
   }
   // Only a result smaller than the packet is kept, so the output needs no
   // more room than the packet itself.
@@ -70,8 +74,9 @@ std::optional<Bytes> Codec::compress(ByteView packet) {
   const std::size_t n = ZSTD_compress2(contexts_->c.get(), out.data() + 1, out.size() - 1,
                                        packet.data(), packet.size());
   if (ZSTD_isError(n) || n + 1 >= packet.size()) return std::nullopt;
-  out.resize(n + 1);
-  return out;
+  // Copied out at its size: a packet in flight or queued keeps no capacity
+  // of the plain packet's size.
+  return Bytes(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n + 1));
 }
 
 Codec::Result Codec::decompress(ByteView packet, std::size_t bound) {

@@ -22,6 +22,11 @@ namespace {
 // How many compact Syns one salt of ours serves (proto/README.md, section 2).
 constexpr std::uint32_t kSynsPerSalt = 16;
 
+// Events whose room the queue keeps once drained.
+constexpr std::size_t kKeptEvents = 256;
+// Key-value views whose room the packet scratch keeps after a decompressed packet.
+constexpr std::size_t kKeptViews = 4096;
+
 // The tls_name rule of mutual TLS: the peer's certificate must carry the
 // tls_name of some node its digest announces (host names compare without case).
 bool names_a_digest_node(const std::vector<std::string>& peer_names,
@@ -629,7 +634,15 @@ Outcome Node::receive_decompressed(ByteView bytes, Bytes* owned, const Inbound& 
   compression::Codec::Result r = scratch_->zstd.decompress(bytes, config_.max_inbound_payload_size);
   if (r.refused) return drop(*r.refused);
   ++stats_.packets_decompressed;
-  return receive_plain(r.plain, &r.plain, in);
+  Outcome outcome = receive_plain(r.plain, &r.plain, in);
+  // A plain packet may hold several times what the wire does (a whole
+  // replica at first contact): its views go with it rather than stay sized
+  // for it in every node.
+  if (scratch_->packet.key_values.capacity() > kKeptViews) {
+    scratch_->packet.key_values.clear();
+    scratch_->packet.key_values.shrink_to_fit();
+  }
+  return outcome;
 }
 
 Outcome Node::receive_plain(ByteView bytes, Bytes* owned, const Inbound& in) {
@@ -892,6 +905,9 @@ std::optional<Event> Node::poll_event() {
   if (events_head_ == events_.size()) {
     events_.clear();
     events_head_ = 0;
+    // A burst (a whole replica from one compressed packet: thousands of
+    // KeyChanged) leaves no capacity behind in every node.
+    if (events_.capacity() > kKeptEvents) events_.shrink_to_fit();
   }
   return ev;
 }
