@@ -9,8 +9,11 @@
 //              after it is a few comparisons
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
+#include "compression.h"
 #include "envelope.h"
 #include "fixtures.h"
 #include "sealer.h"
@@ -70,6 +73,52 @@ void BM_Open(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * packet.size()));
 }
 BENCHMARK(BM_Open)->Arg(1024)->Arg(static_cast<std::int64_t>(kMaxPayload - envelope::kOverhead));
+
+// Compression (proto/README.md section 5), beside sealing since a node does
+// both to every packet it sends to a peer that speaks it:
+//   BM_Compress/N    compression::Codec::compress (zstd level 1, contexts
+//                    reused as a Node reuses them) of a real Ack: the first N
+//                    bytes of one filled with a 100 x 100 cluster's key-values
+//   BM_Decompress/N  the receiver's side, bounds checked
+Bytes ack_prefix(std::size_t size) {
+  Bytes ack = bench::full_ack(100, 100);
+  ack.resize(std::min(size, ack.size()));
+  return ack;
+}
+
+void BM_Compress(benchmark::State& state) {
+  const Bytes packet = ack_prefix(static_cast<std::size_t>(state.range(0)));
+  compression::Codec codec;
+  std::size_t wire = 0;
+  for (auto _ : state) {
+    std::optional<Bytes> out = codec.compress(packet);
+    wire = out ? out->size() : packet.size();
+    benchmark::DoNotOptimize(out);
+  }
+  state.counters["wire_bytes"] = static_cast<double>(wire);
+  state.counters["ratio"] = static_cast<double>(packet.size()) / static_cast<double>(wire);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * packet.size()));
+}
+BENCHMARK(BM_Compress)->Arg(1024)->Arg(64 * 1024);
+
+void BM_Decompress(benchmark::State& state) {
+  const Bytes packet = ack_prefix(static_cast<std::size_t>(state.range(0)));
+  compression::Codec codec;
+  const std::optional<Bytes> wire = codec.compress(packet);
+  if (!wire) {
+    state.SkipWithError("the packet does not compress");
+    return;
+  }
+  bool ok = true;
+  for (auto _ : state) {
+    compression::Codec::Result r = codec.decompress(*wire, 1024 * 1024);
+    ok = ok && !r.refused && r.plain.size() == packet.size();
+    benchmark::DoNotOptimize(r.plain.data());
+  }
+  if (!ok) state.SkipWithError("the frame does not decompress");
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * packet.size()));
+}
+BENCHMARK(BM_Decompress)->Arg(1024)->Arg(64 * 1024);
 
 }  // namespace
 }  // namespace bench

@@ -7,6 +7,7 @@
 
 #include "codec_internal.h"
 #include "compact_digest.h"
+#include "compression.h"
 #include "envelope.h"
 #include "failure_detector.h"
 #include "grow.h"
@@ -22,6 +23,11 @@ namespace {
 
 // How many compact Syns one salt of ours serves (proto/README.md, section 2).
 constexpr std::uint32_t kSynsPerSalt = 16;
+
+// Events whose room the queue keeps once drained.
+constexpr std::size_t kKeptEvents = 256;
+// Key-value views whose room the packet scratch keeps after a decompressed packet.
+constexpr std::size_t kKeptViews = 4096;
 
 // The tls_name rule of mutual TLS: the peer's certificate must carry the
 // tls_name of some node its digest announces (host names compare without case).
@@ -93,6 +99,7 @@ struct Node::Scratch {
   std::vector<const NodeState*> picked;
   std::vector<char> seen;  // by slot
   std::vector<const NodeState*> unseen;
+  compression::Codec zstd;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -188,19 +195,34 @@ void Node::run_round() {
     }
   }
   // One Syn of each form at most, copied to every peer that takes it: the
-  // compact one to peers that announced it, the base one to the others.
-  // The last peer of each form takes the Syn itself.
+  // compact one to peers that announced it, the base one to the others, and
+  // compressed (once) for those that announced compression. The last peer
+  // of each form takes the plain Syn itself; the others take copies.
   std::optional<Bytes> syns[2];
+  std::optional<Bytes> compressed[2];
+  bool compress_tried[2] = {false, false};
   std::size_t last_of[2] = {0, 0};
   for (std::size_t p = 0; p < peers.size(); ++p) last_of[speaks_compact(picked[p]) ? 1 : 0] = p;
   for (std::size_t p = 0; p < peers.size(); ++p) {
     const bool compact = speaks_compact(picked[p]);
-    std::optional<Bytes>& syn = syns[compact ? 1 : 0];
+    const std::size_t form = compact ? 1 : 0;
+    std::optional<Bytes>& syn = syns[form];
     if (!syn) syn = make_syn(compact);
+    const Bytes* out = &*syn;
+    if (speaks(picked[p], compression::kFeature)) {
+      if (!compress_tried[form]) {
+        compress_tried[form] = true;
+        compressed[form] = scratch_->zstd.compress(*syn);
+      }
+      if (compressed[form]) {
+        out = &*compressed[form];
+        ++stats_.packets_compressed;
+      }
+    }
     ++stats_.packets_out.syn;
-    stats_.bytes_out += syn->size();
+    stats_.bytes_out += out->size();
     stats_.compact_digests_out += compact ? 1 : 0;
-    Bytes payload = p == last_of[compact ? 1 : 0] ? std::move(*syn) : copy_of(*syn);
+    Bytes payload = out == &*syn && p == last_of[form] ? std::move(*syn) : copy_of(*out);
     // Sealed one by one: every packet takes a nonce of its own.
     transmits_.push_back(
         Transmit{std::move(peers[p]), sealed(std::move(payload)), std::move(tls_names[p])});
@@ -515,31 +537,67 @@ Bytes Node::make_synack() {
       compact_rotation_ += plan.count;
       ++stats_.compact_digests_out;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
-      PacketPaths::plan_delta(
-          cluster_, scratch_->packet.digest,
-          compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), rng_,
-          scratch_->delta);
       Bytes out =
-          announced(compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
+          fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
+            return announced(
+                compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
+          });
       stats_.bytes_out += out.size();
       return out;
     }
   }
   plan_digest(budget);
   const DigestPlan& digest = scratch_->digest;
-  PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
-                          synack_delta_budget(config_.cluster_id, payload_limit(), digest.size),
-                          rng_, scratch_->delta);
-  Bytes out = announced(write_synack(config_.cluster_id, cluster_, digest, scratch_->delta));
+  Bytes out = fitted(synack_delta_budget(config_.cluster_id, payload_limit(), digest.size), [&] {
+    return announced(write_synack(config_.cluster_id, cluster_, digest, scratch_->delta));
+  });
   stats_.bytes_out += out.size();
   return out;
 }
 
+namespace {
+// Whether the delta left out something the peer lacks: a node, or the end
+// of one.
+bool cut_short(const DeltaPlan& plan) {
+  return plan.parts.size() < plan.candidates.size() ||
+         (!plan.parts.empty() &&
+          plan.parts.back().max_version < plan.parts.back().state->max_version());
+}
+}  // namespace
+
+// The budget counts the bytes sent (proto/README.md section 5): a delta cut
+// short whose compressed packet leaves room is planned again, larger, and
+// the largest packet whose compressed form fits goes out.
+Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
+  auto plan = [&](std::size_t b) {
+    PacketPaths::plan_delta(cluster_, scratch_->packet.digest, b, rng_, scratch_->delta);
+  };
+  plan(budget);
+  Bytes plain = write();
+  if ((scratch_->peer_features & compression::kFeature) == 0) return plain;
+  std::optional<Bytes> sent = scratch_->zstd.compress(plain);
+  if (!sent) return plain;
+  const std::size_t limit = send_limit();
+  const std::size_t cap = std::min(compression::kMaxPlain, config_.max_inbound_payload_size);
+  for (int i = 0; i < compression::kMaxReplans && cut_short(scratch_->delta); ++i) {
+    const std::optional<std::size_t> next =
+        compression::grown_budget(budget, plain.size(), sent->size(), limit, cap);
+    if (!next) break;
+    budget = *next;
+    plan(budget);
+    Bytes more = write();
+    std::optional<Bytes> more_sent = scratch_->zstd.compress(more);
+    if (!more_sent || more_sent->size() > limit || more.size() > cap) break;
+    plain = std::move(more);
+    sent = std::move(more_sent);
+  }
+  ++stats_.packets_compressed;
+  return std::move(*sent);
+}
+
 Bytes Node::make_ack() {
-  PacketPaths::plan_delta(cluster_, scratch_->packet.digest,
-                          ack_delta_budget(config_.cluster_id, send_limit()), rng_,
-                          scratch_->delta);
-  Bytes out = write_ack(config_.cluster_id, cluster_, scratch_->delta);
+  Bytes out = fitted(ack_delta_budget(config_.cluster_id, send_limit()),
+                     [&] { return write_ack(config_.cluster_id, cluster_, scratch_->delta); });
   ++stats_.packets_out.ack;
   stats_.bytes_out += out.size();
   return out;
@@ -571,15 +629,35 @@ Outcome Node::receive(ByteView bytes, Bytes* owned, const Inbound& in) {
   stats_.bytes_in += bytes.size();
   if (bytes.size() > config_.max_inbound_payload_size) return drop(DropReason::kOversized);
   if (bytes.size() > config_.max_payload_size) ++stats_.packets_in_above_max_payload;
-  if (!sealing()) return receive_plain(bytes, owned, in);
+  if (!sealing()) return receive_decompressed(bytes, owned, in);
   Sealer::Opened opened = sealer_->open(bytes, config_.cluster_id, now_);
   if (opened.refused) return drop(*opened.refused);
   // A plaintext packet (accepted in the rollout modes) is answered in
   // plaintext: its sender may hold no key yet.
-  if (!opened.sealed) return receive_plain(bytes, owned, in);
+  if (!opened.sealed) return receive_decompressed(bytes, owned, in);
   ++stats_.packets_opened;
-  Outcome outcome = receive_plain(opened.plaintext, &opened.plaintext, in);
+  Outcome outcome = receive_decompressed(opened.plaintext, &opened.plaintext, in);
   if (outcome.reply) outcome.reply->payload = sealed(std::move(outcome.reply->payload));
+  return outcome;
+}
+
+// Opened first, then decompressed: a sealed packet wraps the compressed
+// bytes. A node without the extension reads 0xB7 as a 1.1.0 peer would.
+Outcome Node::receive_decompressed(ByteView bytes, Bytes* owned, const Inbound& in) {
+  if ((features() & compression::kFeature) == 0 || !compression::is_compressed(bytes)) {
+    return receive_plain(bytes, owned, in);
+  }
+  compression::Codec::Result r = scratch_->zstd.decompress(bytes, config_.max_inbound_payload_size);
+  if (r.refused) return drop(*r.refused);
+  ++stats_.packets_decompressed;
+  Outcome outcome = receive_plain(r.plain, &r.plain, in);
+  // A plain packet may hold several times what the wire does (a whole
+  // replica at first contact): its views go with it rather than stay sized
+  // for it in every node.
+  if (scratch_->packet.key_values.capacity() > kKeptViews) {
+    scratch_->packet.key_values.clear();
+    scratch_->packet.key_values.shrink_to_fit();
+  }
   return outcome;
 }
 
@@ -668,7 +746,8 @@ Outcome Node::on_ack(Bytes* owned, const Inbound& in) {
 }
 
 std::uint64_t Node::features() const {
-  return config_.extensions.compact_digest ? compact::kCompactDigest : 0;
+  return (config_.extensions.compact_digest ? compact::kCompactDigest : 0) |
+         (config_.extensions.compression ? compression::kFeature : 0);
 }
 
 namespace {
@@ -806,10 +885,11 @@ std::uint8_t& Node::features_of(const NodeState& st) {
   return features_by_slot_[st.slot()];
 }
 
-bool Node::speaks_compact(const NodeState* st) const {
-  return (features() & compact::kCompactDigest) != 0 && st != nullptr &&
-         st->slot() < features_by_slot_.size() &&
-         (features_by_slot_[st->slot()] & compact::kCompactDigest) != 0;
+bool Node::speaks_compact(const NodeState* st) const { return speaks(st, compact::kCompactDigest); }
+
+bool Node::speaks(const NodeState* st, std::uint64_t feature) const {
+  return (features() & feature) != 0 && st != nullptr && st->slot() < features_by_slot_.size() &&
+         (features_by_slot_[st->slot()] & feature) != 0;
 }
 
 void Node::handle_datagram_sent(const PeerKey& to) { add_pending(pending_syns_, to); }
@@ -859,6 +939,9 @@ std::optional<Event> Node::poll_event() {
     // node, which a node would otherwise hold for good.
     events_ = {};
     events_head_ = 0;
+    // A burst (a whole replica from one compressed packet: thousands of
+    // KeyChanged) leaves no capacity behind in every node.
+    if (events_.capacity() > kKeptEvents) events_.shrink_to_fit();
   }
   return ev;
 }

@@ -32,6 +32,10 @@ std::string_view to_string(DropReason reason) {
       return "seal_stale";
     case DropReason::kSealReplayed:
       return "seal_replayed";
+    case DropReason::kDecompressOversized:
+      return "decompress_oversized";
+    case DropReason::kDecompressMalformed:
+      return "decompress_malformed";
   }
   return "unknown";
 }
@@ -68,6 +72,10 @@ auto& counter(S& stats, DropReason reason) {
       return stats.dropped_seal_stale;
     case DropReason::kSealReplayed:
       return stats.dropped_seal_replayed;
+    case DropReason::kDecompressOversized:
+      return stats.dropped_decompress_oversized;
+    case DropReason::kDecompressMalformed:
+      return stats.dropped_decompress_malformed;
     case DropReason::kRateLimited:
       break;
   }

@@ -69,6 +69,7 @@ struct Args {
   double legacy_fraction = 0.0;
   std::optional<std::uint64_t> max_payload_size;
   bool keyring_demo = false;
+  bool compression = true;
   bool json = false;
   bool progress = false;
 };
@@ -100,6 +101,7 @@ const char* kUsage =
     "  --max-payload-size B     every node's max_payload_size (default 65507)\n"
     "  --legacy-fraction F      that share of nodes (spread evenly) runs without our protocol\n"
     "                           extensions (proto/README.md), like Python aiocluster 1.1.0\n"
+    "  --no-compression         no node compresses its packets (proto/README.md section 5)\n"
     "  --keyring-demo           every node seals its gossip (proto/README.md section 4) under\n"
     "                           a key drawn from the seed, and rotates it during the run:\n"
     "                           a new key installed everywhere at 1/4 of the rounds, made\n"
@@ -187,6 +189,10 @@ Args parse(int argc, char** argv) {
     }
     if (flag == "--progress") {
       args.progress = true;
+      continue;
+    }
+    if (flag == "--no-compression") {
+      args.compression = false;
       continue;
     }
     if (flag == "--keyring-demo") {
@@ -363,6 +369,7 @@ int main(int argc, char** argv) {
     };
     const bool legacy = share(i + 1) > share(i);
     config.extensions.compact_digest = !legacy;
+    config.extensions.compression = !legacy && args.compression;
     legacy_nodes += legacy ? 1 : 0;
     aiocluster::KeyValues kvs;
     for (std::size_t k = 0; k < args.keys_per_node; ++k) {
@@ -477,6 +484,8 @@ int main(int argc, char** argv) {
   std::uint64_t partial_out = 0;
   std::uint64_t sealed = 0;
   std::uint64_t seal_refused = 0;
+  std::uint64_t compressed = 0;
+  std::uint64_t exchanges = 0;  // Syns sent
   for (NodeIndex i = 0; i < sim.size(); ++i) {
     if (!sim.is_up(i)) continue;  // of the nodes up at the end
     const aiocluster::Stats& st = sim.node(i).stats();
@@ -484,7 +493,11 @@ int main(int argc, char** argv) {
     partial_out += st.partial_digests_out;
     sealed += st.packets_sealed;
     seal_refused += st.seal_refusals();
+    compressed += st.packets_compressed;
+    exchanges += st.packets_out.syn;
   }
+  const double bytes_per_exchange =
+      exchanges > 0 ? static_cast<double>(c.bytes) / static_cast<double>(exchanges) : 0.0;
 
   if (!args.json) {
     std::printf("nodes %zu, seed %" PRIu64 ", %" PRIu64 " rounds of %" PRIu64 " ms, %s, loss %s\n",
@@ -511,6 +524,8 @@ int main(int argc, char** argv) {
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
     std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64 " partial)\n",
                 legacy_nodes, compact_out, partial_out);
+    std::printf("exchanges %" PRIu64 " (%.0f bytes each), packets compressed %" PRIu64 "\n",
+                exchanges, bytes_per_exchange, compressed);
     if (args.keyring_demo) {
       std::printf("packets sealed %" PRIu64 ", sealed packets refused %" PRIu64 "\n", sealed,
                   seal_refused);
@@ -529,6 +544,8 @@ int main(int argc, char** argv) {
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
       ",\"delivered\":%" PRIu64 ",\"legacy_nodes\":%zu,\"compact_digests\":%" PRIu64
       ",\"partial_digests\":%" PRIu64 ",\"packets_sealed\":%" PRIu64 ",\"seal_refused\":%" PRIu64
+      ",\"packets_compressed\":%" PRIu64 ",\"exchanges\":%" PRIu64
+      ",\"bytes_per_exchange\":%s"
       ",\"peak_rss_bytes\":%" PRIu64
       ",\"peak_rss_per_replica\":%s,\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
       args.nodes, args.seed, args.rounds, args.gossip_interval_ms,
@@ -538,7 +555,8 @@ int main(int argc, char** argv) {
       sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
       c.false_deaths_by_paused, paused, local_pauses, convictions_deferred, c.messages, c.bytes,
       fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes, c.oversized_packets, c.lost,
-      c.delivered, legacy_nodes, compact_out, partial_out, sealed, seal_refused, peak_rss,
-      fixed(peak_per_replica, 1).c_str(), hash, static_cast<long long>(wall_ms));
+      c.delivered, legacy_nodes, compact_out, partial_out, sealed, seal_refused, compressed,
+      exchanges, fixed(bytes_per_exchange, 1).c_str(), peak_rss, fixed(peak_per_replica, 1).c_str(),
+      hash, static_cast<long long>(wall_ms));
   return 0;
 }

@@ -210,6 +210,11 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
       ->check(one_of({"linear", "normal"}));
   app.add_flag("--no-compact-digest", f.no_compact_digest,
                "Speak no compact digest (proto/README.md), like Python aiocluster 1.1.0");
+  app.add_option("--compression", f.compression,
+                 "zstd-compress packets for peers that announce it (proto/README.md section 5)")
+      ->type_name("on|off")
+      ->capture_default_str()
+      ->check(one_of({"on", "off"}));
   app.add_flag("--verbose", f.verbose, "Log I/O failures on stderr");
   app.add_option("--driver", f.driver, "The event loop the node runs on")
       ->type_name("asio|libevent")

@@ -32,6 +32,8 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"dropped_tls_nameless", s.dropped_tls_nameless},
       {"packets_sealed", s.packets_sealed},
       {"packets_opened", s.packets_opened},
+      {"packets_compressed", s.packets_compressed},
+      {"packets_decompressed", s.packets_decompressed},
       {"nodes_refused", s.nodes_refused},
       {"packets_in_above_max_payload", s.packets_in_above_max_payload},
       {"completeness_capped", s.completeness_capped},
@@ -50,6 +52,9 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"datagrams_in", d.datagrams_in},
   };
   for (const DropReason reason : kSealDropReasons) {
+    out["dropped_" + std::string(to_string(reason))] = s.dropped(reason);
+  }
+  for (const DropReason reason : kCompressionDropReasons) {
     out["dropped_" + std::string(to_string(reason))] = s.dropped(reason);
   }
   return out;

@@ -101,6 +101,10 @@ void sealed_cluster_keeps_out_another_key(const std::string& transport) {
     CHECK(report_counter(*m, "packets_opened") > 0);
     CHECK(report_counter(*m, "packets_sealed") > 0);
     CHECK(report_counter(*m, "dropped_seal_forged") == 0);
+    // Compressed, then sealed (proto/README.md section 5), through the driver.
+    CHECK(report_counter(*m, "packets_compressed") > 0);
+    CHECK(report_counter(*m, "packets_decompressed") > 0);
+    CHECK(report_counter(*m, "dropped_decompress_malformed") == 0);
     CHECK(key_ids(*m) == std::vector<std::string>{key_id_hex(shared)});
     CHECK(m->latest()->at("sealing").at("mode") == "required");
   }

@@ -143,8 +143,10 @@ std::uint64_t total(const MemCluster& c, std::uint64_t Stats::*counter) {
 
 TEST_CASE("nodes that announce the compact digest use it: about 6 bytes a member") {
   auto run = [](bool compact) {
-    MemCluster c =
-        MemCluster::ring(40, [&](Config& config) { config.extensions.compact_digest = compact; });
+    MemCluster c = MemCluster::ring(40, [&](Config& config) {
+      config.extensions.compact_digest = compact;
+      config.extensions.compression = false;  // the digest's own gain
+    });
     c.run(20s);
     REQUIRE(c.converged());
     const std::uint64_t before = total(c, &Stats::bytes_out);
@@ -175,8 +177,10 @@ TEST_CASE("nodes that announce the compact digest use it: about 6 bytes a member
 
 TEST_CASE("an extension node and a legacy node exchange only base-protocol packets") {
   // Node 0 with the extension, node 1 without, like Python aiocluster 1.1.0.
-  MemCluster c = MemCluster::ring(
-      2, [](Config& config) { config.extensions.compact_digest = config.node_id.name == "node0"; });
+  MemCluster c = MemCluster::ring(2, [](Config& config) {
+    config.extensions.compact_digest = config.node_id.name == "node0";
+    config.extensions.compression = config.node_id.name == "node0";
+  });
   std::size_t packets = 0;
   std::size_t announced = 0;
   std::size_t compact = 0;
@@ -212,6 +216,7 @@ TEST_CASE("mixed clusters converge and agree, over many seeds") {
       // A ring, plus a seed that depends on the run.
       Config config = make_config(i, {(i + 1) % 16, static_cast<int>((i * seed) % 16)});
       config.extensions.compact_digest = (i + seed) % 3 != 0;
+      config.extensions.compression = (i + seed) % 4 != 1;
       c.add(std::move(config), {{"k", std::to_string(i)}});
     }
     c.run(25s);

@@ -96,7 +96,9 @@ void check_outgoing_delta(const Node& node, const Delta& delta) {
 
 Packet decode_ours(const Node& node, const Bytes& bytes, std::string_view what) {
   require(bytes.size() <= node.config().max_payload_size, what);
-  DecodeResult result = decode(bytes);
+  // A compressed packet (proto/README.md section 5) holds the plain one.
+  const std::optional<Bytes> plain = decompress(bytes);
+  DecodeResult result = decode(plain ? ByteView(*plain) : ByteView(bytes));
   require(std::holds_alternative<Packet>(result), what);
   Packet packet = std::get<Packet>(std::move(result));
   require(packet.cluster_id == node.config().cluster_id, what);

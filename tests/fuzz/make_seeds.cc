@@ -5,6 +5,7 @@
 //
 //   fuzz_make_seeds tests/fuzz/corpus
 #include <aiocluster/aiocluster.h>
+#include <zstd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -83,6 +84,18 @@ Packet rich_synack() {
   return Packet{fuzz::kClusterId, std::move(m)};
 }
 
+// `plain` as a compressed packet (proto/README.md section 5): the marker and
+// one zstd frame.
+Bytes compressed(const Bytes& plain) {
+  Bytes out(1 + ZSTD_compressBound(plain.size()));
+  out[0] = 0xB7;
+  const std::size_t n =
+      ZSTD_compress(out.data() + 1, out.size() - 1, plain.data(), plain.size(), 1);
+  if (ZSTD_isError(n)) throw std::runtime_error("zstd failed");
+  out.resize(1 + n);
+  return out;
+}
+
 // A Syn carrying `node`'s digest, as its next round would send it.
 Bytes syn_of(const Node& node, const std::string& cluster_id) {
   Rng rng(3);
@@ -138,6 +151,12 @@ int main(int argc, char** argv) {
   w.write("handle_packet", "synack_rich", raw_op(Stage::kStreamReply, 2, encode(rich)));
   w.write("handle_packet", "ack_stream", raw_op(Stage::kStreamAck, 1, ack1));
   w.write("handle_packet", "bad_cluster_stream", raw_op(Stage::kStreamReply, 1, bad_cluster));
+  // Compression: a SynAck as one zstd frame, and a bomb (64 MiB of zeros
+  // declared in a frame of a few kilobytes) that must be refused unread.
+  w.write("handle_packet", "synack_compressed",
+          raw_op(Stage::kStreamReply, 1, compressed(synack1)));
+  w.write("handle_packet", "decompression_bomb",
+          raw_op(Stage::kStreamOpen, 1, compressed(Bytes(std::size_t{64} << 20, 0))));
   w.write("handle_packet", "syn_other_cluster", raw_op(Stage::kStreamOpen, 5, foreign_syn));
   w.write("handle_packet", "exchange_datagram",
           concat({raw_op(Stage::kDatagram, 1, syn1), raw_op(Stage::kDatagram, 1, ack1)}));

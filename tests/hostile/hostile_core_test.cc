@@ -9,6 +9,7 @@
 #include <aiocluster/proto/aiocluster.pb.h>
 #include <doctest/doctest.h>
 #include <google/protobuf/stubs/logging.h>
+#include <zstd.h>
 
 #include <functional>
 #include <limits>
@@ -335,6 +336,46 @@ TEST_CASE("oversized packets are dropped unread, whatever they hold") {
   CHECK_FALSE(f.send(Bytes(max, 0xff), Stage::kStreamOpen));
   CHECK(f.stats().dropped_malformed == 1);
   CHECK(f.stats().packets_in_above_max_payload == 1);
+  CHECK(f.fingerprint() == before);
+  f.expect_healthy();
+}
+
+// zstd frames (proto/README.md section 5) behind the compression marker,
+// written by zstd itself.
+Bytes zstd_packet(ByteView plain, int level = 1) {
+  Bytes out(1 + ZSTD_compressBound(plain.size()));
+  out[0] = 0xB7;
+  const std::size_t n =
+      ZSTD_compress(out.data() + 1, out.size() - 1, plain.data(), plain.size(), level);
+  REQUIRE_FALSE(ZSTD_isError(n));
+  out.resize(1 + n);
+  return out;
+}
+
+TEST_CASE("a decompression bomb is refused before it is inflated") {
+  Fixture f;
+  const std::string before = f.fingerprint();
+  const std::uint64_t decompressed = f.stats().packets_decompressed;  // from its peers
+  // 64 MiB of zeros squeezed into a few kilobytes, and one just past the
+  // inbound limit in a few dozen bytes: both declare their size, and both
+  // are refused on it, before any byte is inflated.
+  const Bytes huge = zstd_packet(Bytes(std::size_t{64} << 20, 0));
+  const Bytes just_over =
+      zstd_packet(Bytes(f.target().config().max_inbound_payload_size + 1, 0x0a));
+  CHECK(huge.size() < 16 * 1024);
+  CHECK(just_over.size() < 200);
+  for (Stage stage : {Stage::kDatagram, Stage::kStreamOpen}) {
+    CHECK_FALSE(f.send(huge, stage));
+    CHECK_FALSE(f.send(just_over, stage));
+  }
+  CHECK(f.stats().dropped_decompress_oversized == 4);
+  // The same bytes as a valid Syn wrapped twice: compression does not nest.
+  CHECK_FALSE(f.send(zstd_packet(zstd_packet(f.syn_of(f.peer()))), Stage::kStreamOpen));
+  CHECK(f.stats().dropped_malformed == 1);
+  CHECK(f.stats().packets_decompressed == decompressed + 1);
+  // Garbage behind the marker.
+  CHECK_FALSE(f.send(Bytes{0xB7, 0x28, 0xB5, 0x2F, 0xFD, 0xff, 0xff}, Stage::kStreamOpen));
+  CHECK(f.stats().dropped_decompress_malformed == 1);
   CHECK(f.fingerprint() == before);
   f.expect_healthy();
 }

@@ -188,6 +188,10 @@ TEST_CASE("cluster_json, snapshot_json, member_keys_json, key_json and event_jso
         "packets_opened"}) {
     CHECK(cluster["stats"][sealing] == 0);  // no keyring
   }
+  for (const char* compression : {"dropped_decompress_oversized", "dropped_decompress_malformed"}) {
+    CHECK(cluster["stats"][compression] == 0);
+  }
+  CHECK(cluster["stats"].contains("packets_compressed"));
   CHECK(cluster["driver"].contains("exchanges_started"));
   CHECK(cluster["hooks"].contains("processed"));
 

@@ -1,5 +1,5 @@
 // Mixed versions over many seeds (proto/README.md): nodes with and without
-// the compact digest, over UDP or TCP, with loss, form one cluster, agree on
+// the compact digest and compression, over UDP or TCP, with loss, form one cluster, agree on
 // every key, detect a crash within the usual bound and declare no healthy
 // node dead.
 #include <doctest/doctest.h>
@@ -20,7 +20,7 @@ constexpr const char* kMixed =
     "mixed versions: with and without the compact digest, one cluster that converges and detects "
     "a crash";
 
-Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests) {
+Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests, std::size_t& compressed) {
   Rng rng(seed ^ 0xc0de5ULL);
   Options options;
   options.seed = seed;
@@ -35,6 +35,7 @@ Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests) {
     config.dead_node_grace_period = 10min;
     // Nodes 0 and 1 (the seeds) differ, the others are drawn.
     config.extensions.compact_digest = i == 0 || (i != 1 && rng.chance(0.5));
+    config.extensions.compression = i == 0 || (i != 1 && rng.chance(0.5));
     sim.add_node(std::move(config), {{"slot", std::to_string(i)}});
   }
   Problems problems;
@@ -42,6 +43,13 @@ Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests) {
   sim.run_for(30s);
   for (NodeIndex i = 0; i < n; ++i) {
     compact_digests += sim.node(i).stats().compact_digests_out;
+    compressed += sim.node(i).stats().packets_compressed;
+    // Node 1 speaks no extension: nobody may send it a compressed packet.
+    if (i == 1) {
+      problems.check(sim.node(i).stats().packets_decompressed == 0 &&
+                         sim.node(i).stats().dropped_malformed == 0,
+                     "the node without compression received a compressed packet");
+    }
     problems.check(
         sim.node(i).stats().packets_dropped() == 0 || options.transport == Transport::kUdp,
         "a packet between versions was dropped");
@@ -59,11 +67,13 @@ Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests) {
 TEST_SUITE("extensions") {
   TEST_CASE(kMixed) {
     std::size_t compact_digests = 0;
+    std::size_t compressed = 0;
     for (std::uint64_t seed : seeds()) {
-      const Problems problems = check_mixed(seed, compact_digests);
+      const Problems problems = check_mixed(seed, compact_digests, compressed);
       CHECK_MESSAGE(problems.empty(), problems.joined(), "\n", replay(seed, kMixed));
     }
     CHECK(compact_digests > 0);
+    CHECK(compressed > 0);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <variant>
 
@@ -26,5 +27,9 @@ using DecodeResult = std::variant<Packet, DecodeError>;
 
 Bytes encode(const Packet& packet);
 DecodeResult decode(ByteView bytes);
+
+// The plain packet inside a compressed one (proto/README.md section 5), when
+// `bytes` is one that decodes to at most `bound` bytes; nullopt otherwise.
+std::optional<Bytes> decompress(ByteView bytes, std::size_t bound = 256 * 1024);
 
 }  // namespace aiocluster

@@ -130,6 +130,9 @@ struct Config {
     // member instead of 40 or more; partial, and saying so, when even that
     // does not fit a packet.
     bool compact_digest = true;
+    // Packets of 128 bytes and more zstd-compressed (proto/README.md section
+    // 5) when that makes them smaller; packet budgets count the bytes sent.
+    bool compression = true;
   } extensions;
   // Sealed gossip (proto/README.md section 4): with a keyring, packets go
   // out sealed with AES-256-GCM and replays are refused. No keyring: the base

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -218,6 +219,7 @@ class Node {
   void turn_live_if_heard(const NodeState& st);
   struct Scratch;
   Outcome receive(ByteView bytes, Bytes* owned, const Inbound& in);
+  Outcome receive_decompressed(ByteView bytes, Bytes* owned, const Inbound& in);
   Outcome receive_plain(ByteView bytes, Bytes* owned, const Inbound& in);
   // Sealed gossip: whether a keyring is installed, the bytes every packet
   // gives up to the envelope, and a packet as it goes out.
@@ -243,6 +245,11 @@ class Node {
   void learn_features();
   std::uint8_t& features_of(const NodeState& st);
   bool speaks_compact(const NodeState* st) const;
+  bool speaks(const NodeState* st, std::uint64_t feature) const;
+  // A SynAck or Ack: its delta planned within `budget` and the packet
+  // written by `write`, compressed when the peer speaks it, with the delta
+  // grown to what fits in the bytes sent (compression.cc).
+  Bytes fitted(std::size_t budget, const std::function<Bytes()>& write);
   std::span<const NodeState* const> keyless_unseen();
   std::uint64_t own_salt();
   Bytes make_syn(bool compact);

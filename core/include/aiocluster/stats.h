@@ -25,6 +25,9 @@ enum class DropReason : std::uint8_t {
   kSealForged,      // the tag does not verify: another key or cluster, a changed byte
   kSealStale,       // stamped outside the replay window, or before what we remember
   kSealReplayed,    // a counter of its sender we accepted already
+  // Compression (proto/README.md section 5), with the extension on only.
+  kDecompressOversized,  // its frame declares more than max_inbound_payload_size
+  kDecompressMalformed,  // not exactly one zstd frame that decodes to its declared size
 };
 
 // "oversized", "malformed", ...: the counter's name without "dropped_".
@@ -34,6 +37,10 @@ std::string_view to_string(DropReason reason);
 inline constexpr std::array<DropReason, 6> kSealDropReasons = {
     DropReason::kUnsealed,   DropReason::kSealMalformed, DropReason::kSealUnknownKey,
     DropReason::kSealForged, DropReason::kSealStale,     DropReason::kSealReplayed};
+
+// The refusals of compressed packets (proto/README.md 5).
+inline constexpr std::array<DropReason, 2> kCompressionDropReasons = {
+    DropReason::kDecompressOversized, DropReason::kDecompressMalformed};
 
 struct MessageCounts {
   std::uint64_t syn = 0;
@@ -67,6 +74,8 @@ struct Stats {
   std::uint64_t dropped_seal_forged = 0;       // sealed, and the tag does not verify
   std::uint64_t dropped_seal_stale = 0;        // stamped outside the replay window
   std::uint64_t dropped_seal_replayed = 0;     // accepted once already
+  std::uint64_t dropped_decompress_oversized = 0;  // its frame declares too many bytes
+  std::uint64_t dropped_decompress_malformed = 0;  // not one zstd frame of its declared size
 
   // The counter of one reason.
   std::uint64_t dropped(DropReason reason) const;
@@ -76,7 +85,7 @@ struct Stats {
   std::uint64_t packets_dropped() const {
     return dropped_oversized + dropped_malformed + dropped_unknown_message + dropped_wrong_cluster +
            dropped_out_of_place + dropped_tls_name + dropped_tls_nameless + dropped_rate_limited +
-           seal_refusals();
+           seal_refusals() + dropped_decompress_oversized + dropped_decompress_malformed;
   }
   // Packets dropped by the checks of sealed gossip, whatever the reason.
   std::uint64_t seal_refusals() const {
@@ -128,6 +137,9 @@ struct Stats {
   // Sealed gossip: packets sealed and sent, and sealed packets accepted.
   std::uint64_t packets_sealed = 0;
   std::uint64_t packets_opened = 0;
+  // Compression: packets sent compressed, and compressed packets decoded.
+  std::uint64_t packets_compressed = 0;
+  std::uint64_t packets_decompressed = 0;
   // Datagram exchanges forgotten early to stay within limits.max_pending_exchanges.
   std::uint64_t exchanges_evicted = 0;
 };

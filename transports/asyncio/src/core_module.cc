@@ -246,7 +246,8 @@ py::dict stats_dict(const Stats& s) {
                       DropReason::kWrongCluster, DropReason::kOutOfPlace, DropReason::kTlsName,
                       DropReason::kTlsNameless, DropReason::kRateLimited, DropReason::kUnsealed,
                       DropReason::kSealMalformed, DropReason::kSealUnknownKey,
-                      DropReason::kSealForged, DropReason::kSealStale, DropReason::kSealReplayed}) {
+                      DropReason::kSealForged, DropReason::kSealStale, DropReason::kSealReplayed,
+                      DropReason::kDecompressOversized, DropReason::kDecompressMalformed}) {
     d[py::str("dropped_" + std::string(to_string(reason)))] = s.dropped(reason);
   }
   d["node_deltas_applied"] = s.node_deltas_applied;

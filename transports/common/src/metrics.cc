@@ -70,6 +70,8 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.sample({{"reason", "seal_forged"}}, s.dropped_seal_forged);
   w.sample({{"reason", "seal_stale"}}, s.dropped_seal_stale);
   w.sample({{"reason", "seal_replayed"}}, s.dropped_seal_replayed);
+  w.sample({{"reason", "decompress_oversized"}}, s.dropped_decompress_oversized);
+  w.sample({{"reason", "decompress_malformed"}}, s.dropped_decompress_malformed);
 
   w.counter("aiocluster_node_deltas_applied_total", "Node deltas applied.", s.node_deltas_applied);
   w.counter("aiocluster_resets_applied_total", "Node deltas applied after wiping the replica.",
@@ -123,6 +125,10 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
             s.packets_sealed);
   w.counter("aiocluster_packets_opened_total", "Sealed packets opened and accepted.",
             s.packets_opened);
+  w.counter("aiocluster_packets_compressed_total",
+            "Packets sent zstd-compressed (proto/README.md).", s.packets_compressed);
+  w.counter("aiocluster_packets_decompressed_total", "Compressed packets decoded.",
+            s.packets_decompressed);
   w.counter("aiocluster_announcements_malformed_total",
             "Extension announcements that could not be read (ignored).", s.announcements_malformed);
 }

@@ -56,6 +56,8 @@ Json stats_json(const Stats& s) {
            {"dropped_rate_limited", s.dropped_rate_limited},
            {"packets_sealed", s.packets_sealed},
            {"packets_opened", s.packets_opened},
+           {"packets_compressed", s.packets_compressed},
+           {"packets_decompressed", s.packets_decompressed},
            {"node_deltas_applied", s.node_deltas_applied},
            {"resets_applied", s.resets_applied},
            {"rejected_gap", s.rejected_gap},
@@ -82,6 +84,9 @@ Json stats_json(const Stats& s) {
            {"announcements_malformed", s.announcements_malformed},
            {"exchanges_evicted", s.exchanges_evicted}};
   for (const DropReason reason : kSealDropReasons) {
+    out["dropped_" + std::string(to_string(reason))] = s.dropped(reason);
+  }
+  for (const DropReason reason : kCompressionDropReasons) {
     out["dropped_" + std::string(to_string(reason))] = s.dropped(reason);
   }
   return out;

@@ -515,7 +515,9 @@ struct Simulator::State {
   }
 
   static MessageKind kind_of(ByteView payload) {
-    const DecodeResult decoded = decode(payload);
+    // A compressed packet is classified by what it holds.
+    const std::optional<Bytes> plain = decompress(payload);
+    const DecodeResult decoded = decode(plain ? ByteView(*plain) : payload);
     const auto* packet = std::get_if<Packet>(&decoded);
     return packet == nullptr ? MessageKind::kUnreadable
                              : static_cast<MessageKind>(packet->message.index());
