@@ -44,7 +44,7 @@ bool names_a_digest_node(const std::vector<std::string>& peer_names,
   return std::any_of(packet.digest.begin(), packet.digest.end(), [&](const auto& e) {
     std::string_view name;
     if (e.id.state != nullptr) {
-      name = e.id.state->id().tls_name;
+      name = e.id.state->id_view().tls_name;
     } else if (e.id.unknown != 0) {
       name = packet.unknown_ids[e.id.unknown - 1].tls_name;
     }
