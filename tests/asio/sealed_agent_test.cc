@@ -37,8 +37,11 @@ std::unique_ptr<Agent> member(int i, const std::vector<std::uint16_t>& ports,
                               const std::string& transport, const std::string& keyring,
                               const std::string& label) {
   std::vector<std::string> args = ring_agent_args(i, ports, "sealed-" + transport, transport);
-  for (const std::string& extra :
-       {std::string("--keyring"), keyring, std::string("--driver"), driver_of(i)}) {
+  // A value that compresses well: every delta that brings it is compressed
+  // (a delta of a few short keys may not pay, and goes out plain).
+  const std::string blob = "blob=" + std::string(600, 'x');
+  for (const std::string& extra : {std::string("--keyring"), keyring, std::string("--driver"),
+                                   driver_of(i), std::string("--kv"), blob}) {
     args.push_back(extra);
   }
   return std::make_unique<Agent>(
