@@ -196,8 +196,8 @@ void Node::run_round() {
   }
   // One Syn of each form at most, copied to every peer that takes it: the
   // compact one to peers that announced it, the base one to the others, and
-  // compressed (once) for those that announced compression. The last peer
-  // of each form takes the plain Syn itself; the others take copies.
+  // compressed (once) for those that announced compression when large
+  // enough to gain. The last peer of each form takes the plain Syn itself.
   std::optional<Bytes> syns[2];
   std::optional<Bytes> compressed[2];
   bool compress_tried[2] = {false, false};
@@ -209,7 +209,7 @@ void Node::run_round() {
     std::optional<Bytes>& syn = syns[form];
     if (!syn) syn = make_syn(compact);
     const Bytes* out = &*syn;
-    if (speaks(picked[p], compression::kFeature)) {
+    if (speaks(picked[p], compression::kFeature) && compression::worth_trying(syn->size(), false)) {
       if (!compress_tried[form]) {
         compress_tried[form] = true;
         compressed[form] = scratch_->zstd.compress(*syn);
@@ -558,6 +558,11 @@ Bytes Node::make_synack() {
 namespace {
 // Whether the delta left out something the peer lacks: a node, or the end
 // of one.
+bool carries_key_values(const DeltaPlan& plan) {
+  return std::any_of(plan.parts.begin(), plan.parts.end(),
+                     [](const DeltaPlan::Part& p) { return p.end_slot > p.first_slot; });
+}
+
 bool cut_short(const DeltaPlan& plan) {
   return plan.parts.size() < plan.candidates.size() ||
          (!plan.parts.empty() &&
@@ -574,7 +579,10 @@ Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
   };
   plan(budget);
   Bytes plain = write();
-  if ((scratch_->peer_features & compression::kFeature) == 0) return plain;
+  if ((scratch_->peer_features & compression::kFeature) == 0 ||
+      !compression::worth_trying(plain.size(), carries_key_values(scratch_->delta))) {
+    return plain;
+  }
   std::optional<Bytes> sent = scratch_->zstd.compress(plain);
   if (!sent) return plain;
   const std::size_t limit = send_limit();
