@@ -556,13 +556,13 @@ Bytes Node::make_synack() {
 }
 
 namespace {
-// Whether the delta left out something the peer lacks: a node, or the end
-// of one.
 bool carries_key_values(const DeltaPlan& plan) {
   return std::any_of(plan.parts.begin(), plan.parts.end(),
                      [](const DeltaPlan::Part& p) { return p.end_slot > p.first_slot; });
 }
 
+// Whether the delta left out something the peer lacks: a node, or the end
+// of one.
 bool cut_short(const DeltaPlan& plan) {
   return plan.parts.size() < plan.candidates.size() ||
          (!plan.parts.empty() &&
@@ -943,12 +943,11 @@ std::optional<Event> Node::poll_event() {
   if (events_head_ == events_.size()) return std::nullopt;
   Event ev = std::move(events_[events_head_++]);
   if (events_head_ == events_.size()) {
-    // Drained: let the room go. Joining a large cluster queues an event per
-    // node, which a node would otherwise hold for good.
-    events_ = {};
+    events_.clear();
     events_head_ = 0;
-    // A burst (a whole replica from one compressed packet: thousands of
-    // KeyChanged) leaves no capacity behind in every node.
+    // A burst (joining a large cluster, a whole replica from one compressed
+    // packet: thousands of events) leaves no room behind in every node; the
+    // room of an ordinary round stays, so rounds do not reallocate.
     if (events_.capacity() > kKeptEvents) events_.shrink_to_fit();
   }
   return ev;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -28,7 +29,12 @@ enum class DropReason : std::uint8_t {
   // Compression (proto/README.md section 5), with the extension on only.
   kDecompressOversized,  // its frame declares more than max_inbound_payload_size
   kDecompressMalformed,  // not exactly one zstd frame that decodes to its declared size
+  // New reasons go above: kDropReasonCount counts up to this last one.
 };
+
+// How many reasons there are: DropReason{0} .. DropReason{kDropReasonCount - 1}.
+inline constexpr std::size_t kDropReasonCount =
+    static_cast<std::size_t>(DropReason::kDecompressMalformed) + 1;
 
 // "oversized", "malformed", ...: the counter's name without "dropped_".
 std::string_view to_string(DropReason reason);

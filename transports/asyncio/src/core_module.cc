@@ -242,12 +242,8 @@ py::dict stats_dict(const Stats& s) {
   d["bytes_in"] = s.bytes_in;
   d["bytes_out"] = s.bytes_out;
   d["packets_dropped"] = s.packets_dropped();
-  for (auto reason : {DropReason::kOversized, DropReason::kMalformed, DropReason::kUnknownMessage,
-                      DropReason::kWrongCluster, DropReason::kOutOfPlace, DropReason::kTlsName,
-                      DropReason::kTlsNameless, DropReason::kRateLimited, DropReason::kUnsealed,
-                      DropReason::kSealMalformed, DropReason::kSealUnknownKey,
-                      DropReason::kSealForged, DropReason::kSealStale, DropReason::kSealReplayed,
-                      DropReason::kDecompressOversized, DropReason::kDecompressMalformed}) {
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+    const auto reason = static_cast<DropReason>(i);
     d[py::str("dropped_" + std::string(to_string(reason)))] = s.dropped(reason);
   }
   d["node_deltas_applied"] = s.node_deltas_applied;
