@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #if defined(__GLIBC__)
@@ -410,6 +411,22 @@ int main(int argc, char** argv) {
     });
   }
 
+  // When each survivor first saw each crashed node leave its live set, so the
+  // JSON can tell the typical survivor from the last one (detect_ms is the
+  // last; the failure detector's verdict differs per observer).
+  std::vector<std::vector<std::optional<aiocluster::Instant>>> left_at;
+  sim.on_event([&](NodeIndex observer, const aiocluster::Event& ev) {
+    const auto* left = std::get_if<aiocluster::NodeLeft>(&ev);
+    if (left == nullptr) return;
+    const auto& crashes = sim.crashes();
+    left_at.resize(crashes.size());
+    for (std::size_t c = 0; c < crashes.size(); ++c) {
+      if (crashes[c].id != left->node) continue;
+      left_at[c].resize(sim.size());
+      if (!left_at[c][observer]) left_at[c][observer] = sim.now();
+    }
+  });
+
   // Probe convergence ten times per round until it first holds.
   const auto probe = std::max<aiocluster::Duration>(interval / 10, 1ms);
   std::optional<aiocluster::Instant> converged_at;
@@ -452,6 +469,37 @@ int main(int argc, char** argv) {
   }
   if (undetected > 0) detect_ms.reset();
 
+  // Per survivor (up and running at the end) and crash: milliseconds from
+  // the crash until it saw the node leave; `missing` counts those that
+  // still hold it live.
+  std::vector<std::uint64_t> survivor_ms;
+  std::size_t survivors_missing = 0;
+  for (std::size_t c = 0; c < sim.crashes().size(); ++c) {
+    const auto& crash = sim.crashes()[c];
+    for (NodeIndex i = 0; i < sim.size(); ++i) {
+      if (!sim.is_running(i) || sim.node(i).self_id() == crash.id) continue;
+      const std::optional<aiocluster::Instant> when =
+          c < left_at.size() && i < left_at[c].size() ? left_at[c][i] : std::nullopt;
+      if (when) {
+        survivor_ms.push_back(static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*when - crash.at).count()));
+      } else if (sim.node(i).is_live(crash.id)) {
+        ++survivors_missing;
+      }
+    }
+  }
+  std::sort(survivor_ms.begin(), survivor_ms.end());
+  std::string survivor_json = "null";
+  if (!sim.crashes().empty()) {
+    const auto at = [&](std::size_t k) {
+      return survivor_ms.empty() ? std::string("null") : std::to_string(survivor_ms[k]);
+    };
+    const std::size_t n = survivor_ms.size();
+    survivor_json = "{\"min\":" + at(0) + ",\"median\":" + at(n / 2) +
+                    ",\"max\":" + at(n == 0 ? 0 : n - 1) +
+                    ",\"missing\":" + std::to_string(survivors_missing) + "}";
+  }
+
   // What the nodes up at the end counted of their own pauses.
   std::uint64_t local_pauses = 0;
   std::uint64_t convictions_deferred = 0;
@@ -486,6 +534,7 @@ int main(int argc, char** argv) {
   std::uint64_t seal_refused = 0;
   std::uint64_t compressed = 0;
   std::uint64_t exchanges = 0;  // Syns sent
+  std::uint64_t truncated = 0;  // base digests cut to fit (PROTOCOL.md section 5)
   for (NodeIndex i = 0; i < sim.size(); ++i) {
     if (!sim.is_up(i)) continue;  // of the nodes up at the end
     const aiocluster::Stats& st = sim.node(i).stats();
@@ -495,6 +544,7 @@ int main(int argc, char** argv) {
     seal_refused += st.seal_refusals();
     compressed += st.packets_compressed;
     exchanges += st.packets_out.syn;
+    truncated += st.digests_truncated;
   }
   const double bytes_per_exchange =
       exchanges > 0 ? static_cast<double>(c.bytes) / static_cast<double>(exchanges) : 0.0;
@@ -512,6 +562,7 @@ int main(int argc, char** argv) {
       std::printf(
           "crashes: %zu, detected by all survivors: %s\n", sim.crashes().size(),
           detect_ms ? (std::to_string(*detect_ms) + " ms after the crash").c_str() : "not all");
+      std::printf("per survivor (ms after the crash): %s\n", survivor_json.c_str());
     }
     std::printf("false deaths: %" PRIu64 " by healthy nodes, %" PRIu64 " by paused nodes\n",
                 c.false_deaths, c.false_deaths_by_paused);
@@ -522,8 +573,9 @@ int main(int argc, char** argv) {
     std::printf("messages %" PRIu64 ", bytes %" PRIu64
                 " (%.0f per node per round), max packet %" PRIu64 ", lost %" PRIu64 "\n",
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
-    std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64 " partial)\n",
-                legacy_nodes, compact_out, partial_out);
+    std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64
+                " partial), base digests cut %" PRIu64 "\n",
+                legacy_nodes, compact_out, partial_out, truncated);
     std::printf("exchanges %" PRIu64 " (%.0f bytes each), packets compressed %" PRIu64 "\n",
                 exchanges, bytes_per_exchange, compressed);
     if (args.keyring_demo) {
@@ -537,14 +589,16 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"nodes\":%zu,\"seed\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"gossip_interval_ms\":%" PRIu64
       ",\"transport\":\"%s\",\"loss\":%s,\"converged_round\":%s,\"converged_ms\":%s,"
-      "\"crashed\":%zu,\"detect_ms\":%s,\"undetected\":%zu,\"false_deaths\":%" PRIu64
-      ",\"false_deaths_by_paused\":%" PRIu64 ",\"paused\":%zu,\"local_pauses\":%" PRIu64
-      ",\"convictions_deferred\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
+      "\"crashed\":%zu,\"detect_ms\":%s,\"undetected\":%zu,\"detect_ms_by_survivor\":%s,"
+      "\"false_deaths\":%" PRIu64 ",\"false_deaths_by_paused\":%" PRIu64
+      ",\"paused\":%zu,\"local_pauses\":%" PRIu64 ",\"convictions_deferred\":%" PRIu64
+      ",\"messages\":%" PRIu64 ",\"bytes\":%" PRIu64
       ",\"bytes_per_node_per_round\":%s"
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
       ",\"delivered\":%" PRIu64 ",\"legacy_nodes\":%zu,\"compact_digests\":%" PRIu64
-      ",\"partial_digests\":%" PRIu64 ",\"packets_sealed\":%" PRIu64 ",\"seal_refused\":%" PRIu64
-      ",\"packets_compressed\":%" PRIu64 ",\"exchanges\":%" PRIu64
+      ",\"partial_digests\":%" PRIu64 ",\"digests_truncated\":%" PRIu64
+      ",\"packets_sealed\":%" PRIu64 ",\"seal_refused\":%" PRIu64 ",\"packets_compressed\":%" PRIu64
+      ",\"exchanges\":%" PRIu64
       ",\"bytes_per_exchange\":%s"
       ",\"peak_rss_bytes\":%" PRIu64
       ",\"peak_rss_per_replica\":%s,\"trace_hash\":\"%s\",\"wall_ms\":%lld}\n",
@@ -552,11 +606,12 @@ int main(int argc, char** argv) {
       args.transport == aiocluster::sim::Transport::kUdp ? "udp" : "tcp",
       fixed(args.loss, 4).c_str(), json_or_null(converged_round).c_str(),
       json_or_null(converged_ms).c_str(), sim.crashes().size(),
-      sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected, c.false_deaths,
-      c.false_deaths_by_paused, paused, local_pauses, convictions_deferred, c.messages, c.bytes,
-      fixed(bytes_per_node_round, 1).c_str(), c.max_packet_bytes, c.oversized_packets, c.lost,
-      c.delivered, legacy_nodes, compact_out, partial_out, sealed, seal_refused, compressed,
-      exchanges, fixed(bytes_per_exchange, 1).c_str(), peak_rss, fixed(peak_per_replica, 1).c_str(),
-      hash, static_cast<long long>(wall_ms));
+      sim.crashes().empty() ? "null" : json_or_null(detect_ms).c_str(), undetected,
+      survivor_json.c_str(), c.false_deaths, c.false_deaths_by_paused, paused, local_pauses,
+      convictions_deferred, c.messages, c.bytes, fixed(bytes_per_node_round, 1).c_str(),
+      c.max_packet_bytes, c.oversized_packets, c.lost, c.delivered, legacy_nodes, compact_out,
+      partial_out, truncated, sealed, seal_refused, compressed, exchanges,
+      fixed(bytes_per_exchange, 1).c_str(), peak_rss, fixed(peak_per_replica, 1).c_str(), hash,
+      static_cast<long long>(wall_ms));
   return 0;
 }
