@@ -53,7 +53,8 @@ void BM_CompactDigestDecode(benchmark::State& state) {
     report = {};
     cache.own.salt = cache.other.salt = 0;  // as for a salt not seen before
     if (!wire::read_packet(syn, packet) || !PacketPaths::resolve(cs, packet) ||
-        !compact::read(cs, packet.compact_digest, 100'000, packet, cache, scratch, report)) {
+        !compact::read(cs, packet.compact_digest, 100'000, packet, cache, nullptr, scratch,
+                       report)) {
       state.SkipWithError("the compact digest did not read back");
       break;
     }
