@@ -21,6 +21,9 @@ namespace aiocluster::compact {
 
 // Bits of ExtensionsPb.features.
 inline constexpr std::uint64_t kCompactDigest = 1;
+// The aligned compact digest and the membership fingerprint (section 2.3);
+// announced only with kCompactDigest.
+inline constexpr std::uint64_t kAligned = 4;
 
 // --- The announcement (PacketPb.extensions) ---
 
@@ -38,6 +41,22 @@ void append_announcement(Bytes& packet, const Announcement& a);
 bool read_announcement(ByteView body, Announcement& out);
 
 // --- The compact digest (SynPb / SynAckPb.compact_digest) ---
+
+// The membership fingerprint (proto/README.md section 2.3): of the members a
+// digest lists (ourselves included), independent of their order and unsalted,
+// so that two nodes holding the same members find the same value.
+std::uint64_t fingerprint(const ClusterState& state);
+
+// Our fingerprint, computed again only once the membership moved (nodes
+// added or removed) or `deletions` did (a count the node moves whenever it
+// schedules a node for deletion or takes one off the schedule).
+struct FingerprintCache {
+  std::uint64_t membership = ~std::uint64_t{0};
+  std::uint64_t deletions = ~std::uint64_t{0};
+  std::uint64_t value = 0;
+};
+std::uint64_t fingerprint(const ClusterState& state, std::uint64_t deletions,
+                          FingerprintCache& cache);
 
 // The keyed hash a compact digest names a member by: of its NodeIdPb bytes.
 std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt);
@@ -88,6 +107,11 @@ struct Plan {
   std::size_t entries_size = 0;
   std::size_t size = 0;  // of the CompactDigestPb body
   DigestPlan full;
+  // For a peer that speaks the aligned digest: our fingerprint, and whether
+  // the entries are aligned (by position in id order, no hashes).
+  bool fingerprinted = false;
+  std::uint64_t fingerprint = 0;
+  bool aligned = false;
 };
 
 // Plans the digest of `state` under the salt of `hashes` (nonzero; its table
@@ -97,10 +121,17 @@ struct Plan {
 // `in_full` are members to list in full as well, within a quarter of the
 // budget: those the peer lacks and no delta would bring it (no key-values
 // yet), since a node id travels only in full entries and node deltas.
+// `out.fingerprinted` and `out.fingerprint` are the caller's: set them first
+// for a peer that speaks the aligned digest.
 void plan(const ClusterState& state, const MemberHashes& hashes,
           std::span<const std::uint8_t> speaks, std::span<const NodeState* const> in_full,
           std::size_t budget, std::size_t rotation, Plan& out);
 
+// Plans an aligned digest of `state` (whose fingerprint is `fingerprint`)
+// under the salt `salt` within `budget` bytes. False when it does not fit:
+// plan a hashed one instead.
+bool plan_aligned(const ClusterState& state, std::uint64_t salt, std::uint64_t fingerprint,
+                  std::span<const std::uint8_t> speaks, std::size_t budget, Plan& out);
 // False when not even one compact entry fits the budget: send the base digest.
 bool usable(const Plan& plan);
 
@@ -122,14 +153,20 @@ std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_pay
 struct ReadReport {
   std::size_t resolved = 0;    // entries naming a member we know
   std::size_t unresolved = 0;  // hashes we know no member by, or more than one
+  bool fingerprinted = false;  // the digest carried its sender's fingerprint
+  std::uint64_t fingerprint = 0;
+  bool aligned = false;     // an aligned digest
+  bool mismatched = false;  // aligned, but not on our membership: read as covering nothing
 };
 
 // Reusable buffers of read().
 struct ReadScratch {
   std::uint64_t salt = 0;  // of the last digest read
   std::vector<const NodeState*> listed_in_full;
-  // The members whose entries said they speak the compact digest.
+  // The members whose entries said they speak the compact digest, and the
+  // aligned one.
   std::vector<const NodeState*> speakers;
+  std::vector<const NodeState*> aligned_speakers;
 };
 
 // Reads the compact digest `body` of a resolved packet into its digest
@@ -140,7 +177,12 @@ struct ReadScratch {
 // malformed (no salt, broken varints, more than `max_entries` entries,
 // hashes out of order or out of range): the packet is dropped. The members
 // are looked up in the table of `hashes` for the digest's salt.
+//
+// `ours` is our fingerprint when we speak the aligned digest (nullptr: a
+// fingerprint or aligned entries make the digest malformed, as they would
+// for a node that predates them). An aligned digest whose fingerprint or
+// count is not ours is read as a partial digest covering nothing.
 bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::PacketView& packet,
-          HashCache& hashes, ReadScratch& scratch, ReadReport& report);
+          HashCache& hashes, const std::uint64_t* ours, ReadScratch& scratch, ReadReport& report);
 
 }  // namespace aiocluster::compact

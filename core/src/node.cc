@@ -96,6 +96,14 @@ struct Node::Scratch {
   compact::Plan compact;
   compact::HashCache compact_hashes;
   compact::ReadScratch compact_read;
+  // The aligned digest (proto/README.md section 2.3): our fingerprint, the
+  // count that moves whenever a node is scheduled for deletion or taken off
+  // the schedule, the fingerprint of the digest being handled, and the last
+  // one read from any peer (our Syns are aligned while it is ours).
+  compact::FingerprintCache fingerprint;
+  std::uint64_t deletions = 0;
+  std::optional<std::uint64_t> read_fingerprint;
+  std::optional<std::uint64_t> heard_fingerprint;
   std::vector<const NodeState*> picked;
   std::vector<char> seen;  // by slot
   std::vector<const NodeState*> unseen;
@@ -198,16 +206,25 @@ void Node::run_round() {
   // compact one to peers that announced it, the base one to the others, and
   // compressed (once) for those that announced compression when large
   // enough to gain. The last peer of each form takes the plain Syn itself.
-  std::optional<Bytes> syns[2];
-  std::optional<Bytes> compressed[2];
-  bool compress_tried[2] = {false, false};
-  std::size_t last_of[2] = {0, 0};
-  for (std::size_t p = 0; p < peers.size(); ++p) last_of[speaks_compact(picked[p]) ? 1 : 0] = p;
+  // Forms: base, compact, compact with our fingerprint (aligned when we
+  // believe the peers share our membership).
+  std::optional<Bytes> syns[3];
+  std::optional<Bytes> compressed[3];
+  bool compress_tried[3] = {false, false, false};
+  bool aligned[3] = {false, false, false};
+  std::size_t last_of[3] = {0, 0, 0};
+  auto form_of = [&](const NodeState* st) -> std::size_t {
+    return !speaks_compact(st) ? 0 : speaks(st, compact::kAligned) ? 2 : 1;
+  };
+  for (std::size_t p = 0; p < peers.size(); ++p) last_of[form_of(picked[p])] = p;
   for (std::size_t p = 0; p < peers.size(); ++p) {
-    const bool compact = speaks_compact(picked[p]);
-    const std::size_t form = compact ? 1 : 0;
+    const std::size_t form = form_of(picked[p]);
+    const bool compact = form != 0;
     std::optional<Bytes>& syn = syns[form];
-    if (!syn) syn = make_syn(compact);
+    if (!syn) {
+      syn = make_syn(compact, form == 2);
+      aligned[form] = form == 2 && scratch_->compact.aligned;
+    }
     const Bytes* out = &*syn;
     if (speaks(picked[p], compression::kFeature) && compression::worth_trying(syn->size(), false)) {
       if (!compress_tried[form]) {
@@ -222,6 +239,7 @@ void Node::run_round() {
     ++stats_.packets_out.syn;
     stats_.bytes_out += out->size();
     stats_.compact_digests_out += compact ? 1 : 0;
+    stats_.aligned_digests_out += aligned[form] ? 1 : 0;
     Bytes payload = out == &*syn && p == last_of[form] ? std::move(*syn) : copy_of(*out);
     // Sealed one by one: every packet takes a nonce of its own.
     transmits_.push_back(
@@ -324,8 +342,9 @@ void Node::update_liveness() {
     const Duration dead_for = now_ - l.dead_since;
     if (dead_for >= grace) {
       doomed.push_back(&st);
-    } else if (dead_for >= grace / 2) {
+    } else if (dead_for >= grace / 2 && !st.scheduled_for_deletion()) {
       st.schedule_for_deletion();
+      ++scratch_->deletions;
     }
   }
   for (const NodeState* st : doomed) {
@@ -399,6 +418,7 @@ void Node::report_heartbeats() {
     // aiocluster 1.1.0 revives such nodes too.
     if (st->scheduled_for_deletion()) {
       st->unschedule_deletion();
+      ++scratch_->deletions;
       ++stats_.nodes_revived;
     }
     detector_->report_heartbeat(st->slot(), now_);
@@ -481,11 +501,25 @@ std::uint64_t Node::own_salt() {
   return compact_salt_;
 }
 
-Bytes Node::make_syn(bool compact) {
+std::uint64_t Node::fingerprint() {
+  return compact::fingerprint(cluster_, scratch_->deletions, scratch_->fingerprint);
+}
+
+Bytes Node::make_syn(bool compact, bool aligned) {
   const std::size_t budget = syn_digest_budget(config_.cluster_id, payload_limit());
   if (compact) {
     compact::Plan& plan = scratch_->compact;
-    compact::plan(cluster_, compact::hashed(cluster_, own_salt(), scratch_->compact_hashes.own),
+    const std::uint64_t salt = own_salt();
+    plan.fingerprinted = aligned;
+    if (aligned) {
+      plan.fingerprint = fingerprint();
+      if (scratch_->heard_fingerprint == plan.fingerprint &&
+          compact::plan_aligned(cluster_, salt, plan.fingerprint, features_by_slot_, budget,
+                                plan)) {
+        return announced(compact::write_syn(config_.cluster_id, cluster_, plan));
+      }
+    }
+    compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes.own),
                   features_by_slot_, {}, budget, compact_rotation_, plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
@@ -531,6 +565,25 @@ Bytes Node::make_synack() {
       rng_.next();  // drawn all the same: see own_salt()
     }
     compact::Plan& plan = scratch_->compact;
+    plan.fingerprinted = (scratch_->peer_features & compact::kAligned) != 0;
+    if (plan.fingerprinted) {
+      plan.fingerprint = fingerprint();
+      // Aligned when the Syn's fingerprint is ours: its sender reads it
+      // against the membership it had when it wrote the Syn.
+      if (scratch_->read_fingerprint == plan.fingerprint &&
+          compact::plan_aligned(cluster_, salt, plan.fingerprint, features_by_slot_, budget,
+                                plan)) {
+        ++stats_.compact_digests_out;
+        ++stats_.aligned_digests_out;
+        Bytes out =
+            fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
+              return announced(
+                  compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
+            });
+        stats_.bytes_out += out.size();
+        return out;
+      }
+    }
     compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes),
                   features_by_slot_, keyless_unseen(), budget, compact_rotation_, plan);
     if (compact::usable(plan)) {
@@ -755,6 +808,8 @@ Outcome Node::on_ack(Bytes* owned, const Inbound& in) {
 
 std::uint64_t Node::features() const {
   return (config_.extensions.compact_digest ? compact::kCompactDigest : 0) |
+         (config_.extensions.compact_digest && config_.extensions.aligned_digest ? compact::kAligned
+                                                                                 : 0) |
          (config_.extensions.compression ? compression::kFeature : 0);
 }
 
@@ -846,7 +901,9 @@ bool Node::read_extensions() {
   scratch_->peer_features = 0;
   scratch_->announced = false;
   scratch_->compact_read.speakers.clear();
+  scratch_->compact_read.aligned_speakers.clear();
   scratch_->compact_read.salt = 0;
+  scratch_->read_fingerprint.reset();
   if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
   if (!packet.extensions.empty()) {
     compact::Announcement& a = scratch_->announcement;
@@ -859,13 +916,22 @@ bool Node::read_extensions() {
   }
   if (packet.compact_digest.empty()) return true;
   compact::ReadReport report;
+  std::optional<std::uint64_t> ours;
+  if ((features() & compact::kAligned) != 0) ours = fingerprint();
   if (!compact::read(cluster_, packet.compact_digest, config_.limits.max_nodes, packet,
-                     scratch_->compact_hashes, scratch_->compact_read, report)) {
+                     scratch_->compact_hashes, ours ? &*ours : nullptr, scratch_->compact_read,
+                     report)) {
     ++stats_.compact_digests_rejected;
     return false;
   }
   ++stats_.compact_digests_in;
   stats_.compact_entries_unresolved += report.unresolved;
+  stats_.aligned_digests_in += report.aligned ? 1 : 0;
+  stats_.aligned_digests_mismatched += report.mismatched ? 1 : 0;
+  if (report.fingerprinted) {
+    scratch_->read_fingerprint = report.fingerprint;
+    scratch_->heard_fingerprint = report.fingerprint;
+  }
   return true;
 }
 
@@ -876,6 +942,9 @@ void Node::learn_features() {
   const wire::PacketView& packet = scratch_->packet;
   for (const NodeState* st : scratch_->compact_read.speakers) {
     features_of(*st) |= compact::kCompactDigest;
+  }
+  for (const NodeState* st : scratch_->compact_read.aligned_speakers) {
+    features_of(*st) |= compact::kCompactDigest | compact::kAligned;
   }
   if (!scratch_->announced || packet.digest.empty() || features() == 0) return;
   const compact::Announcement& a = scratch_->announcement;

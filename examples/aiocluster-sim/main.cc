@@ -530,6 +530,8 @@ int main(int argc, char** argv) {
   const double peak_per_replica = replicas > 0 ? static_cast<double>(peak_rss) / replicas : 0.0;
   std::uint64_t compact_out = 0;
   std::uint64_t partial_out = 0;
+  std::uint64_t aligned_out = 0;
+  std::uint64_t aligned_mismatched = 0;
   std::uint64_t sealed = 0;
   std::uint64_t seal_refused = 0;
   std::uint64_t compressed = 0;
@@ -540,6 +542,8 @@ int main(int argc, char** argv) {
     const aiocluster::Stats& st = sim.node(i).stats();
     compact_out += st.compact_digests_out;
     partial_out += st.partial_digests_out;
+    aligned_out += st.aligned_digests_out;
+    aligned_mismatched += st.aligned_digests_mismatched;
     sealed += st.packets_sealed;
     seal_refused += st.seal_refusals();
     compressed += st.packets_compressed;
@@ -573,9 +577,9 @@ int main(int argc, char** argv) {
     std::printf("messages %" PRIu64 ", bytes %" PRIu64
                 " (%.0f per node per round), max packet %" PRIu64 ", lost %" PRIu64 "\n",
                 c.messages, c.bytes, bytes_per_node_round, c.max_packet_bytes, c.lost);
-    std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64
-                " partial), base digests cut %" PRIu64 "\n",
-                legacy_nodes, compact_out, partial_out, truncated);
+    std::printf("legacy nodes %zu, compact digests sent %" PRIu64 " (%" PRIu64 " partial, %" PRIu64
+                " aligned, %" PRIu64 " aligned mismatched), base digests cut %" PRIu64 "\n",
+                legacy_nodes, compact_out, partial_out, aligned_out, aligned_mismatched, truncated);
     std::printf("exchanges %" PRIu64 " (%.0f bytes each), packets compressed %" PRIu64 "\n",
                 exchanges, bytes_per_exchange, compressed);
     if (args.keyring_demo) {
@@ -596,7 +600,8 @@ int main(int argc, char** argv) {
       ",\"bytes_per_node_per_round\":%s"
       ",\"max_packet_bytes\":%" PRIu64 ",\"oversized_packets\":%" PRIu64 ",\"lost\":%" PRIu64
       ",\"delivered\":%" PRIu64 ",\"legacy_nodes\":%zu,\"compact_digests\":%" PRIu64
-      ",\"partial_digests\":%" PRIu64 ",\"digests_truncated\":%" PRIu64
+      ",\"partial_digests\":%" PRIu64 ",\"aligned_digests\":%" PRIu64
+      ",\"aligned_mismatched\":%" PRIu64 ",\"digests_truncated\":%" PRIu64
       ",\"packets_sealed\":%" PRIu64 ",\"seal_refused\":%" PRIu64 ",\"packets_compressed\":%" PRIu64
       ",\"exchanges\":%" PRIu64
       ",\"bytes_per_exchange\":%s"
@@ -610,8 +615,8 @@ int main(int argc, char** argv) {
       survivor_json.c_str(), c.false_deaths, c.false_deaths_by_paused, paused, local_pauses,
       convictions_deferred, c.messages, c.bytes, fixed(bytes_per_node_round, 1).c_str(),
       c.max_packet_bytes, c.oversized_packets, c.lost, c.delivered, legacy_nodes, compact_out,
-      partial_out, truncated, sealed, seal_refused, compressed, exchanges,
-      fixed(bytes_per_exchange, 1).c_str(), peak_rss, fixed(peak_per_replica, 1).c_str(), hash,
-      static_cast<long long>(wall_ms));
+      partial_out, aligned_out, aligned_mismatched, truncated, sealed, seal_refused, compressed,
+      exchanges, fixed(bytes_per_exchange, 1).c_str(), peak_rss, fixed(peak_per_replica, 1).c_str(),
+      hash, static_cast<long long>(wall_ms));
   return 0;
 }

@@ -40,6 +40,9 @@ Json counters(const Stats& s, const driver::DriverStats& d) {
       {"compact_digests_out", s.compact_digests_out},
       {"compact_digests_in", s.compact_digests_in},
       {"compact_digests_rejected", s.compact_digests_rejected},
+      {"aligned_digests_out", s.aligned_digests_out},
+      {"aligned_digests_in", s.aligned_digests_in},
+      {"aligned_digests_mismatched", s.aligned_digests_mismatched},
       {"rejected_deltas", s.rejected_gap + s.rejected_reset + s.rejected_stale +
                               s.rejected_malformed + s.rejected_limit},
       {"connections_accepted", d.connections_accepted},

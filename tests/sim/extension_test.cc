@@ -20,7 +20,8 @@ constexpr const char* kMixed =
     "mixed versions: with and without the compact digest, one cluster that converges and detects "
     "a crash";
 
-Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests, std::size_t& compressed) {
+Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests, std::size_t& compressed,
+                     std::size_t& aligned_digests) {
   Rng rng(seed ^ 0xc0de5ULL);
   Options options;
   options.seed = seed;
@@ -36,6 +37,8 @@ Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests, std::size
     // Nodes 0 and 1 (the seeds) differ, the others are drawn.
     config.extensions.compact_digest = i == 0 || (i != 1 && rng.chance(0.5));
     config.extensions.compression = i == 0 || (i != 1 && rng.chance(0.5));
+    // Some compact nodes predate the aligned digest (proto/README.md 2.3).
+    config.extensions.aligned_digest = i % 3 != 2;
     sim.add_node(std::move(config), {{"slot", std::to_string(i)}});
   }
   Problems problems;
@@ -44,6 +47,10 @@ Problems check_mixed(std::uint64_t seed, std::size_t& compact_digests, std::size
   for (NodeIndex i = 0; i < n; ++i) {
     compact_digests += sim.node(i).stats().compact_digests_out;
     compressed += sim.node(i).stats().packets_compressed;
+    aligned_digests += sim.node(i).stats().aligned_digests_out;
+    // A fingerprint or aligned entries reaching a node without them would be.
+    problems.check(sim.node(i).stats().compact_digests_rejected == 0,
+                   "a compact digest between versions was malformed");
     // Node 1 speaks no extension: nobody may send it a compressed packet.
     if (i == 1) {
       problems.check(sim.node(i).stats().packets_decompressed == 0 &&
@@ -68,12 +75,14 @@ TEST_SUITE("extensions") {
   TEST_CASE(kMixed) {
     std::size_t compact_digests = 0;
     std::size_t compressed = 0;
+    std::size_t aligned_digests = 0;
     for (std::uint64_t seed : seeds()) {
-      const Problems problems = check_mixed(seed, compact_digests, compressed);
+      const Problems problems = check_mixed(seed, compact_digests, compressed, aligned_digests);
       CHECK_MESSAGE(problems.empty(), problems.joined(), "\n", replay(seed, kMixed));
     }
     CHECK(compact_digests > 0);
     CHECK(compressed > 0);
+    CHECK(aligned_digests > 0);
   }
 }
 

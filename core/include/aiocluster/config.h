@@ -130,6 +130,10 @@ struct Config {
     // member instead of 40 or more; partial, and saying so, when even that
     // does not fit a packet.
     bool compact_digest = true;
+    // With compact_digest: between nodes holding the same members, digests
+    // that list them by position in id order, with no hashes (about 2 to 3
+    // bytes a member).
+    bool aligned_digest = true;
     // Packets of 128 bytes and more zstd-compressed (proto/README.md section
     // 5) when that makes them smaller; packet budgets count the bytes sent.
     bool compression = true;

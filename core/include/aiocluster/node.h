@@ -252,7 +252,9 @@ class Node {
   Bytes fitted(std::size_t budget, const std::function<Bytes()>& write);
   std::span<const NodeState* const> keyless_unseen();
   std::uint64_t own_salt();
-  Bytes make_syn(bool compact);
+  Bytes make_syn(bool compact, bool aligned);
+  // Our membership fingerprint (proto/README.md section 2.3).
+  std::uint64_t fingerprint();
   Bytes make_synack();
   Bytes make_ack();
   Bytes make_bad_cluster();

@@ -138,6 +138,12 @@ struct Stats {
   std::uint64_t compact_digests_rejected = 0;
   // Compact entries naming no member we know, or more than one.
   std::uint64_t compact_entries_unresolved = 0;
+  // Aligned compact digests (by position, no hashes) sent and read, and
+  // those read whose fingerprint or count was not ours: read as covering
+  // nothing (also counted in aligned_digests_in).
+  std::uint64_t aligned_digests_out = 0;
+  std::uint64_t aligned_digests_in = 0;
+  std::uint64_t aligned_digests_mismatched = 0;
   // PacketPb.extensions that were not a canonical ExtensionsPb: ignored.
   std::uint64_t announcements_malformed = 0;
   // Sealed gossip: packets sealed and sent, and sealed packets accepted.

@@ -121,6 +121,13 @@ void core_metrics(PrometheusWriter& w, const Stats& s) {
   w.counter("aiocluster_compact_entries_unresolved_total",
             "Compact digest entries naming no known member, or several.",
             s.compact_entries_unresolved);
+  w.counter("aiocluster_aligned_digests_sent_total",
+            "Aligned compact digests sent (by position, no hashes).", s.aligned_digests_out);
+  w.counter("aiocluster_aligned_digests_received_total", "Aligned compact digests read.",
+            s.aligned_digests_in);
+  w.counter("aiocluster_aligned_digests_mismatched_total",
+            "Aligned compact digests not on our membership (read as covering nothing).",
+            s.aligned_digests_mismatched);
   w.counter("aiocluster_packets_sealed_total", "Packets sealed and sent (proto/README.md).",
             s.packets_sealed);
   w.counter("aiocluster_packets_opened_total", "Sealed packets opened and accepted.",

@@ -81,6 +81,9 @@ Json stats_json(const Stats& s) {
            {"compact_digests_in", s.compact_digests_in},
            {"compact_digests_rejected", s.compact_digests_rejected},
            {"compact_entries_unresolved", s.compact_entries_unresolved},
+           {"aligned_digests_out", s.aligned_digests_out},
+           {"aligned_digests_in", s.aligned_digests_in},
+           {"aligned_digests_mismatched", s.aligned_digests_mismatched},
            {"announcements_malformed", s.announcements_malformed},
            {"exchanges_evicted", s.exchanges_evicted}};
   for (const DropReason reason : kSealDropReasons) {
