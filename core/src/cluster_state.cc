@@ -260,7 +260,7 @@ void ClusterState::unindex_id(const NodeState* st) {
 NodeState* ClusterState::add(NodeId id) { return enter(make_node(std::move(id), storage_.get())); }
 
 NodeState* ClusterState::enter(NodeState* st) {
-  if (!st->id_view().tls_name.empty()) ++tls_named_;
+  if (wire::canonical_id::has_tls_name(st->encoded_id())) ++tls_named_;
   // Appended; place_new_nodes() puts it in id order.
   order_.push_back(st);
   ++unplaced_;
@@ -285,7 +285,7 @@ void ClusterState::place_new_nodes() {
   const std::size_t placed = order_.size() - unplaced_;
   spare_.clear();
   for (std::size_t i = placed; i < order_.size(); ++i) {
-    spare_.emplace_back(name_prefix(order_[i]->id_view().name), order_[i]);
+    spare_.emplace_back(name_prefix(wire::canonical_id::name(order_[i]->encoded_id())), order_[i]);
   }
   auto less = [](const std::pair<std::uint64_t, NodeState*>& a,
                  const std::pair<std::uint64_t, NodeState*>& b) {
@@ -296,11 +296,15 @@ void ClusterState::place_new_nodes() {
   std::size_t old = placed;
   std::size_t fresh = spare_.size();
   std::pair<std::uint64_t, NodeState*> last_old{};
-  if (old > 0) last_old = {name_prefix(order_[old - 1]->id_view().name), order_[old - 1]};
+  if (old > 0)
+    last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
+                order_[old - 1]};
   while (fresh > 0) {
     if (old > 0 && less(spare_[fresh - 1], last_old)) {
       order_[--out] = order_[--old];
-      if (old > 0) last_old = {name_prefix(order_[old - 1]->id_view().name), order_[old - 1]};
+      if (old > 0)
+        last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
+                    order_[old - 1]};
     } else {
       order_[--out] = spare_[--fresh].second;
     }
