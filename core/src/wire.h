@@ -247,6 +247,10 @@ struct NodeIdView {
 
 // Reads a canonical NodeIdPb body; false when it is not one.
 bool read_node_id(ByteView body, NodeIdView& out);
+// Whether read_node_id would accept `body`, without reading the fields out:
+// how a packet's unknown ids of node deltas are checked (a node that joins
+// a large cluster reads hundreds at once).
+bool is_node_id(ByteView body);
 
 // Parts of a NodeIdPb body known to be canonical (read_node_id accepted it,
 // or write_node_id wrote it), read without checks: sorting and counting new
@@ -299,7 +303,9 @@ struct IdRef {
   ByteView bytes;
   NodeState* state = nullptr;  // the node, when known
   std::size_t hash = 0;        // of `bytes`, keyed by the state's seed
-  std::uint32_t unknown = 0;   // 1 + its index in PacketView::unknown_ids
+  // Nonzero when the node is unknown and its id canonical: a digest entry's
+  // is 1 + its index in PacketView::unknown_ids, a node delta's is 1.
+  std::uint32_t unknown = 0;
 };
 
 struct DigestEntryView {
@@ -346,7 +352,8 @@ struct PacketView {
   std::vector<DigestEntryView> digest;
   std::vector<NodeDeltaView> node_deltas;
   std::vector<KeyValueView> key_values;  // of every node delta, in order
-  std::vector<NodeIdView> unknown_ids;   // filled by ClusterState::resolve
+  std::vector<NodeIdView> unknown_ids;   // the digest's, filled by ClusterState::resolve
+  std::size_t unknown_node_deltas = 0;   // node deltas whose node resolve did not know
   // Our extensions (proto/README.md), unread: PacketPb.extensions and the
   // Syn's or SynAck's compact_digest bodies; empty when absent.
   ByteView extensions;
