@@ -294,7 +294,9 @@ void ClusterState::place_new_nodes() {
   };
   // By prefix (then address, for a strict order): integers only; then the
   // few runs of one prefix by their whole ids.
-  std::sort(spare_.begin(), spare_.end());
+  std::sort(spare_.begin(), spare_.end(), [](const Keyed& a, const Keyed& b) {
+    return a.first != b.first ? a.first < b.first : std::less<NodeState*>()(a.second, b.second);
+  });
   for (auto run = spare_.begin(); run != spare_.end();) {
     auto next = run + 1;
     while (next != spare_.end() && next->first == run->first) ++next;
