@@ -260,7 +260,7 @@ void ClusterState::unindex_id(const NodeState* st) {
 NodeState* ClusterState::add(NodeId id) { return enter(make_node(std::move(id), storage_.get())); }
 
 NodeState* ClusterState::enter(NodeState* st) {
-  if (!st->id_view().tls_name.empty()) ++tls_named_;
+  if (wire::canonical_id::has_tls_name(st->encoded_id())) ++tls_named_;
   // Appended; place_new_nodes() puts it in id order.
   order_.push_back(st);
   ++unplaced_;
@@ -282,25 +282,42 @@ void ClusterState::place_new_nodes() {
   // The new nodes sorted among themselves (by name prefix first, computed
   // once), then merged in from the back: one sort of a few and one pass,
   // where inserting each would move the tail of the order every time.
+  using Keyed = std::pair<std::uint64_t, NodeState*>;
   const std::size_t placed = order_.size() - unplaced_;
-  spare_.clear();
-  for (std::size_t i = placed; i < order_.size(); ++i) {
-    spare_.emplace_back(name_prefix(order_[i]->id_view().name), order_[i]);
+  spare_.resize(unplaced_);
+  for (std::size_t i = 0; i < unplaced_; ++i) {
+    NodeState* st = order_[placed + i];
+    spare_[i] = {name_prefix(wire::canonical_id::name(st->encoded_id())), st};
   }
-  auto less = [](const std::pair<std::uint64_t, NodeState*>& a,
-                 const std::pair<std::uint64_t, NodeState*>& b) {
+  auto less = [](const Keyed& a, const Keyed& b) {
     return a.first != b.first ? a.first < b.first : ids_less(a.second, b.second);
   };
-  std::sort(spare_.begin(), spare_.end(), less);
+  // By prefix (then address, for a strict order): integers only; then the
+  // few runs of one prefix by their whole ids.
+  std::sort(spare_.begin(), spare_.end(), [](const Keyed& a, const Keyed& b) {
+    return a.first != b.first ? a.first < b.first : std::less<NodeState*>()(a.second, b.second);
+  });
+  for (auto run = spare_.begin(); run != spare_.end();) {
+    auto next = run + 1;
+    while (next != spare_.end() && next->first == run->first) ++next;
+    if (next - run > 1) std::sort(run, next, less);
+    run = next;
+  }
   std::size_t out = order_.size();
   std::size_t old = placed;
   std::size_t fresh = spare_.size();
-  std::pair<std::uint64_t, NodeState*> last_old{};
-  if (old > 0) last_old = {name_prefix(order_[old - 1]->id_view().name), order_[old - 1]};
+  Keyed last_old{};
+  if (old > 0) {
+    last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
+                order_[old - 1]};
+  }
   while (fresh > 0) {
     if (old > 0 && less(spare_[fresh - 1], last_old)) {
       order_[--out] = order_[--old];
-      if (old > 0) last_old = {name_prefix(order_[old - 1]->id_view().name), order_[old - 1]};
+      if (old > 0) {
+        last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
+                    order_[old - 1]};
+      }
     } else {
       order_[--out] = spare_[--fresh].second;
     }
@@ -382,22 +399,26 @@ bool ClusterState::resolve(wire::PacketView& packet) const {
     }
     id.hash = hash(id.bytes);
     id.state = find_encoded(id.bytes, id.hash);
-    if (id.state != nullptr) {
-      next = id.state->position_ + 1;
-      return true;
-    }
-    if (!wire::read_node_id(id.bytes, packet.unknown_ids.emplace_back())) return false;
-    id.unknown = static_cast<std::uint32_t>(packet.unknown_ids.size());
+    if (id.state == nullptr) return false;
+    next = id.state->position_ + 1;
     return true;
   };
   packet.unknown_ids.clear();
+  packet.unknown_node_deltas = 0;
   packet.resolved_at = added_;
+  // An unknown id of the digest is read in full (its tls_name may matter,
+  // Node reads it); one of a node delta is only checked.
   for (auto& e : packet.digest) {
-    if (!known(e.id)) return false;
+    if (known(e.id)) continue;
+    if (!wire::read_node_id(e.id.bytes, packet.unknown_ids.emplace_back())) return false;
+    e.id.unknown = static_cast<std::uint32_t>(packet.unknown_ids.size());
   }
   next = 0;
   for (auto& nd : packet.node_deltas) {
-    if (!known(nd.id)) return false;
+    if (known(nd.id)) continue;
+    if (!wire::is_node_id(nd.id.bytes)) return false;
+    nd.id.unknown = 1;
+    ++packet.unknown_node_deltas;
   }
   return true;
 }
@@ -676,10 +697,12 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
     for (const auto& nd : packet.node_deltas) key_value_bytes += nd.key_value_bytes;
     if (key_value_bytes * 2 >= adopt->size()) chunk = storage_->bytes.adopt(std::move(*adopt));
   }
-  // Room in the id table for every node this packet may bring at once.
-  if (!packet.unknown_ids.empty() &&
-      table_full(order_.size() + packet.unknown_ids.size(), id_table_.size())) {
-    grow_id_table(order_.size() + packet.unknown_ids.size());
+  // Room in the id table and the order for every node this packet may
+  // bring, at once.
+  if (packet.unknown_node_deltas > 0) {
+    const std::size_t nodes = order_.size() + packet.unknown_node_deltas;
+    if (table_full(nodes, id_table_.size())) grow_id_table(nodes);
+    if (nodes > order_.capacity()) order_.reserve(std::max(nodes, 2 * order_.capacity()));
   }
   // Run however the loop ends, a callback's throw included: the nodes
   // created so far are found by id only once placed in id order.
@@ -794,7 +817,10 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
       kvs, nd.key_value_count, applied_up_to, nd.last_gc_version, limits.max_keys_per_node, chunk,
       now, shadow == nullptr ? on_change : against_shadow);
   report.key_values += applied.count;
-  report.bytes_copied += applied.bytes_copied;
+  // Apart (a branch between): GCC otherwise adds both with one 16-byte load
+  // of `applied`, whose two halves the callee has just stored separately,
+  // and the CPU cannot forward them to it (a stall per node delta).
+  if (applied.bytes_copied != 0) report.bytes_copied += applied.bytes_copied;
   if (applied.count > 0) applied_up_to = applied.last_version;
   if (applied.truncated) {
     st->raise_max_version(applied_up_to);

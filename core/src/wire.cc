@@ -197,6 +197,93 @@ bool read_node_id(ByteView body, NodeIdView& out) {
   return a.done();
 }
 
+namespace {
+
+// The end of a varint at `p` when it is minimal and not zero (how proto3
+// writes a scalar that is present), else nullptr: read_node_id's test
+// without the value. Minimal and nonzero both mean the last byte is not 0.
+const std::uint8_t* skip_nonzero_varint(const std::uint8_t* p, const std::uint8_t* end) {
+  std::size_t bytes = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    if (end - p >= 10) {
+      // A node's generation id takes nine bytes: one load, two more tests.
+      std::uint64_t word;
+      std::memcpy(&word, p, 8);
+      const std::uint64_t ends = ~word & 0x8080808080808080ULL;
+      if (ends != 0) {
+        bytes = static_cast<std::size_t>(std::countr_zero(ends)) / 8 + 1;
+      } else if (p[8] < 0x80) {
+        bytes = 9;
+      } else if (p[9] <= 1) {  // the tenth byte may only carry the 64th bit
+        bytes = 10;
+      } else {
+        return nullptr;
+      }
+      return p[bytes - 1] != 0 ? p + bytes : nullptr;
+    }
+  }
+  while (true) {
+    if (p + bytes == end || bytes == 10) return nullptr;
+    if (p[bytes++] < 0x80) break;
+  }
+  if (bytes == 10 && p[9] > 1) return nullptr;
+  return p[bytes - 1] != 0 ? p + bytes : nullptr;
+}
+
+// A length prefix and the bytes it announces; nullptr when they overrun.
+const std::uint8_t* skip_length(const std::uint8_t* p, const std::uint8_t* end, ByteView& out) {
+  std::uint64_t n = 0;
+  Reader r(ByteView(p, end));
+  if (!r.varint(n) || n > static_cast<std::uint64_t>(end - r.position())) return nullptr;
+  out = ByteView(r.position(), static_cast<std::size_t>(n));
+  return r.position() + n;
+}
+
+// Text that is present: not empty, UTF-8.
+[[gnu::always_inline]] inline bool is_text(ByteView bytes) {
+  return !bytes.empty() && (is_ascii(bytes.data(), bytes.size()) ||
+                            is_valid_utf8(std::string_view(
+                                reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+}
+
+}  // namespace
+
+bool is_node_id(ByteView body) {
+  const std::uint8_t* p = body.data();
+  const std::uint8_t* const end = p + body.size();
+  ByteView text;
+  if (p != end && *p == tag(1, kLength)) {
+    p = skip_length(p + 1, end, text);
+    if (p == nullptr || !is_text(text)) return false;
+  }
+  if (p != end && *p == tag(2, kVarint)) {
+    p = skip_nonzero_varint(p + 1, end);
+    if (p == nullptr) return false;
+  }
+  ByteView addr;
+  if (p == end || *p != tag(3, kLength)) return false;
+  p = skip_length(p + 1, end, addr);
+  if (p == nullptr) return false;
+  if (p != end) {
+    if (*p != tag(4, kLength)) return false;
+    p = skip_length(p + 1, end, text);
+    if (p != end || !is_text(text)) return false;
+  }
+  const std::uint8_t* a = addr.data();
+  const std::uint8_t* const addr_end = a + addr.size();
+  if (a != addr_end && *a == tag(1, kLength)) {
+    a = skip_length(a + 1, addr_end, text);
+    if (a == nullptr || !is_text(text)) return false;
+  }
+  if (a != addr_end && *a == tag(2, kVarint)) {
+    Reader r(ByteView(a + 1, addr_end));
+    std::uint64_t port = 0;
+    if (!r.nonzero(port) || port > 65535) return false;
+    a = r.position();
+  }
+  return a == addr_end;
+}
+
 bool read_packet(ByteView bytes, PacketView& out) {
   out.cluster_id = {};
   out.digest.clear();

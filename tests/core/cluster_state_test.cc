@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <span>
 #include <stdexcept>
 
 #include "codec_internal.h"
@@ -319,6 +321,41 @@ TEST_CASE("apply: a callback that throws leaves the nodes created so far in id o
     CHECK(st->value("x") == name);
   }
   CHECK(cs.find(nid("b")) == nullptr);
+}
+
+TEST_CASE("apply: many new nodes at once are placed in id order among the known ones") {
+  // A packet's many new nodes are sorted by a radix sort of their names'
+  // first eight bytes, then by whole id where those tie: names shorter than
+  // eight bytes, names that share them, ids that differ after the name.
+  std::vector<NodeId> ids;
+  for (int i = 0; i < 120; ++i) ids.push_back(nid("member-" + std::to_string(i * 7919 % 1000)));
+  for (int i = 0; i < 60; ++i) ids.push_back(nid("n" + std::to_string(i)));
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(NodeId{"same-name-long", static_cast<std::uint64_t>(40 - i),
+                         Address{i % 2 == 0 ? "a" : "b", static_cast<std::uint16_t>(i)}, ""});
+  }
+  for (int i = 0; i < 30; ++i) ids.push_back(nid(std::string(1, static_cast<char>('A' + i))));
+  ids.push_back(NodeId{"same-name-long", 3, Address{"a", 2}, "tls"});
+  ClusterState cs(nid("member-5"));
+  for (const char* known : {"member-500", "n", "zzz", "0"}) cs.find_or_create(nid(known), 1000);
+  Rng rng(7);
+  rng.shuffle(std::span(ids));
+  Delta delta;
+  for (const NodeId& id : ids)
+    delta.node_deltas.push_back(NodeDelta{id, 0, 0, {{"k", "v", 1, {}}}, 1});
+  const ApplyReport report = cs.apply(delta, t0(), {}, no_events);
+  CHECK(report.applied == ids.size());
+  REQUIRE(cs.size() == ids.size() + 5);
+  std::vector<NodeId> order;
+  for (const auto& [id, st] : cs.nodes()) order.push_back(id);
+  CHECK(std::is_sorted(order.begin(), order.end()));
+  CHECK(std::adjacent_find(order.begin(), order.end()) == order.end());
+  for (const NodeId& id : ids) {
+    const NodeState* st = cs.find(id);
+    REQUIRE(st != nullptr);
+    CHECK(st->value("k") == "v");
+  }
+  CHECK(cs.tls_named() == 1);
 }
 
 TEST_CASE("apply: a new replica is looked up, updated and collected before it has a key index") {

@@ -183,3 +183,55 @@ TEST_CASE("a key-value body is stored as it arrived and sent on unchanged") {
   CHECK(encode(Packet{"c", Ack{Delta{{relayed}}}}) ==
         encode(Packet{"c", Ack{Delta{{delta.node_deltas[0]}}}}));
 }
+
+TEST_CASE("an unknown node delta's id is checked without reading it, exactly as reading it") {
+  // ClusterState::resolve checks a node delta's unknown id with is_node_id
+  // and a digest's with read_node_id: both must take the same ids. Every
+  // canonical shape, then every byte of each replaced by the values at the
+  // edges of tags, varints and text, then cut short and extended.
+  const std::vector<NodeId> ids = {
+      NodeId{"node-1", 1'700'000'000'000'000'000ULL, Address{"10.0.0.1", 7946}, ""},
+      NodeId{"n", 1, Address{"h", 1}, "tls.example"},
+      NodeId{"", 0, Address{"", 0}, ""},
+      NodeId{"n\xc3\xa9", UINT64_MAX, Address{"h\xc3\xa9", 65535}, "t\xc3\xa9"},
+      NodeId{std::string(200, 'x'), 128, Address{std::string(130, 'h'), 128}, ""},
+  };
+  std::vector<Bytes> cases;
+  for (const NodeId& id : ids) {
+    const Bytes bytes = wire::encode_node_id(id);
+    wire::NodeIdView view;
+    CHECK(wire::read_node_id(bytes, view));
+    CHECK(wire::is_node_id(bytes));
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      for (const int b : {0x00, 0x01, 0x02, 0x0a, 0x10, 0x12, 0x1a, 0x22, 0x7f, 0x80, 0x81, 0xc3,
+                          0xff, bytes[i] ^ 1, bytes[i] + 1, bytes[i] - 1}) {
+        Bytes changed = bytes;
+        changed[i] = static_cast<std::uint8_t>(b);
+        cases.push_back(changed);
+      }
+      cases.emplace_back(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (const Bytes& tail : {Bytes{0x22, 0x01, 'x'}, Bytes{0x00}, Bytes{0x10, 0x01}}) {
+      cases.push_back(concat({bytes, tail}));
+    }
+  }
+  // Generation ids of nine and ten bytes, over-long and with a tenth byte
+  // beyond the 64th bit.
+  const Bytes addr = field(0x1a, Bytes{0x0a, 0x01, 'h'});
+  for (const Bytes& generation :
+       {Bytes{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+        Bytes{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01},
+        Bytes{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02},
+        Bytes{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00},
+        Bytes{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, Bytes{0x00},
+        Bytes{0x80, 0x00}, Bytes{0x80}, Bytes{}}) {
+    cases.push_back(concat({Bytes{0x0a, 0x01, 'n', 0x10}, generation, addr}));
+    cases.push_back(concat({Bytes{0x10}, generation, addr}));
+    cases.push_back(concat({Bytes{0x10}, generation}));
+  }
+  for (const Bytes& bytes : cases) {
+    CAPTURE(bytes.size());
+    wire::NodeIdView view;
+    CHECK(wire::is_node_id(bytes) == wire::read_node_id(bytes, view));
+  }
+}
