@@ -47,7 +47,7 @@ struct Codec::Contexts {
   std::unique_ptr<ZSTD_DCtx, FreeDCtx> d;
 };
 
-Codec::Codec() : contexts_(std::make_unique<Contexts>()) {}
+Codec::Codec() : contexts_(std::make_shared<Contexts>()) {}
 Codec::~Codec() = default;
 Codec::Codec(Codec&&) noexcept = default;
 Codec& Codec::operator=(Codec&&) noexcept = default;

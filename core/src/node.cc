@@ -825,6 +825,8 @@ void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
 
 std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 
+void Node::share_compression(const Node& other) { scratch_->zstd.share(other.scratch_->zstd); }
+
 Bytes Node::announced(Bytes packet) const {
   if (features() == 0) return packet;
   const Bytes& field = announcement_field(config_, features(), scratch_->announcing);

@@ -176,6 +176,12 @@ class Node {
   // sealing.max_replay_senders).
   std::size_t replay_senders() const;
 
+  // Compresses and decompresses with `other`'s zstd contexts (a few hundred
+  // KB once used) instead of contexts of its own, which leaves every packet
+  // as it was: for a driver that runs many nodes on one thread, such as the
+  // simulator. Neither node may then be used from another thread meanwhile.
+  void share_compression(const Node& other);
+
   // --- Getters ---
   const NodeId& self_id() const { return cluster_.self_id(); }
   const Config& config() const { return config_; }

@@ -175,6 +175,9 @@ struct Simulator::State {
   // The pair that failed the last convergence probe: usually still failing,
   // so checking it first keeps probes cheap on large clusters.
   mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
+  // A node up whose zstd contexts every node booted shares: one thread runs
+  // them all, and a thousand nodes would otherwise hold half a GB of them.
+  std::optional<NodeIndex> codec_holder;
 
   // --- Scheduling ---
   void push(Item item) {
@@ -375,6 +378,11 @@ struct Simulator::State {
     slot.node = std::make_unique<Node>(
         slot.config, local_now(i),
         derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation), slot.initial);
+    if (codec_holder && is_up(*codec_holder)) {
+      slot.node->share_compression(*slots[*codec_holder].node);
+    } else {
+      codec_holder = i;
+    }
     by_id[slot.config.node_id] = i;
     trace_record(Tag::kBoot, i, generation);
     slot.node->handle_timeout(local_now(i));
