@@ -421,11 +421,17 @@ void Node::apply_delta(Bytes* owned) {
     const NodeState* st = nd.id.state;
     if (st != nullptr && st != &cluster_.self()) gc_before.emplace_back(st, st->last_gc_version());
   }
-  const ApplyReport report =
-      PacketPaths::apply(cluster_, packet, owned, now_, limits,
-                         [this](const NodeState& st, const KeyChangeRef& change) {
-                           emit_change(st.id(), change.to_change());
-                         });
+  // A node delta's changes come one after another: its id is decoded once.
+  const NodeState* named = nullptr;
+  NodeId id;
+  const ApplyReport report = PacketPaths::apply(
+      cluster_, packet, owned, now_, limits, [&](const NodeState& st, const KeyChangeRef& change) {
+        if (&st != named) {
+          id = st.id();
+          named = &st;
+        }
+        emit_change(id, change.to_change());
+      });
   stats_.node_deltas_applied += report.applied;
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
@@ -450,8 +456,8 @@ void Node::apply_delta(Bytes* owned) {
 
 void Node::emit_change(const NodeId& node, KeyChange change) {
   ++live_set_version_;
-  events_.push_back(KeyChanged{node, std::move(change.key), std::move(change.old_value),
-                               std::move(change.new_value)});
+  events_.emplace_back(std::in_place_type<KeyChanged>, node, std::move(change.key),
+                       std::move(change.old_value), std::move(change.new_value));
 }
 
 void Node::plan_digest(std::size_t budget) {
