@@ -198,6 +198,11 @@ class Node {
   // aiocluster 1.1.0 does the same), without moving its removal time.
   std::vector<NodeId> dead_nodes() const;
   bool is_live(const NodeId& id) const;
+  // The same for a node of cluster_state(), without looking it up.
+  bool is_live(const NodeState& known) const {
+    return &known == &cluster_.self() ||
+           (known.slot() < liveness_.size() && liveness_[known.slot()].reported);
+  }
   // The live nodes with their visible key-values, this node included.
   LiveSet live_set() const;
   // Moves whenever the live set may have changed (a node joined or left, a
