@@ -240,7 +240,10 @@ void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>
   std::vector<const NodeState*>& dead = scratch_->dead;
   live.clear();
   dead.clear();
+  constexpr std::size_t kAhead = 12;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    // Each replica is a cache miss otherwise (see report_heartbeats).
+    if (i + kAhead < cluster_.size()) __builtin_prefetch(&cluster_.at(i + kAhead));
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
     (liveness(st).live ? live : dead).push_back(&st);
@@ -300,7 +303,15 @@ void Node::update_liveness() {
   const Duration grace = config_.dead_node_grace_period;
   std::vector<const NodeState*>& doomed = scratch_->doomed;
   doomed.clear();
+  // As in report_heartbeats: replicas, then their windows, asked for ahead.
+  constexpr std::size_t kAhead = 12;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    if (i + 2 * kAhead < cluster_.size()) __builtin_prefetch(&cluster_.at(i + 2 * kAhead));
+    if (i + kAhead < cluster_.size()) {
+      const std::uint32_t slot = cluster_.at(i + kAhead).slot();
+      detector_->prefetch_window(slot);
+      if (slot < liveness_.size()) __builtin_prefetch(&liveness_[slot]);
+    }
     NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
     Liveness& l = liveness(st);
