@@ -62,10 +62,6 @@ class ArrivalWindow {
     return normal_model_phi(elapsed, mean, weight, config, unit);
   }
   std::size_t intervals() const { return count_; }
-  // Asks for the ring's next cell ahead of record().
-  void prefetch() const {
-    if (ring_) __builtin_prefetch(ring_.get() + count_, 1);
-  }
   // The ring's room, in intervals: it grows as they arrive.
   std::size_t capacity() const { return capacity_; }
 
@@ -97,15 +93,9 @@ class FailureDetector {
       : config_(config.resolve(gossip_interval)), unit_(unit_for(config_, gossip_interval)) {}
 
   void report_heartbeat(Slot node, Instant now);
-  // Ask for a node's window, then (once it has arrived) for its ring, some
-  // reports ahead of report_heartbeat: a digest names nodes in an order
-  // memory does not follow, and a thousand windows of each of a thousand
-  // nodes stay in no cache.
+  // Asks for a node's window ahead of a pass over many nodes (phi of each).
   void prefetch_window(Slot node) const {
     if (node < windows_.size()) __builtin_prefetch(&windows_[node]);
-  }
-  void prefetch_ring(Slot node) const {
-    if (node < windows_.size()) windows_[node].prefetch();
   }
   // nullopt while fewer than two arrivals are known.
   std::optional<double> phi(Slot node, Instant now) const {

@@ -242,7 +242,7 @@ void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>
   dead.clear();
   constexpr std::size_t kAhead = 12;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
-    // Each replica is a cache miss otherwise (see report_heartbeats).
+    // Each replica is a cache miss otherwise (see update_liveness).
     if (i + kAhead < cluster_.size()) __builtin_prefetch(&cluster_.at(i + kAhead));
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
@@ -303,7 +303,8 @@ void Node::update_liveness() {
   const Duration grace = config_.dead_node_grace_period;
   std::vector<const NodeState*>& doomed = scratch_->doomed;
   doomed.clear();
-  // As in report_heartbeats: replicas, then their windows, asked for ahead.
+  // Replicas, then their windows and liveness, asked for some nodes ahead:
+  // a thousand of each per node stay in no cache.
   constexpr std::size_t kAhead = 12;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     if (i + 2 * kAhead < cluster_.size()) __builtin_prefetch(&cluster_.at(i + 2 * kAhead));
@@ -381,21 +382,7 @@ void Node::note_node(const NodeState& st, bool created) {
 
 void Node::report_heartbeats() {
   wire::PacketView& packet = scratch_->packet;
-  // Each entry's replica, then its detector window, then the window's ring
-  // are asked for some entries ahead: each is a cache miss otherwise.
-  constexpr std::size_t kAhead = 12;
-  const std::size_t n = packet.digest.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    if (i + 3 * kAhead < n && packet.digest[i + 3 * kAhead].id.state != nullptr) {
-      __builtin_prefetch(packet.digest[i + 3 * kAhead].id.state);
-    }
-    if (i + 2 * kAhead < n && packet.digest[i + 2 * kAhead].id.state != nullptr) {
-      detector_->prefetch_window(packet.digest[i + 2 * kAhead].id.state->slot());
-    }
-    if (i + kAhead < n && packet.digest[i + kAhead].id.state != nullptr) {
-      detector_->prefetch_ring(packet.digest[i + kAhead].id.state->slot());
-    }
-    auto& e = packet.digest[i];
+  for (auto& e : packet.digest) {
     NodeState* st = e.id.state;
     if (st == &cluster_.self()) continue;
     bool created = false;
