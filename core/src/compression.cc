@@ -11,6 +11,8 @@ namespace aiocluster::compression {
 namespace {
 
 constexpr int kLevel = 1;
+// The output room compress() keeps from one packet to the next.
+constexpr std::size_t kKeptOut = 64 * 1024;
 
 struct FreeCCtx {
   void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
@@ -45,9 +47,10 @@ std::optional<std::size_t> grown_budget(std::size_t budget, std::size_t plain, s
 struct Codec::Contexts {
   std::unique_ptr<ZSTD_CCtx, FreeCCtx> c;
   std::unique_ptr<ZSTD_DCtx, FreeDCtx> d;
+  Bytes out;  // compress()'s output room, up to kKeptOut
 };
 
-Codec::Codec() : contexts_(std::make_unique<Contexts>()) {}
+Codec::Codec() : contexts_(std::make_shared<Contexts>()) {}
 Codec::~Codec() = default;
 Codec::Codec(Codec&&) noexcept = default;
 Codec& Codec::operator=(Codec&&) noexcept = default;
@@ -69,7 +72,11 @@ std::optional<Bytes> Codec::compress(ByteView packet) {
   }
   // Only a result smaller than the packet is kept, so the output needs no
   // more room than the packet itself.
-  Bytes out(packet.size());
+  // Written into room the contexts keep (up to a datagram's worth), then
+  // copied out at its size.
+  Bytes larger;
+  Bytes& out = packet.size() <= kKeptOut ? contexts_->out : larger;
+  out.resize(packet.size());
   out[0] = kMarker;
   const std::size_t n = ZSTD_compress2(contexts_->c.get(), out.data() + 1, out.size() - 1,
                                        packet.data(), packet.size());

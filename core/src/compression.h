@@ -52,6 +52,11 @@ class Codec {
   Codec(Codec&&) noexcept;
   Codec& operator=(Codec&&) noexcept;
 
+  // Uses `other`'s contexts from now on (both codecs then share them; every
+  // call starts a fresh frame, so what a packet compresses to does not
+  // depend on who used them before). For codecs used from one thread.
+  void share(const Codec& other) { contexts_ = other.contexts_; }
+
   // `packet` compressed (marker and frame), when that is smaller; nullopt
   // for packets below kMinSize and packets that do not shrink.
   std::optional<Bytes> compress(ByteView packet);
@@ -69,7 +74,7 @@ class Codec {
 
  private:
   struct Contexts;
-  std::unique_ptr<Contexts> contexts_;
+  std::shared_ptr<Contexts> contexts_;
 };
 
 }  // namespace aiocluster::compression

@@ -258,7 +258,10 @@ void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>
   std::vector<const NodeState*>& dead = scratch_->dead;
   live.clear();
   dead.clear();
+  constexpr std::size_t kAhead = 12;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    // Each replica is a cache miss otherwise (see update_liveness).
+    if (i + kAhead < cluster_.size()) __builtin_prefetch(&cluster_.at(i + kAhead));
     const NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self() || st.scheduled_for_deletion()) continue;
     (liveness(st).live ? live : dead).push_back(&st);
@@ -318,7 +321,16 @@ void Node::update_liveness() {
   const Duration grace = config_.dead_node_grace_period;
   std::vector<const NodeState*>& doomed = scratch_->doomed;
   doomed.clear();
+  // Replicas, then their windows and liveness, asked for some nodes ahead:
+  // a thousand of each per node stay in no cache.
+  constexpr std::size_t kAhead = 12;
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
+    if (i + 2 * kAhead < cluster_.size()) __builtin_prefetch(&cluster_.at(i + 2 * kAhead));
+    if (i + kAhead < cluster_.size()) {
+      const std::uint32_t slot = cluster_.at(i + kAhead).slot();
+      detector_->prefetch_window(slot);
+      if (slot < liveness_.size()) __builtin_prefetch(&liveness_[slot]);
+    }
     NodeState& st = cluster_.at(i);
     if (&st == &cluster_.self()) continue;
     Liveness& l = liveness(st);
@@ -441,11 +453,17 @@ void Node::apply_delta(Bytes* owned) {
     const NodeState* st = nd.id.state;
     if (st != nullptr && st != &cluster_.self()) gc_before.emplace_back(st, st->last_gc_version());
   }
-  const ApplyReport report =
-      PacketPaths::apply(cluster_, packet, owned, now_, limits,
-                         [this](const NodeState& st, const KeyChangeRef& change) {
-                           emit_change(st.id(), change.to_change());
-                         });
+  // A node delta's changes come one after another: its id is decoded once.
+  const NodeState* named = nullptr;
+  NodeId id;
+  const ApplyReport report = PacketPaths::apply(
+      cluster_, packet, owned, now_, limits, [&](const NodeState& st, const KeyChangeRef& change) {
+        if (&st != named) {
+          id = st.id();
+          named = &st;
+        }
+        emit_change(id, change.to_change());
+      });
   stats_.node_deltas_applied += report.applied;
   stats_.resets_applied += report.resets;
   stats_.rejected_gap += report.rejected_gap;
@@ -470,8 +488,8 @@ void Node::apply_delta(Bytes* owned) {
 
 void Node::emit_change(const NodeId& node, KeyChange change) {
   ++live_set_version_;
-  events_.push_back(KeyChanged{node, std::move(change.key), std::move(change.old_value),
-                               std::move(change.new_value)});
+  events_.emplace_back(std::in_place_type<KeyChanged>, node, std::move(change.key),
+                       std::move(change.old_value), std::move(change.new_value));
 }
 
 void Node::plan_digest(std::size_t budget) {
@@ -879,6 +897,8 @@ void Node::set_seal_mode(SealMode mode) {
 void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
 
 std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
+
+void Node::share_compression(const Node& other) { scratch_->zstd.share(other.scratch_->zstd); }
 
 Bytes Node::announced(Bytes packet) const {
   if (features() == 0) return packet;

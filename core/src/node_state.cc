@@ -121,6 +121,10 @@ wire::NodeIdView NodeState::id_view() const {
   return view;
 }
 
+std::strong_ordering NodeState::compare_id(const NodeId& other) const {
+  return id_view().compare(other);
+}
+
 void NodeState::hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk) {
   storage_->bytes.hold(chunk, size);
   encoded_id_ = at;

@@ -176,6 +176,12 @@ class Node {
   // sealing.max_replay_senders).
   std::size_t replay_senders() const;
 
+  // Compresses and decompresses with `other`'s zstd contexts (a few hundred
+  // KB once used) instead of contexts of its own, which leaves every packet
+  // as it was: for a driver that runs many nodes on one thread, such as the
+  // simulator. Neither node may then be used from another thread meanwhile.
+  void share_compression(const Node& other);
+
   // --- Getters ---
   const NodeId& self_id() const { return cluster_.self_id(); }
   const Config& config() const { return config_; }
@@ -192,6 +198,11 @@ class Node {
   // aiocluster 1.1.0 does the same), without moving its removal time.
   std::vector<NodeId> dead_nodes() const;
   bool is_live(const NodeId& id) const;
+  // The same for a node of cluster_state(), without looking it up.
+  bool is_live(const NodeState& known) const {
+    return &known == &cluster_.self() ||
+           (known.slot() < liveness_.size() && liveness_[known.slot()].reported);
+  }
   // The live nodes with their visible key-values, this node included.
   LiveSet live_set() const;
   // Moves whenever the live set may have changed (a node joined or left, a

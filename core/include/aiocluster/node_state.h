@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -76,6 +77,8 @@ class NodeState {
   NodeId id() const;
   // The id in place (core internal: src/wire.h), valid while the state is.
   wire::NodeIdView id_view() const;
+  // id() <=> `other`, without decoding the id.
+  std::strong_ordering compare_id(const NodeId& other) const;
   std::uint64_t heartbeat() const { return heartbeat_; }
   std::uint64_t max_version() const { return max_version_; }
   std::uint64_t last_gc_version() const { return last_gc_version_; }
