@@ -210,6 +210,9 @@ void add_node_flags(CLI::App& app, Flags& f, Texts& texts) {
       ->check(one_of({"linear", "normal"}));
   app.add_flag("--no-compact-digest", f.no_compact_digest,
                "Speak no compact digest (proto/README.md), like Python aiocluster 1.1.0");
+  app.add_flag("--no-aligned-digest", f.no_aligned_digest,
+               "Speak the compact digest without its aligned form (proto/README.md section "
+               "2.3), like our nodes that predate it");
   app.add_option("--compression", f.compression,
                  "zstd-compress packets for peers that announce it (proto/README.md section 5)")
       ->type_name("on|off")

@@ -39,6 +39,7 @@ struct Flags {
   std::optional<std::uint64_t> detection_time_ms;
   std::string phi_model = "linear";
   bool no_compact_digest = false;
+  bool no_aligned_digest = false;
   std::string compression = "on";
   bool verbose = false;
   std::string driver = "asio";

@@ -73,6 +73,7 @@ ac::Config make_config(const agent::Flags& flags) {
   }
   if (flags.phi_model == "normal") config.failure_detector.model = ac::PhiModel::kNormal;
   config.extensions.compact_digest = !flags.no_compact_digest;
+  config.extensions.aligned_digest = !flags.no_aligned_digest;
   config.extensions.compression = flags.compression == "on";
   if (flags.phi_threshold) config.failure_detector.phi_threshold = *flags.phi_threshold;
   if (!flags.keyring.empty()) {  // may throw KeyringFileError

@@ -258,6 +258,11 @@ struct Run {
   // The agent run with --no-compact-digest (proto/README.md), if any: the
   // other two use the compact digest between themselves, never with it.
   std::optional<std::size_t> without_compact_digest = std::nullopt;
+  // The agent run with --no-aligned-digest, if any: it speaks the compact
+  // digest but not its aligned form (proto/README.md 2.3), like our nodes
+  // that predate it; the other two (with every extension) use aligned
+  // digests between themselves, never with it.
+  std::optional<std::size_t> without_aligned_digest = std::nullopt;
 };
 
 // The flags of agent i+1 of three on 127.0.0.1 `ports`, each seeded with the
@@ -304,6 +309,9 @@ inline void three_agents(const Run& run) {
     if (run.without_compact_digest == static_cast<std::size_t>(i)) {
       args.push_back("--no-compact-digest");
     }
+    if (run.without_aligned_digest == static_cast<std::size_t>(i)) {
+      args.push_back("--no-aligned-digest");
+    }
     if (pki) {
       const auto files = pki->issue(name, {name + ".test"});
       for (const auto& extra :
@@ -320,10 +328,10 @@ inline void three_agents(const Run& run) {
     for (const auto& a : agents) MESSAGE(a->stderr_text());
   }
   REQUIRE(ok);
+  auto counter = [&](std::size_t i, const char* name) {
+    return agents[i]->latest()->at("counters").at(name).get<std::uint64_t>();
+  };
   if (const auto legacy = run.without_compact_digest) {
-    auto counter = [&](std::size_t i, const char* name) {
-      return agents[i]->latest()->at("counters").at(name).get<std::uint64_t>();
-    };
     CHECK(poll_until(agents, [&] {
       for (std::size_t i = 0; i < agents.size(); ++i) {
         if (i != *legacy && counter(i, "compact_digests_in") == 0) return false;
@@ -333,6 +341,21 @@ inline void three_agents(const Run& run) {
     CHECK(counter(*legacy, "compact_digests_out") == 0);
     CHECK(counter(*legacy, "compact_digests_in") == 0);
     for (std::size_t i = 0; i < agents.size(); ++i) CHECK(counter(i, "dropped_malformed") == 0);
+  }
+  if (const auto older = run.without_aligned_digest) {
+    CHECK(poll_until(agents, [&] {
+      for (std::size_t i = 0; i < agents.size(); ++i) {
+        if (i != *older && counter(i, "aligned_digests_in") == 0) return false;
+        if (i == *older && counter(i, "compact_digests_in") == 0) return false;
+      }
+      return true;
+    }));
+    CHECK(counter(*older, "aligned_digests_out") == 0);
+    CHECK(counter(*older, "aligned_digests_in") == 0);
+    for (std::size_t i = 0; i < agents.size(); ++i) {
+      CHECK(counter(i, "dropped_malformed") == 0);
+      CHECK(counter(i, "compact_digests_rejected") == 0);
+    }
   }
 
   // A killed agent (no goodbye) is reported dead by both others.

@@ -4,7 +4,8 @@
 // driver) is reported dead by the others. The scenario is the Asio agent
 // tests' (tests/asio/agent.h), with a driver per agent. Over TCP and UDP one
 // agent runs without the compact digest (proto/README.md): the other two use
-// it between themselves.
+// it between themselves; and one runs the compact digest without its aligned
+// form (section 2.3): the other two use aligned digests between themselves.
 #include <doctest/doctest.h>
 
 #include "agent.h"
@@ -18,6 +19,24 @@ TEST_CASE(
 
 TEST_CASE("asio and libevent agents over UDP converge, and a killed asio agent is reported dead") {
   three_agents({"udp", false, {"libevent", "asio", "libevent"}, 1, 2});
+}
+
+TEST_CASE(
+    "agents with and without the aligned digest converge over TCP, and a killed one is reported "
+    "dead") {
+  three_agents({.transport = "tcp",
+                .drivers = {"libevent", "asio", "libevent"},
+                .killed = 1,
+                .without_aligned_digest = 0});
+}
+
+TEST_CASE(
+    "agents with and without the aligned digest converge over UDP, and a killed one is reported "
+    "dead") {
+  three_agents({.transport = "udp",
+                .drivers = {"asio", "libevent", "asio"},
+                .killed = 0,
+                .without_aligned_digest = 2});
 }
 
 TEST_CASE(
