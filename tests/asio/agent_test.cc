@@ -42,10 +42,11 @@ TEST_CASE(
   CHECK(j.at("kv").at("solo \"quoted\"").at("a") == "1");
   CHECK(j.at("kv").at("solo \"quoted\"").at("b") == "line\nbreak");
   // A node alone has refused nothing and accepted no connection.
-  CHECK(j.at("counters").size() == 33);
+  CHECK(j.at("counters").size() == 36);
   CHECK(j.at("counters").at("packets_compressed") == 0);
   CHECK(j.at("counters").at("dropped_decompress_malformed") == 0);
   CHECK(j.at("counters").at("compact_digests_out") == 0);
+  CHECK(j.at("counters").at("aligned_digests_out") == 0);
   CHECK(j.at("counters").at("packets_dropped") == 0);
   CHECK(j.at("counters").at("connections_accepted") == 0);
 }
