@@ -583,6 +583,16 @@ Bytes Node::make_synack() {
       rng_.next();  // drawn all the same: see own_salt()
     }
     compact::Plan& plan = scratch_->compact;
+    auto write_compact_synack = [&] {
+      ++stats_.compact_digests_out;
+      Bytes out =
+          fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
+            return announced(
+                compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
+          });
+      stats_.bytes_out += out.size();
+      return out;
+    };
     plan.fingerprinted = (scratch_->peer_features & compact::kAligned) != 0;
     if (plan.fingerprinted) {
       plan.fingerprint = fingerprint();
@@ -591,30 +601,16 @@ Bytes Node::make_synack() {
       if (scratch_->read_fingerprint == plan.fingerprint &&
           compact::plan_aligned(cluster_, salt, plan.fingerprint, features_by_slot_, budget,
                                 plan)) {
-        ++stats_.compact_digests_out;
         ++stats_.aligned_digests_out;
-        Bytes out =
-            fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
-              return announced(
-                  compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
-            });
-        stats_.bytes_out += out.size();
-        return out;
+        return write_compact_synack();
       }
     }
     compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes),
                   features_by_slot_, keyless_unseen(), budget, compact_rotation_, plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
-      ++stats_.compact_digests_out;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
-      Bytes out =
-          fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
-            return announced(
-                compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
-          });
-      stats_.bytes_out += out.size();
-      return out;
+      return write_compact_synack();
     }
   }
   plan_digest(budget);

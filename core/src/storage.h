@@ -145,16 +145,7 @@ namespace stored {
 
 // Canonical bytes, written by us or checked by wire::read_packet: read
 // without checks.
-inline std::uint64_t varint(const std::uint8_t*& p) {
-  std::uint64_t v = *p++;
-  if (v < 0x80) return v;
-  v &= 0x7f;
-  for (int shift = 7;; shift += 7) {
-    const std::uint8_t byte = *p++;
-    v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-    if (byte < 0x80) return v;
-  }
-}
+using wire::canonical_id::varint;
 
 // The length prefix and the body.
 inline std::size_t size(const std::uint8_t* stored) {
