@@ -530,19 +530,26 @@ class MemberWalk {
 
 namespace {
 
-// Every member we know that the base digest did not list, as if the sender
-// held exactly what we hold of it: neither sent nor taken for unknown.
+// `st`'s digest entry as if the sender held exactly what we hold of it: a
+// member a digest covers without listing is neither sent nor taken for
+// unknown.
+wire::DigestEntryView held_as_ours(NodeState& st) {
+  wire::DigestEntryView e;
+  e.id.state = &st;
+  e.id.bytes = PacketPaths::encoded_id(st);
+  e.last_gc_version = st.last_gc_version();
+  e.max_version = st.max_version();
+  return e;
+}
+
+// Every member we know that the base digest did not list, held as ours.
 void as_held(ClusterState& state, const std::vector<const NodeState*>& listed,
              wire::PacketView& packet) {
   for (std::size_t i = 0; i < state.size(); ++i) {
     NodeState& st = state.at(i);
-    if (std::binary_search(listed.begin(), listed.end(), &st)) continue;
-    wire::DigestEntryView e;
-    e.id.state = &st;
-    e.id.bytes = PacketPaths::encoded_id(st);
-    e.last_gc_version = st.last_gc_version();
-    e.max_version = st.max_version();
-    packet.digest.push_back(e);
+    if (!std::binary_search(listed.begin(), listed.end(), &st)) {
+      packet.digest.push_back(held_as_ours(st));
+    }
   }
 }
 
@@ -580,8 +587,12 @@ bool read_aligned(ClusterState& state, const Header& header, std::size_t max_ent
     e.id.state = &st;
     e.id.bytes = PacketPaths::encoded_id(st);
     packet.digest.push_back(e);
-    if ((coded & kSpeaksCompact) != 0) scratch.speakers.push_back(&st);
-    if ((coded & kAlignedSpeaksAligned) != 0) scratch.aligned_speakers.push_back(&st);
+    // An aligned speaker speaks the compact digest too: listed once.
+    if ((coded & kAlignedSpeaksAligned) != 0) {
+      scratch.aligned_speakers.push_back(&st);
+    } else if ((coded & kSpeaksCompact) != 0) {
+      scratch.speakers.push_back(&st);
+    }
   }
   while (match && at < state.size() && !listed_aligned(state.at(at), sender)) ++at;
   if (match && at == state.size()) {
@@ -658,12 +669,7 @@ bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::Pac
   if (!header.partial) return true;
   for (const auto& [hash, st] : ours_by_hash) {
     if (covers(header, hash) || std::binary_search(listed.begin(), listed.end(), st)) continue;
-    wire::DigestEntryView e;
-    e.id.state = st;
-    e.id.bytes = PacketPaths::encoded_id(*st);
-    e.last_gc_version = st->last_gc_version();
-    e.max_version = st->max_version();
-    packet.digest.push_back(e);
+    packet.digest.push_back(held_as_ours(*st));
   }
   return true;
 }
