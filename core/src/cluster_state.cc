@@ -284,42 +284,44 @@ void ClusterState::place_new_nodes() {
   // where inserting each would move the tail of the order every time.
   using Keyed = std::pair<std::uint64_t, NodeState*>;
   const std::size_t placed = order_.size() - unplaced_;
-  spare_.resize(unplaced_);
+  // Local rather than kept: a burst of joins would leave its room behind in
+  // every node's state, and most rounds place nothing.
+  std::vector<Keyed> spare(unplaced_);
   for (std::size_t i = 0; i < unplaced_; ++i) {
     NodeState* st = order_[placed + i];
-    spare_[i] = {name_prefix(wire::canonical_id::name(st->encoded_id())), st};
+    spare[i] = {name_prefix(wire::canonical_id::name(st->encoded_id())), st};
   }
   auto less = [](const Keyed& a, const Keyed& b) {
     return a.first != b.first ? a.first < b.first : ids_less(a.second, b.second);
   };
   // By prefix (then address, for a strict order): integers only; then the
   // few runs of one prefix by their whole ids.
-  std::sort(spare_.begin(), spare_.end(), [](const Keyed& a, const Keyed& b) {
+  std::sort(spare.begin(), spare.end(), [](const Keyed& a, const Keyed& b) {
     return a.first != b.first ? a.first < b.first : std::less<NodeState*>()(a.second, b.second);
   });
-  for (auto run = spare_.begin(); run != spare_.end();) {
+  for (auto run = spare.begin(); run != spare.end();) {
     auto next = run + 1;
-    while (next != spare_.end() && next->first == run->first) ++next;
+    while (next != spare.end() && next->first == run->first) ++next;
     if (next - run > 1) std::sort(run, next, less);
     run = next;
   }
   std::size_t out = order_.size();
   std::size_t old = placed;
-  std::size_t fresh = spare_.size();
+  std::size_t fresh = spare.size();
   Keyed last_old{};
   if (old > 0) {
     last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
                 order_[old - 1]};
   }
   while (fresh > 0) {
-    if (old > 0 && less(spare_[fresh - 1], last_old)) {
+    if (old > 0 && less(spare[fresh - 1], last_old)) {
       order_[--out] = order_[--old];
       if (old > 0) {
         last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
                     order_[old - 1]};
       }
     } else {
-      order_[--out] = spare_[--fresh].second;
+      order_[--out] = spare[--fresh].second;
     }
   }
   unplaced_ = 0;

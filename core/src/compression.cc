@@ -50,7 +50,7 @@ struct Codec::Contexts {
   Bytes out;  // compress()'s output room, up to kKeptOut
 };
 
-Codec::Codec() : contexts_(std::make_shared<Contexts>()) {}
+Codec::Codec() : contexts_(std::make_unique<Contexts>()) {}
 Codec::~Codec() = default;
 Codec::Codec(Codec&&) noexcept = default;
 Codec& Codec::operator=(Codec&&) noexcept = default;

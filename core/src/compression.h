@@ -42,20 +42,17 @@ std::optional<std::size_t> grown_budget(std::size_t budget, std::size_t plain, s
 
 inline bool is_compressed(ByteView packet) { return !packet.empty() && packet[0] == kMarker; }
 
-// One node's zstd contexts, reused from one packet to the next. They are
-// created on first use, and zstd sizes their tables to the packets they see,
-// so a node that never compresses holds nothing.
+// zstd contexts, reused from one packet to the next. Every call starts a
+// fresh frame, so what a packet compresses to does not depend on what they
+// did before (nodes sharing a workspace share them). They are created on
+// first use, and zstd sizes their tables to the packets they see, so a node
+// that never compresses holds nothing.
 class Codec {
  public:
   Codec();
   ~Codec();
   Codec(Codec&&) noexcept;
   Codec& operator=(Codec&&) noexcept;
-
-  // Uses `other`'s contexts from now on (both codecs then share them; every
-  // call starts a fresh frame, so what a packet compresses to does not
-  // depend on who used them before). For codecs used from one thread.
-  void share(const Codec& other) { contexts_ = other.contexts_; }
 
   // `packet` compressed (marker and frame), when that is smaller; nullopt
   // for packets below kMinSize and packets that do not shrink.
@@ -74,7 +71,7 @@ class Codec {
 
  private:
   struct Contexts;
-  std::shared_ptr<Contexts> contexts_;
+  std::unique_ptr<Contexts> contexts_;
 };
 
 }  // namespace aiocluster::compression

@@ -73,8 +73,13 @@ std::uint64_t sender_id(std::uint64_t seed, const NodeId& id) {
   return liveness_[st.slot()];
 }
 
-// The packet being handled and the plans of the packets being written.
-struct Node::Scratch {
+// The buffers of one call into the node: the packet being handled, the
+// plans of the packets being written, the lists of a round, the zstd
+// contexts. Nothing in them outlives the call that fills them (every field
+// is set before it is read, in the same call), so nodes run on one thread
+// may share one workspace (Node::share_workspace) and every packet stays
+// what it would be with a workspace of its own.
+struct Node::Workspace {
   wire::PacketView packet;
   DigestPlan digest;
   DeltaPlan delta;
@@ -84,18 +89,28 @@ struct Node::Scratch {
   std::vector<const NodeState*> pool;
   std::vector<const Address*> seeds;
   std::vector<const NodeState*> doomed;
+  std::vector<const NodeState*> picked;
   // Of apply_delta: the last_gc_version of each replica a delta names.
   std::vector<std::pair<const NodeState*, std::uint64_t>> gc_before;
   // Our extensions: what the packet being handled announced (our features
-  // it shares), and the compact digests written and read.
+  // it shares), set by read_extensions, and the compact digests written and
+  // read.
   std::uint64_t peer_features = 0;
-  // The packet's announcement, read once by read_extensions.
   bool announced = false;
   compact::Announcement announcement;
-  Bytes announcing;  // ours, encoded (announcement_field)
   compact::Plan compact;
-  compact::HashCache compact_hashes;
   compact::ReadScratch compact_read;
+  // Of keyless_unseen.
+  std::vector<char> seen;  // by slot
+  std::vector<const NodeState*> unseen;
+  compression::Codec zstd;
+};
+
+// What a node keeps between calls beside its state proper: caches that
+// later packets depend on.
+struct Node::Scratch {
+  Bytes announcing;  // ours, encoded (announcement_field)
+  compact::HashCache compact_hashes;
   // The aligned digest (proto/README.md section 2.3): our fingerprint, the
   // count that moves whenever a node is scheduled for deletion or taken off
   // the schedule, the fingerprint of the digest being handled, and the last
@@ -104,10 +119,6 @@ struct Node::Scratch {
   std::uint64_t deletions = 0;
   std::optional<std::uint64_t> read_fingerprint;
   std::optional<std::uint64_t> heard_fingerprint;
-  std::vector<const NodeState*> picked;
-  std::vector<char> seen;  // by slot
-  std::vector<const NodeState*> unseen;
-  compression::Codec zstd;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -123,7 +134,8 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
               static_cast<Duration::rep>(config_.limits.datagram_syns_per_round),
           config_.limits.datagram_syn_burst, config_.limits.max_rate_limited_sources)),
       sealer_(std::make_unique<Sealer>(config_.sealing, now, sender_id(seed, config_.node_id))),
-      scratch_(std::make_unique<Scratch>()) {
+      scratch_(std::make_unique<Scratch>()),
+      work_(std::make_shared<Workspace>()) {
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
 
@@ -150,7 +162,8 @@ Node::Node(const Node& other, std::uint64_t sender)
       compact_rotation_(other.compact_rotation_),
       compact_salt_(other.compact_salt_),
       compact_salt_syns_(other.compact_salt_syns_),
-      scratch_(std::make_unique<Scratch>()) {
+      scratch_(std::make_unique<Scratch>()),
+      work_(std::make_shared<Workspace>()) {
   sealer_->take_sender(sender);
 }
 
@@ -187,7 +200,7 @@ void Node::run_round() {
   cluster_.self().increment_heartbeat();
   expire_pending();
   std::vector<Address> peers;
-  std::vector<const NodeState*>& picked = scratch_->picked;
+  std::vector<const NodeState*>& picked = work_->picked;
   select_peers(peers, picked);
   // The certificate to expect is the one of the node known at this
   // address (a live one first); a bare seed has none. One walk for all peers.
@@ -223,13 +236,13 @@ void Node::run_round() {
     std::optional<Bytes>& syn = syns[form];
     if (!syn) {
       syn = make_syn(compact, form == 2);
-      aligned[form] = form == 2 && scratch_->compact.aligned;
+      aligned[form] = form == 2 && work_->compact.aligned;
     }
     const Bytes* out = &*syn;
     if (speaks(picked[p], compression::kFeature) && compression::worth_trying(syn->size(), false)) {
       if (!compress_tried[form]) {
         compress_tried[form] = true;
-        compressed[form] = scratch_->zstd.compress(*syn);
+        compressed[form] = work_->zstd.compress(*syn);
       }
       if (compressed[form]) {
         out = &*compressed[form];
@@ -254,8 +267,8 @@ void Node::run_round() {
 void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>& picked) {
   picked.clear();
   const Address& self_addr = self_id().gossip_advertise_addr;
-  std::vector<const NodeState*>& live = scratch_->live;
-  std::vector<const NodeState*>& dead = scratch_->dead;
+  std::vector<const NodeState*>& live = work_->live;
+  std::vector<const NodeState*>& dead = work_->dead;
   live.clear();
   dead.clear();
   constexpr std::size_t kAhead = 12;
@@ -274,7 +287,7 @@ void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>
 
   // Up to gossip_count distinct peers among the live ones (among every known
   // peer while none is live): a partial Fisher-Yates shuffle.
-  std::vector<const NodeState*>& pool = scratch_->pool;
+  std::vector<const NodeState*>& pool = work_->pool;
   pool = live.empty() ? dead : live;
   const std::size_t picks = std::min(config_.gossip_count, pool.size());
   for (std::size_t i = 0; i < picks; ++i) {
@@ -289,7 +302,7 @@ void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>
     add(st->id().gossip_advertise_addr, st);
   }
   // A seed, while the cluster may still be split or nothing is live.
-  std::vector<const Address*>& seeds = scratch_->seeds;
+  std::vector<const Address*>& seeds = work_->seeds;
   seeds.clear();
   for (const auto& seed : config_.seeds) {
     if (seed == self_addr) continue;
@@ -319,7 +332,7 @@ const Node::Liveness* Node::liveness_of(const NodeId& id) const {
 
 void Node::update_liveness() {
   const Duration grace = config_.dead_node_grace_period;
-  std::vector<const NodeState*>& doomed = scratch_->doomed;
+  std::vector<const NodeState*>& doomed = work_->doomed;
   doomed.clear();
   // Replicas, then their windows and liveness, asked for some nodes ahead:
   // a thousand of each per node stay in no cache.
@@ -400,7 +413,7 @@ void Node::note_node(const NodeState& st, bool created) {
 }
 
 void Node::report_heartbeats() {
-  wire::PacketView& packet = scratch_->packet;
+  wire::PacketView& packet = work_->packet;
   for (auto& e : packet.digest) {
     NodeState* st = e.id.state;
     if (st == &cluster_.self()) continue;
@@ -444,10 +457,10 @@ void Node::apply_delta(Bytes* owned) {
   const ApplyLimits limits{config_.limits.max_nodes, config_.limits.max_keys_per_node,
                            config_.limits.max_key_size, config_.limits.max_value_size,
                            config_.limits.max_node_id_size};
-  wire::PacketView& packet = scratch_->packet;
+  wire::PacketView& packet = work_->packet;
   // A reset wipes a replica and gives it the owner's last_gc_version, the
   // only way that version of a known replica moves.
-  std::vector<std::pair<const NodeState*, std::uint64_t>>& gc_before = scratch_->gc_before;
+  std::vector<std::pair<const NodeState*, std::uint64_t>>& gc_before = work_->gc_before;
   gc_before.clear();
   for (const auto& nd : packet.node_deltas) {
     const NodeState* st = nd.id.state;
@@ -493,7 +506,7 @@ void Node::emit_change(const NodeId& node, KeyChange change) {
 }
 
 void Node::plan_digest(std::size_t budget) {
-  DigestPlan& plan = scratch_->digest;
+  DigestPlan& plan = work_->digest;
   PacketPaths::plan_digest(cluster_, budget, rng_, plan);
   if (plan.nodes.size() < cluster_.size()) {
     std::size_t announced = 0;
@@ -526,7 +539,7 @@ std::uint64_t Node::fingerprint() {
 Bytes Node::make_syn(bool compact, bool aligned) {
   const std::size_t budget = syn_digest_budget(config_.cluster_id, payload_limit());
   if (compact) {
-    compact::Plan& plan = scratch_->compact;
+    compact::Plan& plan = work_->compact;
     const std::uint64_t salt = own_salt();
     plan.fingerprinted = aligned;
     if (aligned) {
@@ -546,19 +559,19 @@ Bytes Node::make_syn(bool compact, bool aligned) {
     }
   }
   plan_digest(budget);
-  return announced(write_syn(config_.cluster_id, cluster_, scratch_->digest));
+  return announced(write_syn(config_.cluster_id, cluster_, work_->digest));
 }
 
 // The nodes the digest being answered does not list and that have no
 // key-values: no delta would carry their ids, so a compact SynAck lists them
 // in full.
 std::span<const NodeState* const> Node::keyless_unseen() {
-  std::vector<char>& seen = scratch_->seen;
+  std::vector<char>& seen = work_->seen;
   seen.assign(cluster_.slots(), 0);
-  for (const auto& e : scratch_->packet.digest) {
+  for (const auto& e : work_->packet.digest) {
     if (e.id.state != nullptr && e.id.state->slot() < seen.size()) seen[e.id.state->slot()] = 1;
   }
-  std::vector<const NodeState*>& unseen = scratch_->unseen;
+  std::vector<const NodeState*>& unseen = work_->unseen;
   unseen.clear();
   for (std::size_t i = 0; i < cluster_.size(); ++i) {
     const NodeState& st = cluster_.at(i);
@@ -573,27 +586,27 @@ std::span<const NodeState* const> Node::keyless_unseen() {
 Bytes Node::make_synack() {
   ++stats_.packets_out.synack;
   const std::size_t budget = synack_digest_budget(config_.cluster_id, payload_limit());
-  if ((scratch_->peer_features & compact::kCompactDigest) != 0) {
+  if ((work_->peer_features & compact::kCompactDigest) != 0) {
     // The Syn's salt, whose table reading it built: our own when it had no
     // compact digest.
-    std::uint64_t salt = scratch_->compact_read.salt;
+    std::uint64_t salt = work_->compact_read.salt;
     if (salt == 0) {
       salt = own_salt();
     } else {
       rng_.next();  // drawn all the same: see own_salt()
     }
-    compact::Plan& plan = scratch_->compact;
+    compact::Plan& plan = work_->compact;
     auto write_compact_synack = [&] {
       ++stats_.compact_digests_out;
       Bytes out =
           fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
             return announced(
-                compact::write_synack(config_.cluster_id, cluster_, plan, scratch_->delta));
+                compact::write_synack(config_.cluster_id, cluster_, plan, work_->delta));
           });
       stats_.bytes_out += out.size();
       return out;
     };
-    plan.fingerprinted = (scratch_->peer_features & compact::kAligned) != 0;
+    plan.fingerprinted = (work_->peer_features & compact::kAligned) != 0;
     if (plan.fingerprinted) {
       plan.fingerprint = fingerprint();
       // Aligned when the Syn's fingerprint is ours: its sender reads it
@@ -614,9 +627,9 @@ Bytes Node::make_synack() {
     }
   }
   plan_digest(budget);
-  const DigestPlan& digest = scratch_->digest;
+  const DigestPlan& digest = work_->digest;
   Bytes out = fitted(synack_delta_budget(config_.cluster_id, payload_limit(), digest.size), [&] {
-    return announced(write_synack(config_.cluster_id, cluster_, digest, scratch_->delta));
+    return announced(write_synack(config_.cluster_id, cluster_, digest, work_->delta));
   });
   stats_.bytes_out += out.size();
   return out;
@@ -642,26 +655,26 @@ bool cut_short(const DeltaPlan& plan) {
 // the largest packet whose compressed form fits goes out.
 Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
   auto plan = [&](std::size_t b) {
-    PacketPaths::plan_delta(cluster_, scratch_->packet.digest, b, rng_, scratch_->delta);
+    PacketPaths::plan_delta(cluster_, work_->packet.digest, b, rng_, work_->delta);
   };
   plan(budget);
   Bytes plain = write();
-  if ((scratch_->peer_features & compression::kFeature) == 0 ||
-      !compression::worth_trying(plain.size(), carries_key_values(scratch_->delta))) {
+  if ((work_->peer_features & compression::kFeature) == 0 ||
+      !compression::worth_trying(plain.size(), carries_key_values(work_->delta))) {
     return plain;
   }
-  std::optional<Bytes> sent = scratch_->zstd.compress(plain);
+  std::optional<Bytes> sent = work_->zstd.compress(plain);
   if (!sent) return plain;
   const std::size_t limit = send_limit();
   const std::size_t cap = std::min(compression::kMaxPlain, config_.max_inbound_payload_size);
-  for (int i = 0; i < compression::kMaxReplans && cut_short(scratch_->delta); ++i) {
+  for (int i = 0; i < compression::kMaxReplans && cut_short(work_->delta); ++i) {
     const std::optional<std::size_t> next =
         compression::grown_budget(budget, plain.size(), sent->size(), limit, cap);
     if (!next) break;
     budget = *next;
     plan(budget);
     Bytes more = write();
-    std::optional<Bytes> more_sent = scratch_->zstd.compress(more);
+    std::optional<Bytes> more_sent = work_->zstd.compress(more);
     if (!more_sent || more_sent->size() > limit || more.size() > cap) break;
     plain = std::move(more);
     sent = std::move(more_sent);
@@ -672,7 +685,7 @@ Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
 
 Bytes Node::make_ack() {
   Bytes out = fitted(ack_delta_budget(config_.cluster_id, send_limit()),
-                     [&] { return write_ack(config_.cluster_id, cluster_, scratch_->delta); });
+                     [&] { return write_ack(config_.cluster_id, cluster_, work_->delta); });
   ++stats_.packets_out.ack;
   stats_.bytes_out += out.size();
   return out;
@@ -722,22 +735,22 @@ Outcome Node::receive_decompressed(ByteView bytes, Bytes* owned, const Inbound& 
   if ((features() & compression::kFeature) == 0 || !compression::is_compressed(bytes)) {
     return receive_plain(bytes, owned, in);
   }
-  compression::Codec::Result r = scratch_->zstd.decompress(bytes, config_.max_inbound_payload_size);
+  compression::Codec::Result r = work_->zstd.decompress(bytes, config_.max_inbound_payload_size);
   if (r.refused) return drop(*r.refused);
   ++stats_.packets_decompressed;
   Outcome outcome = receive_plain(r.plain, &r.plain, in);
   // A plain packet may hold several times what the wire does (a whole
   // replica at first contact): its views go with it rather than stay sized
   // for it in every node.
-  if (scratch_->packet.key_values.capacity() > kKeptViews) {
-    scratch_->packet.key_values.clear();
-    scratch_->packet.key_values.shrink_to_fit();
+  if (work_->packet.key_values.capacity() > kKeptViews) {
+    work_->packet.key_values.clear();
+    work_->packet.key_values.shrink_to_fit();
   }
   return outcome;
 }
 
 Outcome Node::receive_plain(ByteView bytes, Bytes* owned, const Inbound& in) {
-  wire::PacketView& packet = scratch_->packet;
+  wire::PacketView& packet = work_->packet;
   // Anything but the canonical form goes through the generated parser and
   // is written again canonically, so one path handles every packet.
   Bytes canonical;
@@ -773,7 +786,7 @@ Outcome Node::receive_plain(ByteView bytes, Bytes* owned, const Inbound& in) {
 }
 
 Outcome Node::on_syn(const Inbound& in) {
-  const wire::PacketView& packet = scratch_->packet;
+  const wire::PacketView& packet = work_->packet;
   const bool datagram = in.stage == Stage::kDatagram;
   ++stats_.packets_in.syn;
   if (in.stage != Stage::kStreamOpen && !datagram) return drop(DropReason::kOutOfPlace);
@@ -801,7 +814,7 @@ Outcome Node::on_synack(Bytes* owned, const Inbound& in) {
   if (in.stage != Stage::kStreamReply && !(datagram && take_pending(pending_syns_, in.from))) {
     return drop(DropReason::kOutOfPlace);
   }
-  if (scratch_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
+  if (work_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
   if (!read_extensions()) return drop(DropReason::kMalformed);
   report_heartbeats();
   learn_features();
@@ -815,7 +828,7 @@ Outcome Node::on_ack(Bytes* owned, const Inbound& in) {
   if (in.stage != Stage::kStreamAck && !(datagram && take_pending(pending_synacks_, in.from))) {
     return drop(DropReason::kOutOfPlace);
   }
-  if (scratch_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
+  if (work_->packet.cluster_id != config_.cluster_id) return drop(DropReason::kWrongCluster);
   apply_delta(owned);
   return Outcome{};
 }
@@ -894,7 +907,7 @@ void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
 
 std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 
-void Node::share_compression(const Node& other) { scratch_->zstd.share(other.scratch_->zstd); }
+void Node::share_workspace(const Node& other) { work_ = other.work_; }
 
 Bytes Node::announced(Bytes packet) const {
   if (features() == 0) return packet;
@@ -913,19 +926,19 @@ Bytes Node::announced(Bytes packet) const {
 // (remembered for our next Syns to it), and its compact digest, read into
 // the packet's digest. False when the compact digest is malformed.
 bool Node::read_extensions() {
-  wire::PacketView& packet = scratch_->packet;
-  scratch_->peer_features = 0;
-  scratch_->announced = false;
-  scratch_->compact_read.speakers.clear();
-  scratch_->compact_read.aligned_speakers.clear();
-  scratch_->compact_read.salt = 0;
+  wire::PacketView& packet = work_->packet;
+  work_->peer_features = 0;
+  work_->announced = false;
+  work_->compact_read.speakers.clear();
+  work_->compact_read.aligned_speakers.clear();
+  work_->compact_read.salt = 0;
   scratch_->read_fingerprint.reset();
   if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
   if (!packet.extensions.empty()) {
-    compact::Announcement& a = scratch_->announcement;
+    compact::Announcement& a = work_->announcement;
     if (compact::read_announcement(packet.extensions, a)) {
-      scratch_->announced = true;
-      scratch_->peer_features = a.features & features();
+      work_->announced = true;
+      work_->peer_features = a.features & features();
     } else {
       ++stats_.announcements_malformed;
     }
@@ -935,7 +948,7 @@ bool Node::read_extensions() {
   std::optional<std::uint64_t> ours;
   if ((features() & compact::kAligned) != 0) ours = fingerprint();
   if (!compact::read(cluster_, packet.compact_digest, config_.limits.max_nodes, packet,
-                     scratch_->compact_hashes, ours ? &*ours : nullptr, scratch_->compact_read,
+                     scratch_->compact_hashes, ours ? &*ours : nullptr, work_->compact_read,
                      report)) {
     ++stats_.compact_digests_rejected;
     return false;
@@ -955,15 +968,15 @@ bool Node::read_extensions() {
 // lists itself first (PROTOCOL.md section 5), so its announcement is its own
 // when that first entry has the address and generation it announced.
 void Node::learn_features() {
-  const wire::PacketView& packet = scratch_->packet;
-  for (const NodeState* st : scratch_->compact_read.speakers) {
+  const wire::PacketView& packet = work_->packet;
+  for (const NodeState* st : work_->compact_read.speakers) {
     features_of(*st) |= compact::kCompactDigest;
   }
-  for (const NodeState* st : scratch_->compact_read.aligned_speakers) {
+  for (const NodeState* st : work_->compact_read.aligned_speakers) {
     features_of(*st) |= compact::kCompactDigest | compact::kAligned;
   }
-  if (!scratch_->announced || packet.digest.empty() || features() == 0) return;
-  const compact::Announcement& a = scratch_->announcement;
+  if (!work_->announced || packet.digest.empty() || features() == 0) return;
+  const compact::Announcement& a = work_->announcement;
   const NodeState* sender = packet.digest.front().id.state;
   if (sender == nullptr || sender == &cluster_.self() ||
       sender->id().gossip_advertise_addr != a.advertise ||

@@ -248,7 +248,6 @@ class ClusterState {
   NodeState* self_ = nullptr;
   std::vector<NodeState*> order_;  // id order, but for the last unplaced_
   std::size_t unplaced_ = 0;
-  std::vector<std::pair<std::uint64_t, NodeState*>> spare_;  // scratch of place_new_nodes()
   std::vector<NodeState*> id_table_;  // open addressing on NodeState::id_hash()
   std::size_t tls_named_ = 0;
   std::uint32_t slots_ = 0;

@@ -176,11 +176,16 @@ class Node {
   // sealing.max_replay_senders).
   std::size_t replay_senders() const;
 
-  // Compresses and decompresses with `other`'s zstd contexts (a few hundred
-  // KB once used) instead of contexts of its own, which leaves every packet
-  // as it was: for a driver that runs many nodes on one thread, such as the
-  // simulator. Neither node may then be used from another thread meanwhile.
-  void share_compression(const Node& other);
+  // Works in `other`'s workspace (the buffers a call into a node fills and
+  // is done with: the packet being read, the plans of the packets being
+  // written, the zstd contexts) instead of one of its own, which leaves every
+  // packet and event as it was: for a driver that runs many nodes on one
+  // thread, such as the simulator, where per-node workspaces sized by the
+  // membership would grow with the square of the node count. Nodes sharing a
+  // workspace must not be used from different threads at once, nor called
+  // into from one another's callbacks (Config::extra_liveness). A fork()
+  // gets a workspace of its own.
+  void share_workspace(const Node& other);
 
   // --- Getters ---
   const NodeId& self_id() const { return cluster_.self_id(); }
@@ -229,6 +234,7 @@ class Node {
   void report_liveness(const NodeState& st, Liveness& l);
   void turn_live_if_heard(const NodeState& st);
   struct Scratch;
+  struct Workspace;
   Outcome receive(ByteView bytes, Bytes* owned, const Inbound& in);
   Outcome receive_decompressed(ByteView bytes, Bytes* owned, const Inbound& in);
   Outcome receive_plain(ByteView bytes, Bytes* owned, const Inbound& in);
@@ -321,9 +327,11 @@ class Node {
   // (proto/README.md), and how many more Syns it serves.
   std::uint64_t compact_salt_ = 0;
   std::uint32_t compact_salt_syns_ = 0;
-  // The packet being handled, as views, and the plans of the packets being
-  // written: reused from one packet to the next.
+  // Caches kept between calls (the compact digest's hash tables, our
+  // fingerprint, our encoded announcement).
   std::unique_ptr<Scratch> scratch_;
+  // The buffers of one call: this node's own unless shared.
+  std::shared_ptr<Workspace> work_;
 };
 
 }  // namespace aiocluster

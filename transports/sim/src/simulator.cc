@@ -176,9 +176,10 @@ struct Simulator::State {
   // The pair that failed the last convergence probe: usually still failing,
   // so checking it first keeps probes cheap on large clusters.
   mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
-  // A node up whose zstd contexts every node booted shares: one thread runs
-  // them all, and a thousand nodes would otherwise hold half a GB of them.
-  std::optional<NodeIndex> codec_holder;
+  // A node up whose workspace (packet views, plans, zstd contexts) every
+  // node booted shares: one thread runs them all, and each node's own would
+  // be sized by the membership, hundreds of bytes per replica.
+  std::optional<NodeIndex> workspace_holder;
 
   // --- Scheduling ---
   void push(Item item) {
@@ -379,10 +380,10 @@ struct Simulator::State {
     slot.node = std::make_unique<Node>(
         slot.config, local_now(i),
         derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation), slot.initial);
-    if (codec_holder && is_up(*codec_holder)) {
-      slot.node->share_compression(*slots[*codec_holder].node);
+    if (workspace_holder && is_up(*workspace_holder)) {
+      slot.node->share_workspace(*slots[*workspace_holder].node);
     } else {
-      codec_holder = i;
+      workspace_holder = i;
     }
     by_id[slot.config.node_id] = i;
     trace_record(Tag::kBoot, i, generation);
