@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <variant>
 
 #include "harness.h"
 
@@ -23,6 +25,70 @@ std::vector<T> of_type(const std::vector<Event>& events) {
   return out;
 }
 
+std::string describe(const Event& ev) {
+  return std::visit(
+      [](const auto& e) -> std::string {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, NodeJoined>) {
+          return "joined " + e.node.name;
+        } else if constexpr (std::is_same_v<T, NodeLeft>) {
+          return "left " + e.node.name;
+        } else if constexpr (std::is_same_v<T, ReplicaReset>) {
+          return "reset " + e.node.name;
+        } else {
+          return "key " + e.node.name + " " + e.key + "=" + e.new_value.value + "@" +
+                 std::to_string(e.new_value.version) +
+                 (e.old_value ? " was@" + std::to_string(e.old_value->version) : "");
+        }
+      },
+      ev);
+}
+
+// Every packet a ring of nodes sent and every event they raised, in order,
+// with every node in one workspace (`shared`) or each in its own.
+struct Recorded {
+  std::vector<Bytes> packets;
+  std::vector<std::string> events;
+  std::uint64_t compressed = 0;
+  std::uint64_t decompressed = 0;
+  std::uint64_t aligned = 0;
+  std::uint64_t partial = 0;
+  bool converged = false;
+};
+
+Recorded run_ring(bool shared, int nodes, const std::function<void(Config&)>& tweak) {
+  MemCluster c = MemCluster::ring(nodes, tweak);
+  for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+    for (int k = 0; k < 20; ++k) {
+      c.nodes[i]->set("key" + std::to_string(k), std::string(40 + i, static_cast<char>('a' + k)));
+    }
+    if (shared && i > 0) c.nodes[i]->share_workspace(*c.nodes[0]);
+  }
+  Recorded out;
+  c.on_packet = [&](ByteView p) { out.packets.emplace_back(p.begin(), p.end()); };
+  for (int s = 0; s < 40; ++s) {
+    c.step();
+    for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+      for (const Event& ev : c.drain(static_cast<int>(i))) {
+        out.events.push_back(std::to_string(i) + ": " + describe(ev));
+      }
+    }
+    if (s == 10) c.nodes[3]->set("late", "value");
+    // A fork of the node whose workspace the others share takes its place:
+    // the fork works in one of its own, the others keep theirs alive.
+    if (s == 15) c.nodes[0] = std::make_unique<Node>(c.nodes[0]->fork(77));
+    if (s == 25 && shared) c.nodes[0]->share_workspace(*c.nodes[1]);
+    if (s == 30) c.down[7] = true;
+  }
+  for (const auto& n : c.nodes) {
+    out.compressed += n->stats().packets_compressed;
+    out.decompressed += n->stats().packets_decompressed;
+    out.aligned += n->stats().aligned_digests_out;
+    out.partial += n->stats().partial_digests_out;
+  }
+  out.converged = c.converged();
+  return out;
+}
 }  // namespace
 
 TEST_CASE("bad configuration is refused with the field's name") {
@@ -500,4 +566,34 @@ TEST_CASE("a reset re-sent in several packets reports only what changed or disap
   REQUIRE(changes.contains("k12999"));
   CHECK(changes.at("k12999").old_value->status == KeyStatus::kSet);
   CHECK(changes.at("k12999").new_value.status == KeyStatus::kDeleted);
+}
+
+TEST_CASE("nodes sharing a workspace send the packets and raise the events of nodes that do not") {
+  std::function<void(Config&)> tweak = [](Config&) {};
+  int nodes = 24;
+  bool small = false;
+  SUBCASE("packets of the default size") {}
+  SUBCASE("small packets: partial digests, deltas cut short") {
+    tweak = [](Config& config) {
+      config.max_payload_size = 512;
+      config.extensions.aligned_digest = false;
+    };
+    nodes = 80;
+    small = true;
+  }
+  const Recorded own = run_ring(false, nodes, tweak);
+  const Recorded shared = run_ring(true, nodes, tweak);
+  // Every path that fills a workspace was taken.
+  CHECK(own.compressed > 0);
+  CHECK(own.decompressed > 0);
+  CHECK((small ? own.partial : own.aligned) > 0);
+  // The fork that replaced node 0 gossips on with the others.
+  if (!small) CHECK(own.converged);
+  CHECK(shared.converged == own.converged);
+  REQUIRE(shared.packets.size() == own.packets.size());
+  for (std::size_t i = 0; i < own.packets.size(); ++i) {
+    INFO("packet " << i);
+    REQUIRE((shared.packets[i] == own.packets[i]));
+  }
+  CHECK(shared.events == own.events);
 }
