@@ -24,8 +24,10 @@ namespace {
 // How many compact Syns one salt of ours serves (proto/README.md, section 2).
 constexpr std::uint32_t kSynsPerSalt = 16;
 
-// Events whose room the queue keeps once drained.
-constexpr std::size_t kKeptEvents = 256;
+// Events whose room the queue keeps once drained: a round raises a few, and
+// every node keeps this room between calls (256 bytes an event; room for
+// 256 of them was 64 bytes a replica at 1,000 nodes).
+constexpr std::size_t kKeptEvents = 16;
 // Key-value views whose room the packet scratch keeps after a decompressed packet.
 constexpr std::size_t kKeptViews = 4096;
 
