@@ -207,8 +207,9 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   return *this;
 }
 
+// The top half only: all reduce() reads, and all a NodeState keeps.
 std::size_t ClusterState::hash(ByteView id) const {
-  return hash_bytes(as_text(id), storage_->hash_seed);
+  return hash_bytes(as_text(id), storage_->hash_seed) & ~std::size_t{0xffff'ffff};
 }
 
 NodeState* ClusterState::find_encoded(ByteView id, std::size_t hash) const {
