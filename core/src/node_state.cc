@@ -205,17 +205,15 @@ NodeState::Keys::Keys(std::pmr::memory_resource* pool) : log(pool) {}
 NodeState::Keys::~Keys() = default;
 
 NodeState::Keys& NodeState::keys() {
-  if (keys_ == nullptr) {
-    std::pmr::polymorphic_allocator<Keys> alloc(&storage_->pool);
-    keys_ = alloc.new_object<Keys>(&storage_->pool);
-  }
+  if (keys_ == nullptr) keys_ = new (storage_->keys.allocate()) Keys(&storage_->pool);
   return *keys_;
 }
 
 // Gives the keys block back to the pool (its entries released already).
 void NodeState::drop_keys() {
-  std::pmr::polymorphic_allocator<Keys>(&storage_->pool)
-      .delete_object(std::exchange(keys_, nullptr));
+  Keys* keys = std::exchange(keys_, nullptr);
+  keys->~Keys();
+  storage_->keys.deallocate(keys);
 }
 
 // A replica that lost all its keys (a reset, garbage collection) costs no
@@ -633,7 +631,10 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
                                          const OnKeyChange& on_change, NewKeys& new_keys,
                                          Applied& applied) {
   ByteStore& bytes = storage_->bytes;
-  auto slot = static_cast<std::uint32_t>(keys_->log.size());
+  // Through a reference kept in a register: keys_ would be read again
+  // after every callback.
+  Keys& keys = *keys_;
+  auto slot = static_cast<std::uint32_t>(keys.log.size());
   // One change, rewritten per key-value: what the callback sees is in place.
   KeyChangeRef change;
   // Counted here, not through `applied`, which the callback could alias.
@@ -660,7 +661,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
     if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
     const std::size_t place = new_keys.room(kv.key);
     if (place == kNone) return done(k);
-    if (keys_->live >= max_keys) {
+    if (keys.live >= max_keys) {
       applied.truncated = true;
       return done(count);
     }
@@ -672,8 +673,8 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
       bytes.hold(in, kv.stored_size);
     }
     new_keys.claim(place, slot++);
-    keys_->log.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
-    ++keys_->live;
+    keys.log.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
+    ++keys.live;
     change.key = kv.key;
     assign(change.new_value, kv.value, kv.version, kv.status);
     try {

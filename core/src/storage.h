@@ -126,8 +126,9 @@ class SlabPool : public std::pmr::memory_resource {
 };
 
 // Blocks of one size carved from a SlabPool's largest blocks, with a free
-// list: the node states of a ClusterState, 80 bytes each, which the pool's
-// classes would round up to 96. The blocks stay the pool's (freed with it).
+// list and no virtual call: the node states of a ClusterState, 80 bytes each,
+// which the pool's classes would round up to 96, and their keys blocks. The
+// blocks stay the pool's (freed with it).
 class FixedPool {
  public:
   // `size`: a multiple of 8, blocks then aligned like the pool's.
@@ -169,14 +170,15 @@ class FixedPool {
   std::size_t left_ = 0;
 };
 
-static_assert(alignof(NodeState) <= 8 && sizeof(NodeState) % 8 == 0);
-
 // What the node states of one ClusterState share.
 struct Storage {
   explicit Storage(std::uint64_t seed = 0) : hash_seed(seed) {}
   std::uint64_t hash_seed;  // of keys and node ids (hash.h)
   SlabPool pool;
   FixedPool states{pool, sizeof(NodeState)};  // a ClusterState's NodeStates
+  FixedPool keys{pool, sizeof(NodeState::Keys)};
+  static_assert(alignof(NodeState) <= 8 && sizeof(NodeState) % 8 == 0);
+  static_assert(alignof(NodeState::Keys) <= 8 && sizeof(NodeState::Keys) % 8 == 0);
   ByteStore bytes;
 };
 

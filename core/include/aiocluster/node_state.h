@@ -157,6 +157,7 @@ class NodeState {
  private:
   friend class ClusterState;
   friend struct PacketPaths;
+  friend struct Storage;  // sizes its pools by NodeState and Keys
 
   // Storage, compact because a node replicates every key of the cluster:
   //   log_     entries in strictly increasing version order, so stale entries
