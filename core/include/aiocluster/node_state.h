@@ -159,20 +159,21 @@ class NodeState {
   friend struct PacketPaths;
   friend struct Storage;  // sizes its pools by NodeState and Keys
 
-  // Storage, compact because a node replicates every key of the cluster:
-  //   log_     entries in strictly increasing version order, so stale entries
+  // Storage, compact because a node replicates every key of the cluster (in
+  // the Keys block, below):
+  //   log      entries in strictly increasing version order, so stale entries
   //            are a binary search and a scan away. Each points at its stored
   //            key-value (src/storage.h): a delta's bytes where they arrived.
   //            A rewritten key moves to the end and leaves a hole (no bytes,
   //            its version kept for the search); compact() drops the holes
   //            once they outnumber live entries, so a scan from version v
   //            visits at most the versions after v plus what is live after it.
-  //   index_   open addressing (linear probing) from a key's hash to its slot.
+  //   index    open addressing (linear probing) from a key's hash to its slot.
   //            Built when first needed: a replica only ever appended to by
   //            its first delta (at most kUnindexedKeys keys) has none until an
   //            update, a garbage collection or another delta needs it; const
   //            lookups scan such a replica's log instead (unindexed()).
-  //   tombstones_ (version, status change time) of tombstones, by version:
+  //   tombstones (version, status change time) of tombstones, by version:
   //            only they need a time, for garbage collection.
   struct Entry {
     std::uint64_t version = 0;
@@ -284,8 +285,9 @@ class NodeState {
   void drop_empty_keys();
 
   // What every replica holds, keys or not: 80 bytes (a fixed-size block of
-  // the ClusterState's storage, not a pool class). The id hash keeps its
-  // top half, all the id table reads (ClusterState::hash clears the rest).
+  // the ClusterState's storage, not a pool class; static_assert in the .cc).
+  // The id hash keeps its top half, all the id table reads
+  // (ClusterState::hash clears the rest).
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
@@ -293,7 +295,7 @@ class NodeState {
   const std::uint8_t* encoded_id_ = nullptr;
   Chunk* encoded_id_chunk_ = nullptr;
   Storage* storage_;
-  Keys* keys_ = nullptr;  // from storage_'s pool; nullptr: no keys
+  Keys* keys_ = nullptr;  // from storage_'s keys pool; nullptr: no keys
   std::uint32_t id_hash_ = 0;
   std::uint32_t encoded_id_size_ : 31 = 0;
   std::uint32_t scheduled_for_deletion_ : 1 = 0;
