@@ -123,19 +123,18 @@ const NodeState& ClusterState::Nodes::at(const NodeId& id) const {
 
 template <typename... Args>
 NodeState* ClusterState::make_node(Args&&... args) {
-  std::pmr::polymorphic_allocator<NodeState> alloc(&storage_->pool);
-  NodeState* st = alloc.allocate(1);
+  void* at = storage_->states.allocate();
   try {
-    return new (st) NodeState(std::forward<Args>(args)...);
+    return new (at) NodeState(std::forward<Args>(args)...);
   } catch (...) {
-    alloc.deallocate(st, 1);
+    storage_->states.deallocate(at);
     throw;
   }
 }
 
 void ClusterState::drop_node(NodeState* st) {
   st->~NodeState();
-  std::pmr::polymorphic_allocator<NodeState>(&storage_->pool).deallocate(st, 1);
+  storage_->states.deallocate(st);
 }
 
 ClusterState::ClusterState(NodeId self, std::uint64_t seed)
@@ -207,8 +206,9 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   return *this;
 }
 
+// The top half only: all reduce() reads, and all a NodeState keeps.
 std::size_t ClusterState::hash(ByteView id) const {
-  return hash_bytes(as_text(id), storage_->hash_seed);
+  return hash_bytes(as_text(id), storage_->hash_seed) & ~std::size_t{0xffff'ffff};
 }
 
 NodeState* ClusterState::find_encoded(ByteView id, std::size_t hash) const {

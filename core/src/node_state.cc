@@ -77,6 +77,10 @@ std::pair<const std::uint8_t*, Chunk*> kept_bytes(ByteStore& bytes, const wire::
 
 }  // namespace
 
+// A replica of a node without keys is this block, its encoded id and what
+// its Node keeps per member: issue 13 asks for at most 200 bytes in all.
+static_assert(sizeof(NodeState) <= 80);
+
 KeyChange KeyChangeRef::to_change() const {
   KeyChange change{std::string(key), std::nullopt, new_value.to_value()};
   if (old_value) change.old_value = old_value->to_value();
@@ -85,20 +89,24 @@ KeyChange KeyChangeRef::to_change() const {
 
 NodeState::NodeState(NodeId id) : NodeState(std::move(id), nullptr) {}
 
-NodeState::NodeState(NodeId id, Storage* shared)
-    : own_storage_(shared == nullptr ? std::make_unique<Storage>() : nullptr),
-      storage_(shared == nullptr ? own_storage_.get() : shared),
-      log_(&storage_->pool) {
+NodeState::NodeState(NodeId id, Storage* shared) : storage_(shared) {
+  std::unique_ptr<Storage> own;
+  if (shared == nullptr) {
+    own = std::make_unique<Storage>();
+    storage_ = own.get();
+    keys().own_storage = std::move(own);
+  }
   const std::size_t size = wire_size::node_id(id);
   auto [chunk, at] = storage_->bytes.allocate(size);
   wire::Writer w(at);
   wire::write_node_id(w, id);
   hold_encoded_id(at, size, chunk);
-  id_hash_ = this->hash(std::string_view(reinterpret_cast<const char*>(at), size));
+  id_hash_ = static_cast<std::uint32_t>(
+      this->hash(std::string_view(reinterpret_cast<const char*>(at), size)) >> 32);
 }
 
 NodeState::NodeState(Storage* shared, ByteView encoded, std::size_t hash, Chunk* in)
-    : id_hash_(hash), storage_(shared), log_(&storage_->pool) {
+    : storage_(shared), id_hash_(static_cast<std::uint32_t>(hash >> 32)) {
   // Read from a packet, the id is already encoded (canonically): kept where
   // it arrived when the state took the packet over.
   const std::uint8_t* at = encoded.data();
@@ -145,24 +153,25 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
   max_version_ = other.max_version_;
   last_gc_version_ = other.last_gc_version_;
   scheduled_for_deletion_ = other.scheduled_for_deletion_;
-  live_ = other.live_;
+  if (other.keys_ == nullptr) return;
+  const Keys& from = *other.keys_;
+  Keys& to = keys();
+  to.live = from.live;
   ByteStore& bytes = storage_->bytes;
-  log_.reserve(other.log_.size());
-  for (const Entry& e : other.log_) {
+  to.log.reserve(from.log.size());
+  for (const Entry& e : from.log) {
     if (e.chunk == nullptr) {
-      log_.push_back(e);
+      to.log.push_back(e);
       continue;
     }
     const std::size_t size = stored::size(e.stored);
     auto [chunk, at] = bytes.allocate(size);
     std::memcpy(at, e.stored, size);
     bytes.hold(chunk, size);
-    log_.push_back(Entry{e.version, at, chunk});
+    to.log.push_back(Entry{e.version, at, chunk});
   }
-  if (other.index_size_ > 0) {
-    reindex(other.index_size_);
-  }
-  if (other.tombstones_ != nullptr) tombstones_ = std::make_unique<Tombstones>(*other.tombstones_);
+  if (from.index_size > 0) reindex(from.index_size);
+  if (from.tombstones != nullptr) to.tombstones = std::make_unique<Tombstones>(*from.tombstones);
 }
 
 NodeState::NodeState(NodeState&& other) noexcept
@@ -170,39 +179,61 @@ NodeState::NodeState(NodeState&& other) noexcept
       max_version_(other.max_version_),
       last_gc_version_(other.last_gc_version_),
       max_version_announced_(other.max_version_announced_),
-      live_(std::exchange(other.live_, 0)),
-      encoded_id_size_(other.encoded_id_size_),
-      position_(other.position_),
-      slot_(other.slot_),
-      index_size_(std::exchange(other.index_size_, 0)),
-      scheduled_for_deletion_(other.scheduled_for_deletion_),
-      id_hash_(other.id_hash_),
       encoded_id_(other.encoded_id_),
       encoded_id_chunk_(std::exchange(other.encoded_id_chunk_, nullptr)),
-      own_storage_(std::move(other.own_storage_)),
       storage_(other.storage_),
-      log_(std::move(other.log_)),
-      index_(std::exchange(other.index_, nullptr)),
-      tombstones_(std::move(other.tombstones_)) {
-  other.log_.clear();
-}
+      keys_(std::exchange(other.keys_, nullptr)),
+      id_hash_(other.id_hash_),
+      encoded_id_size_(other.encoded_id_size_),
+      scheduled_for_deletion_(other.scheduled_for_deletion_),
+      position_(other.position_),
+      slot_(other.slot_) {}
 
 NodeState::~NodeState() {
-  for (const Entry& e : log_) {
+  if (encoded_id_chunk_ != nullptr) storage_->bytes.release(encoded_id_chunk_, encoded_id_size_);
+  if (keys_ == nullptr) return;
+  for (const Entry& e : keys_->log) {
     if (e.chunk != nullptr) release(e);
   }
-  if (encoded_id_chunk_ != nullptr) storage_->bytes.release(encoded_id_chunk_, encoded_id_size_);
   free_index();
+  // The keys block goes back to the pool before the storage it may own.
+  std::unique_ptr<Storage> own = std::move(keys_->own_storage);
+  drop_keys();
+}
+
+NodeState::Keys::Keys(std::pmr::memory_resource* pool) : log(pool) {}
+NodeState::Keys::~Keys() = default;
+
+NodeState::Keys& NodeState::keys() {
+  if (keys_ == nullptr) keys_ = new (storage_->keys.allocate()) Keys(&storage_->pool);
+  return *keys_;
+}
+
+// Gives the keys block back to the pool (its entries released already).
+void NodeState::drop_keys() {
+  Keys* keys = std::exchange(keys_, nullptr);
+  keys->~Keys();
+  storage_->keys.deallocate(keys);
+}
+
+// A replica that lost all its keys (a reset, garbage collection) costs no
+// more than one that never had any; a state owning its storage keeps the
+// block that owns it.
+void NodeState::drop_empty_keys() {
+  if (keys_->own_storage == nullptr && keys_->log.empty() && keys_->tombstones == nullptr) {
+    free_index();
+    drop_keys();
+  }
 }
 
 // --- Reading entries. ---
 
 std::string_view NodeState::key_at(std::size_t slot) const {
-  return stored::key(log_[slot].stored);
+  return stored::key(keys_->log[slot].stored);
 }
 
 ValueRef NodeState::value_at(std::size_t slot) const {
-  const StoredKeyValue kv = stored::read(log_[slot].stored);
+  const StoredKeyValue kv = stored::read(keys_->log[slot].stored);
   return ValueRef{kv.value, kv.version, kv.status};
 }
 
@@ -212,9 +243,10 @@ bool NodeState::is_tombstone(const Entry& entry) const {
 
 std::vector<std::uint32_t> NodeState::slots_by_key() const {
   std::vector<std::uint32_t> slots;
-  slots.reserve(live_);
-  for (std::size_t i = 0; i < log_.size(); ++i) {
-    if (log_[i].chunk != nullptr) slots.push_back(static_cast<std::uint32_t>(i));
+  const std::span<const Entry> entries = log();
+  slots.reserve(size());
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].chunk != nullptr) slots.push_back(static_cast<std::uint32_t>(i));
   }
   std::sort(slots.begin(), slots.end(),
             [this](std::uint32_t a, std::uint32_t b) { return key_at(a) < key_at(b); });
@@ -223,26 +255,29 @@ std::vector<std::uint32_t> NodeState::slots_by_key() const {
 
 std::size_t NodeState::first_after(std::uint64_t version) const {
   // All of the log, the usual case of a full delta: no search.
-  if (log_.empty() || version < log_.front().version) return 0;
-  const auto it = std::upper_bound(log_.begin(), log_.end(), version,
+  const std::span<const Entry> entries = log();
+  if (entries.empty() || version < entries.front().version) return 0;
+  const auto it = std::upper_bound(entries.begin(), entries.end(), version,
                                    [](std::uint64_t v, const Entry& e) { return v < e.version; });
-  return static_cast<std::size_t>(it - log_.begin());
+  return static_cast<std::size_t>(it - entries.begin());
 }
 
 // Inlined into store_in_room(), the path of every applied key-value.
 [[gnu::always_inline]] inline std::size_t NodeState::probe(std::string_view key,
                                                            std::size_t h) const {
-  const std::size_t n = index_size_;
+  const Keys& k = *keys_;
+  const std::size_t n = k.index_size;
   std::size_t p = reduce(h, n);
-  while (index_[p] != kFree && !same_key(stored::key(log_[index_[p]].stored), key)) {
+  while (k.index[p] != kFree && !same_key(stored::key(k.log[k.index[p]].stored), key)) {
     if (++p == n) p = 0;
   }
   return p;
 }
 
 std::size_t NodeState::slot_of(std::string_view key) const {
-  if (index_size_ == 0) return live_ == 0 ? kNone : scan_for(key);
-  const std::uint32_t slot = index_[probe(key, hash(key))];
+  if (keys_ == nullptr) return kNone;
+  if (keys_->index_size == 0) return keys_->live == 0 ? kNone : scan_for(key);
+  const std::uint32_t slot = keys_->index[probe(key, hash(key))];
   return slot == kFree ? kNone : slot;
 }
 
@@ -250,14 +285,14 @@ std::size_t NodeState::slot_of(std::string_view key) const {
 // state would race): an unindexed replica, at most kUnindexedKeys keys, is
 // scanned instead.
 std::size_t NodeState::scan_for(std::string_view key) const {
-  for (std::size_t slot = 0; slot < log_.size(); ++slot) {
-    if (log_[slot].chunk != nullptr && same_key(key_at(slot), key)) return slot;
+  for (std::size_t slot = 0; slot < keys_->log.size(); ++slot) {
+    if (keys_->log[slot].chunk != nullptr && same_key(key_at(slot), key)) return slot;
   }
   return kNone;
 }
 
 void NodeState::ensure_index() {
-  if (unindexed()) reindex(index_capacity(live_));
+  if (unindexed()) reindex(index_capacity(keys_->live));
 }
 
 std::optional<VersionedValue> NodeState::find(std::string_view key) const {
@@ -276,9 +311,9 @@ std::optional<std::string> NodeState::value(std::string_view key) const {
 
 std::optional<Instant> NodeState::status_changed_at(std::string_view key) const {
   const std::size_t slot = slot_of(key);
-  if (slot == kNone || tombstones_ == nullptr) return std::nullopt;
-  const std::uint64_t version = log_[slot].version;
-  const Tombstones& t = *tombstones_;
+  if (slot == kNone || keys_->tombstones == nullptr) return std::nullopt;
+  const std::uint64_t version = keys_->log[slot].version;
+  const Tombstones& t = *keys_->tombstones;
   const auto it = std::lower_bound(t.begin(), t.end(), version,
                                    [](const auto& e, std::uint64_t v) { return e.first < v; });
   if (it == t.end() || it->first != version) return std::nullopt;
@@ -290,18 +325,18 @@ std::optional<Instant> NodeState::status_changed_at(std::string_view key) const 
 // Backward-shift deletion keeps every probe sequence unbroken without
 // tombstone markers in the index.
 void NodeState::unindex(std::size_t position) {
-  const std::size_t n = index_size_;
+  const std::size_t n = keys_->index_size;
   std::size_t hole = position;
-  index_[hole] = kFree;
-  for (std::size_t q = hole + 1 == n ? 0 : hole + 1; index_[q] != kFree;
+  keys_->index[hole] = kFree;
+  for (std::size_t q = hole + 1 == n ? 0 : hole + 1; keys_->index[q] != kFree;
        q = q + 1 == n ? 0 : q + 1) {
-    const std::size_t home = reduce(hash(key_at(index_[q])), n);
+    const std::size_t home = reduce(hash(key_at(keys_->index[q])), n);
     // The entry at q may move back to the hole unless its home lies
     // cyclically in (hole, q].
     const bool stays = hole <= q ? (home > hole && home <= q) : (home > hole || home <= q);
     if (stays) continue;
-    index_[hole] = index_[q];
-    index_[q] = kFree;
+    keys_->index[hole] = keys_->index[q];
+    keys_->index[q] = kFree;
     hole = q;
   }
 }
@@ -314,15 +349,15 @@ void NodeState::release(const Entry& entry) {
 void NodeState::make_hole(std::size_t slot) {
   const std::string_view key = key_at(slot);
   unindex(probe(key, hash(key)));
-  release(log_[slot]);
-  log_[slot].stored = nullptr;
-  log_[slot].chunk = nullptr;
-  --live_;
+  release(keys_->log[slot]);
+  keys_->log[slot].stored = nullptr;
+  keys_->log[slot].chunk = nullptr;
+  --keys_->live;
 }
 
 void NodeState::add_tombstone(std::uint64_t version, Instant now) {
-  if (tombstones_ == nullptr) tombstones_ = std::make_unique<Tombstones>();
-  Tombstones& t = *tombstones_;
+  if (keys_->tombstones == nullptr) keys_->tombstones = std::make_unique<Tombstones>();
+  Tombstones& t = *keys_->tombstones;
   if (t.empty() || t.back().first < version) {
     reserve_one_more(t);
     t.emplace_back(version, now);
@@ -334,54 +369,56 @@ void NodeState::add_tombstone(std::uint64_t version, Instant now) {
 }
 
 void NodeState::drop_tombstone(std::uint64_t version) {
-  if (tombstones_ == nullptr) return;
-  Tombstones& t = *tombstones_;
+  if (keys_->tombstones == nullptr) return;
+  Tombstones& t = *keys_->tombstones;
   const auto it = std::lower_bound(t.begin(), t.end(), version,
                                    [](const auto& e, std::uint64_t v) { return e.first < v; });
   if (it != t.end() && it->first == version) t.erase(it);
-  if (t.empty()) tombstones_.reset();
+  if (t.empty()) keys_->tombstones.reset();
 }
 
 void NodeState::free_index() {
-  if (index_ != nullptr) storage_->pool.deallocate(index_, index_size_ * sizeof(std::uint32_t), 4);
-  index_ = nullptr;
-  index_size_ = 0;
+  if (keys_->index != nullptr)
+    storage_->pool.deallocate(keys_->index, keys_->index_size * sizeof(std::uint32_t), 4);
+  keys_->index = nullptr;
+  keys_->index_size = 0;
 }
 
 void NodeState::reindex(std::size_t capacity) {
   free_index();
   if (capacity == 0) return;
-  index_ = static_cast<std::uint32_t*>(
+  keys_->index = static_cast<std::uint32_t*>(
       storage_->pool.allocate(capacity * sizeof(std::uint32_t), alignof(std::uint32_t)));
-  index_size_ = static_cast<std::uint32_t>(capacity);
-  std::fill(index_, index_ + capacity, kFree);
-  for (std::size_t slot = 0; slot < log_.size(); ++slot) {
-    if (log_[slot].chunk == nullptr) continue;
+  keys_->index_size = static_cast<std::uint32_t>(capacity);
+  std::fill(keys_->index, keys_->index + capacity, kFree);
+  for (std::size_t slot = 0; slot < keys_->log.size(); ++slot) {
+    if (keys_->log[slot].chunk == nullptr) continue;
     const std::string_view key = key_at(slot);
-    index_[probe(key, hash(key))] = static_cast<std::uint32_t>(slot);
+    keys_->index[probe(key, hash(key))] = static_cast<std::uint32_t>(slot);
   }
 }
 
 void NodeState::compact() {
   std::size_t kept = 0;
-  for (const Entry& e : log_) {
-    if (e.chunk != nullptr) log_[kept++] = e;
+  for (const Entry& e : keys_->log) {
+    if (e.chunk != nullptr) keys_->log[kept++] = e;
   }
-  log_.resize(kept);
-  log_.shrink_to_fit();
-  reindex(index_capacity(live_));
+  keys_->log.resize(kept);
+  keys_->log.shrink_to_fit();
+  reindex(index_capacity(keys_->live));
 }
 
 void NodeState::compact_if_sparse() {
-  const std::size_t holes = log_.size() - live_;
-  if ((holes > 16 && holes > live_) || (holes > 0 && live_ == 0)) compact();
+  const std::size_t holes = keys_->log.size() - keys_->live;
+  if ((holes > 16 && holes > keys_->live) || (holes > 0 && keys_->live == 0)) compact();
 }
 
 std::optional<NodeState::Entry> NodeState::store(std::string_view key, std::uint64_t version,
                                                  KeyStatus status, const std::uint8_t* stored,
                                                  std::size_t stored_size, Chunk* chunk,
                                                  Instant now) {
-  if (index_full(live_ + 1, index_size_)) reindex(index_capacity(live_ + 1));
+  const Keys& k = keys();
+  if (index_full(k.live + 1, k.index_size)) reindex(index_capacity(k.live + 1));
   return store_in_room(key, version, status, stored, stored_size, chunk, now);
 }
 
@@ -393,13 +430,14 @@ std::optional<NodeState::Entry> NodeState::store(std::string_view key, std::uint
   const Entry incoming{version, stored, chunk};
   const std::size_t h = hash(key);
   const std::size_t position = probe(key, h);
-  if (index_[position] == kFree && (log_.empty() || version > log_.back().version)) {
+  if (keys_->index[position] == kFree &&
+      (keys_->log.empty() || version > keys_->log.back().version)) {
     // The usual case of a delta to a new replica, or of a new key: a new
     // key at the newest version.
-    reserve_one_more(log_);
-    index_[position] = static_cast<std::uint32_t>(log_.size());
-    log_.push_back(incoming);
-    ++live_;
+    reserve_one_more(keys_->log);
+    keys_->index[position] = static_cast<std::uint32_t>(keys_->log.size());
+    keys_->log.push_back(incoming);
+    ++keys_->live;
     if (status != KeyStatus::kSet) add_tombstone(version, now);
     return std::nullopt;
   }
@@ -412,32 +450,32 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
                                                    std::size_t position, const Entry& incoming,
                                                    KeyStatus status, Instant now) {
   const std::uint64_t version = incoming.version;
-  const std::size_t old = index_[position] == kFree ? kNone : index_[position];
+  const std::size_t old = keys_->index[position] == kFree ? kNone : keys_->index[position];
   std::optional<Entry> replaced;
 
   // The key's previous entry becomes a hole; its bytes stay held for the
   // caller, who reports the change before releasing them.
   auto take_old = [&] {
     if (old == kNone) return;
-    Entry& e = log_[old];
+    Entry& e = keys_->log[old];
     if (is_tombstone(e)) drop_tombstone(e.version);
     replaced = e;
     e.stored = nullptr;
     e.chunk = nullptr;
-    --live_;
+    --keys_->live;
   };
 
-  if (log_.empty() || version > log_.back().version) {
+  if (keys_->log.empty() || version > keys_->log.back().version) {
     // The usual case: owners write, and deltas arrive, in version order.
     take_old();
-    reserve_one_more(log_);
-    index_[position] = static_cast<std::uint32_t>(log_.size());
-    log_.push_back(incoming);
+    reserve_one_more(keys_->log);
+    keys_->index[position] = static_cast<std::uint32_t>(keys_->log.size());
+    keys_->log.push_back(incoming);
   } else {
-    const auto at = std::lower_bound(log_.begin(), log_.end(), version,
+    const auto at = std::lower_bound(keys_->log.begin(), keys_->log.end(), version,
                                      [](const Entry& e, std::uint64_t v) { return e.version < v; });
-    const auto slot = static_cast<std::size_t>(at - log_.begin());
-    if (at != log_.end() && at->version == version) {
+    const auto slot = static_cast<std::size_t>(at - keys_->log.begin());
+    if (at != keys_->log.end() && at->version == version) {
       if (slot == old) {
         // Same key, same version: replaced in place.
         if (is_tombstone(*at)) drop_tombstone(version);
@@ -455,20 +493,20 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
         position = probe(key, h);  // the index moved under us
       }
       take_old();
-      log_[slot] = incoming;
-      index_[position] = static_cast<std::uint32_t>(slot);
+      keys_->log[slot] = incoming;
+      keys_->index[position] = static_cast<std::uint32_t>(slot);
     } else {
       // An older version than every entry: kept in order at the cost of
       // renumbering the slots after it.
       take_old();
-      log_.insert(at, incoming);
-      for (std::size_t i = 0; i < index_size_; ++i) {
-        if (index_[i] != kFree && index_[i] >= slot) ++index_[i];
+      keys_->log.insert(at, incoming);
+      for (std::size_t i = 0; i < keys_->index_size; ++i) {
+        if (keys_->index[i] != kFree && keys_->index[i] >= slot) ++keys_->index[i];
       }
-      index_[position] = static_cast<std::uint32_t>(slot);
+      keys_->index[position] = static_cast<std::uint32_t>(slot);
     }
   }
-  ++live_;
+  ++keys_->live;
   if (status != KeyStatus::kSet) add_tombstone(version, now);
   compact_if_sparse();
   return replaced;
@@ -511,9 +549,9 @@ struct NodeState::SeenKeys {
 struct NodeState::IndexedKeys {
   std::size_t room(std::string_view key) {
     const std::size_t place = state.probe(key, state.hash(key));
-    return state.index_[place] == kFree ? place : kNone;
+    return state.keys_->index[place] == kFree ? place : kNone;
   }
-  void claim(std::size_t place, std::uint32_t slot) { state.index_[place] = slot; }
+  void claim(std::size_t place, std::uint32_t slot) { state.keys_->index[place] = slot; }
 
   NodeState& state;
 };
@@ -522,24 +560,29 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
                                                std::uint64_t before, std::uint64_t gc,
                                                std::size_t max_keys, Chunk* chunk, Instant now,
                                                const OnKeyChange& on_change) {
+  if (keys_ == nullptr) {
+    if (count == 0) return {};  // a replica without keys stays without its block
+    keys();
+  }
   // At most this many keys become live below: the loop stops at the first
   // new key past the limit, so the index never needs to grow inside it.
-  const std::size_t admitted = std::min(count, max_keys - std::min<std::size_t>(live_, max_keys));
+  const std::size_t admitted =
+      std::min(count, max_keys - std::min<std::size_t>(keys_->live, max_keys));
   Applied applied;
   std::size_t k = 0;
-  if (log_.empty() && admitted <= kUnindexedKeys) {
+  if (keys_->log.empty() && admitted <= kUnindexedKeys) {
     // A first delta (or a reset's): appended without an index, its keys
     // told apart by a table of their hashes' tags.
-    if (admitted > log_.capacity()) log_.reserve(admitted);
+    if (admitted > keys_->log.capacity()) keys_->log.reserve(admitted);
     SeenKeys seen(storage_->hash_seed, admitted);
     k = append_key_values(kvs, count, before, gc, max_keys, chunk, now, on_change, seen, applied);
     if (k == count) return applied;
     // A key seen before (a repeat, or two keys of one tag): the index
     // decides from here on.
-    reserve(std::min(count - k, max_keys - std::min<std::size_t>(live_, max_keys)));
+    reserve(std::min(count - k, max_keys - std::min<std::size_t>(keys_->live, max_keys)));
   } else {
     reserve(admitted);
-    if (log_.empty()) {
+    if (keys_->log.empty()) {
       IndexedKeys indexed(*this);
       k = append_key_values(kvs, count, before, gc, max_keys, chunk, now, on_change, indexed,
                             applied);
@@ -552,7 +595,7 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
     const wire::KeyValueView& kv = kvs[k];
     if (kv.version <= before) continue;
     if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
-    if (live_ >= max_keys && slot_of(kv.key) == kNone) {
+    if (keys_->live >= max_keys && slot_of(kv.key) == kNone) {
       applied.truncated = true;
       break;
     }
@@ -588,7 +631,10 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
                                          const OnKeyChange& on_change, NewKeys& new_keys,
                                          Applied& applied) {
   ByteStore& bytes = storage_->bytes;
-  auto slot = static_cast<std::uint32_t>(log_.size());
+  // Through a reference kept in a register: keys_ would be read again
+  // after every callback.
+  Keys& keys = *keys_;
+  auto slot = static_cast<std::uint32_t>(keys.log.size());
   // One change, rewritten per key-value: what the callback sees is in place.
   KeyChangeRef change;
   // Counted here, not through `applied`, which the callback could alias.
@@ -615,7 +661,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
     if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
     const std::size_t place = new_keys.room(kv.key);
     if (place == kNone) return done(k);
-    if (live_ >= max_keys) {
+    if (keys.live >= max_keys) {
       applied.truncated = true;
       return done(count);
     }
@@ -627,8 +673,8 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
       bytes.hold(in, kv.stored_size);
     }
     new_keys.claim(place, slot++);
-    log_.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
-    ++live_;
+    keys.log.push_back(Entry{kv.version, stored, in});  // reserved by apply_key_values()
+    ++keys.live;
     change.key = kv.key;
     assign(change.new_value, kv.value, kv.version, kv.status);
     try {
@@ -698,8 +744,10 @@ std::optional<KeyChange> NodeState::delete_after_ttl(std::string_view key, Insta
 }
 
 void NodeState::reserve(std::size_t entries) {
-  if (log_.size() + entries > log_.capacity()) log_.reserve(log_.size() + entries);
-  if (index_full(live_ + entries, index_size_)) reindex(index_capacity(live_ + entries));
+  if (keys_ == nullptr && entries == 0) return;
+  Keys& k = keys();
+  if (k.log.size() + entries > k.log.capacity()) k.log.reserve(k.log.size() + entries);
+  if (index_full(k.live + entries, k.index_size)) reindex(index_capacity(k.live + entries));
 }
 
 KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, Instant now) {
@@ -717,14 +765,17 @@ KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, In
 }
 
 void NodeState::wipe(std::uint64_t new_last_gc_version) {
-  for (const Entry& e : log_) {
-    if (e.chunk != nullptr) release(e);
+  if (keys_ != nullptr) {
+    for (const Entry& e : keys_->log) {
+      if (e.chunk != nullptr) release(e);
+    }
+    keys_->log.clear();
+    keys_->log.shrink_to_fit();
+    free_index();
+    keys_->tombstones.reset();
+    keys_->live = 0;
+    drop_empty_keys();
   }
-  log_.clear();
-  log_.shrink_to_fit();
-  free_index();
-  tombstones_.reset();
-  live_ = 0;
   max_version_ = 0;
   last_gc_version_ = new_last_gc_version;
 }
@@ -740,8 +791,8 @@ bool NodeState::observe_heartbeat(std::uint64_t heartbeat) {
 }
 
 std::size_t NodeState::gc_tombstones(Instant cutoff) {
-  if (tombstones_ == nullptr) return 0;
-  Tombstones& t = *tombstones_;
+  if (keys_ == nullptr || keys_->tombstones == nullptr) return 0;
+  Tombstones& t = *keys_->tombstones;
   std::size_t removed = 0;
   std::size_t kept = 0;
   for (std::size_t i = 0; i < t.size(); ++i) {
@@ -750,18 +801,21 @@ std::size_t NodeState::gc_tombstones(Instant cutoff) {
       t[kept++] = {version, changed};
       continue;
     }
-    const auto at = std::lower_bound(log_.begin(), log_.end(), version,
+    const auto at = std::lower_bound(keys_->log.begin(), keys_->log.end(), version,
                                      [](const Entry& e, std::uint64_t v) { return e.version < v; });
-    const auto slot = static_cast<std::size_t>(at - log_.begin());
-    if (at == log_.end() || at->version != version || at->chunk == nullptr) continue;
+    const auto slot = static_cast<std::size_t>(at - keys_->log.begin());
+    if (at == keys_->log.end() || at->version != version || at->chunk == nullptr) continue;
     ensure_index();
     make_hole(slot);
     if (version > last_gc_version_) last_gc_version_ = version;
     ++removed;
   }
   t.resize(kept);
-  if (t.empty()) tombstones_.reset();
-  if (removed > 0) compact_if_sparse();
+  if (t.empty()) keys_->tombstones.reset();
+  if (removed > 0) {
+    compact_if_sparse();
+    if (keys_->live == 0) drop_empty_keys();
+  }
   return removed;
 }
 
@@ -769,7 +823,7 @@ std::size_t NodeState::gc_tombstones(Instant cutoff) {
 
 void NodeState::relocate_sparse() {
   ByteStore& bytes = storage_->bytes;
-  for (Entry& e : log_) {
+  for (Entry& e : keys_ == nullptr ? std::span<Entry>() : std::span<Entry>(keys_->log)) {
     if (e.chunk == nullptr || !bytes.sparse(e.chunk)) continue;
     const std::size_t size = stored::size(e.stored);
     auto [chunk, at] = bytes.allocate(size);
@@ -790,7 +844,9 @@ void NodeState::relocate_sparse() {
 }
 
 void NodeState::collect_own_garbage() {
-  if (own_storage_ != nullptr && own_storage_->bytes.wasteful()) relocate_sparse();
+  if (keys_ != nullptr && keys_->own_storage != nullptr && storage_->bytes.wasteful()) {
+    relocate_sparse();
+  }
 }
 
 }  // namespace aiocluster

@@ -10,9 +10,9 @@
 // twice what entries use, the entries of sparse chunks are moved together
 // (ClusterState::collect_garbage), so garbage stays proportional to state.
 //
-// Small arrays (node states, their logs and indexes) come from a pool shared
-// by every node state of a ClusterState: creating a replica of a few keys
-// costs no call to malloc.
+// Node states, and the small arrays of their keys (a keys block, log and
+// index), come from pools shared by every node state of a ClusterState:
+// creating a replica of a few keys costs no call to malloc.
 #pragma once
 
 #include <bit>
@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "aiocluster/node_state.h"
 #include "aiocluster/types.h"
 #include "wire.h"
 
@@ -124,11 +125,60 @@ class SlabPool : public std::pmr::memory_resource {
   std::size_t left_ = 0;
 };
 
+// Blocks of one size carved from a SlabPool's largest blocks, with a free
+// list and no virtual call: the node states of a ClusterState, 80 bytes each,
+// which the pool's classes would round up to 96, and their keys blocks. The
+// blocks stay the pool's (freed with it).
+class FixedPool {
+ public:
+  // `size`: a multiple of 8, blocks then aligned like the pool's.
+  FixedPool(SlabPool& from, std::size_t size) : from_(from), size_(size) {}
+  FixedPool(const FixedPool&) = delete;
+  FixedPool& operator=(const FixedPool&) = delete;
+  ~FixedPool() = default;
+
+  void* allocate() {
+    if (FreeBlock* block = free_) {
+      free_ = block->next;
+      return block;
+    }
+    if (left_ < size_) [[unlikely]] {
+      next_ = static_cast<std::byte*>(from_.allocate(kSlab, kAlign));
+      left_ = kSlab;
+    }
+    void* block = next_;
+    next_ += size_;
+    left_ -= size_;
+    return block;
+  }
+  void deallocate(void* p) {
+    auto* block = static_cast<FreeBlock*>(p);
+    block->next = free_;
+    free_ = block;
+  }
+
+ private:
+  static constexpr std::size_t kSlab = 4096;  // the pool's largest class
+  static constexpr std::size_t kAlign = 8;    // the most the pool aligns to
+  struct FreeBlock {
+    FreeBlock* next;
+  };
+  SlabPool& from_;
+  std::size_t size_;
+  FreeBlock* free_ = nullptr;
+  std::byte* next_ = nullptr;
+  std::size_t left_ = 0;
+};
+
 // What the node states of one ClusterState share.
 struct Storage {
   explicit Storage(std::uint64_t seed = 0) : hash_seed(seed) {}
   std::uint64_t hash_seed;  // of keys and node ids (hash.h)
   SlabPool pool;
+  FixedPool states{pool, sizeof(NodeState)};  // a ClusterState's NodeStates
+  FixedPool keys{pool, sizeof(NodeState::Keys)};
+  static_assert(alignof(NodeState) <= 8 && sizeof(NodeState) % 8 == 0);
+  static_assert(alignof(NodeState::Keys) <= 8 && sizeof(NodeState::Keys) % 8 == 0);
   ByteStore bytes;
 };
 

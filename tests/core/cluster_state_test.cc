@@ -459,3 +459,96 @@ TEST_CASE("apply: key and value sizes are checked exactly against their limits")
   CHECK(cs.find(nid("b")) == nullptr);
   CHECK(cs.find(nid("c")) == nullptr);
 }
+
+TEST_CASE("apply: a replica without keys gains them, loses them all and gains them again") {
+  // A replica's keys live in a block made with its first key and given back
+  // when a reset or garbage collection leaves none: every step reads the
+  // same as a replica that always had the block, copies included.
+  ClusterState cs(nid("self"));
+  const auto keys_of = [](const NodeState& st) {
+    std::vector<std::pair<std::string, VersionedValue>> out;
+    st.for_each_since(0, [&](std::string_view key, const VersionedValue& vv) {
+      out.emplace_back(std::string(key), vv);
+      return true;
+    });
+    return out;
+  };
+  const auto same_replicas = [&](const ClusterState& x, const ClusterState& y) {
+    REQUIRE(x.size() == y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      CHECK(x.at(i).id() == y.at(i).id());
+      CHECK(x.at(i).size() == y.at(i).size());
+      CHECK(x.at(i).max_version() == y.at(i).max_version());
+      CHECK(x.at(i).last_gc_version() == y.at(i).last_gc_version());
+      CHECK(keys_of(x.at(i)) == keys_of(y.at(i)));
+    }
+    CHECK(delta_for(x, Digest{}) == delta_for(y, Digest{}));
+  };
+  auto kv = [](std::string k, std::uint64_t v, KeyStatus s = KeyStatus::kSet) {
+    return KeyValueUpdate{std::move(k), s == KeyStatus::kDeleted ? "" : "v", v, s};
+  };
+
+  // Known without a key.
+  REQUIRE(cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {}, 0}, NodeDelta{nid("c"), 0, 0, {}, 0}}},
+                   t0(), {}, no_events)
+              .applied == 2);
+  const NodeState* a = cs.find(nid("a"));
+  REQUIRE(a != nullptr);
+  CHECK(a->size() == 0);
+  CHECK_FALSE(a->find("x"));
+  CHECK_FALSE(a->value("x"));
+  CHECK_FALSE(a->status_changed_at("x"));
+  CHECK(keys_of(*a).empty());
+  ClusterState keyless_copy(cs);
+  same_replicas(cs, keyless_copy);
+  // An empty node delta to a keyless replica leaves it keyless.
+  cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {}, 0}}}, t0(), {}, no_events);
+  CHECK(a->size() == 0);
+
+  // The first keys: a tombstone and a value; c's only key is a tombstone.
+  cs.apply(Delta{{NodeDelta{nid("a"), 0, 0, {kv("x", 1, KeyStatus::kDeleted), kv("y", 2)}, 2},
+                  NodeDelta{nid("c"), 0, 0, {kv("t", 1, KeyStatus::kDeleted)}, 1}}},
+           t0(), {}, no_events);
+  const NodeState* c = cs.find(nid("c"));
+  CHECK(a->size() == 2);
+  CHECK(a->status_changed_at("x") == t0());
+  CHECK(a->value("y") == "v");
+  CHECK(c->size() == 1);
+  same_replicas(cs, ClusterState(cs));
+  same_replicas(keyless_copy, ClusterState(keyless_copy));  // the copy kept no keys
+  CHECK(keyless_copy.find(nid("a"))->size() == 0);
+
+  // Garbage collection takes c's only key: keyless, max_version kept.
+  CHECK(cs.gc_tombstones(t0() + std::chrono::hours(1), std::chrono::minutes(1)) == 2);
+  CHECK(c->size() == 0);
+  CHECK(c->last_gc_version() == 1);
+  CHECK(c->max_version() == 1);
+  CHECK(keys_of(*c).empty());
+  CHECK(a->size() == 1);
+  same_replicas(cs, ClusterState(cs));
+  // ... and takes new keys after.
+  cs.apply(Delta{{NodeDelta{nid("c"), 1, 1, {kv("u", 2), kv("w", 3)}, 3}}}, t0(), {}, no_events);
+  CHECK(c->size() == 2);
+  CHECK(c->value("w") == "v");
+
+  // A reset re-sent with no key: a is wiped and stays keyless, y told gone.
+  std::vector<KeyChange> gone;
+  const ApplyReport r =
+      cs.apply(Delta{{NodeDelta{nid("a"), 0, 5, {}, 5}}}, t0(), {},
+               [&](const NodeId&, KeyChange change) { gone.push_back(std::move(change)); });
+  CHECK(r.resets == 1);
+  CHECK(a->size() == 0);
+  CHECK_FALSE(a->find("y"));
+  CHECK(a->max_version() == 5);
+  CHECK(a->last_gc_version() == 5);
+  REQUIRE(gone.size() == 1);
+  CHECK(gone[0].key == "y");
+  same_replicas(cs, ClusterState(cs));
+  // ... and takes new keys after, from a move of the state too.
+  ClusterState moved(std::move(cs));
+  moved.apply(Delta{{NodeDelta{nid("a"), 5, 5, {kv("z", 6)}, 6}}}, t0(), {}, no_events);
+  a = moved.find(nid("a"));
+  CHECK(a->size() == 1);
+  CHECK(a->find("z") == VersionedValue{"v", 6, KeyStatus::kSet});
+  same_replicas(moved, ClusterState(moved));
+}

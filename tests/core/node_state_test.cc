@@ -131,3 +131,30 @@ TEST_CASE("keys that differ in one byte are told apart, at every length and posi
     }
   }
 }
+
+TEST_CASE("a state of its own copies, moves and wipes without keys, and takes keys after") {
+  NodeState st = fresh();
+  st.observe_heartbeat(3);
+  const NodeState copy(st);  // no key yet
+  CHECK(copy.id() == st.id());
+  CHECK(copy.heartbeat() == 3);
+  CHECK(copy.size() == 0);
+  CHECK_FALSE(copy.find("a"));
+
+  st.set("a", "1", t0());
+  st.remove("b", t0());  // nothing to remove: still one key
+  CHECK(st.size() == 1);
+  CHECK(copy.size() == 0);
+  NodeState moved(std::move(st));
+  CHECK(moved.value("a") == "1");
+  moved.wipe(4);
+  CHECK(moved.size() == 0);
+  CHECK(versions_since(moved, 0).empty());
+  CHECK(moved.last_gc_version() == 4);
+  // Wiped, the state counts versions from 1 again.
+  moved.set("c", "2", t0());
+  CHECK(moved.find("c") == VersionedValue{"2", 1, KeyStatus::kSet});
+  const NodeState copy2(moved);
+  CHECK(copy2.value("c") == "2");
+  CHECK(copy2.id() == copy.id());
+}

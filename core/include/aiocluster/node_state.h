@@ -11,6 +11,7 @@
 #include <memory>
 #include <memory_resource>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -82,7 +83,7 @@ class NodeState {
   std::uint64_t heartbeat() const { return heartbeat_; }
   std::uint64_t max_version() const { return max_version_; }
   std::uint64_t last_gc_version() const { return last_gc_version_; }
-  std::size_t size() const { return live_; }
+  std::size_t size() const { return keys_ == nullptr ? 0 : keys_->live; }
   // A number its ClusterState gives the node while it knows it (reused once
   // the node is removed): per-node data kept elsewhere is indexed by it.
   std::uint32_t slot() const { return slot_; }
@@ -110,8 +111,9 @@ class NodeState {
   // number of versions after `version`).
   template <typename F>
   void for_each_since(std::uint64_t version, F&& f) const {
-    for (std::size_t slot = first_after(version); slot < log_.size(); ++slot) {
-      if (log_[slot].chunk == nullptr) continue;
+    const std::span<const Entry> entries = log();
+    for (std::size_t slot = first_after(version); slot < entries.size(); ++slot) {
+      if (entries[slot].chunk == nullptr) continue;
       if (!f(key_at(slot), value_at(slot).to_value())) return;
     }
   }
@@ -148,28 +150,30 @@ class NodeState {
 
   // Set by the owner of the cluster state when the node has been dead for
   // half the dead-node grace period: left out of digests and deltas.
-  bool scheduled_for_deletion() const { return scheduled_for_deletion_; }
-  void schedule_for_deletion() { scheduled_for_deletion_ = true; }
-  void unschedule_deletion() { scheduled_for_deletion_ = false; }
+  bool scheduled_for_deletion() const { return scheduled_for_deletion_ != 0; }
+  void schedule_for_deletion() { scheduled_for_deletion_ = 1; }
+  void unschedule_deletion() { scheduled_for_deletion_ = 0; }
 
  private:
   friend class ClusterState;
   friend struct PacketPaths;
+  friend struct Storage;  // sizes its pools by NodeState and Keys
 
-  // Storage, compact because a node replicates every key of the cluster:
-  //   log_     entries in strictly increasing version order, so stale entries
+  // Storage, compact because a node replicates every key of the cluster (in
+  // the Keys block, below):
+  //   log      entries in strictly increasing version order, so stale entries
   //            are a binary search and a scan away. Each points at its stored
   //            key-value (src/storage.h): a delta's bytes where they arrived.
   //            A rewritten key moves to the end and leaves a hole (no bytes,
   //            its version kept for the search); compact() drops the holes
   //            once they outnumber live entries, so a scan from version v
   //            visits at most the versions after v plus what is live after it.
-  //   index_   open addressing (linear probing) from a key's hash to its slot.
+  //   index    open addressing (linear probing) from a key's hash to its slot.
   //            Built when first needed: a replica only ever appended to by
   //            its first delta (at most kUnindexedKeys keys) has none until an
   //            update, a garbage collection or another delta needs it; const
   //            lookups scan such a replica's log instead (unindexed()).
-  //   tombstones_ (version, status change time) of tombstones, by version:
+  //   tombstones (version, status change time) of tombstones, by version:
   //            only they need a time, for garbage collection.
   struct Entry {
     std::uint64_t version = 0;
@@ -190,7 +194,7 @@ class NodeState {
   // The canonical NodeIdPb body of the id: packets name the node by it, and
   // digests and deltas copy it.
   ByteView encoded_id() const { return {encoded_id_, encoded_id_size_}; }
-  std::size_t id_hash() const { return id_hash_; }
+  std::size_t id_hash() const { return std::size_t{id_hash_} << 32; }
   void hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk);
   // Makes the stored key-value at `stored` (in `chunk`) the entry of `key`,
   // holding its bytes. Returns the entry it replaced, whose bytes stay held
@@ -230,12 +234,14 @@ class NodeState {
   // The largest replica a first delta leaves without a key index: lookups
   // scan it, comparing key sizes first.
   static constexpr std::size_t kUnindexedKeys = 128;
-  bool unindexed() const { return index_size_ == 0 && live_ > 0; }
+  bool unindexed() const { return keys_ != nullptr && keys_->index_size == 0 && keys_->live > 0; }
   void ensure_index();
   // Moves the bytes of entries in sparse chunks to the arena.
   void relocate_sparse();
   std::size_t first_after(std::uint64_t version) const;
-  const std::vector<Entry, std::pmr::polymorphic_allocator<Entry>>& log() const { return log_; }
+  std::span<const Entry> log() const {
+    return keys_ == nullptr ? std::span<const Entry>() : std::span<const Entry>(keys_->log);
+  }
 
   std::string_view key_at(std::size_t slot) const;
   ValueRef value_at(std::size_t slot) const;
@@ -257,28 +263,44 @@ class NodeState {
   void compact();
   void collect_own_garbage();
 
-  // Laid out to fit a small block of the pool: a replica with no keys costs
-  // little beyond its encoded id.
+  // A replica's keys, in a block of their own made with its first key: a
+  // replica of a node without keys (most of an idle cluster) is its
+  // NodeState and its encoded id, nothing more.
+  using Tombstones = std::vector<std::pair<std::uint64_t, Instant>>;
+  struct Keys {
+    explicit Keys(std::pmr::memory_resource* pool);  // in the .cc: Storage is
+    ~Keys();                                         // complete there
+    std::vector<Entry, std::pmr::polymorphic_allocator<Entry>> log;
+    std::uint32_t* index = nullptr;  // index_size cells from the pool
+    std::uint32_t index_size = 0;
+    std::uint32_t live = 0;
+    // Only nodes with tombstones have the list.
+    std::unique_ptr<Tombstones> tombstones;
+    // A state outside a ClusterState owns its storage (and so always has
+    // its keys block, from that storage's pool).
+    std::unique_ptr<Storage> own_storage;
+  };
+  Keys& keys();  // made when missing
+  void drop_keys();
+  void drop_empty_keys();
+
+  // What every replica holds, keys or not: 80 bytes (a fixed-size block of
+  // the ClusterState's storage, not a pool class; static_assert in the .cc).
+  // The id hash keeps its top half, all the id table reads
+  // (ClusterState::hash clears the rest).
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
   std::uint64_t max_version_announced_ = 0;
-  std::uint32_t live_ = 0;
-  std::uint32_t encoded_id_size_ = 0;
-  std::uint32_t position_ = 0;  // in its ClusterState's id order
-  std::uint32_t slot_ = 0;
-  std::uint32_t index_size_ = 0;
-  bool scheduled_for_deletion_ = false;
-  std::size_t id_hash_ = 0;
   const std::uint8_t* encoded_id_ = nullptr;
   Chunk* encoded_id_chunk_ = nullptr;
-  std::unique_ptr<Storage> own_storage_;  // when not a ClusterState's
   Storage* storage_;
-  std::vector<Entry, std::pmr::polymorphic_allocator<Entry>> log_;
-  std::uint32_t* index_ = nullptr;  // index_size_ cells from storage_'s pool
-  // Only nodes with tombstones have the list.
-  using Tombstones = std::vector<std::pair<std::uint64_t, Instant>>;
-  std::unique_ptr<Tombstones> tombstones_;
+  Keys* keys_ = nullptr;  // from storage_'s keys pool; nullptr: no keys
+  std::uint32_t id_hash_ = 0;
+  std::uint32_t encoded_id_size_ : 31 = 0;
+  std::uint32_t scheduled_for_deletion_ : 1 = 0;
+  std::uint32_t position_ = 0;  // in its ClusterState's id order
+  std::uint32_t slot_ = 0;
 };
 
 }  // namespace aiocluster
