@@ -565,7 +565,7 @@ bool read_aligned(ClusterState& state, const Header& header, std::size_t max_ent
   const std::size_t before = packet.digest.size();
   bool match = header.fingerprint == ours && sender != nullptr;
   std::size_t at = 0;  // our next member, by position in id order
-  constexpr std::size_t kAhead = 16;
+  constexpr std::size_t kAhead = 32;
   std::uint64_t heartbeat = 0;
   std::size_t entries = 0;
   wire::Reader c(header.aligned_entries);

@@ -62,10 +62,6 @@ class ArrivalWindow {
     return normal_model_phi(elapsed, mean, weight, config, unit);
   }
   std::size_t intervals() const { return count_; }
-  // Asks for where record() writes next.
-  void prefetch_ring() const {
-    if (capacity_ > 0) __builtin_prefetch(ring_.get() + (count_ < capacity_ ? count_ : head_));
-  }
   // The ring's room, in intervals: it grows as they arrive.
   std::size_t capacity() const { return capacity_; }
 
@@ -100,11 +96,6 @@ class FailureDetector {
   // Asks for a node's window ahead of a pass over many nodes (phi of each).
   void prefetch_window(Slot node) const {
     if (node < windows_.size()) __builtin_prefetch(&windows_[node]);
-  }
-  // Then, once the window is at hand, for the part of its ring that the
-  // next report_heartbeat writes.
-  void prefetch_ring(Slot node) const {
-    if (node < windows_.size()) windows_[node].prefetch_ring();
   }
   // nullopt while fewer than two arrivals are known.
   std::optional<double> phi(Slot node, Instant now) const {
