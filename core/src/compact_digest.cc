@@ -565,6 +565,7 @@ bool read_aligned(ClusterState& state, const Header& header, std::size_t max_ent
   const std::size_t before = packet.digest.size();
   bool match = header.fingerprint == ours && sender != nullptr;
   std::size_t at = 0;  // our next member, by position in id order
+  constexpr std::size_t kAhead = 32;
   std::uint64_t heartbeat = 0;
   std::size_t entries = 0;
   wire::Reader c(header.aligned_entries);
@@ -577,6 +578,13 @@ bool read_aligned(ClusterState& state, const Header& header, std::size_t max_ent
     }
     heartbeat += unzigzag(coded >> kAlignedShift);
     if (!match) continue;
+    // Each member is a cache miss otherwise (report_heartbeats then finds
+    // it cached): its first two lines hold what is read here.
+    if (at + kAhead < state.size()) {
+      const auto* ahead = reinterpret_cast<const char*>(&state.at(at + kAhead));
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + 64);
+    }
     while (at < state.size() && !listed_aligned(state.at(at), sender)) ++at;
     if (at == state.size()) {
       match = false;  // more entries than members: not our membership after all
