@@ -250,6 +250,9 @@ class Node {
   void report_heartbeats();
   void apply_delta(Bytes* owned);
   void emit_change(const NodeId& node, KeyChange change);
+  template <typename... Args>
+  void queue_event(Args&&... args);
+  void take_events_room();
   // A node joining what we know starts dead until the detector hears it.
   void note_node(const NodeState& st, bool created);
 
