@@ -1,6 +1,7 @@
 #include "failure_detector.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numbers>
 
@@ -61,81 +62,80 @@ FailureDetectorConfig FailureDetectorConfig::resolve(Duration gossip_interval) c
   return r;
 }
 
+std::size_t ArrivalWindow::room(std::size_t count, std::size_t window) {
+  if (count == 0) return 0;
+  // Steps of 8 intervals up to 128, then of an eighth of the power of two
+  // below: rounding up to a step is idempotent and increasing, so the room
+  // at a count is the room the ring was given when it last grew.
+  const std::size_t step = std::max<std::size_t>(8, std::bit_floor(count) / 8);
+  const std::size_t rounded = count <= 12 ? 12 : (count - 4 + step - 1) / step * step + 4;
+  return std::min(rounded, window);
+}
+
 ArrivalWindow::ArrivalWindow(const ArrivalWindow& other)
-    : capacity_(other.capacity_),
-      count_(other.count_),
-      head_(other.head_),
-      arrivals_(other.arrivals_),
+    : last_arrival_(other.last_arrival_),
       sum_(other.sum_),
-      sum_squares_(other.sum_squares_),
-      last_arrival_(other.last_arrival_) {
-  if (capacity_ == 0) return;
-  ring_ = std::make_unique_for_overwrite<std::uint16_t[]>(capacity_);
+      count_(other.count_),
+      head_(other.head_) {
+  if (count_ == 0) return;
+  // The room of the largest window: at least what record() counts on.
+  ring_ = std::make_unique_for_overwrite<std::uint16_t[]>(room(count_, kMaxWindow));
   std::copy_n(other.ring_.get(), count_, ring_.get());
 }
 
 ArrivalWindow& ArrivalWindow::operator=(ArrivalWindow other) noexcept {
   std::swap(ring_, other.ring_);
-  capacity_ = other.capacity_;
+  last_arrival_ = other.last_arrival_;
+  sum_ = other.sum_;
   count_ = other.count_;
   head_ = other.head_;
-  arrivals_ = other.arrivals_;
-  sum_ = other.sum_;
-  sum_squares_ = other.sum_squares_;
-  last_arrival_ = other.last_arrival_;
   return *this;
 }
 
 void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Duration unit,
-                           Instant resumed) {
-  if (arrivals_ > 0 && last_arrival_ >= resumed) {
+                           Instant resumed, std::uint64_t* squares) {
+  if (arrivals() > 0 && last_arrival_ >= resumed) {
     const Duration interval = now - last_arrival_;
     if (interval >= Duration::zero() && interval <= config.max_interval) {
       const std::int64_t units = (interval.count() + unit.count() / 2) / unit.count();
       const auto sample = static_cast<std::uint16_t>(std::min<std::int64_t>(units, UINT16_MAX));
-      const std::size_t window = std::min<std::size_t>(config.sampling_window_size, UINT32_MAX);
+      const std::size_t window = std::min(config.sampling_window_size, kMaxWindow);
       if (count_ < window) {
-        if (count_ == capacity_) {
-          // Lazily, by an eighth: most windows never fill. Rounded up to
-          // what the allocator hands out anyway (16-byte granules less an
-          // 8-byte header, 24 bytes at least): as much memory, half the
-          // reallocations.
-          const std::size_t wanted = grown_capacity(capacity_, count_ + 1, window);
-          const std::size_t granular =
-              std::max<std::size_t>(12, ((wanted + 3) & ~std::size_t{7}) + 4);
-          const auto grown = static_cast<std::uint32_t>(std::min(granular, window));
-          auto ring = std::make_unique_for_overwrite<std::uint16_t[]>(grown);
+        if (count_ == room(count_, window)) {
+          // Lazily: most windows never fill.
+          auto ring = std::make_unique_for_overwrite<std::uint16_t[]>(room(count_ + 1, window));
           std::copy_n(ring_.get(), count_, ring.get());
           ring_ = std::move(ring);
-          capacity_ = grown;
         }
-        ring_[count_++] = sample;  // not full yet: head_ is 0
+        if (count_ == 0) head_ = 0;  // it counted arrivals; from now on the ring's oldest is 0
+        ring_[count_++] = sample;
       } else if (count_ > 0) {
-        const std::uint64_t old = ring_[head_];
+        const std::uint16_t old = ring_[head_];
         sum_ -= old;
-        sum_squares_ -= old * old;
+        if (squares) *squares -= std::uint64_t{old} * old;
         ring_[head_] = sample;
-        head_ = (head_ + 1) % count_;
+        head_ = static_cast<std::uint16_t>(head_ + 1 == count_ ? 0 : head_ + 1);
       }
       if (window > 0) {
         sum_ += sample;
-        sum_squares_ += std::uint64_t{sample} * sample;
+        if (squares) *squares += std::uint64_t{sample} * sample;
       }
     }
   }
-  if (arrivals_ < 2) ++arrivals_;
+  if (count_ == 0 && head_ < 2) ++head_;
   last_arrival_ = now;
 }
 
 double ArrivalWindow::normal_model_phi(double elapsed, double mean, double weight,
-                                       const FailureDetectorConfig& config, Duration unit) const {
+                                       std::uint64_t squares, const FailureDetectorConfig& config,
+                                       Duration unit) const {
   // The prior counts in the spread too, as kPriorWeight samples at the mean.
   const double unit_s = seconds(unit);
   const double mean_s = mean * 1e-9;
   const double prior_s = seconds(*config.initial_interval);
-  const double squares =
-      static_cast<double>(sum_squares_) * unit_s * unit_s + kPriorWeight * prior_s * prior_s;
-  const double variance = std::max(0.0, squares / weight - mean_s * mean_s);
+  const double spread =
+      static_cast<double>(squares) * unit_s * unit_s + kPriorWeight * prior_s * prior_s;
+  const double variance = std::max(0.0, spread / weight - mean_s * mean_s);
   const double std_dev = std::max(std::sqrt(variance), seconds(*config.min_std_deviation));
   const double expected = mean_s + seconds(config.acceptable_heartbeat_pause);
   return aiocluster::normal_phi((elapsed * 1e-9 - expected) / std_dev);
@@ -155,17 +155,26 @@ void FailureDetector::report_heartbeat(Slot node, Instant now) {
     reserve_more(windows_, node + 1 - windows_.size());
     windows_.resize(node + 1);
   }
-  windows_[node].record(now, config_, unit_, resumed_);
+  std::uint64_t* squares = nullptr;
+  if (config_.model == PhiModel::kNormal) {
+    if (node >= squares_.size()) {
+      reserve_more(squares_, node + 1 - squares_.size());
+      squares_.resize(node + 1);
+    }
+    squares = &squares_[node];
+  }
+  windows_[node].record(now, config_, unit_, resumed_, squares);
 }
 
 bool FailureDetector::spared_by_pause(Slot node, Instant now) const {
   if (node >= windows_.size() || resumed_ == Instant::min()) return false;
-  const auto counted = windows_[node].phi(now, config_, unit_);
+  const auto counted = windows_[node].phi(now, config_, unit_, Instant::min(), squares(node));
   return counted && *counted > config_.phi_threshold && is_live(node, now);
 }
 
 void FailureDetector::forget(Slot node) {
   if (node < windows_.size()) windows_[node] = ArrivalWindow{};
+  if (node < squares_.size()) squares_[node] = 0;
 }
 
 }  // namespace aiocluster

@@ -23,14 +23,19 @@ namespace aiocluster {
 double normal_phi(double y);
 
 // A window of heartbeat inter-arrival times. A node keeps one per known
-// node, so it is small: intervals are stored as 16-bit counts of a unit (a
-// fraction of the gossip interval, see FailureDetector::unit()), in a ring
-// that grows as intervals arrive, with exact integer sums. Phi differs
-// from one computed on the exact intervals only by that rounding.
+// node, so it is small (24 bytes): intervals are stored as 16-bit counts of
+// a unit (a fraction of the gossip interval, see FailureDetector::unit()),
+// in a ring that grows as intervals arrive, with an exact integer sum. Phi
+// differs from one computed on the exact intervals only by that rounding.
+// At most kMaxWindow intervals are kept, whatever sampling_window_size asks
+// (65535 rounds, 18 hours at 1 s rounds): so the count fits 16 bits and the
+// sum 32. The normal model's sum of squares is kept by the caller (see
+// FailureDetector), as the linear model has no use for it.
 class ArrivalWindow {
  public:
   // The prior interval counts as this many samples in the mean.
   static constexpr std::int64_t kPriorWeight = 5;
+  static constexpr std::size_t kMaxWindow = UINT16_MAX;
 
   ArrivalWindow() = default;
   ArrivalWindow(const ArrivalWindow& other);
@@ -41,43 +46,52 @@ class ArrivalWindow {
   // An interval that began before `resumed` (this node's own pause ended
   // then) is not recorded: it measures our stall, not the peer. Intervals
   // are rounded to `unit`, and those above 65535 units are clamped.
+  // `squares`, if given, keeps the sum of the squares of the window's
+  // intervals (in units squared) for the normal model.
   void record(Instant now, const FailureDetectorConfig& config, Duration unit,
-              Instant resumed = Instant::min());
+              Instant resumed = Instant::min(), std::uint64_t* squares = nullptr);
   // nullopt until two arrivals have been seen (one with a stated detection
   // time). Silence before `resumed` does not count. `config` must be
-  // resolved. Inline: asked for every node every round.
+  // resolved; `squares` is what record() kept, for the normal model.
+  // Inline: asked for every node every round.
   std::optional<double> phi(Instant now, const FailureDetectorConfig& config, Duration unit,
-                            Instant resumed = Instant::min()) const {
+                            Instant resumed = Instant::min(), std::uint64_t squares = 0) const {
     // The protocol's prior (5 rounds by default) is a guess, so it waits
     // for a second arrival. A stated detection time makes the prior the
     // round itself: one beat heard since we learned of the node is enough.
     const std::uint32_t needed = config.detection_time ? 1 : 2;
-    if (arrivals_ < needed) return std::nullopt;
+    if (arrivals() < needed) return std::nullopt;
     const double prior = static_cast<double>(config.initial_interval->count());
     const double weight = static_cast<double>(count_) + kPriorWeight;
     const double sum = static_cast<double>(sum_) * static_cast<double>(unit.count());
     const double mean = (sum + kPriorWeight * prior) / weight;
     const double elapsed = static_cast<double>((now - std::max(last_arrival_, resumed)).count());
     if (config.model == PhiModel::kLinear) return elapsed / mean;
-    return normal_model_phi(elapsed, mean, weight, config, unit);
+    return normal_model_phi(elapsed, mean, weight, squares, config, unit);
   }
   std::size_t intervals() const { return count_; }
-  // The ring's room, in intervals: it grows as they arrive.
-  std::size_t capacity() const { return capacity_; }
+  // The ring's room, in intervals, for a window of `window`: it grows as
+  // they arrive, by size classes of about an eighth.
+  std::size_t capacity(std::size_t window) const { return room(count_, window); }
+  // The room a ring holding `count` intervals has: the smallest size class
+  // (8k + 4 intervals, what a 16-byte-granular allocator hands out for
+  // whole granules, in steps of about an eighth) of at least `count`, at
+  // most the window.
+  static std::size_t room(std::size_t count, std::size_t window);
 
  private:
-  double normal_model_phi(double elapsed, double mean, double weight,
+  // Arrivals counted up to 2: all phi needs to know. A recorded interval
+  // means two arrivals; head_ counts them while the ring is empty.
+  std::uint32_t arrivals() const { return count_ > 0 ? 2 : head_; }
+  double normal_model_phi(double elapsed, double mean, double weight, std::uint64_t squares,
                           const FailureDetectorConfig& config, Duration unit) const;
 
-  // Laid out in 48 bytes.
-  std::unique_ptr<std::uint16_t[]> ring_;  // intervals in units; capacity_ of them
-  std::uint32_t capacity_ = 0;
-  std::uint32_t count_ = 0;        // at most sampling_window_size
-  std::uint32_t head_ = 0;         // the oldest, once the ring is full
-  std::uint32_t arrivals_ = 0;     // counted up to 2: all phi needs to know
-  std::uint64_t sum_ = 0;          // of the intervals, in units
-  std::uint64_t sum_squares_ = 0;  // in units squared, for the normal model
+  // Laid out in 24 bytes.
+  std::unique_ptr<std::uint16_t[]> ring_;  // intervals in units; room(count_, window)
   Instant last_arrival_{};
+  std::uint32_t sum_ = 0;    // of the intervals, in units: below 65535 x 65535
+  std::uint16_t count_ = 0;  // at most the window (and kMaxWindow)
+  std::uint16_t head_ = 0;   // the oldest once the ring is full; arrivals while it is empty
 };
 
 // The windows of many nodes, each named by a small number the caller picks
@@ -100,7 +114,7 @@ class FailureDetector {
   // nullopt while fewer than two arrivals are known.
   std::optional<double> phi(Slot node, Instant now) const {
     if (node >= windows_.size()) return std::nullopt;
-    return windows_[node].phi(now, config_, unit_, resumed_);
+    return windows_[node].phi(now, config_, unit_, resumed_, squares(node));
   }
   bool is_live(Slot node, Instant now) const {
     const auto p = phi(node, now);
@@ -127,9 +141,13 @@ class FailureDetector {
   static Duration unit_for(const FailureDetectorConfig& resolved, Duration gossip_interval);
 
  private:
+  std::uint64_t squares(Slot node) const { return node < squares_.size() ? squares_[node] : 0; }
+
   FailureDetectorConfig config_;
   Duration unit_;
   std::vector<ArrivalWindow> windows_;  // by slot
+  // By slot, for the normal model only: each window's sum of squares.
+  std::vector<std::uint64_t> squares_;
   Instant resumed_ = Instant::min();
 };
 

@@ -241,7 +241,7 @@ TEST_CASE("fixed-point windows give the phi of exact intervals, up to rounding")
 }
 
 TEST_CASE("a window is small and grows with its intervals, by an eighth") {
-  CHECK(sizeof(ArrivalWindow) <= 48);
+  CHECK(sizeof(ArrivalWindow) <= 24);
   const FailureDetectorConfig config = FailureDetectorConfig{}.resolve(1s);
   const Duration unit = FailureDetector::unit_for(config, 1s);
   ArrivalWindow w;
@@ -249,13 +249,102 @@ TEST_CASE("a window is small and grows with its intervals, by an eighth") {
   for (int i = 0; i <= 40; ++i, t += 1s) w.record(t, config, unit);
   // 40 intervals of the default window of 1000, with little room to spare.
   CHECK(w.intervals() == 40);
-  CHECK(w.capacity() >= 40);
-  CHECK(w.capacity() <= 40 + 40 / 8 + 4);
+  CHECK(w.capacity(1000) >= 40);
+  CHECK(w.capacity(1000) <= 40 + 40 / 8 + 4);
   const ArrivalWindow copy(w);
   CHECK(copy.intervals() == 40);
   CHECK(*copy.phi(t, config, unit) == *w.phi(t, config, unit));
   // The last beat was a second before t.
   CHECK(*w.phi(t + 1s, config, unit) == doctest::Approx(2.0 / ((40.0 + 25) / 45)));
+}
+
+TEST_CASE("a ring's room is a size class: the room it was given when it last grew") {
+  // record() grows the ring when the count reaches the room: that is sound
+  // only if the room is the same for every count the ring has room for.
+  for (const std::size_t window :
+       {std::size_t{1}, std::size_t{10}, std::size_t{1000}, ArrivalWindow::kMaxWindow}) {
+    CAPTURE(window);
+    CHECK(ArrivalWindow::room(0, window) == 0);
+    std::size_t last = 0;
+    for (std::size_t count = 1; count <= window; ++count) {
+      const std::size_t room = ArrivalWindow::room(count, window);
+      REQUIRE(room >= count);
+      REQUIRE(room <= window);
+      REQUIRE(room >= last);
+      REQUIRE(ArrivalWindow::room(room, window) == room);
+      // Whole 16-byte granules less an 8-byte header, or the window.
+      if (room < window) REQUIRE(room % 8 == 4);
+      // About an eighth more than the last class.
+      if (room > last && last >= 128) REQUIRE(room - last <= last / 8);
+      last = room;
+    }
+  }
+}
+
+TEST_CASE("the largest window holds 65535 intervals of 65535 units, summed exactly") {
+  for (const PhiModel model : {PhiModel::kLinear, PhiModel::kNormal}) {
+    CAPTURE(static_cast<int>(model));
+    FailureDetectorConfig config;
+    config.model = model;
+    config.max_interval = 1h;
+    config.sampling_window_size = 1'000'000;  // more than a window keeps
+    FailureDetector fd(config, 1s);
+    const Duration unit = fd.unit();
+    REQUIRE(unit == Duration(1s) / 64);
+    // 1024 s is 65536 units: clamped to 65535, the largest sample, so the
+    // sum reaches 65535 x 65535, just below 2^32.
+    Instant t = t0();
+    for (std::size_t i = 0; i < ArrivalWindow::kMaxWindow + 100; ++i, t += 1024s) {
+      fd.report_heartbeat(0, t);
+    }
+    t -= 1024s;
+    const double samples = static_cast<double>(ArrivalWindow::kMaxWindow);
+    const double weight = samples + ArrivalWindow::kPriorWeight;
+    const double sample = 65535.0 * std::chrono::duration<double>(unit).count();
+    const double mean = (samples * sample + ArrivalWindow::kPriorWeight * 5.0) / weight;
+    const double elapsed = 2000.0;
+    const Instant now = t + 2000s;
+    if (model == PhiModel::kLinear) {
+      CHECK(*fd.phi(0, now) == doctest::Approx(elapsed / mean).epsilon(1e-12));
+    } else {
+      const double squares =
+          (samples * sample * sample + ArrivalWindow::kPriorWeight * 25.0) / weight;
+      const double std_dev = std::max(std::sqrt(std::max(0.0, squares - mean * mean)), 0.25);
+      CHECK(*fd.phi(0, now) == doctest::Approx(normal_phi((elapsed - mean) / std_dev)));
+    }
+  }
+}
+
+TEST_CASE("the normal model's spread follows the ring as it wraps and as it is forgotten") {
+  FailureDetectorConfig config;
+  config.model = PhiModel::kNormal;
+  config.sampling_window_size = 3;
+  FailureDetector fd(config, 1s);
+  const FailureDetectorConfig& resolved = fd.config();
+  const Duration unit = fd.unit();
+  // Whole units: no rounding, so phi is that of the exact intervals.
+  const std::vector<int> units{4096, 8192, 2048, 6144, 4096, 12288, 1024};
+  ExactWindow exact;
+  exact.window = 3;
+  for (int round = 0; round < 2; ++round) {
+    Instant t = t0() + Duration(1h) * round;
+    fd.report_heartbeat(1, t);
+    exact.record(t, resolved);
+    for (const int u : units) {
+      t += unit * u;
+      fd.report_heartbeat(1, t);
+      exact.record(t, resolved);
+      for (const Duration silence : {Duration(500ms), Duration(3s), Duration(9s)}) {
+        CHECK(*fd.phi(1, t + silence) ==
+              doctest::Approx(exact.phi(t + silence, resolved)).epsilon(1e-12));
+      }
+    }
+    // Forgotten, the node starts afresh: no spread left from its past.
+    fd.forget(1);
+    CHECK_FALSE(fd.phi(1, t));
+    exact = ExactWindow{};
+    exact.window = 3;
+  }
 }
 
 TEST_CASE("intervals longer than 65535 units are clamped, and shorter ones are rounded") {
