@@ -101,7 +101,8 @@ void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Dur
       const auto sample = static_cast<std::uint16_t>(std::min<std::int64_t>(units, UINT16_MAX));
       const std::size_t window = std::min(config.sampling_window_size, kMaxWindow);
       if (count_ < window) {
-        if (count_ == room(count_, window)) {
+        // Below the window a room is 0 or 8k + 4: that cheap test first.
+        if (count_ == 0 || (count_ % 8 == 4 && count_ == room(count_, window))) {
           // Lazily: most windows never fill.
           auto ring = std::make_unique_for_overwrite<std::uint16_t[]>(room(count_ + 1, window));
           std::copy_n(ring_.get(), count_, ring.get());
