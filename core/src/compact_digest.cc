@@ -404,9 +404,10 @@ Bytes finish(Bytes bytes, const wire::Writer& w) {
 
 }  // namespace
 
-Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Plan& plan) {
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Plan& plan,
+                std::size_t room) {
   const std::size_t body = digest_fields_size(plan);
-  Bytes bytes(cluster_field(cluster_id) + length_delimited(body));
+  Bytes bytes = with_room(cluster_field(cluster_id) + length_delimited(body), room);
   wire::Writer w(bytes.data());
   w.string_field(1, cluster_id);
   w.header(2, body);
@@ -416,9 +417,9 @@ Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Pl
 }
 
 Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const Plan& plan,
-                   const DeltaPlan& delta) {
+                   const DeltaPlan& delta, std::size_t room) {
   const std::size_t body = digest_fields_size(plan) + length_delimited(delta.size);
-  Bytes bytes(cluster_field(cluster_id) + length_delimited(body));
+  Bytes bytes = with_room(cluster_field(cluster_id) + length_delimited(body), room);
   wire::Writer w(bytes.data());
   w.string_field(1, cluster_id);
   w.header(3, body);

@@ -142,9 +142,12 @@ std::size_t digest_fields_size(const Plan& plan);
 void write_full(wire::Writer& w, const ClusterState& state, const Plan& plan);
 void write_compact(wire::Writer& w, const Plan& plan);
 
-Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Plan& plan);
+// The packets, with `room` bytes of capacity left past them for what is
+// appended (our extensions announcement).
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const Plan& plan,
+                std::size_t room = 0);
 Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const Plan& plan,
-                   const DeltaPlan& delta);
+                   const DeltaPlan& delta, std::size_t room = 0);
 // The DeltaPb budget of a compact SynAck within `max_payload_size`.
 std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size,
                                 const Plan& plan);

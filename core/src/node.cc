@@ -589,7 +589,8 @@ Bytes Node::make_syn(bool compact, bool aligned) {
       if (scratch_->heard_fingerprint == plan.fingerprint &&
           compact::plan_aligned(cluster_, salt, plan.fingerprint, features_by_slot_, budget,
                                 plan)) {
-        return announced(compact::write_syn(config_.cluster_id, cluster_, plan));
+        return announced(
+            compact::write_syn(config_.cluster_id, cluster_, plan, announcement_room()));
       }
     }
     compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes.own),
@@ -597,11 +598,11 @@ Bytes Node::make_syn(bool compact, bool aligned) {
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
-      return announced(compact::write_syn(config_.cluster_id, cluster_, plan));
+      return announced(compact::write_syn(config_.cluster_id, cluster_, plan, announcement_room()));
     }
   }
   plan_digest(budget);
-  return announced(write_syn(config_.cluster_id, cluster_, work_->digest));
+  return announced(write_syn(config_.cluster_id, cluster_, work_->digest, announcement_room()));
 }
 
 // The nodes the digest being answered does not list and that have no
@@ -642,8 +643,8 @@ Bytes Node::make_synack() {
       ++stats_.compact_digests_out;
       Bytes out =
           fitted(compact::synack_delta_budget(config_.cluster_id, payload_limit(), plan), [&] {
-            return announced(
-                compact::write_synack(config_.cluster_id, cluster_, plan, work_->delta));
+            return announced(compact::write_synack(config_.cluster_id, cluster_, plan, work_->delta,
+                                                   announcement_room()));
           });
       stats_.bytes_out += out.size();
       return out;
@@ -671,7 +672,8 @@ Bytes Node::make_synack() {
   plan_digest(budget);
   const DigestPlan& digest = work_->digest;
   Bytes out = fitted(synack_delta_budget(config_.cluster_id, payload_limit(), digest.size), [&] {
-    return announced(write_synack(config_.cluster_id, cluster_, digest, work_->delta));
+    return announced(
+        write_synack(config_.cluster_id, cluster_, digest, work_->delta, announcement_room()));
   });
   stats_.bytes_out += out.size();
   return out;
@@ -901,6 +903,12 @@ std::size_t Node::payload_limit() const {
   if (features() == 0) return send_limit();
   const std::size_t size = announcement_field(config_, features(), scratch_->announcing).size();
   return send_limit() - std::min(size, send_limit());
+}
+
+// The bytes announced() appends: writers leave that room so that it
+// appends in place.
+std::size_t Node::announcement_room() const {
+  return features() == 0 ? 0 : announcement_field(config_, features(), scratch_->announcing).size();
 }
 
 // What every packet may take before it is sealed. The envelope's bytes are

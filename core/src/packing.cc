@@ -20,11 +20,12 @@ std::size_t envelope_size(std::string_view cluster_id, std::size_t max_payload_s
   return cluster_field(cluster_id) + 2 * (1 + wire_size::varint(max_payload_size));
 }
 
-// A packet of `body` bytes of message `field`: its bytes, and a writer past
-// the message's header.
+// A packet of `body` bytes of message `field`: its bytes (with `room` bytes
+// of capacity beyond them), and a writer past the message's header.
 struct Out {
-  Out(std::string_view cluster_id, unsigned field, std::size_t body)
-      : bytes(cluster_field(cluster_id) + length_delimited(body)), w(bytes.data()) {
+  Out(std::string_view cluster_id, unsigned field, std::size_t body, std::size_t room)
+      : bytes(with_room(cluster_field(cluster_id) + length_delimited(body), room)),
+        w(bytes.data()) {
     w.string_field(1, cluster_id);
     w.header(field, body);
   }
@@ -70,16 +71,17 @@ std::size_t ack_delta_budget(std::string_view cluster_id, std::size_t max_payloa
   return largest_body(largest_body(max_payload_size < cid ? 0 : max_payload_size - cid));
 }
 
-Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest) {
-  Out out(cluster_id, 2, length_delimited(digest.size));
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
+                std::size_t room) {
+  Out out(cluster_id, 2, length_delimited(digest.size), room);
   out.w.header(2, digest.size);
   PacketPaths::write_digest(state, out.w, digest);
   return out.done();
 }
 
 Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
-                   const DeltaPlan& delta) {
-  Out out(cluster_id, 3, length_delimited(digest.size) + length_delimited(delta.size));
+                   const DeltaPlan& delta, std::size_t room) {
+  Out out(cluster_id, 3, length_delimited(digest.size) + length_delimited(delta.size), room);
   out.w.header(2, digest.size);
   PacketPaths::write_digest(state, out.w, digest);
   out.w.header(3, delta.size);
@@ -88,7 +90,7 @@ Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const
 }
 
 Bytes write_ack(std::string_view cluster_id, const ClusterState& state, const DeltaPlan& delta) {
-  Out out(cluster_id, 4, length_delimited(delta.size));
+  Out out(cluster_id, 4, length_delimited(delta.size), 0);
   out.w.header(3, delta.size);
   PacketPaths::write_delta(state, out.w, delta);
   return out.done();

@@ -102,9 +102,20 @@ std::size_t synack_delta_budget(std::string_view cluster_id, std::size_t max_pay
                                 std::size_t digest_size);
 std::size_t ack_delta_budget(std::string_view cluster_id, std::size_t max_payload_size);
 
-Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest);
+// `size` bytes, not yet written, with capacity for `room` more.
+inline Bytes with_room(std::size_t size, std::size_t room) {
+  Bytes out;
+  out.reserve(size + room);
+  out.resize(size);
+  return out;
+}
+
+// The packets; `room` bytes of capacity are left past a Syn or SynAck, so
+// that what is appended to it (our extensions announcement) needs no copy.
+Bytes write_syn(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
+                std::size_t room = 0);
 Bytes write_synack(std::string_view cluster_id, const ClusterState& state, const DigestPlan& digest,
-                   const DeltaPlan& delta);
+                   const DeltaPlan& delta, std::size_t room = 0);
 Bytes write_ack(std::string_view cluster_id, const ClusterState& state, const DeltaPlan& delta);
 
 }  // namespace aiocluster

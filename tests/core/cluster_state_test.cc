@@ -6,6 +6,7 @@
 
 #include "codec_internal.h"
 #include "harness.h"
+#include "packing.h"
 
 using namespace testing;
 
@@ -551,4 +552,29 @@ TEST_CASE("apply: a replica without keys gains them, loses them all and gains th
   CHECK(a->size() == 1);
   CHECK(a->find("z") == VersionedValue{"v", 6, KeyStatus::kSet});
   same_replicas(moved, ClusterState(moved));
+}
+
+TEST_CASE("a Syn or SynAck written with room past it is the same packet, and takes more in place") {
+  ClusterState cs(nid("self"));
+  for (int i = 0; i < 20; ++i) {
+    cs.find_or_create(nid("n" + std::to_string(i)), 100)->set("k", std::string(40, 'v'), t0());
+  }
+  Rng rng(1);
+  DigestPlan digest;
+  PacketPaths::plan_digest(cs, 400, rng, digest);
+  DeltaPlan delta;
+  PacketPaths::plan_delta(cs, {}, 600, rng, delta);
+  REQUIRE(!delta.parts.empty());
+  const std::size_t room = 37;
+  const Bytes syn = write_syn("c", cs, digest);
+  const Bytes synack = write_synack("c", cs, digest, delta);
+  Bytes roomy_syn = write_syn("c", cs, digest, room);
+  Bytes roomy_synack = write_synack("c", cs, digest, delta, room);
+  CHECK(roomy_syn == syn);
+  CHECK(roomy_synack == synack);
+  CHECK(roomy_syn.capacity() >= syn.size() + room);
+  const auto* before = roomy_synack.data();
+  REQUIRE(roomy_synack.capacity() >= synack.size() + room);
+  roomy_synack.resize(synack.size() + room);
+  CHECK(roomy_synack.data() == before);
 }

@@ -36,6 +36,8 @@ enum class PhiModel : std::uint8_t {
 struct FailureDetectorConfig {
   PhiModel model = PhiModel::kLinear;
   double phi_threshold = 8.0;
+  // Intervals a window keeps, at most 65,535 whatever is asked (18 hours of
+  // 1 s rounds): windows are small because a node keeps one per known node.
   std::size_t sampling_window_size = 1000;
   // Longer inter-arrival intervals are not recorded.
   Duration max_interval = 10s;

@@ -260,6 +260,7 @@ class Node {
   // Our extensions (proto/README.md).
   std::uint64_t features() const;
   std::size_t payload_limit() const;
+  std::size_t announcement_room() const;
   Bytes announced(Bytes packet) const;
   bool read_extensions();
   void learn_features();
