@@ -48,6 +48,9 @@ std::optional<std::string> Config::validate() const {
   if (fd.initial_interval && *fd.initial_interval <= Duration::zero()) {
     return "failure_detector.initial_interval: must be positive";
   }
+  if (fd.min_mean_interval && *fd.min_mean_interval <= Duration::zero()) {
+    return "failure_detector.min_mean_interval: must be positive";
+  }
   if (fd.detection_time && *fd.detection_time < 2 * gossip_interval) {
     return "failure_detector.detection_time: must be at least two gossip intervals";
   }

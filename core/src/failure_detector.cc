@@ -48,6 +48,7 @@ FailureDetectorConfig FailureDetectorConfig::resolve(Duration gossip_interval) c
   // a round after it was beaten, and liveness is judged once a round: the
   // silence to tolerate is a round shorter than the detection time.
   if (!r.initial_interval) r.initial_interval = interval;
+  if (!r.min_mean_interval) r.min_mean_interval = interval;
   const double silence = seconds(*detection_time - interval);
   if (model == PhiModel::kLinear) {
     r.phi_threshold = silence / seconds(interval);
@@ -138,7 +139,8 @@ double ArrivalWindow::normal_model_phi(double elapsed, double mean, double weigh
       static_cast<double>(squares) * unit_s * unit_s + kPriorWeight * prior_s * prior_s;
   const double variance = std::max(0.0, spread / weight - mean_s * mean_s);
   const double std_dev = std::max(std::sqrt(variance), seconds(*config.min_std_deviation));
-  const double expected = mean_s + seconds(config.acceptable_heartbeat_pause);
+  const double floor_s = config.min_mean_interval ? seconds(*config.min_mean_interval) : 0.0;
+  const double expected = std::max(mean_s, floor_s) + seconds(config.acceptable_heartbeat_pause);
   return aiocluster::normal_phi((elapsed * 1e-9 - expected) / std_dev);
 }
 

@@ -66,7 +66,11 @@ class ArrivalWindow {
     const double sum = static_cast<double>(sum_) * static_cast<double>(unit.count());
     const double mean = (sum + kPriorWeight * prior) / weight;
     const double elapsed = static_cast<double>((now - std::max(last_arrival_, resumed)).count());
-    if (config.model == PhiModel::kLinear) return elapsed / mean;
+    if (config.model == PhiModel::kLinear) {
+      const double floor =
+          config.min_mean_interval ? static_cast<double>(config.min_mean_interval->count()) : 0.0;
+      return elapsed / std::max(mean, floor);
+    }
     return normal_model_phi(elapsed, mean, weight, squares, config, unit);
   }
   std::size_t intervals() const { return count_; }

@@ -847,6 +847,11 @@ Outcome Node::on_syn(const Inbound& in) {
   if (!read_extensions()) return drop(DropReason::kMalformed);
   report_heartbeats();
   learn_features();
+  // Serving an exchange beats too, as Python aiocluster does (PROTOCOL.md
+  // section 4 allows it): heartbeats then reach a node several times a
+  // round, so the window outweighs the protocol's 5 s prior sooner and a
+  // crash is seen sooner (README, "Interop with Python aiocluster 1.1.0").
+  cluster_.self().increment_heartbeat();
   Outcome answered{Reply{make_synack(), true}, std::nullopt};
   if (datagram) add_pending(pending_synacks_, in.from);
   return answered;

@@ -139,6 +139,33 @@ TEST_CASE("normal phi: a stated detection time becomes the acceptable pause") {
   CHECK_FALSE(fd.is_live(0, t + 950ms));
 }
 
+TEST_CASE("a stated detection time: beats faster than a round do not convict sooner") {
+  // Nodes beat when they serve exchanges too, so heartbeats can come several
+  // times a round; the stated time assumes one a round.
+  for (const PhiModel model : {PhiModel::kLinear, PhiModel::kNormal}) {
+    CAPTURE(static_cast<int>(model));
+    FailureDetectorConfig config;
+    config.model = model;
+    config.detection_time = 1s;
+    FailureDetector fd(config, 100ms);
+    CHECK(fd.config().min_mean_interval == 100ms);
+    Instant t = t0();
+    for (int i = 0; i < 200; ++i, t += 25ms) fd.report_heartbeat(0, t);
+    t -= 25ms;
+    CHECK(fd.is_live(0, t + 850ms));
+    CHECK_FALSE(fd.is_live(0, t + 950ms));
+  }
+  // Without a stated time there is no floor: phi divides by the mean heard.
+  FailureDetector plain(FailureDetectorConfig{}, 100ms);
+  CHECK_FALSE(plain.config().min_mean_interval);
+  Instant t = t0();
+  for (int i = 0; i < 200; ++i, t += 25ms) plain.report_heartbeat(0, t);
+  t -= 25ms;
+  // mean = (199 x 25 ms + 5 x 500 ms) / 204
+  const double mean = (199 * 25.0 + 5 * 500.0) / 204.0;
+  CHECK(*plain.phi(0, t + 100ms) == doctest::Approx(100.0 / mean).epsilon(0.001));
+}
+
 TEST_CASE("a local pause counts against nobody and leaves no interval behind") {
   FailureDetectorConfig config;
   config.detection_time = 1s;

@@ -347,6 +347,31 @@ TEST_CASE("a node that joins late catches up") {
   CHECK(c.value_seen(3, 0, "history") == "long");
 }
 
+TEST_CASE(
+    "a node beats when it answers a Syn, as Python aiocluster does, not when it refuses one") {
+  Node a(make_config(0, {1}), t0(), 1);
+  Node b(make_config(1, {0}), t0(), 2);
+  const auto beats = [&] { return a.cluster_state().self().heartbeat(); };
+  b.handle_timeout(t0());
+  auto syn = b.poll_transmit();
+  REQUIRE(syn);
+  const std::uint64_t before = beats();
+  const Inbound from_b{Stage::kDatagram, PeerKey::of(b.self_id().gossip_advertise_addr)};
+  REQUIRE(a.handle_packet(syn->payload, t0(), from_b).reply);
+  CHECK(beats() == before + 1);
+  // A Syn of another cluster is answered with BadCluster, and beats nothing.
+  Config other = make_config(2, {0});
+  other.cluster_id = "other-cluster";
+  Node c(other, t0(), 3);
+  c.handle_timeout(t0());
+  auto foreign = c.poll_transmit();
+  REQUIRE(foreign);
+  const Outcome refused = a.handle_packet(
+      foreign->payload, t0(), {Stage::kDatagram, PeerKey::of(c.self_id().gossip_advertise_addr)});
+  CHECK(refused.dropped == DropReason::kWrongCluster);
+  CHECK(beats() == before + 1);
+}
+
 TEST_CASE("exchanges over datagrams are matched to the pending Syn") {
   Node a(make_config(0, {1}), t0(), 1);
   Node b(make_config(1, {0}), t0(), 2);

@@ -44,6 +44,12 @@ struct FailureDetectorConfig {
   // The prior of the mean interval, weighted as kPriorWeight samples. Unset:
   // five gossip intervals, at most 5 s (the protocol's 5 s at 1 s rounds).
   std::optional<Duration> initial_interval;
+  // The shortest mean interval phi divides by (linear) or expects (normal).
+  // Unset: no floor, or one gossip interval when detection_time is set, whose
+  // threshold assumes a beat a round: a node that beats more often (nodes
+  // beat when they serve an exchange too) is then not convicted sooner than
+  // stated.
+  std::optional<Duration> min_mean_interval;
 
   // About how long after a node stops every node should see it dead. When
   // set, it decides the threshold (linear model) or the acceptable pause

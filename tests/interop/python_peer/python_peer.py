@@ -18,7 +18,9 @@ does:
 4. heartbeats of nodes scheduled for deletion are still reported, so such a
    node that comes back is live again;
 5. BadCluster answers a Syn only;
-6. the generation defaults to a monotonic nanosecond clock reading.
+6. the generation defaults to a monotonic nanosecond clock reading;
+7. it beats its heartbeat on every connection it accepts, before reading it,
+   as well as once per round it starts.
 
 As a receiver it trusts max_version, as 1.1.0 does. It prints the node
 agent's JSON report line (aiocluster-node) every --report-ms, so tests read
@@ -482,6 +484,7 @@ class Server:
         return time.monotonic()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.node.me.heartbeat += 1  # fact 7: every connection served beats
         try:
             p = parse(await read_frame(reader))
             if p is None or p.WhichOneof("msg") != "syn":
