@@ -560,14 +560,20 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
                                                std::uint64_t before, std::uint64_t gc,
                                                std::size_t max_keys, Chunk* chunk, Instant now,
                                                const OnKeyChange& on_change) {
-  if (keys_ == nullptr) {
-    if (count == 0) return {};  // a replica without keys stays without its block
-    keys();
+  // Only key-values past `before` are stored (and no tombstone at or below
+  // `gc`): a delta re-sending what the replica holds, as when two peers
+  // answer one round, must not grow its log nor build its index.
+  std::size_t fresh = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const wire::KeyValueView& kv = kvs[k];
+    fresh += kv.version > before && (kv.status == KeyStatus::kSet || kv.version > gc) ? 1 : 0;
   }
+  if (fresh == 0) return {};  // a replica without keys stays without its block
+  keys();
   // At most this many keys become live below: the loop stops at the first
   // new key past the limit, so the index never needs to grow inside it.
   const std::size_t admitted =
-      std::min(count, max_keys - std::min<std::size_t>(keys_->live, max_keys));
+      std::min(fresh, max_keys - std::min<std::size_t>(keys_->live, max_keys));
   Applied applied;
   std::size_t k = 0;
   if (keys_->log.empty() && admitted <= kUnindexedKeys) {
