@@ -1,7 +1,6 @@
 #include "storage.h"
 
 #include <algorithm>
-#include <bit>
 #include <new>
 
 namespace aiocluster {
@@ -62,6 +61,12 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     return block;
   }
   const std::size_t size = size_of(c);
+  // A block of a whole slab (what a FixedPool takes) gets a slab of its own:
+  // carved from the current one, it would leave that slab's rest in classes
+  // too large for anything else to take.
+  if (size == kSlab) [[unlikely]] {
+    return whole_slab();
+  }
   if (left_ < size) [[unlikely]] {
     new_slab();
   }
@@ -73,9 +78,6 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
 
 // Out of line: the common allocation stays a few instructions.
 [[gnu::noinline]] void SlabPool::new_slab() {
-  // Slabs grow with the pool, so a small state stays small.
-  const std::size_t slab =
-      std::clamp(std::bit_ceil(slabs_.size() * kFirstSlab + 1), kFirstSlab, kLargestSlab);
   // What is left of the previous slab goes to the free lists.
   while (left_ >= 16) {
     std::size_t fit = class_of(left_);
@@ -86,9 +88,14 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     next_ += size_of(fit);
     left_ -= size_of(fit);
   }
-  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(slab));
+  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
   next_ = slabs_.back().get();
-  left_ = slab;
+  left_ = kSlab;
+}
+
+[[gnu::noinline]] void* SlabPool::whole_slab() {
+  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
+  return slabs_.back().get();
 }
 
 void SlabPool::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
