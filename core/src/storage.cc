@@ -79,7 +79,7 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
 // Out of line: the common allocation stays a few instructions.
 [[gnu::noinline]] void SlabPool::new_slab() {
   // What is left of the previous slab goes to the free lists.
-  while (left_ >= 16) {
+  while (left_ >= 8) {
     std::size_t fit = class_of(left_);
     if (size_of(fit) > left_) --fit;
     auto* block = reinterpret_cast<FreeBlock*>(next_);

@@ -156,14 +156,14 @@ TEST_CASE("the slab pool leaves at most a slab or two unused") {
   constexpr std::size_t kReplicas = 5000;
   for (std::size_t i = 0; i < kReplicas; ++i) {
     std::memset(states.allocate(), 0xab, 80);
-    logs.push_back(pool.allocate(72, 8));  // three log entries, in the 96-byte class
+    logs.push_back(pool.allocate(72, 8));  // three log entries
   }
   // Whole slabs of each, a slab's rest below one block carved elsewhere.
   auto slabs_for = [](std::size_t blocks, std::size_t size) {
     const std::size_t per_slab = SlabPool::kSlab / size;
     return (blocks + per_slab - 1) / per_slab;
   };
-  const std::size_t needed = slabs_for(kReplicas, 80) + slabs_for(kReplicas, 96);
+  const std::size_t needed = slabs_for(kReplicas, 80) + slabs_for(kReplicas, 72);
   CHECK(pool.held() <= (needed + 1) * SlabPool::kSlab);
   for (void* p : logs) pool.deallocate(p, 72, 8);
 }
