@@ -61,12 +61,6 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     return block;
   }
   const std::size_t size = size_of(c);
-  // A block of a whole slab (what a FixedPool takes) gets a slab of its own:
-  // carved from the current one, it would leave that slab's rest in classes
-  // too large for anything else to take.
-  if (size == kSlab) [[unlikely]] {
-    return whole_slab();
-  }
   if (left_ < size) [[unlikely]] {
     new_slab();
   }
@@ -93,7 +87,9 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
   left_ = kSlab;
 }
 
-[[gnu::noinline]] void* SlabPool::whole_slab() {
+// Not carved from the current slab: that would leave the slab's rest in
+// classes too large for anything else to take.
+void* SlabPool::take_slab() {
   slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
   return slabs_.back().get();
 }

@@ -100,11 +100,15 @@ class SlabPool : public std::pmr::memory_resource {
   static constexpr std::size_t kSlab = 4096;
   // Bytes in slabs, whether handed out, free or not carved yet.
   std::size_t held() const { return slabs_.size() * kSlab; }
+  // A slab of its own (what a FixedPool carves), freed with the pool.
+  void* take_slab();
 
  private:
-  static constexpr std::size_t kLargest = kSlab;
+  // Larger blocks would leave much of a one-page slab unused (a 3072-byte
+  // log left 1024 bytes): they come from operator new.
+  static constexpr std::size_t kLargest = kSlab / 4;
   static constexpr std::size_t kFine = 128;    // sizes 8 bytes apart up to here
-  static constexpr std::size_t kClasses = 26;  // 8, 16 ... 128, then 192, 256 ... 3072, 4096
+  static constexpr std::size_t kClasses = 22;  // 8, 16 ... 128, then 192, 256 ... 768, 1024
   struct FreeBlock {
     FreeBlock* next;
   };
@@ -123,7 +127,6 @@ class SlabPool : public std::pmr::memory_resource {
     return size_class % 2 == 0 ? std::size_t{3} << (b - 2) : std::size_t{1} << b;
   }
   void new_slab();
-  void* whole_slab();
   void* do_allocate(std::size_t bytes, std::size_t alignment) override;
   void do_deallocate(void* p, std::size_t bytes, std::size_t alignment) override;
   bool do_is_equal(const std::pmr::memory_resource& other) const noexcept override {
@@ -136,10 +139,9 @@ class SlabPool : public std::pmr::memory_resource {
   std::size_t left_ = 0;
 };
 
-// Blocks of one size carved from a SlabPool's largest blocks, with a free
-// list and no virtual call: the node states of a ClusterState, 80 bytes each,
-// which the pool's classes would round up to 96, and their keys blocks. The
-// blocks stay the pool's (freed with it).
+// Blocks of one size carved from whole slabs of a SlabPool, with a free
+// list and no virtual call: the node states of a ClusterState, 80 bytes
+// each, and their keys blocks. The slabs stay the pool's (freed with it).
 class FixedPool {
  public:
   // `size`: a multiple of 8, blocks then aligned like the pool's.
@@ -154,7 +156,7 @@ class FixedPool {
       return block;
     }
     if (left_ < size_) [[unlikely]] {
-      next_ = static_cast<std::byte*>(from_.allocate(kSlab, kAlign));
+      next_ = static_cast<std::byte*>(from_.take_slab());
       left_ = kSlab;
     }
     void* block = next_;
@@ -169,8 +171,7 @@ class FixedPool {
   }
 
  private:
-  static constexpr std::size_t kSlab = SlabPool::kSlab;  // the pool's largest class
-  static constexpr std::size_t kAlign = 8;               // the most the pool aligns to
+  static constexpr std::size_t kSlab = SlabPool::kSlab;
   struct FreeBlock {
     FreeBlock* next;
   };

@@ -168,6 +168,17 @@ TEST_CASE("the slab pool leaves at most a slab or two unused") {
   for (void* p : logs) pool.deallocate(p, 72, 8);
 }
 
+TEST_CASE("the slab pool leaves blocks of over a quarter slab to operator new") {
+  // A one-page slab would hold one such block and leave the rest unused.
+  SlabPool pool;
+  void* large = pool.allocate(SlabPool::kSlab / 4 + 8, 8);
+  CHECK(pool.held() == 0);
+  void* small = pool.allocate(SlabPool::kSlab / 4, 8);
+  CHECK(pool.held() == SlabPool::kSlab);
+  pool.deallocate(small, SlabPool::kSlab / 4, 8);
+  pool.deallocate(large, SlabPool::kSlab / 4 + 8, 8);
+}
+
 TEST_CASE("the hash of keys and ids depends on the node's seed") {
   const std::string_view key = "role";
   CHECK(hash_bytes(key, 1) == hash_bytes(key, 1));
