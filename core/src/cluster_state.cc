@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "codec_internal.h"
+#include "grow.h"
 #include "hash.h"
 #include "packing.h"
 #include "storage.h"
@@ -262,6 +263,7 @@ NodeState* ClusterState::add(NodeId id) { return enter(make_node(std::move(id), 
 NodeState* ClusterState::enter(NodeState* st) {
   if (wire::canonical_id::has_tls_name(st->encoded_id())) ++tls_named_;
   // Appended; place_new_nodes() puts it in id order.
+  reserve_more(order_);
   order_.push_back(st);
   ++unplaced_;
   index_id(st);
@@ -704,7 +706,7 @@ ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant 
   if (packet.unknown_node_deltas > 0) {
     const std::size_t nodes = order_.size() + packet.unknown_node_deltas;
     if (table_full(nodes, id_table_.size())) grow_id_table(nodes);
-    if (nodes > order_.capacity()) order_.reserve(std::max(nodes, 2 * order_.capacity()));
+    if (nodes > order_.capacity()) order_.reserve(grown_capacity(order_.capacity(), nodes));
   }
   // Run however the loop ends, a callback's throw included: the nodes
   // created so far are found by id only once placed in id order.

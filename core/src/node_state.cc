@@ -12,9 +12,8 @@ namespace {
 
 constexpr std::size_t kNone = SIZE_MAX;
 
-// Grows by an eighth rather than doubling: a node holds a copy of every
-// key of the cluster, and the unused tail of these arrays is most of what
-// doubling would waste.
+// Grows by an eighth rather than doubling: the unused tail of a vector
+// every replica has is most of what doubling would waste.
 template <typename Vector>
 void reserve_one_more(Vector& v, std::size_t extra = 1) {
   if (v.size() + extra <= v.capacity()) return;
@@ -158,7 +157,7 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
   Keys& to = keys();
   to.live = from.live;
   ByteStore& bytes = storage_->bytes;
-  to.log.reserve(from.log.size());
+  to.log.reserve(storage_->pool, from.log.size());
   for (const Entry& e : from.log) {
     if (e.chunk == nullptr) {
       to.log.push_back(e);
@@ -201,17 +200,58 @@ NodeState::~NodeState() {
   drop_keys();
 }
 
-NodeState::Keys::Keys(std::pmr::memory_resource* pool) : log(pool) {}
+NodeState::Keys::Keys() {
+  // Made for the first key of each replica that has any.
+  static_assert(sizeof(Keys) <= 48);
+}
 NodeState::Keys::~Keys() = default;
 
+void NodeState::Log::reserve(std::pmr::memory_resource& pool, std::size_t entries) {
+  if (entries <= capacity_) return;
+  auto* data = static_cast<Entry*>(pool.allocate(entries * sizeof(Entry), alignof(Entry)));
+  std::copy(data_, data_ + size_, data);
+  if (data_ != nullptr) pool.deallocate(data_, capacity_ * sizeof(Entry), alignof(Entry));
+  data_ = data;
+  capacity_ = static_cast<std::uint32_t>(entries);
+}
+
+void NodeState::Log::grow(std::pmr::memory_resource& pool) {
+  reserve(pool, std::size_t{capacity_} + capacity_ / 8 + 1);
+}
+
+void NodeState::Log::insert(std::pmr::memory_resource& pool, std::size_t at, const Entry& e) {
+  reserve_one_more(pool);
+  std::copy_backward(data_ + at, data_ + size_, data_ + size_ + 1);
+  data_[at] = e;
+  ++size_;
+}
+
+void NodeState::Log::shrink_to_fit(std::pmr::memory_resource& pool) {
+  if (size_ == capacity_) return;
+  if (size_ == 0) return free(pool);
+  auto* data = static_cast<Entry*>(pool.allocate(size_ * sizeof(Entry), alignof(Entry)));
+  std::copy(data_, data_ + size_, data);
+  pool.deallocate(data_, capacity_ * sizeof(Entry), alignof(Entry));
+  data_ = data;
+  capacity_ = size_;
+}
+
+void NodeState::Log::free(std::pmr::memory_resource& pool) {
+  if (data_ != nullptr) pool.deallocate(data_, capacity_ * sizeof(Entry), alignof(Entry));
+  data_ = nullptr;
+  size_ = 0;
+  capacity_ = 0;
+}
+
 NodeState::Keys& NodeState::keys() {
-  if (keys_ == nullptr) keys_ = new (storage_->keys.allocate()) Keys(&storage_->pool);
+  if (keys_ == nullptr) keys_ = new (storage_->keys.allocate()) Keys();
   return *keys_;
 }
 
 // Gives the keys block back to the pool (its entries released already).
 void NodeState::drop_keys() {
   Keys* keys = std::exchange(keys_, nullptr);
+  keys->log.free(storage_->pool);
   keys->~Keys();
   storage_->keys.deallocate(keys);
 }
@@ -403,8 +443,8 @@ void NodeState::compact() {
   for (const Entry& e : keys_->log) {
     if (e.chunk != nullptr) keys_->log[kept++] = e;
   }
-  keys_->log.resize(kept);
-  keys_->log.shrink_to_fit();
+  keys_->log.shrink(kept);
+  keys_->log.shrink_to_fit(storage_->pool);
   reindex(index_capacity(keys_->live));
 }
 
@@ -434,7 +474,7 @@ std::optional<NodeState::Entry> NodeState::store(std::string_view key, std::uint
       (keys_->log.empty() || version > keys_->log.back().version)) {
     // The usual case of a delta to a new replica, or of a new key: a new
     // key at the newest version.
-    reserve_one_more(keys_->log);
+    keys_->log.reserve_one_more(storage_->pool);
     keys_->index[position] = static_cast<std::uint32_t>(keys_->log.size());
     keys_->log.push_back(incoming);
     ++keys_->live;
@@ -468,7 +508,7 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
   if (keys_->log.empty() || version > keys_->log.back().version) {
     // The usual case: owners write, and deltas arrive, in version order.
     take_old();
-    reserve_one_more(keys_->log);
+    keys_->log.reserve_one_more(storage_->pool);
     keys_->index[position] = static_cast<std::uint32_t>(keys_->log.size());
     keys_->log.push_back(incoming);
   } else {
@@ -499,7 +539,7 @@ std::optional<NodeState::Entry> NodeState::replace(std::string_view key, std::si
       // An older version than every entry: kept in order at the cost of
       // renumbering the slots after it.
       take_old();
-      keys_->log.insert(at, incoming);
+      keys_->log.insert(storage_->pool, slot, incoming);
       for (std::size_t i = 0; i < keys_->index_size; ++i) {
         if (keys_->index[i] != kFree && keys_->index[i] >= slot) ++keys_->index[i];
       }
@@ -560,20 +600,26 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
                                                std::uint64_t before, std::uint64_t gc,
                                                std::size_t max_keys, Chunk* chunk, Instant now,
                                                const OnKeyChange& on_change) {
-  if (keys_ == nullptr) {
-    if (count == 0) return {};  // a replica without keys stays without its block
-    keys();
+  // Only key-values past `before` are stored (and no tombstone at or below
+  // `gc`): a delta re-sending what the replica holds, as when two peers
+  // answer one round, must not grow its log nor build its index.
+  std::size_t fresh = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const wire::KeyValueView& kv = kvs[k];
+    fresh += kv.version > before && (kv.status == KeyStatus::kSet || kv.version > gc) ? 1 : 0;
   }
+  if (fresh == 0) return {};  // a replica without keys stays without its block
+  keys();
   // At most this many keys become live below: the loop stops at the first
   // new key past the limit, so the index never needs to grow inside it.
   const std::size_t admitted =
-      std::min(count, max_keys - std::min<std::size_t>(keys_->live, max_keys));
+      std::min(fresh, max_keys - std::min<std::size_t>(keys_->live, max_keys));
   Applied applied;
   std::size_t k = 0;
   if (keys_->log.empty() && admitted <= kUnindexedKeys) {
     // A first delta (or a reset's): appended without an index, its keys
     // told apart by a table of their hashes' tags.
-    if (admitted > keys_->log.capacity()) keys_->log.reserve(admitted);
+    keys_->log.reserve(storage_->pool, admitted);
     SeenKeys seen(storage_->hash_seed, admitted);
     k = append_key_values(kvs, count, before, gc, max_keys, chunk, now, on_change, seen, applied);
     if (k == count) return applied;
@@ -746,7 +792,7 @@ std::optional<KeyChange> NodeState::delete_after_ttl(std::string_view key, Insta
 void NodeState::reserve(std::size_t entries) {
   if (keys_ == nullptr && entries == 0) return;
   Keys& k = keys();
-  if (k.log.size() + entries > k.log.capacity()) k.log.reserve(k.log.size() + entries);
+  k.log.reserve(storage_->pool, k.log.size() + entries);
   if (index_full(k.live + entries, k.index_size)) reindex(index_capacity(k.live + entries));
 }
 
@@ -769,8 +815,7 @@ void NodeState::wipe(std::uint64_t new_last_gc_version) {
     for (const Entry& e : keys_->log) {
       if (e.chunk != nullptr) release(e);
     }
-    keys_->log.clear();
-    keys_->log.shrink_to_fit();
+    keys_->log.free(storage_->pool);
     free_index();
     keys_->tombstones.reset();
     keys_->live = 0;
@@ -823,7 +868,8 @@ std::size_t NodeState::gc_tombstones(Instant cutoff) {
 
 void NodeState::relocate_sparse() {
   ByteStore& bytes = storage_->bytes;
-  for (Entry& e : keys_ == nullptr ? std::span<Entry>() : std::span<Entry>(keys_->log)) {
+  for (Entry& e : keys_ == nullptr ? std::span<Entry>()
+                                   : std::span<Entry>(keys_->log.data(), keys_->log.size())) {
     if (e.chunk == nullptr || !bytes.sparse(e.chunk)) continue;
     const std::size_t size = stored::size(e.stored);
     auto [chunk, at] = bytes.allocate(size);

@@ -1,7 +1,6 @@
 #include "storage.h"
 
 #include <algorithm>
-#include <bit>
 #include <new>
 
 namespace aiocluster {
@@ -73,11 +72,8 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
 
 // Out of line: the common allocation stays a few instructions.
 [[gnu::noinline]] void SlabPool::new_slab() {
-  // Slabs grow with the pool, so a small state stays small.
-  const std::size_t slab =
-      std::clamp(std::bit_ceil(slabs_.size() * kFirstSlab + 1), kFirstSlab, kLargestSlab);
   // What is left of the previous slab goes to the free lists.
-  while (left_ >= 16) {
+  while (left_ >= 8) {
     std::size_t fit = class_of(left_);
     if (size_of(fit) > left_) --fit;
     auto* block = reinterpret_cast<FreeBlock*>(next_);
@@ -86,9 +82,16 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     next_ += size_of(fit);
     left_ -= size_of(fit);
   }
-  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(slab));
+  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
   next_ = slabs_.back().get();
-  left_ = slab;
+  left_ = kSlab;
+}
+
+// Not carved from the current slab: that would leave the slab's rest in
+// classes too large for anything else to take.
+void* SlabPool::take_slab() {
+  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
+  return slabs_.back().get();
 }
 
 void SlabPool::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {

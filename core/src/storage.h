@@ -78,11 +78,18 @@ class ByteStore {
   std::size_t live_ = 0;
 };
 
-// Small blocks in sizes 1.5x apart, carved from slabs, each size with a
-// free list: a node state, its log and its index cost a few instructions
-// each (std::pmr::unsynchronized_pool_resource spent some 300 per block, a
-// third of creating a replica). Larger blocks come from operator new. Like
-// any pool, memory freed stays for reuse until the pool goes.
+// Small blocks, in sizes 8 bytes apart up to 128 and 1.5x apart beyond,
+// carved from slabs, each size with a free list: a node state, its log and
+// its index cost a few instructions each (std::pmr::unsynchronized_pool_resource
+// spent some 300 per block, a third of creating a replica). The fine small
+// sizes fit a replica's log exactly (24 bytes an entry: a log of 3 took 96
+// bytes). Larger blocks come from operator new. Like any pool, memory freed
+// stays for reuse until the pool goes.
+//
+// Slabs are all one page: a ClusterState has a pool of its own, so a
+// simulator holds one per node, and slabs that grew with the pool left
+// their last one half empty on average, a third of what an idle replica
+// cost. Fixed slabs leave at most one slab unused per pool.
 class SlabPool : public std::pmr::memory_resource {
  public:
   SlabPool() = default;
@@ -90,27 +97,34 @@ class SlabPool : public std::pmr::memory_resource {
   SlabPool& operator=(const SlabPool&) = delete;
   ~SlabPool() override = default;
 
+  static constexpr std::size_t kSlab = 4096;
+  // Bytes in slabs, whether handed out, free or not carved yet.
+  std::size_t held() const { return slabs_.size() * kSlab; }
+  // A slab of its own (what a FixedPool carves), freed with the pool.
+  void* take_slab();
+
  private:
-  static constexpr std::size_t kLargest = 4096;
-  static constexpr std::size_t kClasses = 17;  // 16, 24, 32, 48 ... 3072, 4096
-  static constexpr std::size_t kFirstSlab = 4096;
-  static constexpr std::size_t kLargestSlab = 64 * 1024;
+  // Larger blocks would leave much of a one-page slab unused (a 3072-byte
+  // log left 1024 bytes): they come from operator new.
+  static constexpr std::size_t kLargest = kSlab / 4;
+  static constexpr std::size_t kFine = 128;    // sizes 8 bytes apart up to here
+  static constexpr std::size_t kClasses = 22;  // 8, 16 ... 128, then 192, 256 ... 768, 1024
   struct FreeBlock {
     FreeBlock* next;
   };
 
-  // Classes 2k - 1 and 2k hold 24 << (k - 1) and 32 << (k - 1) bytes,
-  // class 0 holds 16.
+  // Classes 0 to 15 hold 8 to 128 bytes; beyond, classes 2b and 2b + 1
+  // hold 3 << (b - 2) and 1 << b bytes (b >= 8).
   static std::size_t class_of(std::size_t bytes) {
-    if (bytes <= 16) return 0;
+    if (bytes <= kFine) return bytes <= 8 ? 0 : (bytes - 1) >> 3;
     const std::size_t m = bytes - 1;
     const auto b = static_cast<std::size_t>(std::bit_width(m));  // 2^(b-1) < bytes <= 2^b
-    return 2 * (b - 4) - (m < (std::size_t{3} << (b - 2)) ? 1 : 0);
+    return 2 * b + (m < (std::size_t{3} << (b - 2)) ? 0 : 1);
   }
   static std::size_t size_of(std::size_t size_class) {
-    if (size_class == 0) return 16;
-    const std::size_t k = (size_class + 1) / 2;
-    return (size_class % 2 == 1 ? 24 : 32) << (k - 1);
+    if (size_class < 16) return (size_class + 1) * 8;
+    const std::size_t b = size_class / 2;
+    return size_class % 2 == 0 ? std::size_t{3} << (b - 2) : std::size_t{1} << b;
   }
   void new_slab();
   void* do_allocate(std::size_t bytes, std::size_t alignment) override;
@@ -125,10 +139,9 @@ class SlabPool : public std::pmr::memory_resource {
   std::size_t left_ = 0;
 };
 
-// Blocks of one size carved from a SlabPool's largest blocks, with a free
-// list and no virtual call: the node states of a ClusterState, 80 bytes each,
-// which the pool's classes would round up to 96, and their keys blocks. The
-// blocks stay the pool's (freed with it).
+// Blocks of one size carved from whole slabs of a SlabPool, with a free
+// list and no virtual call: the node states of a ClusterState, 80 bytes
+// each, and their keys blocks. The slabs stay the pool's (freed with it).
 class FixedPool {
  public:
   // `size`: a multiple of 8, blocks then aligned like the pool's.
@@ -143,7 +156,7 @@ class FixedPool {
       return block;
     }
     if (left_ < size_) [[unlikely]] {
-      next_ = static_cast<std::byte*>(from_.allocate(kSlab, kAlign));
+      next_ = static_cast<std::byte*>(from_.take_slab());
       left_ = kSlab;
     }
     void* block = next_;
@@ -158,8 +171,7 @@ class FixedPool {
   }
 
  private:
-  static constexpr std::size_t kSlab = 4096;  // the pool's largest class
-  static constexpr std::size_t kAlign = 8;    // the most the pool aligns to
+  static constexpr std::size_t kSlab = SlabPool::kSlab;
   struct FreeBlock {
     FreeBlock* next;
   };

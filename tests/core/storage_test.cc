@@ -147,6 +147,38 @@ TEST_CASE("the slab pool reuses freed blocks and hands out disjoint ones") {
   for (auto [p, n] : blocks) pool.deallocate(p, n, 8);
 }
 
+TEST_CASE("the slab pool leaves at most a slab or two unused") {
+  // Node states (a FixedPool of whole slabs) and their logs (pool classes)
+  // taken in turn, as replicas are made.
+  SlabPool pool;
+  FixedPool states(pool, 80);
+  std::vector<void*> logs;
+  constexpr std::size_t kReplicas = 5000;
+  for (std::size_t i = 0; i < kReplicas; ++i) {
+    std::memset(states.allocate(), 0xab, 80);
+    logs.push_back(pool.allocate(72, 8));  // three log entries
+  }
+  // Whole slabs of each, a slab's rest below one block carved elsewhere.
+  auto slabs_for = [](std::size_t blocks, std::size_t size) {
+    const std::size_t per_slab = SlabPool::kSlab / size;
+    return (blocks + per_slab - 1) / per_slab;
+  };
+  const std::size_t needed = slabs_for(kReplicas, 80) + slabs_for(kReplicas, 72);
+  CHECK(pool.held() <= (needed + 1) * SlabPool::kSlab);
+  for (void* p : logs) pool.deallocate(p, 72, 8);
+}
+
+TEST_CASE("the slab pool leaves blocks of over a quarter slab to operator new") {
+  // A one-page slab would hold one such block and leave the rest unused.
+  SlabPool pool;
+  void* large = pool.allocate(SlabPool::kSlab / 4 + 8, 8);
+  CHECK(pool.held() == 0);
+  void* small = pool.allocate(SlabPool::kSlab / 4, 8);
+  CHECK(pool.held() == SlabPool::kSlab);
+  pool.deallocate(small, SlabPool::kSlab / 4, 8);
+  pool.deallocate(large, SlabPool::kSlab / 4 + 8, 8);
+}
+
 TEST_CASE("the hash of keys and ids depends on the node's seed") {
   const std::string_view key = "role";
   CHECK(hash_bytes(key, 1) == hash_bytes(key, 1));

@@ -240,7 +240,8 @@ class NodeState {
   void relocate_sparse();
   std::size_t first_after(std::uint64_t version) const;
   std::span<const Entry> log() const {
-    return keys_ == nullptr ? std::span<const Entry>() : std::span<const Entry>(keys_->log);
+    return keys_ == nullptr ? std::span<const Entry>()
+                            : std::span<const Entry>(keys_->log.data(), keys_->log.size());
   }
 
   std::string_view key_at(std::size_t slot) const;
@@ -263,14 +264,53 @@ class NodeState {
   void compact();
   void collect_own_garbage();
 
+  // The log's entries, in a block of the storage's pool, which the calls
+  // that allocate are given: the log keeps no pointer to it, and takes 16
+  // bytes of the keys block where a pmr vector took 32. Appends go into
+  // room reserved first.
+  class Log {
+   public:
+    std::size_t size() const { return size_; }
+    std::size_t capacity() const { return capacity_; }
+    bool empty() const { return size_ == 0; }
+    Entry* data() { return data_; }
+    const Entry* data() const { return data_; }
+    Entry* begin() { return data_; }
+    Entry* end() { return data_ + size_; }
+    const Entry* begin() const { return data_; }
+    const Entry* end() const { return data_ + size_; }
+    Entry& operator[](std::size_t i) { return data_[i]; }
+    const Entry& operator[](std::size_t i) const { return data_[i]; }
+    const Entry& back() const { return data_[size_ - 1]; }
+    void push_back(const Entry& e) { data_[size_++] = e; }  // into reserved room
+    void shrink(std::size_t size) { size_ = static_cast<std::uint32_t>(size); }
+
+    // Room for `entries` in all.
+    void reserve(std::pmr::memory_resource& pool, std::size_t entries);
+    // Room for one more, growing by an eighth: a node holds a copy of every
+    // key of the cluster, and doubling would leave most of its log unused.
+    void reserve_one_more(std::pmr::memory_resource& pool) {
+      if (size_ == capacity_) grow(pool);
+    }
+    void insert(std::pmr::memory_resource& pool, std::size_t at, const Entry& e);
+    void shrink_to_fit(std::pmr::memory_resource& pool);
+    void free(std::pmr::memory_resource& pool);
+
+   private:
+    void grow(std::pmr::memory_resource& pool);
+    Entry* data_ = nullptr;
+    std::uint32_t size_ = 0;
+    std::uint32_t capacity_ = 0;
+  };
+
   // A replica's keys, in a block of their own made with its first key: a
   // replica of a node without keys (most of an idle cluster) is its
-  // NodeState and its encoded id, nothing more.
+  // NodeState and its encoded id, nothing more. 48 bytes.
   using Tombstones = std::vector<std::pair<std::uint64_t, Instant>>;
   struct Keys {
-    explicit Keys(std::pmr::memory_resource* pool);  // in the .cc: Storage is
-    ~Keys();                                         // complete there
-    std::vector<Entry, std::pmr::polymorphic_allocator<Entry>> log;
+    Keys();                          // in the .cc: Storage is
+    ~Keys();                         // complete there
+    Log log;                         // freed by NodeState::drop_keys(), which knows the pool
     std::uint32_t* index = nullptr;  // index_size cells from the pool
     std::uint32_t index_size = 0;
     std::uint32_t live = 0;
