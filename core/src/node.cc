@@ -78,6 +78,41 @@ std::uint64_t sender_id(std::uint64_t seed, const NodeId& id) {
   return liveness_[st.slot()];
 }
 
+namespace {
+
+template <typename Table>
+auto dead_entry(Table& table, std::uint32_t slot) {
+  return std::lower_bound(table.begin(), table.end(), slot,
+                          [](const auto& entry, std::uint32_t s) { return entry.first < s; });
+}
+
+}  // namespace
+
+void Node::set_dead(const NodeState& st, Liveness& l) {
+  l.dead = true;
+  const auto it = dead_entry(dead_since_, st.slot());
+  if (it != dead_since_.end() && it->first == st.slot()) {
+    it->second = now_;
+  } else {
+    dead_since_.emplace(it, st.slot(), now_);
+  }
+}
+
+void Node::clear_dead(const NodeState& st, Liveness& l) {
+  if (!l.dead) return;
+  l.dead = false;
+  const auto it = dead_entry(dead_since_, st.slot());
+  if (it == dead_since_.end() || it->first != st.slot()) return;
+  dead_since_.erase(it);
+  // Every node starts dead: once they turn live, the room they took goes.
+  if (dead_since_.capacity() > 4 * dead_since_.size() + 16) dead_since_.shrink_to_fit();
+}
+
+Instant Node::dead_since(const NodeState& st) const {
+  const auto it = dead_entry(dead_since_, st.slot());
+  return it != dead_since_.end() && it->first == st.slot() ? it->second : now_;
+}
+
 // The buffers of one call into the node: the packet being handled, the
 // plans of the packets being written, the lists of a round, the zstd
 // contexts. Nothing in them outlives the call that fills them (every field
@@ -160,6 +195,7 @@ Node::Node(const Node& other, std::uint64_t sender)
       stats_(other.stats_),
       next_round_(other.next_round_),
       liveness_(other.liveness_),
+      dead_since_(other.dead_since_),
       transmits_(other.transmits_),
       transmits_head_(other.transmits_head_),
       events_(other.events_),
@@ -361,20 +397,18 @@ void Node::update_liveness() {
     if (live && detector_->spared_by_pause(st.slot(), now_)) ++stats_.convictions_deferred;
     if (live && !l.live) {
       l.live = true;
-      l.dead = false;
+      clear_dead(st, l);
     } else if (!live && l.live) {
       l.live = false;
-      l.dead = true;
-      l.dead_since = now_;
+      set_dead(st, l);
       detector_->forget(st.slot());
     } else if (!live && !l.dead) {
-      l.dead = true;
-      l.dead_since = now_;
+      set_dead(st, l);
     }
     report_liveness(st, l);
     // A node dead long enough is scheduled for deletion, then removed.
     if (!l.dead) continue;
-    const Duration dead_for = now_ - l.dead_since;
+    const Duration dead_for = now_ - dead_since(st);
     if (dead_for >= grace) {
       doomed.push_back(&st);
     } else if (dead_for >= grace / 2 && !st.scheduled_for_deletion()) {
@@ -384,6 +418,7 @@ void Node::update_liveness() {
   }
   for (const NodeState* st : doomed) {
     // Its slot may name another node next.
+    clear_dead(*st, liveness_[st->slot()]);
     liveness_[st->slot()] = Liveness{};
     if (st->slot() < features_by_slot_.size()) features_by_slot_[st->slot()] = 0;
     detector_->forget(st->slot());
@@ -412,14 +447,14 @@ void Node::turn_live_if_heard(const NodeState& st) {
   Liveness& l = liveness(st);
   if (l.live || st.scheduled_for_deletion() || !detector_->is_live(st.slot(), now_)) return;
   l.live = true;
-  l.dead = false;
+  clear_dead(st, l);
   report_liveness(st, l);
 }
 
 void Node::note_node(const NodeState& st, bool created) {
   if (!created || &st == &cluster_.self()) return;
   Liveness& l = liveness(st);
-  if (!l.live && !l.dead) l = Liveness{now_, false, true, false};
+  if (!l.live && !l.dead) set_dead(st, l);
 }
 
 void Node::report_heartbeats() {
