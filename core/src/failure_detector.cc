@@ -75,15 +75,20 @@ std::size_t ArrivalWindow::room(std::size_t count, std::size_t window, std::size
   return std::min(rounded / sample_bytes, window);
 }
 
-std::uint32_t ArrivalWindow::sample(std::size_t i, std::size_t sample_bytes) const {
-  if (sample_bytes == 1) return ring_[i];
-  std::uint16_t v = 0;
-  std::memcpy(&v, &ring_[2 * i], sizeof v);
-  return v;
+template <std::size_t kBytes>
+std::uint32_t ArrivalWindow::sample(std::size_t i) const {
+  if constexpr (kBytes == 1) {
+    return ring_[i];
+  } else {
+    std::uint16_t v = 0;
+    std::memcpy(&v, &ring_[2 * i], sizeof v);
+    return v;
+  }
 }
 
-void ArrivalWindow::set_sample(std::size_t i, std::size_t sample_bytes, std::uint32_t value) {
-  if (sample_bytes == 1) {
+template <std::size_t kBytes>
+void ArrivalWindow::set_sample(std::size_t i, std::uint32_t value) {
+  if constexpr (kBytes == 1) {
     ring_[i] = static_cast<std::uint8_t>(value);
   } else {
     const auto v = static_cast<std::uint16_t>(value);
@@ -107,11 +112,21 @@ ArrivalWindow ArrivalWindow::copy(std::size_t sample_bytes) const {
 
 void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Duration unit,
                            Instant resumed, std::uint64_t* squares) {
+  if (sample_bytes(config, unit) == 1) {
+    record_as<1>(now, config, unit, resumed, squares);
+  } else {
+    record_as<2>(now, config, unit, resumed, squares);
+  }
+}
+
+template <std::size_t kBytes>
+void ArrivalWindow::record_as(Instant now, const FailureDetectorConfig& config, Duration unit,
+                              Instant resumed, std::uint64_t* squares) {
   if (arrivals() > 0 && last_arrival_ >= resumed) {
     const Duration interval = now - last_arrival_;
     if (interval >= Duration::zero() && interval <= config.max_interval) {
-      const std::size_t width = sample_bytes(config, unit);
-      const std::int64_t largest = width == 1 ? UINT8_MAX : UINT16_MAX;
+      constexpr std::size_t width = kBytes;
+      constexpr std::int64_t largest = kBytes == 1 ? UINT8_MAX : UINT16_MAX;
       const std::int64_t units = (interval.count() + unit.count() / 2) / unit.count();
       const auto sample = static_cast<std::uint32_t>(std::min(units, largest));
       const std::size_t window = std::min(config.sampling_window_size, kMaxWindow);
@@ -125,12 +140,12 @@ void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Dur
           ring_ = std::move(ring);
         }
         if (count_ == 0) head_ = 0;  // it counted arrivals; from now on the ring's oldest is 0
-        set_sample(count_++, width, sample);
+        set_sample<kBytes>(count_++, sample);
       } else if (count_ > 0) {
-        const std::uint32_t old = this->sample(head_, width);
+        const std::uint32_t old = this->sample<kBytes>(head_);
         sum_ -= old;
         if (squares) *squares -= std::uint64_t{old} * old;
-        set_sample(head_, width, sample);
+        set_sample<kBytes>(head_, sample);
         head_ = static_cast<std::uint16_t>(head_ + 1 == count_ ? 0 : head_ + 1);
       }
       if (window > 0) {

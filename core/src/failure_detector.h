@@ -99,8 +99,14 @@ class ArrivalWindow {
   std::uint32_t arrivals() const { return count_ > 0 ? 2 : head_; }
   double normal_model_phi(double elapsed, double mean, double weight, std::uint64_t squares,
                           const FailureDetectorConfig& config, Duration unit) const;
-  std::uint32_t sample(std::size_t i, std::size_t sample_bytes) const;
-  void set_sample(std::size_t i, std::size_t sample_bytes, std::uint32_t value);
+  // record() for samples of kBytes: the width decided once, not per access.
+  template <std::size_t kBytes>
+  void record_as(Instant now, const FailureDetectorConfig& config, Duration unit, Instant resumed,
+                 std::uint64_t* squares);
+  template <std::size_t kBytes>
+  std::uint32_t sample(std::size_t i) const;
+  template <std::size_t kBytes>
+  void set_sample(std::size_t i, std::uint32_t value);
 
   // Laid out in 24 bytes.
   std::unique_ptr<std::uint8_t[]> ring_;  // intervals in units; room(count_, window) of them
