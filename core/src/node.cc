@@ -90,6 +90,7 @@ auto dead_entry(Table& table, std::uint32_t slot) {
 
 void Node::set_dead(const NodeState& st, Liveness& l) {
   l.dead = true;
+  // An entry left from an earlier death (or an earlier node of the slot).
   const auto it = dead_entry(dead_since_, st.slot());
   if (it != dead_since_.end() && it->first == st.slot()) {
     it->second = now_;
@@ -98,13 +99,12 @@ void Node::set_dead(const NodeState& st, Liveness& l) {
   }
 }
 
-void Node::clear_dead(const NodeState& st, Liveness& l) {
-  if (!l.dead) return;
-  l.dead = false;
-  const auto it = dead_entry(dead_since_, st.slot());
-  if (it == dead_since_.end() || it->first != st.slot()) return;
-  dead_since_.erase(it);
-  // Every node starts dead: once they turn live, the room they took goes.
+void Node::drop_undead() {
+  // Erasing each entry as its node turns live would move the table once per
+  // node (every node starts dead): they go together, once a round.
+  std::erase_if(dead_since_, [&](const auto& entry) {
+    return entry.first >= liveness_.size() || !liveness_[entry.first].dead;
+  });
   if (dead_since_.capacity() > 4 * dead_since_.size() + 16) dead_since_.shrink_to_fit();
 }
 
@@ -397,7 +397,7 @@ void Node::update_liveness() {
     if (live && detector_->spared_by_pause(st.slot(), now_)) ++stats_.convictions_deferred;
     if (live && !l.live) {
       l.live = true;
-      clear_dead(st, l);
+      l.dead = false;
     } else if (!live && l.live) {
       l.live = false;
       set_dead(st, l);
@@ -418,7 +418,6 @@ void Node::update_liveness() {
   }
   for (const NodeState* st : doomed) {
     // Its slot may name another node next.
-    clear_dead(*st, liveness_[st->slot()]);
     liveness_[st->slot()] = Liveness{};
     if (st->slot() < features_by_slot_.size()) features_by_slot_[st->slot()] = 0;
     detector_->forget(st->slot());
@@ -426,6 +425,7 @@ void Node::update_liveness() {
     cluster_.remove(id);
     ++stats_.nodes_removed;
   }
+  drop_undead();
 }
 
 void Node::report_liveness(const NodeState& st, Liveness& l) {
@@ -447,7 +447,7 @@ void Node::turn_live_if_heard(const NodeState& st) {
   Liveness& l = liveness(st);
   if (l.live || st.scheduled_for_deletion() || !detector_->is_live(st.slot(), now_)) return;
   l.live = true;
-  clear_dead(st, l);
+  l.dead = false;
   report_liveness(st, l);
 }
 

@@ -305,11 +305,11 @@ class Node {
   const Liveness* liveness_of(const NodeId& id) const;
   std::vector<Liveness> liveness_;
   // When each dead node (Liveness::dead) turned dead, by slot, sorted: an
-  // entry exactly while the node is dead.
+  // entry for every dead node, and for a round those that stopped being.
   std::vector<std::pair<std::uint32_t, Instant>> dead_since_;
   void set_dead(const NodeState& st, Liveness& l);
-  void clear_dead(const NodeState& st, Liveness& l);
   Instant dead_since(const NodeState& st) const;
+  void drop_undead();
   std::uint64_t live_set_version_ = 0;
 
   // What the driver polls, oldest first from the head (vectors reused
