@@ -378,3 +378,23 @@ TEST_CASE("intervals longer than 65535 units are clamped, and shorter ones are r
   const double clamped = (65535.0 / 64 + 25) / 6;
   CHECK(*fd.phi(0, t0() + 30min + 100s) == doctest::Approx(100.0 / clamped));
 }
+
+TEST_CASE("a copied detector has the same windows, and they grow apart") {
+  for (const Duration interval : {Duration(1s), Duration(100ms)}) {
+    CAPTURE(interval.count());
+    FailureDetector fd(FailureDetectorConfig{}, interval);
+    Instant t = t0();
+    for (int i = 0; i < 30; ++i, t += interval) fd.report_heartbeat(0, t);
+    t -= interval;
+    FailureDetector copy(fd);
+    CHECK(copy.sample_bytes() == fd.sample_bytes());
+    CHECK(*copy.phi(0, t + interval) == *fd.phi(0, t + interval));
+    // The copy records on past its ring's size class; the original keeps
+    // what it had.
+    const double before = *fd.phi(0, t + interval);
+    Instant u = t;
+    for (int i = 0; i < 100; ++i) copy.report_heartbeat(0, u += 2 * interval);
+    CHECK(*fd.phi(0, t + interval) == before);
+    CHECK(*copy.phi(0, u + interval) < *fd.phi(0, t + interval));
+  }
+}
