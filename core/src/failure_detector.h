@@ -163,11 +163,10 @@ class FailureDetector {
   // little precision: the finest fraction 1/k of the gossip interval at
   // which max_interval takes at most 255 units, if k is at least 16 (1/25
   // of a round, 40 ms, at 1 s rounds and the default 10 s max_interval).
-  // Otherwise
-  // two-byte samples of 1/4096 of the gossip interval (about 0.25 ms at 1 s
-  // rounds), coarser only so that max_interval fits in 16 bits, yet never
-  // coarser than 1/64 of the gossip interval (longer intervals are then
-  // clamped).
+  // Otherwise two-byte samples of 1/4096 of the gossip interval (about
+  // 0.25 ms at 1 s rounds), coarser only so that max_interval fits in 16
+  // bits, yet never coarser than 1/64 of the gossip interval (longer
+  // intervals are then clamped).
   Duration unit() const { return unit_; }
   // 1 or 2: see ArrivalWindow::sample_bytes.
   std::size_t sample_bytes() const { return sample_bytes_; }
