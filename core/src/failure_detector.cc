@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <numbers>
 
 #include "grow.h"
@@ -63,59 +64,89 @@ FailureDetectorConfig FailureDetectorConfig::resolve(Duration gossip_interval) c
   return r;
 }
 
-std::size_t ArrivalWindow::room(std::size_t count, std::size_t window) {
+std::size_t ArrivalWindow::room(std::size_t count, std::size_t window, std::size_t sample_bytes) {
   if (count == 0) return 0;
-  // Steps of 8 intervals up to 128, then of an eighth of the power of two
-  // below: rounding up to a step is idempotent and increasing, so the room
-  // at a count is the room the ring was given when it last grew.
-  const std::size_t step = std::max<std::size_t>(8, std::bit_floor(count) / 8);
-  const std::size_t rounded = count <= 12 ? 12 : (count - 4 + step - 1) / step * step + 4;
-  return std::min(rounded, window);
+  // In bytes: steps of 16 up to 256, then of an eighth of the power of two
+  // below, each class 8 bytes past a multiple of 16. Rounding up to a step
+  // is idempotent and increasing, so the room at a count is the room the
+  // ring was given when it last grew.
+  const std::size_t bytes = count * sample_bytes;
+  const std::size_t step = std::max<std::size_t>(16, std::bit_floor(bytes) / 8);
+  const std::size_t rounded = bytes <= 24 ? 24 : (bytes - 8 + step - 1) / step * step + 8;
+  return std::min(rounded / sample_bytes, window);
 }
 
-ArrivalWindow::ArrivalWindow(const ArrivalWindow& other)
-    : last_arrival_(other.last_arrival_),
-      sum_(other.sum_),
-      count_(other.count_),
-      head_(other.head_) {
-  if (count_ == 0) return;
+template <std::size_t kBytes>
+std::uint32_t ArrivalWindow::sample(std::size_t i) const {
+  if constexpr (kBytes == 1) {
+    return ring_[i];
+  } else {
+    std::uint16_t v = 0;
+    std::memcpy(&v, &ring_[2 * i], sizeof v);
+    return v;
+  }
+}
+
+template <std::size_t kBytes>
+void ArrivalWindow::set_sample(std::size_t i, std::uint32_t value) {
+  if constexpr (kBytes == 1) {
+    ring_[i] = static_cast<std::uint8_t>(value);
+  } else {
+    const auto v = static_cast<std::uint16_t>(value);
+    std::memcpy(&ring_[2 * i], &v, sizeof v);
+  }
+}
+
+ArrivalWindow ArrivalWindow::copy(std::size_t sample_bytes) const {
+  ArrivalWindow w;
+  w.last_arrival_ = last_arrival_;
+  w.sum_ = sum_;
+  w.count_ = count_;
+  w.head_ = head_;
+  if (count_ == 0) return w;
   // The room of the largest window: at least what record() counts on.
-  ring_ = std::make_unique_for_overwrite<std::uint16_t[]>(room(count_, kMaxWindow));
-  std::copy_n(other.ring_.get(), count_, ring_.get());
-}
-
-ArrivalWindow& ArrivalWindow::operator=(ArrivalWindow other) noexcept {
-  std::swap(ring_, other.ring_);
-  last_arrival_ = other.last_arrival_;
-  sum_ = other.sum_;
-  count_ = other.count_;
-  head_ = other.head_;
-  return *this;
+  const std::size_t bytes = room(count_, kMaxWindow, sample_bytes) * sample_bytes;
+  w.ring_ = std::make_unique_for_overwrite<std::uint8_t[]>(bytes);
+  std::copy_n(ring_.get(), count_ * sample_bytes, w.ring_.get());
+  return w;
 }
 
 void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Duration unit,
                            Instant resumed, std::uint64_t* squares) {
+  if (sample_bytes(config, unit) == 1) {
+    record_as<1>(now, config, unit, resumed, squares);
+  } else {
+    record_as<2>(now, config, unit, resumed, squares);
+  }
+}
+
+template <std::size_t kBytes>
+void ArrivalWindow::record_as(Instant now, const FailureDetectorConfig& config, Duration unit,
+                              Instant resumed, std::uint64_t* squares) {
   if (arrivals() > 0 && last_arrival_ >= resumed) {
     const Duration interval = now - last_arrival_;
     if (interval >= Duration::zero() && interval <= config.max_interval) {
+      constexpr std::size_t width = kBytes;
+      constexpr std::int64_t largest = kBytes == 1 ? UINT8_MAX : UINT16_MAX;
       const std::int64_t units = (interval.count() + unit.count() / 2) / unit.count();
-      const auto sample = static_cast<std::uint16_t>(std::min<std::int64_t>(units, UINT16_MAX));
+      const auto sample = static_cast<std::uint32_t>(std::min(units, largest));
       const std::size_t window = std::min(config.sampling_window_size, kMaxWindow);
       if (count_ < window) {
-        // Below the window a room is 0 or 8k + 4: that cheap test first.
-        if (count_ == 0 || (count_ % 8 == 4 && count_ == room(count_, window))) {
+        // Below the window a room is 0 or 16k + 8 bytes: that cheap test first.
+        if (count_ == 0 || (count_ * width % 16 == 8 && count_ == room(count_, window, width))) {
           // Lazily: most windows never fill.
-          auto ring = std::make_unique_for_overwrite<std::uint16_t[]>(room(count_ + 1, window));
-          std::copy_n(ring_.get(), count_, ring.get());
+          auto ring = std::make_unique_for_overwrite<std::uint8_t[]>(
+              room(count_ + 1, window, width) * width);
+          std::copy_n(ring_.get(), count_ * width, ring.get());
           ring_ = std::move(ring);
         }
         if (count_ == 0) head_ = 0;  // it counted arrivals; from now on the ring's oldest is 0
-        ring_[count_++] = sample;
+        set_sample<kBytes>(count_++, sample);
       } else if (count_ > 0) {
-        const std::uint16_t old = ring_[head_];
+        const std::uint32_t old = this->sample<kBytes>(head_);
         sum_ -= old;
         if (squares) *squares -= std::uint64_t{old} * old;
-        ring_[head_] = sample;
+        set_sample<kBytes>(head_, sample);
         head_ = static_cast<std::uint16_t>(head_ + 1 == count_ ? 0 : head_ + 1);
       }
       if (window > 0) {
@@ -146,11 +177,31 @@ double ArrivalWindow::normal_model_phi(double elapsed, double mean, double weigh
 
 Duration FailureDetector::unit_for(const FailureDetectorConfig& resolved,
                                    Duration gossip_interval) {
+  // One byte a sample: the finest whole fraction of the round (intervals
+  // bunch at whole rounds, which then round exactly) at which max_interval
+  // takes at most 255 of them, if it is at least a 16th.
+  const std::int64_t parts =
+      resolved.max_interval <= Duration::zero()
+          ? 4096
+          : std::min<std::int64_t>(
+                4096, UINT8_MAX * gossip_interval.count() / resolved.max_interval.count());
+  // Rounded up, so that max_interval fits.
+  if (parts >= 16) return std::max(Duration(1), (gossip_interval + Duration(parts - 1)) / parts);
   const Duration fine = gossip_interval / 4096;
   const Duration coarsest = gossip_interval / 64;
   // The unit at which max_interval takes 65535 of them, rounded up.
   const Duration fitting = resolved.max_interval / UINT16_MAX + Duration(1);
   return std::max(Duration(1), std::min(coarsest, std::max(fine, fitting)));
+}
+
+FailureDetector::FailureDetector(const FailureDetector& other)
+    : config_(other.config_),
+      unit_(other.unit_),
+      sample_bytes_(other.sample_bytes_),
+      squares_(other.squares_),
+      resumed_(other.resumed_) {
+  windows_.reserve(other.windows_.size());
+  for (const ArrivalWindow& w : other.windows_) windows_.push_back(w.copy(sample_bytes_));
 }
 
 void FailureDetector::report_heartbeat(Slot node, Instant now) {

@@ -23,14 +23,17 @@ namespace aiocluster {
 double normal_phi(double y);
 
 // A window of heartbeat inter-arrival times. A node keeps one per known
-// node, so it is small (24 bytes): intervals are stored as 16-bit counts of
-// a unit (a fraction of the gossip interval, see FailureDetector::unit()),
-// in a ring that grows as intervals arrive, with an exact integer sum. Phi
-// differs from one computed on the exact intervals only by that rounding.
-// At most kMaxWindow intervals are kept, whatever sampling_window_size asks
-// (65535 rounds, 18 hours at 1 s rounds): so the count fits 16 bits and the
-// sum 32. The normal model's sum of squares is kept by the caller (see
-// FailureDetector), as the linear model has no use for it.
+// node, so it is small (24 bytes): intervals are stored as counts of a unit
+// (a fraction of the gossip interval, see FailureDetector::unit()), one byte
+// each when max_interval fits 255 units, two bytes otherwise (see
+// sample_bytes()), in a ring that grows as intervals arrive, with an exact
+// integer sum. Phi differs from one computed on the exact intervals only by
+// that rounding. At most kMaxWindow intervals are kept, whatever
+// sampling_window_size asks (65535 rounds, 18 hours at 1 s rounds): so the
+// count fits 16 bits and the sum 32. The normal model's sum of squares is
+// kept by the caller (see FailureDetector), as the linear model has no use
+// for it. Not copyable: the ring's size depends on the sample width, which
+// the owner knows (see copy()).
 class ArrivalWindow {
  public:
   // The prior interval counts as this many samples in the mean.
@@ -38,16 +41,24 @@ class ArrivalWindow {
   static constexpr std::size_t kMaxWindow = UINT16_MAX;
 
   ArrivalWindow() = default;
-  ArrivalWindow(const ArrivalWindow& other);
   ArrivalWindow(ArrivalWindow&&) noexcept = default;
-  ArrivalWindow& operator=(ArrivalWindow other) noexcept;
+  ArrivalWindow& operator=(ArrivalWindow&&) noexcept = default;
   ~ArrivalWindow() = default;
+  // A deep copy of a window that stores samples of `sample_bytes`.
+  ArrivalWindow copy(std::size_t sample_bytes) const;
+
+  // The bytes of a sample counted in `unit`: one when max_interval (the
+  // longest interval recorded) takes at most 255 units, else two.
+  static std::size_t sample_bytes(const FailureDetectorConfig& config, Duration unit) {
+    return config.max_interval <= unit * UINT8_MAX ? 1 : 2;
+  }
 
   // An interval that began before `resumed` (this node's own pause ended
   // then) is not recorded: it measures our stall, not the peer. Intervals
-  // are rounded to `unit`, and those above 65535 units are clamped.
-  // `squares`, if given, keeps the sum of the squares of the window's
-  // intervals (in units squared) for the normal model.
+  // are rounded to the nearest `unit`, and those above the largest sample
+  // (255 or 65535 units) are clamped. `squares`, if given, keeps the sum of
+  // the squares of the window's intervals (in units squared) for the normal
+  // model.
   void record(Instant now, const FailureDetectorConfig& config, Duration unit,
               Instant resumed = Instant::min(), std::uint64_t* squares = nullptr);
   // nullopt until two arrivals have been seen (one with a stated detection
@@ -74,14 +85,17 @@ class ArrivalWindow {
     return normal_model_phi(elapsed, mean, weight, squares, config, unit);
   }
   std::size_t intervals() const { return count_; }
-  // The ring's room, in intervals, for a window of `window`: it grows as
-  // they arrive, by size classes of about an eighth.
-  std::size_t capacity(std::size_t window) const { return room(count_, window); }
+  // The ring's room, in intervals, for a window of `window` intervals of
+  // `sample_bytes`: it grows as they arrive, by size classes of about an
+  // eighth.
+  std::size_t capacity(std::size_t window, std::size_t sample_bytes) const {
+    return room(count_, window, sample_bytes);
+  }
   // The room a ring holding `count` intervals has: the smallest size class
-  // (8k + 4 intervals, what a 16-byte-granular allocator hands out for
-  // whole granules, in steps of about an eighth) of at least `count`, at
-  // most the window.
-  static std::size_t room(std::size_t count, std::size_t window);
+  // (16k + 8 bytes, what a 16-byte-granular allocator hands out for whole
+  // granules, in steps of about an eighth) of at least `count`, at most the
+  // window.
+  static std::size_t room(std::size_t count, std::size_t window, std::size_t sample_bytes);
 
  private:
   // Arrivals counted up to 2: all phi needs to know. A recorded interval
@@ -89,9 +103,17 @@ class ArrivalWindow {
   std::uint32_t arrivals() const { return count_ > 0 ? 2 : head_; }
   double normal_model_phi(double elapsed, double mean, double weight, std::uint64_t squares,
                           const FailureDetectorConfig& config, Duration unit) const;
+  // record() for samples of kBytes: the width decided once, not per access.
+  template <std::size_t kBytes>
+  void record_as(Instant now, const FailureDetectorConfig& config, Duration unit, Instant resumed,
+                 std::uint64_t* squares);
+  template <std::size_t kBytes>
+  std::uint32_t sample(std::size_t i) const;
+  template <std::size_t kBytes>
+  void set_sample(std::size_t i, std::uint32_t value);
 
   // Laid out in 24 bytes.
-  std::unique_ptr<std::uint16_t[]> ring_;  // intervals in units; room(count_, window)
+  std::unique_ptr<std::uint8_t[]> ring_;  // intervals in units; room(count_, window) of them
   Instant last_arrival_{};
   std::uint32_t sum_ = 0;    // of the intervals, in units: below 65535 x 65535
   std::uint16_t count_ = 0;  // at most the window (and kMaxWindow)
@@ -108,7 +130,11 @@ class FailureDetector {
   // `gossip_interval` completes the config's unset fields (see
   // FailureDetectorConfig::resolve).
   explicit FailureDetector(const FailureDetectorConfig& config, Duration gossip_interval = 1s)
-      : config_(config.resolve(gossip_interval)), unit_(unit_for(config_, gossip_interval)) {}
+      : config_(config.resolve(gossip_interval)),
+        unit_(unit_for(config_, gossip_interval)),
+        sample_bytes_(ArrivalWindow::sample_bytes(config_, unit_)) {}
+  FailureDetector(const FailureDetector& other);
+  FailureDetector& operator=(const FailureDetector&) = delete;
 
   void report_heartbeat(Slot node, Instant now);
   // Asks for a node's window ahead of a pass over many nodes (phi of each).
@@ -137,11 +163,17 @@ class FailureDetector {
 
   // Resolved: every optional set.
   const FailureDetectorConfig& config() const { return config_; }
-  // What windows count intervals in: 1/4096 of the gossip interval (about
+  // What windows count intervals in. One-byte samples when that costs
+  // little precision: the finest fraction 1/k of the gossip interval at
+  // which max_interval takes at most 255 units, if k is at least 16 (1/25
+  // of a round, 40 ms, at 1 s rounds and the default 10 s max_interval).
+  // Otherwise two-byte samples of 1/4096 of the gossip interval (about
   // 0.25 ms at 1 s rounds), coarser only so that max_interval fits in 16
   // bits, yet never coarser than 1/64 of the gossip interval (longer
   // intervals are then clamped).
   Duration unit() const { return unit_; }
+  // 1 or 2: see ArrivalWindow::sample_bytes.
+  std::size_t sample_bytes() const { return sample_bytes_; }
   static Duration unit_for(const FailureDetectorConfig& resolved, Duration gossip_interval);
 
  private:
@@ -149,6 +181,7 @@ class FailureDetector {
 
   FailureDetectorConfig config_;
   Duration unit_;
+  std::size_t sample_bytes_;
   std::vector<ArrivalWindow> windows_;  // by slot
   // By slot, for the normal model only: each window's sum of squares.
   std::vector<std::uint64_t> squares_;

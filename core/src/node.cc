@@ -78,6 +78,41 @@ std::uint64_t sender_id(std::uint64_t seed, const NodeId& id) {
   return liveness_[st.slot()];
 }
 
+namespace {
+
+template <typename Table>
+auto dead_entry(Table& table, std::uint32_t slot) {
+  return std::lower_bound(table.begin(), table.end(), slot,
+                          [](const auto& entry, std::uint32_t s) { return entry.first < s; });
+}
+
+}  // namespace
+
+void Node::set_dead(const NodeState& st, Liveness& l) {
+  l.dead = true;
+  // An entry left from an earlier death (or an earlier node of the slot).
+  const auto it = dead_entry(dead_since_, st.slot());
+  if (it != dead_since_.end() && it->first == st.slot()) {
+    it->second = now_;
+  } else {
+    dead_since_.emplace(it, st.slot(), now_);
+  }
+}
+
+void Node::drop_undead() {
+  // Erasing each entry as its node turns live would move the table once per
+  // node (every node starts dead): they go together, once a round.
+  std::erase_if(dead_since_, [&](const auto& entry) {
+    return entry.first >= liveness_.size() || !liveness_[entry.first].dead;
+  });
+  if (dead_since_.capacity() > 4 * dead_since_.size() + 16) dead_since_.shrink_to_fit();
+}
+
+Instant Node::dead_since(const NodeState& st) const {
+  const auto it = dead_entry(dead_since_, st.slot());
+  return it != dead_since_.end() && it->first == st.slot() ? it->second : now_;
+}
+
 // The buffers of one call into the node: the packet being handled, the
 // plans of the packets being written, the lists of a round, the zstd
 // contexts. Nothing in them outlives the call that fills them (every field
@@ -160,6 +195,7 @@ Node::Node(const Node& other, std::uint64_t sender)
       stats_(other.stats_),
       next_round_(other.next_round_),
       liveness_(other.liveness_),
+      dead_since_(other.dead_since_),
       transmits_(other.transmits_),
       transmits_head_(other.transmits_head_),
       events_(other.events_),
@@ -364,17 +400,15 @@ void Node::update_liveness() {
       l.dead = false;
     } else if (!live && l.live) {
       l.live = false;
-      l.dead = true;
-      l.dead_since = now_;
+      set_dead(st, l);
       detector_->forget(st.slot());
     } else if (!live && !l.dead) {
-      l.dead = true;
-      l.dead_since = now_;
+      set_dead(st, l);
     }
     report_liveness(st, l);
     // A node dead long enough is scheduled for deletion, then removed.
     if (!l.dead) continue;
-    const Duration dead_for = now_ - l.dead_since;
+    const Duration dead_for = now_ - dead_since(st);
     if (dead_for >= grace) {
       doomed.push_back(&st);
     } else if (dead_for >= grace / 2 && !st.scheduled_for_deletion()) {
@@ -391,6 +425,7 @@ void Node::update_liveness() {
     cluster_.remove(id);
     ++stats_.nodes_removed;
   }
+  drop_undead();
 }
 
 void Node::report_liveness(const NodeState& st, Liveness& l) {
@@ -419,7 +454,7 @@ void Node::turn_live_if_heard(const NodeState& st) {
 void Node::note_node(const NodeState& st, bool created) {
   if (!created || &st == &cluster_.self()) return;
   Liveness& l = liveness(st);
-  if (!l.live && !l.dead) l = Liveness{now_, false, true, false};
+  if (!l.live && !l.dead) set_dead(st, l);
 }
 
 void Node::report_heartbeats() {

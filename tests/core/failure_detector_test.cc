@@ -240,9 +240,20 @@ TEST_CASE("fixed-point windows give the phi of exact intervals, up to rounding")
       config.sampling_window_size = 50;
       FailureDetector fd(config, interval);
       const FailureDetectorConfig& resolved = fd.config();
-      // The rounding: half a unit per interval, a small part of a round
-      // (a 4096th, or what fits max_interval in 16 bits).
-      CHECK(fd.unit() == std::max(interval / 4096, resolved.max_interval / 65535 + 1ns));
+      // The rounding: half a unit per interval, a small part of a round. At
+      // 1 s rounds the default 10 s max_interval is 250 units of a 25th of
+      // a round, one byte each; at 100 ms it is 100 rounds, too many for a
+      // byte at a 16th, so two bytes of a 4096th, or of what fits
+      // max_interval in 16 bits.
+      const bool narrow = interval == Duration(1s);
+      CHECK(fd.sample_bytes() == (narrow ? 1 : 2));
+      CHECK(fd.unit() == (narrow ? interval / 25
+                                 : std::max(interval / 4096, resolved.max_interval / 65535 + 1ns)));
+      // A relative error of half a unit over half an interval, at most, in
+      // the mean; the normal model's spread moves by about as much, and phi
+      // steepens with the silence.
+      const double unit_error =
+          static_cast<double>(fd.unit().count()) / static_cast<double>(interval.count());
       ExactWindow exact;
       exact.window = resolved.sampling_window_size;
       Rng rng(42);
@@ -259,8 +270,9 @@ TEST_CASE("fixed-point windows give the phi of exact intervals, up to rounding")
               t + std::chrono::duration_cast<Duration>(silence * Duration(interval));
           const double want = exact.phi(now, resolved);
           REQUIRE(fd.phi(0, now));
-          // A relative error of a unit over half an interval, at most.
-          CHECK(*fd.phi(0, now) == doctest::Approx(want).epsilon(1e-3));
+          const double tolerance =
+              model == PhiModel::kLinear ? unit_error : unit_error * (2 + silence);
+          CHECK(*fd.phi(0, now) == doctest::Approx(want).epsilon(tolerance));
         }
       }
     }
@@ -271,14 +283,17 @@ TEST_CASE("a window is small and grows with its intervals, by an eighth") {
   CHECK(sizeof(ArrivalWindow) <= 24);
   const FailureDetectorConfig config = FailureDetectorConfig{}.resolve(1s);
   const Duration unit = FailureDetector::unit_for(config, 1s);
+  const std::size_t width = ArrivalWindow::sample_bytes(config, unit);
+  CHECK(width == 1);
   ArrivalWindow w;
   Instant t = t0();
   for (int i = 0; i <= 40; ++i, t += 1s) w.record(t, config, unit);
-  // 40 intervals of the default window of 1000, with little room to spare.
+  // 40 intervals of the default window of 1000, in 40 bytes with little
+  // room to spare.
   CHECK(w.intervals() == 40);
-  CHECK(w.capacity(1000) >= 40);
-  CHECK(w.capacity(1000) <= 40 + 40 / 8 + 4);
-  const ArrivalWindow copy(w);
+  CHECK(w.capacity(1000, width) >= 40);
+  CHECK(w.capacity(1000, width) <= 40 + 40 / 8 + 8);
+  const ArrivalWindow copy = w.copy(width);
   CHECK(copy.intervals() == 40);
   CHECK(*copy.phi(t, config, unit) == *w.phi(t, config, unit));
   // The last beat was a second before t.
@@ -288,22 +303,25 @@ TEST_CASE("a window is small and grows with its intervals, by an eighth") {
 TEST_CASE("a ring's room is a size class: the room it was given when it last grew") {
   // record() grows the ring when the count reaches the room: that is sound
   // only if the room is the same for every count the ring has room for.
-  for (const std::size_t window :
-       {std::size_t{1}, std::size_t{10}, std::size_t{1000}, ArrivalWindow::kMaxWindow}) {
-    CAPTURE(window);
-    CHECK(ArrivalWindow::room(0, window) == 0);
-    std::size_t last = 0;
-    for (std::size_t count = 1; count <= window; ++count) {
-      const std::size_t room = ArrivalWindow::room(count, window);
-      REQUIRE(room >= count);
-      REQUIRE(room <= window);
-      REQUIRE(room >= last);
-      REQUIRE(ArrivalWindow::room(room, window) == room);
-      // Whole 16-byte granules less an 8-byte header, or the window.
-      if (room < window) REQUIRE(room % 8 == 4);
-      // About an eighth more than the last class.
-      if (room > last && last >= 128) REQUIRE(room - last <= last / 8);
-      last = room;
+  for (const std::size_t width : {std::size_t{1}, std::size_t{2}}) {
+    for (const std::size_t window :
+         {std::size_t{1}, std::size_t{10}, std::size_t{1000}, ArrivalWindow::kMaxWindow}) {
+      CAPTURE(width);
+      CAPTURE(window);
+      CHECK(ArrivalWindow::room(0, window, width) == 0);
+      std::size_t last = 0;
+      for (std::size_t count = 1; count <= window; ++count) {
+        const std::size_t room = ArrivalWindow::room(count, window, width);
+        REQUIRE(room >= count);
+        REQUIRE(room <= window);
+        REQUIRE(room >= last);
+        REQUIRE(ArrivalWindow::room(room, window, width) == room);
+        // Whole 16-byte granules less an 8-byte header, or the window.
+        if (room < window) REQUIRE(room * width % 16 == 8);
+        // About an eighth more than the last class.
+        if (room > last && last * width >= 256) REQUIRE(room - last <= last / 8);
+        last = room;
+      }
     }
   }
 }
@@ -349,8 +367,10 @@ TEST_CASE("the normal model's spread follows the ring as it wraps and as it is f
   FailureDetector fd(config, 1s);
   const FailureDetectorConfig& resolved = fd.config();
   const Duration unit = fd.unit();
-  // Whole units: no rounding, so phi is that of the exact intervals.
-  const std::vector<int> units{4096, 8192, 2048, 6144, 4096, 12288, 1024};
+  // Whole units (a 25th of a round, one byte each): no rounding, so phi is
+  // that of the exact intervals.
+  REQUIRE(fd.sample_bytes() == 1);
+  const std::vector<int> units{25, 50, 12, 37, 25, 250, 6};
   ExactWindow exact;
   exact.window = 3;
   for (int round = 0; round < 2; ++round) {
@@ -384,4 +404,24 @@ TEST_CASE("intervals longer than 65535 units are clamped, and shorter ones are r
   // The mean is (65535 units + 5 x 5 s) / 6, not (30 min + 25 s) / 6.
   const double clamped = (65535.0 / 64 + 25) / 6;
   CHECK(*fd.phi(0, t0() + 30min + 100s) == doctest::Approx(100.0 / clamped));
+}
+
+TEST_CASE("a copied detector has the same windows, and they grow apart") {
+  for (const Duration interval : {Duration(1s), Duration(100ms)}) {
+    CAPTURE(interval.count());
+    FailureDetector fd(FailureDetectorConfig{}, interval);
+    Instant t = t0();
+    for (int i = 0; i < 30; ++i, t += interval) fd.report_heartbeat(0, t);
+    t -= interval;
+    FailureDetector copy(fd);
+    CHECK(copy.sample_bytes() == fd.sample_bytes());
+    CHECK(*copy.phi(0, t + interval) == *fd.phi(0, t + interval));
+    // The copy records on past its ring's size class; the original keeps
+    // what it had.
+    const double before = *fd.phi(0, t + interval);
+    Instant u = t;
+    for (int i = 0; i < 100; ++i) copy.report_heartbeat(0, u += 2 * interval);
+    CHECK(*fd.phi(0, t + interval) == before);
+    CHECK(*copy.phi(0, u + interval) < *fd.phi(0, t + interval));
+  }
 }

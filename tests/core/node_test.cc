@@ -529,6 +529,27 @@ TEST_CASE("a node scheduled for deletion that beats again comes back live") {
                     [&](const NodeDigest& nd) { return nd.node_id == f.x; }));
 }
 
+TEST_CASE("a node that comes back and dies again is removed a grace period after its last death") {
+  RevivalFixture f;
+  std::uint64_t beat = 0;
+  for (int s = 0; s < 20; ++s) f.second(++beat);
+  // Dead for most of the grace period, then back for a while.
+  for (int s = 0; s < 500; ++s) f.second(beat);
+  REQUIRE_FALSE(f.node.is_live(f.x));
+  for (int s = 0; s < 60; ++s) f.second(++beat);
+  REQUIRE(f.node.is_live(f.x));
+  REQUIRE(f.node.dead_nodes().empty());
+  // Dead again: its removal is counted from this death, not the first.
+  while (f.node.is_live(f.x)) f.second(beat);
+  const Instant died = f.now;
+  CHECK(f.node.dead_nodes().size() == 1);
+  while (f.now + 1s < died + f.config.dead_node_grace_period) f.second(beat);
+  CHECK(f.node.node_state(f.x) != nullptr);
+  f.second(beat);
+  CHECK(f.node.node_state(f.x) == nullptr);
+  CHECK(f.node.dead_nodes().empty());
+}
+
 TEST_CASE("a stale heartbeat of a scheduled node does not delay its removal") {
   RevivalFixture f;
   std::uint64_t beat = 0;

@@ -38,8 +38,13 @@ struct FailureDetectorConfig {
   double phi_threshold = 8.0;
   // Intervals a window keeps, at most 65,535 whatever is asked (18 hours of
   // 1 s rounds): windows are small because a node keeps one per known node.
+  // An interval takes one byte (see max_interval), else two.
   std::size_t sampling_window_size = 1000;
-  // Longer inter-arrival intervals are not recorded.
+  // Longer inter-arrival intervals are not recorded. Up to 255/16 (about
+  // 16) gossip intervals, windows keep intervals in a byte each, rounded to
+  // within 1/32 of a gossip interval (1/50 at the default 10 s and 1 s
+  // rounds); longer, in two bytes, to within half of max_interval / 65535
+  // (1/128 of a gossip interval at worst: longer intervals are clamped).
   Duration max_interval = 10s;
   // The prior of the mean interval, weighted as kPriorWeight samples. Unset:
   // five gossip intervals, at most 5 s (the protocol's 5 s at 1 s rounds).

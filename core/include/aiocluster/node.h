@@ -294,17 +294,22 @@ class Node {
   Stats stats_;
 
   std::optional<Instant> next_round_;
-  // Of every known node but this one, by NodeState::slot().
-  // 16 bytes: the time first, then the flags.
+  // Of every known node but this one, by NodeState::slot(). A byte: when a
+  // dead node died is in dead_since_, as most known nodes are live.
   struct Liveness {
-    Instant dead_since{};
-    bool live = false;      // the failure detector hears it
-    bool dead = false;      // known and not live
-    bool reported = false;  // live, and Config::extra_liveness holds
+    bool live : 1 = false;      // the failure detector hears it
+    bool dead : 1 = false;      // known and not live
+    bool reported : 1 = false;  // live, and Config::extra_liveness holds
   };
   Liveness& liveness(const NodeState& st);
   const Liveness* liveness_of(const NodeId& id) const;
   std::vector<Liveness> liveness_;
+  // When each dead node (Liveness::dead) turned dead, by slot, sorted: an
+  // entry for every dead node, and for a round those that stopped being.
+  std::vector<std::pair<std::uint32_t, Instant>> dead_since_;
+  void set_dead(const NodeState& st, Liveness& l);
+  Instant dead_since(const NodeState& st) const;
+  void drop_undead();
   std::uint64_t live_set_version_ = 0;
 
   // What the driver polls, oldest first from the head (vectors reused
