@@ -1,7 +1,7 @@
 // Per-source admission of expensive work (an internal header of the core: the
 // Node answers datagram Syns through it), as a generic cell rate algorithm: each source keeps one
 // Instant, when its bucket is full again, so a source costs one map entry
-// (until its bucket is full again) and no timer.
+// while it is busy and no timer.
 #pragma once
 
 #include <algorithm>
@@ -44,8 +44,9 @@ class SourceRateLimiter {
 
   // Sources whose bucket is full again carry no information (a new entry
   // reads the same): they are forgotten whenever the map has doubled since
-  // the last sweep, so that it holds at most about twice the sources still
-  // busy for a constant cost per source, and always first when it is full.
+  // the last sweep, so that it holds at most twice the sources that were
+  // busy then, for a constant cost per source, and always first when it is
+  // full.
   // Under a flood of forged sources, forget the one closest to full.
   void make_room(Instant now) {
     if (busy_until_.size() >= sweep_at_) {
