@@ -45,13 +45,15 @@ void BM_CompactDigestDecode(benchmark::State& state) {
   compact::plan(cs, compact::hashed(cs, kSalt, hashes), {}, {}, kMaxPayload - 64, 0, plan);
   const Bytes syn = compact::write_syn(kClusterId, cs, plan);
   wire::PacketView packet;
-  compact::HashCache cache;
+  compact::MemberHashes own;
+  compact::MemberHashes other;
+  const compact::HashCache cache{own, other};
   compact::ReadScratch scratch;
   compact::ReadReport report;
   const HeapStats before = heap_stats();
   for (auto _ : state) {
     report = {};
-    cache.own.salt = cache.other.salt = 0;  // as for a salt not seen before
+    own.salt = other.salt = 0;  // as for a salt not seen before
     if (!wire::read_packet(syn, packet) || !PacketPaths::resolve(cs, packet) ||
         !compact::read(cs, packet.compact_digest, 100'000, packet, cache, nullptr, scratch,
                        report)) {
@@ -108,7 +110,9 @@ void BM_AlignedDigestDecode(benchmark::State& state) {
   }
   const Bytes syn = compact::write_syn(kClusterId, cs, plan);
   wire::PacketView packet;
-  compact::HashCache cache;
+  compact::MemberHashes own;
+  compact::MemberHashes other;
+  const compact::HashCache cache{own, other};
   compact::ReadScratch scratch;
   compact::ReadReport report;
   const HeapStats before = heap_stats();

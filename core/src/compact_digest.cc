@@ -106,15 +106,15 @@ constexpr std::size_t kMaxAlignedEntry = 3 * 10;
 void sort_by_hash(MemberHashes::Table& table) {
   if (table.size() < 512) {
     std::sort(table.begin(), table.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+              [](const auto& a, const auto& b) { return a.hash < b.hash; });
     return;
   }
   MemberHashes::Table spare(table.size());
   for (unsigned shift = 0; shift < 32; shift += 8) {
     std::array<std::size_t, 257> start{};
-    for (const auto& e : table) ++start[(e.first >> shift & 0xff) + 1];
+    for (const auto& e : table) ++start[(e.hash >> shift & 0xff) + 1];
     for (std::size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
-    for (const auto& e : table) spare[start[e.first >> shift & 0xff]++] = e;
+    for (const auto& e : table) spare[start[e.hash >> shift & 0xff]++] = e;
     table.swap(spare);
   }
 }
@@ -198,19 +198,30 @@ std::uint64_t fingerprint(const ClusterState& state, std::uint64_t deletions,
 
 const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, MemberHashes& table) {
   const std::uint64_t membership = PacketPaths::membership(state);
-  if (table.salt == salt && table.membership == membership) return table;
+  const std::size_t unplaced = PacketPaths::unplaced(state);
+  if (table.salt == salt && table.membership == membership && table.unplaced == unplaced) {
+    return table;
+  }
   table.salt = salt;
   table.membership = membership;
+  table.unplaced = unplaced;
+  const std::size_t n = state.size();
+  // Sized to the members: a node keeps its table between calls.
+  if (table.by_hash.capacity() < n || table.by_hash.capacity() > n + n / 8) {
+    MemberHashes::Table sized;
+    sized.reserve(n);
+    table.by_hash.swap(sized);
+  }
   table.by_hash.clear();
-  for (std::size_t i = 0; i < state.size(); ++i) {
-    NodeState& st = state.at(i);
-    table.by_hash.emplace_back(member_hash(PacketPaths::encoded_id(st), salt), &st);
+  for (std::size_t i = 0; i < n; ++i) {
+    table.by_hash.push_back(
+        {member_hash(PacketPaths::encoded_id(state.at(i)), salt), static_cast<std::uint32_t>(i)});
   }
   sort_by_hash(table.by_hash);
   return table;
 }
 
-const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, HashCache& cache) {
+const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, HashCache cache) {
   return hashed(state, salt, cache.own.salt == salt ? cache.own : cache.other);
 }
 
@@ -232,7 +243,8 @@ void plan(const ClusterState& state, const MemberHashes& hashes,
     }
     take_full(out.full, st);
   }
-  for (const auto& [h, st] : hashes.by_hash) {
+  for (const auto& [h, position] : hashes.by_hash) {
+    const NodeState* st = &state.at(position);
     if (st == &state.self() || st->scheduled_for_deletion() ||
         (out.full.nodes.size() > 1 &&
          std::find(out.full.nodes.begin(), out.full.nodes.end(), st) != out.full.nodes.end())) {
@@ -502,11 +514,12 @@ bool covers(const Header& h, std::uint32_t hash) {
 class MemberWalk {
  public:
   using Table = MemberHashes::Table;
-  MemberWalk(const Table& ours, std::uint32_t start)
-      : ours_(ours),
+  MemberWalk(ClusterState& state, const Table& ours, std::uint32_t start)
+      : state_(state),
+        ours_(ours),
         at_(static_cast<std::size_t>(
             std::lower_bound(ours.begin(), ours.end(), start,
-                             [](const auto& a, std::uint32_t h) { return a.first < h; }) -
+                             [](const auto& a, std::uint32_t h) { return a.hash < h; }) -
             ours.begin())),
         last_(start) {}
 
@@ -515,13 +528,14 @@ class MemberWalk {
   NodeState* next(std::uint32_t hash) {
     if (hash < last_) at_ = 0;  // wrapped past 2^32
     last_ = hash;
-    while (at_ < ours_.size() && ours_[at_].first < hash) ++at_;
-    if (at_ == ours_.size() || ours_[at_].first != hash) return nullptr;
-    if (at_ + 1 < ours_.size() && ours_[at_ + 1].first == hash) return nullptr;
-    return ours_[at_].second;
+    while (at_ < ours_.size() && ours_[at_].hash < hash) ++at_;
+    if (at_ == ours_.size() || ours_[at_].hash != hash) return nullptr;
+    if (at_ + 1 < ours_.size() && ours_[at_ + 1].hash == hash) return nullptr;
+    return &state_.at(ours_[at_].position);
   }
 
  private:
+  ClusterState& state_;
   const Table& ours_;
   std::size_t at_;
   std::uint32_t last_;
@@ -619,7 +633,7 @@ bool read_aligned(ClusterState& state, const Header& header, std::size_t max_ent
 }  // namespace
 
 bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::PacketView& packet,
-          HashCache& hashes, const std::uint64_t* ours, ReadScratch& scratch, ReadReport& report) {
+          HashCache hashes, const std::uint64_t* ours, ReadScratch& scratch, ReadReport& report) {
   Header header;
   if (!read_header(body, header)) return false;
   // A node that does not speak the aligned digest reads the new fields as a
@@ -644,7 +658,7 @@ bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::Pac
   const auto& ours_by_hash = hashed(state, header.salt, hashes).by_hash;
 
   wire::Reader c(header.entries);
-  MemberWalk member(ours_by_hash, header.cover_start);
+  MemberWalk member(state, ours_by_hash, header.cover_start);
   std::uint64_t offset = 0;  // of the current hash from the range's start
   const std::uint64_t length = cover_length(header);
   std::size_t entries = 0;
@@ -676,9 +690,11 @@ bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::Pac
     ++report.resolved;
   }
   if (!header.partial) return true;
-  for (const auto& [hash, st] : ours_by_hash) {
-    if (covers(header, hash) || std::binary_search(listed.begin(), listed.end(), st)) continue;
-    packet.digest.push_back(held_as_ours(*st));
+  for (const auto& [hash, position] : ours_by_hash) {
+    if (covers(header, hash)) continue;
+    NodeState& st = state.at(position);
+    if (std::binary_search(listed.begin(), listed.end(), &st)) continue;
+    packet.digest.push_back(held_as_ours(st));
   }
   return true;
 }

@@ -69,24 +69,34 @@ std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt);
 // answers (proto/README.md), so a node hashes its members about once per
 // exchange instead of once per digest written or read.
 struct MemberHashes {
-  using Table = std::vector<std::pair<std::uint32_t, NodeState*>>;
+  // A member by its position in the state's id order (ClusterState::at):
+  // 8 bytes where a pointer would make 16, and a node keeps a table for as
+  // long as its salt lasts. Positions hold while the membership does and
+  // no member awaits its place.
+  struct Entry {
+    std::uint32_t hash;
+    std::uint32_t position;
+  };
+  using Table = std::vector<Entry>;
   std::uint64_t salt = 0;        // 0: never built
   std::uint64_t membership = 0;  // of the ClusterState it was built from
-  Table by_hash;
+  std::size_t unplaced = 0;      // its members not yet in id order then
+  Table by_hash;                 // its capacity within an eighth of the members
 };
 
-// The two tables a node keeps: under its own salt (its Syns, and reading the
-// SynAcks that answer them) and under the last other salt it read (a Syn's,
-// which its SynAck then reuses).
+// The two tables a node reads and writes compact digests by: under its own
+// salt (its Syns, and reading the SynAcks that answer them), kept between
+// calls, and under the last other salt it read (a Syn's, which its SynAck
+// then reuses in the same call), which nodes on one thread may share.
 struct HashCache {
-  MemberHashes own;
-  MemberHashes other;
+  MemberHashes& own;
+  MemberHashes& other;
 };
 
 // `table`, rebuilt first unless it holds `state`'s members under `salt`.
 const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, MemberHashes& table);
 // The table of `cache` for `salt`: the own one when it has that salt.
-const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, HashCache& cache);
+const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, HashCache cache);
 
 // What a compact digest carries, chosen before a byte is written. The
 // members whose hash another member shares, and this node itself, travel in
@@ -186,6 +196,6 @@ struct ReadScratch {
 // for a node that predates them). An aligned digest whose fingerprint or
 // count is not ours is read as a partial digest covering nothing.
 bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::PacketView& packet,
-          HashCache& hashes, const std::uint64_t* ours, ReadScratch& scratch, ReadReport& report);
+          HashCache hashes, const std::uint64_t* ours, ReadScratch& scratch, ReadReport& report);
 
 }  // namespace aiocluster::compact

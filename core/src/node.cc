@@ -140,6 +140,9 @@ struct Node::Workspace {
   compact::Announcement announcement;
   compact::Plan compact;
   compact::ReadScratch compact_read;
+  // The table of our members under the salt of the Syn being handled, not
+  // our own: its SynAck reuses it. Built afresh in each call that needs it.
+  compact::MemberHashes compact_hashes;
   // Of keyless_unseen.
   std::vector<char> seen;  // by slot
   std::vector<const NodeState*> unseen;
@@ -155,7 +158,8 @@ struct Node::Workspace {
 // later packets depend on.
 struct Node::Scratch {
   Bytes announcing;  // ours, encoded (announcement_field)
-  compact::HashCache compact_hashes;
+  // Our members under our own salt.
+  compact::MemberHashes compact_hashes;
   // The aligned digest (proto/README.md section 2.3): our fingerprint, the
   // count that moves whenever a node is scheduled for deletion or taken off
   // the schedule, the fingerprint of the digest being handled, and the last
@@ -628,7 +632,7 @@ Bytes Node::make_syn(bool compact, bool aligned) {
             compact::write_syn(config_.cluster_id, cluster_, plan, announcement_room()));
       }
     }
-    compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes.own),
+    compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes),
                   features_by_slot_, {}, budget, compact_rotation_, plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
@@ -696,8 +700,14 @@ Bytes Node::make_synack() {
         return write_compact_synack();
       }
     }
-    compact::plan(cluster_, compact::hashed(cluster_, salt, scratch_->compact_hashes),
-                  features_by_slot_, keyless_unseen(), budget, compact_rotation_, plan);
+    // Under our own salt, the table we keep: our next Syns reuse it.
+    compact::MemberHashes& own = scratch_->compact_hashes;
+    const compact::MemberHashes& table =
+        work_->compact_read.salt == 0
+            ? compact::hashed(cluster_, salt, own)
+            : compact::hashed(cluster_, salt, compact::HashCache{own, work_->compact_hashes});
+    compact::plan(cluster_, table, features_by_slot_, keyless_unseen(), budget, compact_rotation_,
+                  plan);
     if (compact::usable(plan)) {
       compact_rotation_ += plan.count;
       stats_.partial_digests_out += plan.partial ? 1 : 0;
@@ -1022,6 +1032,7 @@ bool Node::read_extensions() {
   work_->compact_read.speakers.clear();
   work_->compact_read.aligned_speakers.clear();
   work_->compact_read.salt = 0;
+  work_->compact_hashes.salt = 0;  // another node's, or another state's
   scratch_->read_fingerprint.reset();
   if (features() == 0) return true;  // like a 1.1.0 peer: unknown fields are skipped
   if (!packet.extensions.empty()) {
@@ -1038,8 +1049,8 @@ bool Node::read_extensions() {
   std::optional<std::uint64_t> ours;
   if ((features() & compact::kAligned) != 0) ours = fingerprint();
   if (!compact::read(cluster_, packet.compact_digest, config_.limits.max_nodes, packet,
-                     scratch_->compact_hashes, ours ? &*ours : nullptr, work_->compact_read,
-                     report)) {
+                     {scratch_->compact_hashes, work_->compact_hashes}, ours ? &*ours : nullptr,
+                     work_->compact_read, report)) {
     ++stats_.compact_digests_rejected;
     return false;
   }

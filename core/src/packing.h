@@ -60,6 +60,8 @@ struct PacketPaths {
   static ByteView encoded_id(const NodeState& st) { return st.encoded_id(); }
   // Moves whenever the set of nodes does (ClusterState::membership_).
   static std::uint64_t membership(const ClusterState& state) { return state.membership_; }
+  // Nodes added since the last place_new_nodes() (ClusterState::unplaced_).
+  static std::size_t unplaced(const ClusterState& state) { return state.unplaced_; }
   static bool resolve(const ClusterState& state, wire::PacketView& packet) {
     return state.resolve(packet);
   }

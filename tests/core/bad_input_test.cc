@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <map>
+
 #include "harness.h"
 #include "rate_limiter.h"
 
@@ -240,4 +243,58 @@ TEST_CASE("forged sources cannot grow the rate limiter beyond max_rate_limited_s
   CHECK_FALSE(tiny.admit(busy, now));
   CHECK(tiny.admit(PeerKey::of(Address{"10.0.0.4", 1}), now));
   CHECK(tiny.sources() == 1);
+}
+
+TEST_CASE("the rate limiter forgets idle sources without changing what it admits") {
+  // The same generic cell rate algorithm with every source kept forever.
+  struct Unforgetting {
+    Duration interval;
+    Duration tolerance;
+    std::map<PeerKey, Instant> busy_until;
+    bool admit(const PeerKey& source, Instant now) {
+      const Instant start = std::max(busy_until.try_emplace(source, now).first->second, now);
+      if (start - now > tolerance) return false;
+      busy_until[source] = start + interval;
+      return true;
+    }
+    std::size_t busy(Instant now) const {
+      return static_cast<std::size_t>(std::count_if(busy_until.begin(), busy_until.end(),
+                                                    [&](const auto& e) { return e.second > now; }));
+    }
+  };
+  SourceRateLimiter limiter(250ms, 3, 4'096);
+  Unforgetting model{250ms, 500ms, {}};
+  Rng rng(13);
+  Instant now = t0();
+  std::size_t peak_busy = 0;
+  std::size_t refused = 0;
+  auto send = [&](std::uint16_t port) {
+    const PeerKey source = PeerKey::of(Address{"10.0.0.2", port});
+    const bool admitted = model.admit(source, now);
+    CHECK(limiter.admit(source, now) == admitted);
+    refused += admitted ? 0 : 1;
+    peak_busy = std::max(peak_busy, model.busy(now));
+  };
+  // A trickle from a thousand sources, a few of them busy at a time, some
+  // sending bursts beyond their rate: the map stays small.
+  for (int i = 0; i < 5'000; ++i) {
+    now += std::chrono::milliseconds(rng.below(60));
+    const auto port = static_cast<std::uint16_t>(1 + rng.below(1'000));
+    for (std::uint64_t n = rng.below(6); n > 0; --n) send(port);
+    CHECK(limiter.sources() <= std::max<std::size_t>(2 * peak_busy, 8));
+  }
+  CHECK(refused > 0);
+  CHECK(model.busy_until.size() > 900);
+  CHECK(limiter.sources() * 10 < model.busy_until.size());
+  // A crowd at once: kept while busy (up to twice the peak), whatever came
+  // before.
+  for (std::uint16_t port = 2'000; port < 2'500; ++port) send(port);
+  CHECK(model.busy(now) >= 500);
+  CHECK(limiter.sources() >= 500);
+  CHECK(limiter.sources() <= 2 * peak_busy);
+  for (int i = 0; i < 5'000; ++i) {
+    now += std::chrono::milliseconds(rng.below(60));
+    send(static_cast<std::uint16_t>(1 + rng.below(3'000)));
+    CHECK(limiter.sources() <= std::max<std::size_t>(2 * peak_busy, 8));
+  }
 }

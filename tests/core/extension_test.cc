@@ -3,6 +3,7 @@
 // anyone else, partial digests, and hostile compact digests.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -10,7 +11,10 @@
 #include <variant>
 #include <vector>
 
+#include "compact_digest.h"
 #include "harness.h"
+#include "packing.h"
+#include "wire.h"
 
 using namespace testing;
 
@@ -521,4 +525,40 @@ TEST_CASE("a node joining a cluster at steady state: aligned digests fall back, 
   CHECK(total(c, &Stats::aligned_digests_out) > settled);
   CHECK(c.value_seen(20, 7, "cluster") == "7");
   CHECK(c.value_seen(7, 20, "cluster") == "20");
+}
+
+TEST_CASE("a table of member hashes is sized to the members and follows their placement") {
+  // The members a Syn names, created from the last: until they are placed,
+  // their positions are not those of id order.
+  ClusterState from(make_config(0).node_id);
+  for (int i = 1; i < 300; ++i) from.find_or_create(make_config(i).node_id, 1'000);
+  Rng rng(1);
+  const Bytes syn = encode(Packet{"test-cluster", Syn{from.digest(65'507, rng)}});
+  ClusterState cs(make_config(0).node_id);
+  wire::PacketView packet;
+  REQUIRE(wire::read_packet(syn, packet));
+  REQUIRE(PacketPaths::resolve(cs, packet));
+  for (auto e = packet.digest.rbegin(); e != packet.digest.rend(); ++e) {
+    if (e->id.state == nullptr) PacketPaths::find_or_create(cs, packet, e->id, 1'000, nullptr);
+  }
+  REQUIRE(cs.size() == 300);
+  constexpr std::uint64_t kSalt = 77;
+  compact::MemberHashes table;
+  auto check = [&] {
+    const compact::MemberHashes& t = compact::hashed(cs, kSalt, table);
+    CHECK(t.by_hash.size() == cs.size());
+    CHECK(t.by_hash.capacity() <= cs.size() + cs.size() / 8);
+    CHECK(std::is_sorted(t.by_hash.begin(), t.by_hash.end(),
+                         [](const auto& a, const auto& b) { return a.hash < b.hash; }));
+    for (const auto& [hash, position] : t.by_hash) {
+      CHECK(hash == compact::member_hash(PacketPaths::encoded_id(cs.at(position)), kSalt));
+    }
+  };
+  check();
+  PacketPaths::place_new_nodes(cs);
+  check();
+  // Fewer members: the table shrinks with them.
+  for (int i = 1; i < 200; ++i) cs.remove(make_config(i).node_id);
+  REQUIRE(cs.size() == 101);
+  check();
 }
