@@ -369,9 +369,9 @@ NodeState* ClusterState::find_or_create(const wire::PacketView& packet, wire::Id
   return st;
 }
 
-NodeState* ClusterState::create(wire::IdRef& id, std::size_t max_nodes, Chunk* in) {
+NodeState* ClusterState::create(wire::IdRef& id, std::size_t max_nodes) {
   if (order_.size() >= max_nodes || id.unknown == 0) return nullptr;
-  id.state = enter(make_node(storage_.get(), id.bytes, id.hash, in));
+  id.state = enter(make_node(storage_.get(), id.bytes, id.hash));
   return id.state;
 }
 
@@ -781,7 +781,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
     // The encoded id is canonical: its size is the NodeIdPb's.
     if (nd.id.bytes.size() > limits.max_node_id_size) return NodeDeltaOutcome::kRejectedLimit;
     // Looked up above: a new node, unless over the limit.
-    st = create(nd.id, limits.max_nodes, chunk);
+    st = create(nd.id, limits.max_nodes);
     if (st == nullptr) return NodeDeltaOutcome::kRejectedLimit;
   }
 
@@ -908,6 +908,19 @@ std::size_t ClusterState::gc_tombstones(Instant now, Duration grace) {
   collect_garbage();
   return removed;
 }
+
+void ClusterState::share_ids(const std::shared_ptr<IdTable>& table) {
+  if (table == storage_->ids) return;
+  for (NodeState* st : order_) {
+    const ByteView id = st->encoded_id();
+    const std::uint8_t* at = table->hold(id);
+    storage_->ids->release(id.data(), id.size());
+    st->encoded_id_ = at;
+  }
+  storage_->ids = table;
+}
+
+const std::shared_ptr<IdTable>& ClusterState::ids() const { return storage_->ids; }
 
 std::size_t ClusterState::bytes_held() const { return storage_->bytes.held(); }
 std::size_t ClusterState::bytes_in_use() const { return storage_->bytes.live(); }

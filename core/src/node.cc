@@ -152,6 +152,10 @@ struct Node::Workspace {
   // neither reallocates as it grows nor writes to pages the kernel must
   // fault in afresh (15 % of a 1,000-node simulator's first rounds).
   std::vector<Event> events_room;
+  // Not a buffer: the encoded ids of the replicas of the nodes sharing the
+  // workspace, one copy of each (ClusterState::share_ids). The first node's
+  // table; each node's ClusterState keeps it alive as long as it is used.
+  std::shared_ptr<IdTable> ids;
 };
 
 // What a node keeps between calls beside its state proper: caches that
@@ -185,6 +189,7 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
       sealer_(std::make_unique<Sealer>(config_.sealing, now, sender_id(seed, config_.node_id))),
       scratch_(std::make_unique<Scratch>()),
       work_(std::make_shared<Workspace>()) {
+  work_->ids = cluster_.ids();
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
 
@@ -214,6 +219,7 @@ Node::Node(const Node& other, std::uint64_t sender)
       compact_salt_syns_(other.compact_salt_syns_),
       scratch_(std::make_unique<Scratch>()),
       work_(std::make_shared<Workspace>()) {
+  work_->ids = cluster_.ids();
   sealer_->take_sender(sender);
 }
 
@@ -1007,7 +1013,10 @@ void Node::keyring_changed() { sealer_->set_keyring(config_.sealing.keyring); }
 
 std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 
-void Node::share_workspace(const Node& other) { work_ = other.work_; }
+void Node::share_workspace(const Node& other) {
+  work_ = other.work_;
+  cluster_.share_ids(work_->ids);
+}
 
 Bytes Node::announced(Bytes packet) const {
   if (features() == 0) return packet;

@@ -78,7 +78,7 @@ std::pair<const std::uint8_t*, Chunk*> kept_bytes(ByteStore& bytes, const wire::
 
 // A replica of a node without keys is this block, its encoded id and what
 // its Node keeps per member: issue 13 asks for at most 200 bytes in all.
-static_assert(sizeof(NodeState) <= 80);
+static_assert(sizeof(NodeState) <= 72);
 
 KeyChange KeyChangeRef::to_change() const {
   KeyChange change{std::string(key), std::nullopt, new_value.to_value()};
@@ -95,27 +95,19 @@ NodeState::NodeState(NodeId id, Storage* shared) : storage_(shared) {
     storage_ = own.get();
     keys().own_storage = std::move(own);
   }
-  const std::size_t size = wire_size::node_id(id);
-  auto [chunk, at] = storage_->bytes.allocate(size);
-  wire::Writer w(at);
+  Bytes encoded(wire_size::node_id(id));
+  wire::Writer w(encoded.data());
   wire::write_node_id(w, id);
-  hold_encoded_id(at, size, chunk);
+  hold_encoded_id(encoded);
   id_hash_ = static_cast<std::uint32_t>(
-      this->hash(std::string_view(reinterpret_cast<const char*>(at), size)) >> 32);
+      this->hash(std::string_view(reinterpret_cast<const char*>(encoded.data()), encoded.size())) >>
+      32);
 }
 
-NodeState::NodeState(Storage* shared, ByteView encoded, std::size_t hash, Chunk* in)
+NodeState::NodeState(Storage* shared, ByteView encoded, std::size_t hash)
     : storage_(shared), id_hash_(static_cast<std::uint32_t>(hash >> 32)) {
-  // Read from a packet, the id is already encoded (canonically): kept where
-  // it arrived when the state took the packet over.
-  const std::uint8_t* at = encoded.data();
-  if (in == nullptr) {
-    auto [chunk, copy] = storage_->bytes.allocate(encoded.size());
-    std::memcpy(copy, encoded.data(), encoded.size());
-    at = copy;
-    in = chunk;
-  }
-  hold_encoded_id(at, encoded.size(), in);
+  // Read from a packet, the id is already encoded (canonically).
+  hold_encoded_id(encoded);
 }
 
 NodeId NodeState::id() const { return id_view().to_node_id(); }
@@ -132,11 +124,14 @@ std::strong_ordering NodeState::compare_id(const NodeId& other) const {
   return id_view().compare(other);
 }
 
-void NodeState::hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk) {
-  storage_->bytes.hold(chunk, size);
-  encoded_id_ = at;
-  encoded_id_size_ = static_cast<std::uint32_t>(size);
-  encoded_id_chunk_ = chunk;
+void NodeState::hold_encoded_id(ByteView encoded) {
+  encoded_id_ = storage_->ids->hold(encoded);
+  encoded_id_size_ = static_cast<std::uint32_t>(encoded.size());
+}
+
+void NodeState::release_encoded_id() {
+  if (encoded_id_ != nullptr)
+    storage_->ids->release(std::exchange(encoded_id_, nullptr), encoded_id_size_);
 }
 
 [[gnu::always_inline]] inline std::size_t NodeState::hash(std::string_view bytes) const {
@@ -178,8 +173,7 @@ NodeState::NodeState(NodeState&& other) noexcept
       max_version_(other.max_version_),
       last_gc_version_(other.last_gc_version_),
       max_version_announced_(other.max_version_announced_),
-      encoded_id_(other.encoded_id_),
-      encoded_id_chunk_(std::exchange(other.encoded_id_chunk_, nullptr)),
+      encoded_id_(std::exchange(other.encoded_id_, nullptr)),
       storage_(other.storage_),
       keys_(std::exchange(other.keys_, nullptr)),
       id_hash_(other.id_hash_),
@@ -189,7 +183,7 @@ NodeState::NodeState(NodeState&& other) noexcept
       slot_(other.slot_) {}
 
 NodeState::~NodeState() {
-  if (encoded_id_chunk_ != nullptr) storage_->bytes.release(encoded_id_chunk_, encoded_id_size_);
+  release_encoded_id();
   if (keys_ == nullptr) return;
   for (const Entry& e : keys_->log) {
     if (e.chunk != nullptr) release(e);
@@ -878,14 +872,6 @@ void NodeState::relocate_sparse() {
     bytes.release(e.chunk, size);
     e.stored = at;
     e.chunk = chunk;
-  }
-  if (encoded_id_chunk_ != nullptr && bytes.sparse(encoded_id_chunk_)) {
-    auto [chunk, at] = bytes.allocate(encoded_id_size_);
-    std::memcpy(at, encoded_id_, encoded_id_size_);
-    bytes.hold(chunk, encoded_id_size_);
-    bytes.release(encoded_id_chunk_, encoded_id_size_);
-    encoded_id_ = at;
-    encoded_id_chunk_ = chunk;
   }
 }
 

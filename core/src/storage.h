@@ -15,17 +15,20 @@
 // creating a replica of a few keys costs no call to malloc.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <memory_resource>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "aiocluster/node_state.h"
 #include "aiocluster/types.h"
+#include "hash.h"
 #include "wire.h"
 
 namespace aiocluster {
@@ -182,10 +185,63 @@ class FixedPool {
   std::size_t left_ = 0;
 };
 
+// Encoded node ids, one copy of each for all the replicas naming it, each
+// counting its holders and freed by the last to go. The ClusterStates of
+// nodes sharing a workspace share one table (Node::share_workspace): a
+// simulator's nodes then hold each id once, where a copy per replica was
+// 37 of the 200 bytes issue 13 allows an idle replica. Single-threaded,
+// like the workspace; each ClusterState holds the table it uses, so the
+// table outlives every replica pointing into it.
+class IdTable {
+ public:
+  explicit IdTable(std::uint64_t seed) : ids_(0, Hash{seed}) {}
+  IdTable(const IdTable&) = delete;
+  IdTable& operator=(const IdTable&) = delete;
+  ~IdTable() = default;
+
+  // The table's copy of `encoded`, held once more.
+  const std::uint8_t* hold(ByteView encoded) {
+    const std::string_view key(reinterpret_cast<const char*>(encoded.data()), encoded.size());
+    if (const auto it = ids_.find(key); it != ids_.end()) {
+      ++it->second.holders;
+      return it->second.bytes.get();
+    }
+    // A zero-length id still gets a block of its own, so its address is
+    // the table's.
+    auto bytes = std::make_unique<std::uint8_t[]>(std::max<std::size_t>(encoded.size(), 1));
+    std::copy(encoded.begin(), encoded.end(), bytes.get());
+    const std::uint8_t* at = bytes.get();
+    ids_.emplace(std::string_view(reinterpret_cast<const char*>(at), encoded.size()),
+                 Id{std::move(bytes), 1});
+    return at;
+  }
+  // Lets go of what hold() returned for an id of `size` bytes.
+  void release(const std::uint8_t* at, std::size_t size) {
+    const auto it = ids_.find(std::string_view(reinterpret_cast<const char*>(at), size));
+    if (--it->second.holders == 0) ids_.erase(it);
+  }
+  // Distinct ids held.
+  std::size_t size() const { return ids_.size(); }
+
+ private:
+  struct Hash {
+    std::uint64_t seed;
+    std::size_t operator()(std::string_view bytes) const { return hash_bytes(bytes, seed); }
+  };
+  struct Id {
+    std::unique_ptr<std::uint8_t[]> bytes;  // the key views them
+    std::uint32_t holders = 0;
+  };
+  std::unordered_map<std::string_view, Id, Hash> ids_;
+};
+
 // What the node states of one ClusterState share.
 struct Storage {
-  explicit Storage(std::uint64_t seed = 0) : hash_seed(seed) {}
+  explicit Storage(std::uint64_t seed = 0)
+      : hash_seed(seed), ids(std::make_shared<IdTable>(seed)) {}
   std::uint64_t hash_seed;  // of keys and node ids (hash.h)
+  // Shared with other ClusterStates of one workspace (ClusterState::share_ids).
+  std::shared_ptr<IdTable> ids;
   SlabPool pool;
   FixedPool states{pool, sizeof(NodeState)};  // a ClusterState's NodeStates
   FixedPool keys{pool, sizeof(NodeState::Keys)};

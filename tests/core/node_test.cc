@@ -54,9 +54,14 @@ struct Recorded {
   std::uint64_t aligned = 0;
   std::uint64_t partial = 0;
   bool converged = false;
+  std::size_t fewest_known = SIZE_MAX;  // by a node other than 5, after a step
 };
 
-Recorded run_ring(bool shared, int nodes, const std::function<void(Config&)>& tweak) {
+// With `churn`, node 5 is down long enough for every replica of it (and its
+// replicas of the others) to be removed, then comes back: the ids the nodes
+// share go and come again.
+Recorded run_ring(bool shared, int nodes, const std::function<void(Config&)>& tweak,
+                  bool churn = false) {
   MemCluster c = MemCluster::ring(nodes, tweak);
   for (std::size_t i = 0; i < c.nodes.size(); ++i) {
     for (int k = 0; k < 20; ++k) {
@@ -73,12 +78,17 @@ Recorded run_ring(bool shared, int nodes, const std::function<void(Config&)>& tw
         out.events.push_back(std::to_string(i) + ": " + describe(ev));
       }
     }
+    for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+      if (i != 5) out.fewest_known = std::min(out.fewest_known, c.nodes[i]->cluster_state().size());
+    }
     if (s == 10) c.nodes[3]->set("late", "value");
     // A fork of the node whose workspace the others share takes its place:
     // the fork works in one of its own, the others keep theirs alive.
     if (s == 15) c.nodes[0] = std::make_unique<Node>(c.nodes[0]->fork(77));
     if (s == 25 && shared) c.nodes[0]->share_workspace(*c.nodes[1]);
     if (s == 30) c.down[7] = true;
+    if (churn && s == 2) c.down[5] = true;
+    if (churn && s == 24) c.down[5] = false;
   }
   for (const auto& n : c.nodes) {
     out.compressed += n->stats().packets_compressed;
@@ -627,8 +637,21 @@ TEST_CASE("nodes sharing a workspace send the packets and raise the events of no
     nodes = 80;
     small = true;
   }
-  const Recorded own = run_ring(false, nodes, tweak);
-  const Recorded shared = run_ring(true, nodes, tweak);
+  bool churn = false;
+  SUBCASE("a node forgotten by all and back") {
+    tweak = [](Config& config) { config.dead_node_grace_period = 8s; };
+    churn = true;
+  }
+  const Recorded own = run_ring(false, nodes, tweak, churn);
+  const Recorded shared = run_ring(true, nodes, tweak, churn);
+  if (churn) {
+    // Node 5 was removed by other nodes and joined them again.
+    CHECK(own.fewest_known < static_cast<std::size_t>(nodes));
+    const auto joins = std::count_if(
+        own.events.begin(), own.events.end(),
+        [](const std::string& e) { return e.ends_with(": joined node5") && !e.starts_with("5:"); });
+    CHECK(joins > nodes - 1);
+  }
   // Every path that fills a workspace was taken.
   CHECK(own.compressed > 0);
   CHECK(own.decompressed > 0);

@@ -31,6 +31,7 @@ struct IdRef;
 struct DigestPlan;
 struct DeltaPlan;
 struct PacketPaths;
+class IdTable;
 
 // How applying one NodeDelta went.
 enum class NodeDeltaOutcome : std::uint8_t {
@@ -130,11 +131,17 @@ class ClusterState {
   std::size_t tls_named() const { return tls_named_; }
   // One more than the largest NodeState::slot() in use.
   std::size_t slots() const { return slots_; }
-  // Bytes of stored key-values and node ids: held (in blocks and taken-over
-  // packets, garbage included) and in use. Garbage collection keeps the
-  // first within about twice the second.
+  // Bytes of stored key-values: held (in blocks and taken-over packets,
+  // garbage included) and in use. Garbage collection keeps the first within
+  // about twice the second. Node ids are in the id table (ids()).
   std::size_t bytes_held() const;
   std::size_t bytes_in_use() const;
+  // The table holding the encoded ids of the known nodes (core internal:
+  // src/storage.h), and moving them to another one: the ClusterStates of
+  // nodes sharing a workspace share one, which each keeps alive. A copy of
+  // the state gets a table of its own.
+  const std::shared_ptr<IdTable>& ids() const;
+  void share_ids(const std::shared_ptr<IdTable>& table);
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);
@@ -232,9 +239,8 @@ class ClusterState {
   NodeState* add(NodeId id);
   NodeState* enter(NodeState* st);
   // The node of an id resolve() found unknown and no lookup since found
-  // either; null beyond `max_nodes`. Its encoded id stays in `in`, the
-  // packet's bytes, when the state took them over.
-  NodeState* create(wire::IdRef& id, std::size_t max_nodes, Chunk* in = nullptr);
+  // either; null beyond `max_nodes`.
+  NodeState* create(wire::IdRef& id, std::size_t max_nodes);
   // The id table: known nodes by the hash of their encoded id.
   std::size_t hash(ByteView id) const;
   NodeState* find_encoded(ByteView id, std::size_t hash) const;

@@ -185,9 +185,8 @@ class NodeState {
   // On `shared` storage (nullptr: storage of its own).
   NodeState(NodeId id, Storage* shared);
   // Read from a packet: the id's canonical NodeIdPb body (read_node_id
-  // accepted it) and its hash. The body's bytes stay where they are in `in`
-  // (nullptr: copied).
-  NodeState(Storage* shared, ByteView encoded, std::size_t hash, Chunk* in);
+  // accepted it) and its hash.
+  NodeState(Storage* shared, ByteView encoded, std::size_t hash);
   NodeState(const NodeState& other, Storage* shared);
 
   // --- For ClusterState. ---
@@ -195,7 +194,9 @@ class NodeState {
   // digests and deltas copy it.
   ByteView encoded_id() const { return {encoded_id_, encoded_id_size_}; }
   std::size_t id_hash() const { return std::size_t{id_hash_} << 32; }
-  void hold_encoded_id(const std::uint8_t* at, std::size_t size, Chunk* chunk);
+  // Points the state at the storage's id table's copy of `encoded`.
+  void hold_encoded_id(ByteView encoded);
+  void release_encoded_id();
   // Makes the stored key-value at `stored` (in `chunk`) the entry of `key`,
   // holding its bytes. Returns the entry it replaced, whose bytes stay held
   // until release().
@@ -305,7 +306,7 @@ class NodeState {
 
   // A replica's keys, in a block of their own made with its first key: a
   // replica of a node without keys (most of an idle cluster) is its
-  // NodeState and its encoded id, nothing more. 48 bytes.
+  // NodeState and a share of its encoded id, nothing more. 48 bytes.
   using Tombstones = std::vector<std::pair<std::uint64_t, Instant>>;
   struct Keys {
     Keys();                          // in the .cc: Storage is
@@ -324,7 +325,7 @@ class NodeState {
   void drop_keys();
   void drop_empty_keys();
 
-  // What every replica holds, keys or not: 80 bytes (a fixed-size block of
+  // What every replica holds, keys or not: 72 bytes (a fixed-size block of
   // the ClusterState's storage, not a pool class; static_assert in the .cc).
   // The id hash keeps its top half, all the id table reads
   // (ClusterState::hash clears the rest).
@@ -332,8 +333,7 @@ class NodeState {
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
   std::uint64_t max_version_announced_ = 0;
-  const std::uint8_t* encoded_id_ = nullptr;
-  Chunk* encoded_id_chunk_ = nullptr;
+  const std::uint8_t* encoded_id_ = nullptr;  // in storage_->ids; nullptr: moved from
   Storage* storage_;
   Keys* keys_ = nullptr;  // from storage_'s keys pool; nullptr: no keys
   std::uint32_t id_hash_ = 0;
