@@ -12,6 +12,12 @@ namespace {
 
 constexpr std::size_t kNone = SIZE_MAX;
 
+// Whether a delta's key-value is one a replica stores: past `before` (what
+// the replica holds), and not a tombstone at or below `gc` (collected).
+bool stores(const wire::KeyValueView& kv, std::uint64_t before, std::uint64_t gc) {
+  return kv.version > before && (kv.status == KeyStatus::kSet || kv.version > gc);
+}
+
 // Grows by an eighth rather than doubling: the unused tail of a vector
 // every replica has is most of what doubling would waste.
 template <typename Vector>
@@ -598,10 +604,7 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
   // `gc`): a delta re-sending what the replica holds, as when two peers
   // answer one round, must not grow its log nor build its index.
   std::size_t fresh = 0;
-  for (std::size_t k = 0; k < count; ++k) {
-    const wire::KeyValueView& kv = kvs[k];
-    fresh += kv.version > before && (kv.status == KeyStatus::kSet || kv.version > gc) ? 1 : 0;
-  }
+  for (std::size_t k = 0; k < count; ++k) fresh += stores(kvs[k], before, gc) ? 1 : 0;
   if (fresh == 0) return {};  // a replica without keys stays without its block
   keys();
   // At most this many keys become live below: the loop stops at the first
@@ -633,8 +636,7 @@ NodeState::Applied NodeState::apply_key_values(const wire::KeyValueView* kvs, st
   ByteStore& bytes = storage_->bytes;
   for (; k < count; ++k) {
     const wire::KeyValueView& kv = kvs[k];
-    if (kv.version <= before) continue;
-    if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
+    if (!stores(kv, before, gc)) continue;
     if (keys_->live >= max_keys && slot_of(kv.key) == kNone) {
       applied.truncated = true;
       break;
@@ -697,8 +699,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
   };
   for (std::size_t k = 0; k < count; ++k) {
     const wire::KeyValueView& kv = kvs[k];
-    if (kv.version <= before) continue;
-    if (kv.status != KeyStatus::kSet && kv.version <= gc) continue;
+    if (!stores(kv, before, gc)) continue;
     const std::size_t place = new_keys.room(kv.key);
     if (place == kNone) return done(k);
     if (keys.live >= max_keys) {
