@@ -36,14 +36,13 @@ ApplyReport sync(const ClusterState& from, ClusterState& to) {
 // An owner of three keys, and replicas of it in ClusterStates that share
 // one table of frozen blocks (and one of ids), as a simulator's nodes do.
 struct Group {
-  explicit Group(std::size_t n, std::shared_ptr<KeysTable> shared = nullptr)
-      : table(shared != nullptr ? std::move(shared) : std::make_shared<KeysTable>(5)) {
+  explicit Group(std::size_t n) : table(std::make_shared<KeysTable>(5)) {
     for (int k = 0; k < 3; ++k) {
       owner.self().set("key-" + std::to_string(k), "value-" + std::to_string(k), t0());
     }
     for (std::size_t i = 0; i < n; ++i) {
-      replicas.push_back(std::make_unique<ClusterState>(make_config(static_cast<int>(i)).node_id,
-                                                        100 + i));
+      replicas.push_back(
+          std::make_unique<ClusterState>(make_config(static_cast<int>(i)).node_id, 100 + i));
       if (i > 0) replicas[i]->share_ids(replicas[0]->ids());
       replicas[i]->share_keys(table);
     }
@@ -261,12 +260,15 @@ TEST_CASE("nodes sharing a workspace share their replicas' blocks, and changes r
   }
   // A replica of its own holds the bytes of its keys: a node sharing every
   // replica's block holds only its own node's.
-  auto held = [&](int i) { return c.nodes[static_cast<std::size_t>(i)]->cluster_state().bytes_in_use(); };
+  auto held = [&](int i) {
+    return c.nodes[static_cast<std::size_t>(i)]->cluster_state().bytes_in_use();
+  };
   auto own_bytes = [&](int i) {
     std::size_t bytes = 0;
-    c.nodes[static_cast<std::size_t>(i)]->cluster_state().self().for_each([&](std::string_view key, const VersionedValue& vv) {
-      bytes += stored::size_of(key, vv.value, vv.version, vv.status);
-    });
+    c.nodes[static_cast<std::size_t>(i)]->cluster_state().self().for_each(
+        [&](std::string_view key, const VersionedValue& vv) {
+          bytes += stored::size_of(key, vv.value, vv.version, vv.status);
+        });
     return bytes;
   };
   auto run_until_converged = [&] {
