@@ -821,6 +821,7 @@ NodeDeltaOutcome ClusterState::apply_node_delta(wire::PacketView& packet, std::s
       kvs, nd.key_value_count, applied_up_to, nd.last_gc_version, limits.max_keys_per_node, chunk,
       now, shadow == nullptr ? on_change : against_shadow);
   report.key_values += applied.count;
+  if (applied.count > 0 && storage_->sharing_keys()) st->share_keys(*storage_->frozen);
   // Apart (a branch between): GCC otherwise adds both with one 16-byte load
   // of `applied`, whose two halves the callee has just stored separately,
   // and the CPU cannot forward them to it (a stall per node delta).
@@ -921,6 +922,22 @@ void ClusterState::share_ids(const std::shared_ptr<IdTable>& table) {
 }
 
 const std::shared_ptr<IdTable>& ClusterState::ids() const { return storage_->ids; }
+
+const std::shared_ptr<KeysTable>& ClusterState::keys_table() {
+  if (storage_->frozen == nullptr) share_keys(std::make_shared<KeysTable>(storage_->hash_seed));
+  return storage_->frozen;
+}
+
+void ClusterState::share_keys(const std::shared_ptr<KeysTable>& table) {
+  if (table == storage_->frozen) return;
+  // The blocks of the table left stay with the ClusterStates still using it.
+  for (NodeState* st : order_) {
+    if (st->shared_keys_) st->unshare_keys();
+  }
+  if (storage_->frozen != nullptr) storage_->frozen->leave();
+  storage_->frozen = table;
+  if (table != nullptr) table->join();
+}
 
 std::size_t ClusterState::bytes_held() const { return storage_->bytes.held(); }
 std::size_t ClusterState::bytes_in_use() const { return storage_->bytes.live(); }

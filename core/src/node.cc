@@ -156,6 +156,8 @@ struct Node::Workspace {
   // workspace, one copy of each (ClusterState::share_ids). The first node's
   // table; each node's ClusterState keeps it alive as long as it is used.
   std::shared_ptr<IdTable> ids;
+  // Likewise its table of frozen keys blocks (ClusterState::share_keys).
+  std::shared_ptr<KeysTable> keys;
 };
 
 // What a node keeps between calls beside its state proper: caches that
@@ -190,6 +192,7 @@ Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& init
       scratch_(std::make_unique<Scratch>()),
       work_(std::make_shared<Workspace>()) {
   work_->ids = cluster_.ids();
+  work_->keys = cluster_.keys_table();
   for (const auto& [key, value] : initial_key_values) set(key, value);
 }
 
@@ -220,6 +223,7 @@ Node::Node(const Node& other, std::uint64_t sender)
       scratch_(std::make_unique<Scratch>()),
       work_(std::make_shared<Workspace>()) {
   work_->ids = cluster_.ids();
+  work_->keys = cluster_.keys_table();
   sealer_->take_sender(sender);
 }
 
@@ -1016,6 +1020,7 @@ std::size_t Node::replay_senders() const { return sealer_->replay_senders(); }
 void Node::share_workspace(const Node& other) {
   work_ = other.work_;
   cluster_.share_ids(work_->ids);
+  cluster_.share_keys(work_->keys);
 }
 
 Bytes Node::announced(Bytes packet) const {

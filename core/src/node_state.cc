@@ -155,7 +155,16 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
   scheduled_for_deletion_ = other.scheduled_for_deletion_;
   if (other.keys_ == nullptr) return;
   const Keys& from = *other.keys_;
-  Keys& to = keys();
+  keys();
+  copy_entries(from);
+  if (from.index_size > 0) reindex(from.index_size);
+  if (from.tombstones != nullptr) {
+    keys_->tombstones = std::make_unique<Tombstones>(*from.tombstones);
+  }
+}
+
+void NodeState::copy_entries(const Keys& from) {
+  Keys& to = *keys_;
   to.live = from.live;
   ByteStore& bytes = storage_->bytes;
   to.log.reserve(storage_->pool, from.log.size());
@@ -170,8 +179,29 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
     bytes.hold(chunk, size);
     to.log.push_back(Entry{e.version, at, chunk});
   }
-  if (from.index_size > 0) reindex(from.index_size);
-  if (from.tombstones != nullptr) to.tombstones = std::make_unique<Tombstones>(*from.tombstones);
+}
+
+void NodeState::share_keys(KeysTable& table) {
+  if (shared_keys_ || keys_ == nullptr || keys_->live == 0 || keys_->live > kUnindexedKeys ||
+      keys_->tombstones != nullptr || keys_->own_storage != nullptr) {
+    return;
+  }
+  Keys* frozen = table.hold(encoded_id(), *keys_);
+  for (const Entry& e : keys_->log) {
+    if (e.chunk != nullptr) release(e);
+  }
+  free_index();
+  drop_keys();
+  keys_ = frozen;
+  shared_keys_ = 1;
+}
+
+void NodeState::unshare_keys() {
+  Keys* frozen = std::exchange(keys_, nullptr);
+  shared_keys_ = 0;
+  keys_ = new (storage_->keys.allocate()) Keys();
+  copy_entries(*frozen);
+  storage_->frozen->release(frozen);
 }
 
 NodeState::NodeState(NodeState&& other) noexcept
@@ -185,12 +215,17 @@ NodeState::NodeState(NodeState&& other) noexcept
       id_hash_(other.id_hash_),
       encoded_id_size_(other.encoded_id_size_),
       scheduled_for_deletion_(other.scheduled_for_deletion_),
+      shared_keys_(other.shared_keys_),
       position_(other.position_),
       slot_(other.slot_) {}
 
 NodeState::~NodeState() {
   release_encoded_id();
   if (keys_ == nullptr) return;
+  if (shared_keys_) {
+    storage_->frozen->release(keys_);
+    return;
+  }
   for (const Entry& e : keys_->log) {
     if (e.chunk != nullptr) release(e);
   }
@@ -244,12 +279,14 @@ void NodeState::Log::free(std::pmr::memory_resource& pool) {
 }
 
 NodeState::Keys& NodeState::keys() {
+  if (shared_keys_) unshare_keys();
   if (keys_ == nullptr) keys_ = new (storage_->keys.allocate()) Keys();
   return *keys_;
 }
 
 // Gives the keys block back to the pool (its entries released already).
 void NodeState::drop_keys() {
+  assert(!shared_keys_);
   Keys* keys = std::exchange(keys_, nullptr);
   keys->log.free(storage_->pool);
   keys->~Keys();
@@ -387,6 +424,7 @@ void NodeState::release(const Entry& entry) {
 
 // Forgets a live slot: out of the index, its bytes let go.
 void NodeState::make_hole(std::size_t slot) {
+  assert(!shared_keys_);
   const std::string_view key = key_at(slot);
   unindex(probe(key, hash(key)));
   release(keys_->log[slot]);
@@ -396,6 +434,7 @@ void NodeState::make_hole(std::size_t slot) {
 }
 
 void NodeState::add_tombstone(std::uint64_t version, Instant now) {
+  assert(!shared_keys_);
   if (keys_->tombstones == nullptr) keys_->tombstones = std::make_unique<Tombstones>();
   Tombstones& t = *keys_->tombstones;
   if (t.empty() || t.back().first < version) {
@@ -425,6 +464,7 @@ void NodeState::free_index() {
 }
 
 void NodeState::reindex(std::size_t capacity) {
+  assert(!shared_keys_);
   free_index();
   if (capacity == 0) return;
   keys_->index = static_cast<std::uint32_t*>(
@@ -439,6 +479,7 @@ void NodeState::reindex(std::size_t capacity) {
 }
 
 void NodeState::compact() {
+  assert(!shared_keys_);
   std::size_t kept = 0;
   for (const Entry& e : keys_->log) {
     if (e.chunk != nullptr) keys_->log[kept++] = e;
@@ -466,6 +507,7 @@ std::optional<NodeState::Entry> NodeState::store(std::string_view key, std::uint
 [[gnu::always_inline]] inline std::optional<NodeState::Entry> NodeState::store_in_room(
     std::string_view key, std::uint64_t version, KeyStatus status, const std::uint8_t* stored,
     std::size_t stored_size, Chunk* chunk, Instant now) {
+  assert(!shared_keys_);
   storage_->bytes.hold(chunk, stored_size);
   const Entry incoming{version, stored, chunk};
   const std::size_t h = hash(key);
@@ -672,6 +714,7 @@ std::size_t NodeState::append_key_values(const wire::KeyValueView* kvs, std::siz
                                          std::size_t max_keys, Chunk* chunk, Instant now,
                                          const OnKeyChange& on_change, NewKeys& new_keys,
                                          Applied& applied) {
+  assert(!shared_keys_);
   ByteStore& bytes = storage_->bytes;
   // Through a reference kept in a register: keys_ would be read again
   // after every callback.
@@ -806,7 +849,10 @@ KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, In
 }
 
 void NodeState::wipe(std::uint64_t new_last_gc_version) {
-  if (keys_ != nullptr) {
+  if (shared_keys_) {
+    storage_->frozen->release(std::exchange(keys_, nullptr));
+    shared_keys_ = 0;
+  } else if (keys_ != nullptr) {
     for (const Entry& e : keys_->log) {
       if (e.chunk != nullptr) release(e);
     }
@@ -862,6 +908,7 @@ std::size_t NodeState::gc_tombstones(Instant cutoff) {
 // --- Garbage of the byte store. ---
 
 void NodeState::relocate_sparse() {
+  if (shared_keys_) return;  // its bytes are the table's
   ByteStore& bytes = storage_->bytes;
   for (Entry& e : keys_ == nullptr ? std::span<Entry>()
                                    : std::span<Entry>(keys_->log.data(), keys_->log.size())) {

@@ -1,6 +1,7 @@
 #include "storage.h"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 namespace aiocluster {
@@ -15,12 +16,12 @@ Chunk* ByteStore::add(Bytes bytes, std::size_t used) {
 
 Chunk* ByteStore::adopt(Bytes bytes) {
   const std::size_t size = bytes.size();
-  return add(std::move(bytes), size);
+  Chunk* chunk = add(std::move(bytes), size);
+  chunk->refs = 1;
+  return chunk;
 }
 
-void ByteStore::drop_if_unused(Chunk* chunk) {
-  if (chunk->refs == 0) free(chunk);
-}
+void ByteStore::drop_if_unused(Chunk* chunk) { release(chunk, 0); }
 
 std::pair<Chunk*, std::uint8_t*> ByteStore::allocate(std::size_t size) {
   if (arena_ == nullptr || arena_->bytes.size() - arena_->used < size) {
@@ -49,6 +50,93 @@ void ByteStore::free(Chunk* chunk) {
   chunks_.back()->index = index;
   std::swap(chunks_[index], chunks_.back());
   chunks_.pop_back();
+}
+
+KeysTable::~KeysTable() = default;
+
+std::uint64_t KeysTable::hash(ByteView id, const NodeState::Keys& keys) const {
+  auto text = [](const std::uint8_t* at, std::size_t size) {
+    return std::string_view(reinterpret_cast<const char*>(at), size);
+  };
+  std::uint64_t h = hash_bytes(text(id.data(), id.size()), seed_);
+  for (const Entry& e : keys.log) {
+    if (e.chunk != nullptr) h = hash_bytes(text(e.stored, stored::size(e.stored)), h ^ e.version);
+  }
+  return h & mask_;
+}
+
+bool KeysTable::same(const Frozen& frozen, ByteView id, const NodeState::Keys& keys) {
+  if (frozen.live != keys.live || frozen.id_size != id.size() ||
+      std::memcmp(frozen.bytes.bytes.data(), id.data(), id.size()) != 0) {
+    return false;
+  }
+  const Entry* f = frozen.log.begin();
+  for (const Entry& e : keys.log) {
+    if (e.chunk == nullptr) continue;
+    const std::size_t size = stored::size(e.stored);
+    if (f->version != e.version || stored::size(f->stored) != size ||
+        std::memcmp(f->stored, e.stored, size) != 0) {
+      return false;
+    }
+    ++f;
+  }
+  return true;
+}
+
+NodeState::Keys* KeysTable::hold(ByteView id, const NodeState::Keys& keys) {
+  const std::uint64_t h = hash(id, keys);
+  const auto [first, last] = blocks_.equal_range(h);
+  for (auto it = first; it != last; ++it) {
+    if (same(*it->second, id, keys)) {
+      ++it->second->holders;
+      return it->second.get();
+    }
+  }
+  auto frozen = std::make_unique<Frozen>();
+  std::size_t size = id.size();
+  for (const Entry& e : keys.log) {
+    if (e.chunk != nullptr) size += stored::size(e.stored);
+  }
+  Chunk& bytes = frozen->bytes;
+  bytes.bytes = Bytes(size);
+  bytes.used = bytes.live = size;
+  bytes.refs = keys.live;
+  std::uint8_t* at = bytes.bytes.data();
+  std::memcpy(at, id.data(), id.size());
+  at += id.size();
+  frozen->log.reserve(pool_, keys.live);
+  for (const Entry& e : keys.log) {
+    if (e.chunk == nullptr) continue;
+    const std::size_t n = stored::size(e.stored);
+    std::memcpy(at, e.stored, n);
+    frozen->log.push_back(Entry{e.version, at, &bytes});
+    at += n;
+  }
+  frozen->live = keys.live;
+  frozen->hash = h;
+  frozen->holders = 1;
+  frozen->id_size = static_cast<std::uint32_t>(id.size());
+  Frozen* made = frozen.get();
+  blocks_.emplace(h, std::move(frozen));
+  return made;
+}
+
+void KeysTable::release(NodeState::Keys* keys) {
+  auto* frozen = static_cast<Frozen*>(keys);
+  if (--frozen->holders > 0) return;
+  const auto [first, last] = blocks_.equal_range(frozen->hash);
+  for (auto it = first; it != last; ++it) {
+    if (it->second.get() != frozen) continue;
+    frozen->log.free(pool_);
+    blocks_.erase(it);
+    return;
+  }
+}
+
+std::size_t KeysTable::holders() const {
+  std::size_t n = 0;
+  for (const auto& [hash, frozen] : blocks_) n += frozen->holders;
+  return n;
 }
 
 void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {

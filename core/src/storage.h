@@ -13,6 +13,15 @@
 // Node states, and the small arrays of their keys (a keys block, log and
 // index), come from pools shared by every node state of a ClusterState:
 // creating a replica of a few keys costs no call to malloc.
+//
+// Replicas of one node in the ClusterStates of one workspace (a simulator's
+// nodes) hold, once converged, the same keys: those ClusterStates share a
+// KeysTable of frozen keys blocks, and a replica whose keys have no
+// tombstone (they carry a local time) points at the frozen block of its
+// content, made by the first replica to hold that content, instead of a
+// block, a log and packets of its own. A frozen block owns a copy of its
+// bytes, so the packets its content came in are freed. Copy on write: any
+// change to such a replica first gives it a private copy again.
 #pragma once
 
 #include <algorithm>
@@ -48,8 +57,10 @@ class ByteStore {
   ByteStore& operator=(const ByteStore&) = delete;
   ~ByteStore() = default;
 
-  // Takes over a packet's bytes; drop_if_unused frees it when no entry
-  // took any of them.
+  // Takes over a packet's bytes, held for the caller until drop_if_unused,
+  // which frees it when no entry holds any of them: entries let go of it
+  // meanwhile (a replica moving to a frozen block) without freeing the
+  // packet being read.
   Chunk* adopt(Bytes bytes);
   void drop_if_unused(Chunk* chunk);
   // Room for `size` bytes that never move, in the current arena block.
@@ -235,13 +246,73 @@ class IdTable {
   std::unordered_map<std::string_view, Id, Hash> ids_;
 };
 
+// Frozen keys blocks, each held by the replicas whose keys are its content
+// (the id of the node they replicate, and each entry's version and stored
+// key-value), counting them and freed by the last to go. Shared by the
+// ClusterStates of one workspace (ClusterState::share_keys); replicas only
+// use it while more than one ClusterState does, so a node alone never pays
+// for a copy nobody else reads. A hash only finds candidates: contents are
+// compared in full, so a peer's crafted key-values never take another
+// content's block. Single-threaded, like the workspace.
+class KeysTable {
+ public:
+  // `hash_mask`: ~0; a test forces collisions with 0.
+  explicit KeysTable(std::uint64_t seed, std::uint64_t hash_mask = ~std::uint64_t{0})
+      : seed_(seed), mask_(hash_mask) {}
+  KeysTable(const KeysTable&) = delete;
+  KeysTable& operator=(const KeysTable&) = delete;
+  ~KeysTable();
+
+  // ClusterStates using the table.
+  void join() { ++users_; }
+  void leave() { --users_; }
+  bool shared() const { return users_ > 1; }
+
+  // The frozen block of the live entries of `keys` (a replica of the node
+  // whose encoded id is `id`; no tombstones), held once more: made when new.
+  NodeState::Keys* hold(ByteView id, const NodeState::Keys& keys);
+  // Lets go of what hold() returned.
+  void release(NodeState::Keys* keys);
+  // Distinct blocks, and the replicas holding them (for tests).
+  std::size_t size() const { return blocks_.size(); }
+  std::size_t holders() const;
+
+ private:
+  using Entry = NodeState::Entry;
+  // The block as a NodeState reads it (an unindexed log: the index hashes
+  // keys under each node's own seed), its entries pointing into `bytes`:
+  // the id, then each stored key-value.
+  struct Frozen : NodeState::Keys {
+    std::uint64_t hash = 0;
+    std::uint32_t holders = 0;
+    std::uint32_t id_size = 0;
+    Chunk bytes;
+  };
+  std::uint64_t hash(ByteView id, const NodeState::Keys& keys) const;
+  static bool same(const Frozen& frozen, ByteView id, const NodeState::Keys& keys);
+
+  std::uint64_t seed_;
+  std::uint64_t mask_;
+  std::size_t users_ = 0;
+  SlabPool pool_;  // the frozen logs
+  std::unordered_multimap<std::uint64_t, std::unique_ptr<Frozen>> blocks_;
+};
+
 // What the node states of one ClusterState share.
 struct Storage {
   explicit Storage(std::uint64_t seed = 0)
       : hash_seed(seed), ids(std::make_shared<IdTable>(seed)) {}
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  ~Storage() {
+    if (frozen != nullptr) frozen->leave();
+  }
   std::uint64_t hash_seed;  // of keys and node ids (hash.h)
   // Shared with other ClusterStates of one workspace (ClusterState::share_ids).
   std::shared_ptr<IdTable> ids;
+  // Likewise (ClusterState::share_keys); none until shared.
+  std::shared_ptr<KeysTable> frozen;
+  bool sharing_keys() const { return frozen != nullptr && frozen->shared(); }
   SlabPool pool;
   FixedPool states{pool, sizeof(NodeState)};  // a ClusterState's NodeStates
   FixedPool keys{pool, sizeof(NodeState::Keys)};

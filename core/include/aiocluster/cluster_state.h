@@ -32,6 +32,7 @@ struct DigestPlan;
 struct DeltaPlan;
 struct PacketPaths;
 class IdTable;
+class KeysTable;
 
 // How applying one NodeDelta went.
 enum class NodeDeltaOutcome : std::uint8_t {
@@ -142,6 +143,11 @@ class ClusterState {
   // the state gets a table of its own.
   const std::shared_ptr<IdTable>& ids() const;
   void share_ids(const std::shared_ptr<IdTable>& table);
+  // Likewise the table of frozen keys blocks (src/storage.h), made on first
+  // call: replicas of one content share one block while more than one
+  // ClusterState uses the table. A copy of the state has none.
+  const std::shared_ptr<KeysTable>& keys_table();
+  void share_keys(const std::shared_ptr<KeysTable>& table);
 
   const NodeState* find(const NodeId& id) const;
   NodeState* find(const NodeId& id);

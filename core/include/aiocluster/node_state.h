@@ -21,8 +21,9 @@
 
 namespace aiocluster {
 
-struct Chunk;    // core internals (src/storage.h)
-struct Storage;  //
+struct Chunk;     // core internals (src/storage.h)
+struct Storage;   //
+class KeysTable;  //
 
 // What one mutation did to one key, for KeyChanged events.
 struct KeyChange {
@@ -157,7 +158,8 @@ class NodeState {
  private:
   friend class ClusterState;
   friend struct PacketPaths;
-  friend struct Storage;  // sizes its pools by NodeState and Keys
+  friend struct Storage;   // sizes its pools by NodeState and Keys
+  friend class KeysTable;  // freezes keys blocks
 
   // Storage, compact because a node replicates every key of the cluster (in
   // the Keys block, below):
@@ -321,9 +323,16 @@ class NodeState {
     // its keys block, from that storage's pool).
     std::unique_ptr<Storage> own_storage;
   };
-  Keys& keys();  // made when missing
+  Keys& keys();  // made when missing; a private copy when shared
   void drop_keys();
   void drop_empty_keys();
+  // Points keys_ at the frozen block of its content in `table`, giving up
+  // its own (bytes included), when it has keys and no tombstone.
+  void share_keys(KeysTable& table);
+  // Back to a keys block of its own, a copy of the frozen one.
+  void unshare_keys();
+  // Copies the entries of `from` into keys_ (empty), bytes to the arena.
+  void copy_entries(const Keys& from);
 
   // What every replica holds, keys or not: 72 bytes (a fixed-size block of
   // the ClusterState's storage, not a pool class; static_assert in the .cc).
@@ -337,8 +346,11 @@ class NodeState {
   Storage* storage_;
   Keys* keys_ = nullptr;  // from storage_'s keys pool; nullptr: no keys
   std::uint32_t id_hash_ = 0;
-  std::uint32_t encoded_id_size_ : 31 = 0;
+  std::uint32_t encoded_id_size_ : 30 = 0;
   std::uint32_t scheduled_for_deletion_ : 1 = 0;
+  // keys_ is a frozen block of storage_->frozen (src/storage.h): read as
+  // any other, given back to the table (and copied first to change it).
+  std::uint32_t shared_keys_ : 1 = 0;
   std::uint32_t position_ = 0;  // in its ClusterState's id order
   std::uint32_t slot_ = 0;
 };
