@@ -31,6 +31,10 @@ constexpr std::uint32_t kSynsPerSalt = 16;
 constexpr std::size_t kKeptEvents = 16;
 // The most room for events a workspace keeps for the next burst (1 MB).
 constexpr std::size_t kRoomEvents = 4096;
+// The same for a workspace nodes share (16 MB, once for all of them): a
+// packet that brings a whole replica of 2,000 nodes raises 8,000 events, and
+// a room too small for it was grown afresh, page by page, for each one.
+constexpr std::size_t kSharedRoomEvents = 65536;
 // Key-value views whose room the packet scratch keeps after a decompressed packet.
 constexpr std::size_t kKeptViews = 4096;
 
@@ -1182,7 +1186,8 @@ std::optional<Event> Node::poll_event() {
     // of an ordinary round stays, so rounds do not reallocate.
     if (events_.capacity() > kKeptEvents) {
       std::vector<Event>& room = work_->events_room;
-      if (events_.capacity() > room.capacity() && events_.capacity() <= kRoomEvents) {
+      const std::size_t most = work_.use_count() > 1 ? kSharedRoomEvents : kRoomEvents;
+      if (events_.capacity() > room.capacity() && events_.capacity() <= most) {
         events_.swap(room);
       }
       events_.shrink_to_fit();
