@@ -44,6 +44,23 @@ std::optional<std::size_t> grown_budget(std::size_t budget, std::size_t plain, s
   return budget + static_cast<std::size_t>(grow);
 }
 
+Ratio16 ratio16(std::size_t plain, std::size_t sent) {
+  if (sent == 0) return 0;
+  const std::uint64_t r = static_cast<std::uint64_t>(plain) * 16 / sent;
+  return static_cast<Ratio16>(std::min<std::uint64_t>(r, 16 * 1024));
+}
+
+std::size_t predicted_budget(std::size_t budget, std::size_t limit, std::size_t plain_cap,
+                             Ratio16 ratio) {
+  // Length prefixes may each take a byte more in a larger packet.
+  constexpr std::size_t kSlack = 64;
+  if (plain_cap <= limit + kSlack) return budget;
+  std::uint64_t target = static_cast<std::uint64_t>(limit) * ratio / 16 * 7 / 8;
+  target = std::min<std::uint64_t>(target, plain_cap - kSlack);
+  if (target < limit + kMinSize) return budget;
+  return budget + static_cast<std::size_t>(target - limit);
+}
+
 struct Codec::Contexts {
   std::unique_ptr<ZSTD_CCtx, FreeCCtx> c;
   std::unique_ptr<ZSTD_DCtx, FreeDCtx> d;

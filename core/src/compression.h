@@ -40,6 +40,19 @@ inline constexpr int kMaxReplans = 3;
 std::optional<std::size_t> grown_budget(std::size_t budget, std::size_t plain, std::size_t sent,
                                         std::size_t limit, std::size_t plain_cap);
 
+// The compression ratio of a sender's packets, plain bytes per byte sent,
+// in sixteenths: what the last large packet achieved (0: none yet).
+using Ratio16 = std::uint32_t;
+Ratio16 ratio16(std::size_t plain, std::size_t sent);
+
+// The delta budget to try first, for a packet whose plain form fits
+// `limit` under `budget`: grown so that, at `ratio`, the compressed packet
+// fills seven eighths of `limit`, and never past `plain_cap` bytes of
+// packet; `budget` itself when the ratio promises no room. One compression
+// then usually suffices where growing from `budget` took two to four.
+std::size_t predicted_budget(std::size_t budget, std::size_t limit, std::size_t plain_cap,
+                             Ratio16 ratio);
+
 inline bool is_compressed(ByteView packet) { return !packet.empty() && packet[0] == kMarker; }
 
 // zstd contexts, reused from one packet to the next. Every call starts a

@@ -31,6 +31,10 @@ constexpr std::uint32_t kSynsPerSalt = 16;
 constexpr std::size_t kKeptEvents = 16;
 // The most room for events a workspace keeps for the next burst (1 MB).
 constexpr std::size_t kRoomEvents = 4096;
+// The same for a workspace nodes share (16 MB, once for all of them): a
+// packet that brings a whole replica of 2,000 nodes raises 8,000 events, and
+// a room too small for it was grown afresh, page by page, for each one.
+constexpr std::size_t kSharedRoomEvents = 65536;
 // Key-value views whose room the packet scratch keeps after a decompressed packet.
 constexpr std::size_t kKeptViews = 4096;
 
@@ -174,6 +178,8 @@ struct Node::Scratch {
   std::uint64_t deletions = 0;
   std::optional<std::uint64_t> read_fingerprint;
   std::optional<std::uint64_t> heard_fingerprint;
+  // What our last large compressed packet achieved (Node::fitted).
+  compression::Ratio16 ratio = 0;
 };
 
 Node::Node(Config config, Instant now, std::uint64_t seed, const KeyValues& initial_key_values)
@@ -749,23 +755,42 @@ bool cut_short(const DeltaPlan& plan) {
 }
 }  // namespace
 
-// The budget counts the bytes sent (proto/README.md section 5): a delta cut
-// short whose compressed packet leaves room is planned again, larger, and
-// the largest packet whose compressed form fits goes out.
+// The budget counts the bytes sent (proto/README.md section 5). To a peer
+// that speaks compression the delta is planned first with the budget the
+// ratio of our last large packet predicts, and compressed once; only when
+// that packet does not fit is it planned again with the plain budget. A
+// delta still cut short whose compressed packet leaves room is planned
+// again, larger, and the largest packet whose compressed form fits goes out.
 Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
   auto plan = [&](std::size_t b) {
     PacketPaths::plan_delta(cluster_, work_->packet.digest, b, rng_, work_->delta);
   };
-  plan(budget);
-  Bytes plain = write();
-  if ((work_->peer_features & compression::kFeature) == 0 ||
-      !compression::worth_trying(plain.size(), carries_key_values(work_->delta))) {
-    return plain;
-  }
-  std::optional<Bytes> sent = work_->zstd.compress(plain);
-  if (!sent) return plain;
+  const bool compressing = (work_->peer_features & compression::kFeature) != 0;
   const std::size_t limit = send_limit();
   const std::size_t cap = std::min(compression::kMaxPlain, config_.max_inbound_payload_size);
+  auto compressed = [&](const Bytes& plain) -> std::optional<Bytes> {
+    if (!compressing ||
+        !compression::worth_trying(plain.size(), carries_key_values(work_->delta))) {
+      return std::nullopt;
+    }
+    return work_->zstd.compress(plain);
+  };
+  const std::size_t predicted =
+      compressing ? compression::predicted_budget(budget, limit, cap, scratch_->ratio) : budget;
+  plan(predicted);
+  Bytes plain = write();
+  std::optional<Bytes> sent = compressed(plain);
+  const std::size_t size = sent ? sent->size() : plain.size();
+  if (predicted > budget && (size > limit || plain.size() > cap)) {
+    // The ratio promised too much: the next prediction starts from this one.
+    scratch_->ratio = compression::ratio16(plain.size(), size);
+    plan(budget);
+    plain = write();
+    sent = compressed(plain);
+  } else {
+    budget = predicted;
+  }
+  if (!sent) return plain;
   for (int i = 0; i < compression::kMaxReplans && cut_short(work_->delta); ++i) {
     const std::optional<std::size_t> next =
         compression::grown_budget(budget, plain.size(), sent->size(), limit, cap);
@@ -778,6 +803,8 @@ Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
     plain = std::move(more);
     sent = std::move(more_sent);
   }
+  // Small packets compress less: only large ones predict the next.
+  if (plain.size() >= limit / 4) scratch_->ratio = compression::ratio16(plain.size(), sent->size());
   ++stats_.packets_compressed;
   return std::move(*sent);
 }
@@ -1164,7 +1191,8 @@ std::optional<Event> Node::poll_event() {
     // of an ordinary round stays, so rounds do not reallocate.
     if (events_.capacity() > kKeptEvents) {
       std::vector<Event>& room = work_->events_room;
-      if (events_.capacity() > room.capacity() && events_.capacity() <= kRoomEvents) {
+      const std::size_t most = work_.use_count() > 1 ? kSharedRoomEvents : kRoomEvents;
+      if (events_.capacity() > room.capacity() && events_.capacity() <= most) {
         events_.swap(room);
       }
       events_.shrink_to_fit();

@@ -2,6 +2,8 @@
 // Node API: compressed packets between nodes that announce it, none towards
 // a node that does not, refused frames counted by reason, budgets on the
 // bytes sent, and compression under sealing.
+#include "compression.h"
+
 #include <doctest/doctest.h>
 #include <zstd.h>
 
@@ -224,4 +226,73 @@ TEST_CASE("compressed, then sealed: a keyring and compression together") {
     CHECK(n->stats().packets_decompressed > 0);
     CHECK(n->stats().packets_opened > 0);
   }
+}
+
+TEST_CASE("the first budget tried is the one the last ratio predicts") {
+  using compression::predicted_budget;
+  using compression::ratio16;
+  constexpr std::size_t kLimit = 64 * 1024;
+  constexpr std::size_t kCap = 256 * 1024;
+  constexpr std::size_t kBudget = 60 * 1024;  // the delta's share of the limit
+  CHECK(ratio16(4000, 1000) == 64);
+  CHECK(ratio16(1500, 1000) == 24);
+  CHECK(ratio16(1000, 0) == 0);
+  // No ratio yet, or one too small to promise room: the budget as given.
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 0) == kBudget);
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 16) == kBudget);
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 18) == kBudget);
+  // 2:1 expected: a plain packet of 2 x 7/8 of the limit, the rest of the
+  // packet (limit - budget) unchanged.
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 32) == kBudget + kLimit * 7 / 4 - kLimit);
+  // 3:1: 2.625 limits of plain packet, still under the cap.
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 48) == kBudget + kLimit * 21 / 8 - kLimit);
+  // 5:1 would be 4.375 limits: the plain packet stops short of the cap, by
+  // room for length prefixes that grow with it.
+  const std::size_t at_cap = predicted_budget(kBudget, kLimit, kCap, 80);
+  CHECK(at_cap < kBudget + kCap - kLimit);
+  CHECK(at_cap + 128 > kBudget + kCap - kLimit);
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 800) == at_cap);
+  // No room between the limit and the cap: nothing to predict.
+  CHECK(predicted_budget(kBudget, kLimit, kLimit, 80) == kBudget);
+}
+
+TEST_CASE("once a node knows its ratio, its compressed deltas still fill the limit") {
+  // Packets of 4 KiB, 2,000 key-values a node whose values (hex of a
+  // pseudo-random number) compress about twofold: a replica takes many
+  // exchanges, each answer cut short, the first of a node grown from the
+  // plain budget, the later ones planned from the ratio. None goes past the
+  // limit, and most come close to it.
+  MemCluster c;
+  std::uint64_t x = 1;
+  for (int i = 0; i < 2; ++i) {
+    Config config = make_config(i, {1 - i});
+    config.max_payload_size = 4096;
+    KeyValues kvs;
+    for (int k = 0; k < 2000; ++k) {
+      x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+      char hex[17];
+      for (int d = 0; d < 16; ++d) hex[d] = "0123456789abcdef"[(x >> (4 * d)) & 15];
+      hex[16] = 0;
+      kvs.emplace_back("k/" + std::to_string(k), hex);
+    }
+    c.add(std::move(config), std::move(kvs));
+  }
+  std::size_t packets = 0, full = 0, largest = 0;
+  c.on_packet = [&](ByteView packet) {
+    if (!compressed(packet)) return;
+    ++packets;
+    largest = std::max(largest, packet.size());
+    full += packet.size() >= 4096 * 3 / 4 ? 1 : 0;
+  };
+  int rounds = 0;
+  while (!c.converged() && rounds < 100) {
+    c.step();
+    ++rounds;
+  }
+  MESSAGE(packets, " compressed packets, ", full, " full, in ", rounds, " rounds");
+  CHECK(c.converged());
+  CHECK(largest <= 4096);
+  CHECK(packets >= 8);
+  CHECK(full * 4 >= packets * 3);
+  for (const auto& n : c.nodes) CHECK(n->stats().packets_dropped() == 0);
 }
