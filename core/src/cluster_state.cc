@@ -913,10 +913,9 @@ std::size_t ClusterState::gc_tombstones(Instant now, Duration grace) {
 void ClusterState::share_ids(const std::shared_ptr<IdTable>& table) {
   if (table == storage_->ids) return;
   for (NodeState* st : order_) {
-    const ByteView id = st->encoded_id();
-    const std::uint8_t* at = table->hold(id);
-    storage_->ids->release(id.data(), id.size());
-    st->encoded_id_ = at;
+    const IdTable::Ref ref = table->hold(st->encoded_id());
+    storage_->ids->release(st->id_);
+    st->id_ = ref;
   }
   storage_->ids = table;
 }

@@ -13,6 +13,7 @@
 
 #include "aiocluster/cluster_state.h"
 #include "aiocluster/types.h"
+#include "storage.h"  // NodeState::encoded_id
 #include "wire.h"
 
 namespace aiocluster {

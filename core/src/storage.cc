@@ -1,6 +1,7 @@
 #include "storage.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <new>
 
@@ -170,16 +171,16 @@ void* SlabPool::do_allocate(std::size_t bytes, std::size_t alignment) {
     next_ += size_of(fit);
     left_ -= size_of(fit);
   }
-  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
-  next_ = slabs_.back().get();
+  slabs_.push_back(std::make_unique_for_overwrite<Line[]>(kSlab / sizeof(Line)));
+  next_ = slabs_.back()[0].bytes;
   left_ = kSlab;
 }
 
 // Not carved from the current slab: that would leave the slab's rest in
 // classes too large for anything else to take.
 void* SlabPool::take_slab() {
-  slabs_.push_back(std::make_unique_for_overwrite<std::byte[]>(kSlab));
-  return slabs_.back().get();
+  slabs_.push_back(std::make_unique_for_overwrite<Line[]>(kSlab / sizeof(Line)));
+  return slabs_.back()[0].bytes;
 }
 
 void SlabPool::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) {
@@ -191,6 +192,44 @@ void SlabPool::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) 
   const std::size_t c = class_of(bytes);
   block->next = free_[c];
   free_[c] = block;
+}
+
+IdTable::Ref IdTable::hold(ByteView encoded) {
+  const std::string_view key(reinterpret_cast<const char*>(encoded.data()), encoded.size());
+  if (const auto it = refs_.find(key); it != refs_.end()) {
+    ++ids_[it->second].holders;
+    return it->second;
+  }
+  Ref ref;
+  if (!free_.empty()) {
+    ref = free_.back();
+    free_.pop_back();
+  } else {
+    // Bounded by the ids replicas hold: ClusterState caps its nodes far
+    // below this.
+    assert(ids_.size() < kMaxRefs);
+    ref = static_cast<Ref>(ids_.size());
+    ids_.emplace_back();
+  }
+  // A zero-length id still gets a block of its own, so that its view is
+  // the table's.
+  Id& id = ids_[ref];
+  id.bytes =
+      std::make_unique_for_overwrite<std::uint8_t[]>(std::max<std::size_t>(encoded.size(), 1));
+  std::copy(encoded.begin(), encoded.end(), id.bytes.get());
+  id.size = static_cast<std::uint32_t>(encoded.size());
+  id.holders = 1;
+  refs_.emplace(std::string_view(reinterpret_cast<const char*>(id.bytes.get()), id.size), ref);
+  return ref;
+}
+
+void IdTable::release(Ref ref) {
+  Id& id = ids_[ref];
+  if (--id.holders != 0) return;
+  refs_.erase(std::string_view(reinterpret_cast<const char*>(id.bytes.get()), id.size));
+  id.bytes.reset();
+  id.size = 0;
+  free_.push_back(ref);
 }
 
 }  // namespace aiocluster

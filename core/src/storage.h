@@ -148,7 +148,12 @@ class SlabPool : public std::pmr::memory_resource {
   }
 
   FreeBlock* free_[kClasses] = {};
-  std::vector<std::unique_ptr<std::byte[]>> slabs_;
+  // Slabs start on a cache line, so that blocks of 64 bytes (node states)
+  // each fill one.
+  struct alignas(64) Line {
+    std::byte bytes[64];
+  };
+  std::vector<std::unique_ptr<Line[]>> slabs_;
   std::byte* next_ = nullptr;
   std::size_t left_ = 0;
 };
@@ -200,39 +205,32 @@ class FixedPool {
 // counting its holders and freed by the last to go. The ClusterStates of
 // nodes sharing a workspace share one table (Node::share_workspace): a
 // simulator's nodes then hold each id once, where a copy per replica was
-// 37 of the 200 bytes issue 13 allows an idle replica. Single-threaded,
-// like the workspace; each ClusterState holds the table it uses, so the
-// table outlives every replica pointing into it.
+// 37 of the 200 bytes issue 13 allows an idle replica. A replica names its
+// id by a 4-byte number, not an 8-byte pointer and a size: with it a
+// NodeState is 64 bytes, one cache line. Single-threaded, like the
+// workspace; each ClusterState holds the table it uses, so the table
+// outlives every replica naming an id in it.
 class IdTable {
  public:
-  explicit IdTable(std::uint64_t seed) : ids_(0, Hash{seed}) {}
+  using Ref = std::uint32_t;
+  // Refs stay below this (NodeState keeps two flags beside one).
+  static constexpr Ref kMaxRefs = Ref{1} << 30;
+
+  explicit IdTable(std::uint64_t seed) : refs_(0, Hash{seed}) {}
   IdTable(const IdTable&) = delete;
   IdTable& operator=(const IdTable&) = delete;
   ~IdTable() = default;
 
   // The table's copy of `encoded`, held once more.
-  const std::uint8_t* hold(ByteView encoded) {
-    const std::string_view key(reinterpret_cast<const char*>(encoded.data()), encoded.size());
-    if (const auto it = ids_.find(key); it != ids_.end()) {
-      ++it->second.holders;
-      return it->second.bytes.get();
-    }
-    // A zero-length id still gets a block of its own, so its address is
-    // the table's.
-    auto bytes = std::make_unique<std::uint8_t[]>(std::max<std::size_t>(encoded.size(), 1));
-    std::copy(encoded.begin(), encoded.end(), bytes.get());
-    const std::uint8_t* at = bytes.get();
-    ids_.emplace(std::string_view(reinterpret_cast<const char*>(at), encoded.size()),
-                 Id{std::move(bytes), 1});
-    return at;
-  }
-  // Lets go of what hold() returned for an id of `size` bytes.
-  void release(const std::uint8_t* at, std::size_t size) {
-    const auto it = ids_.find(std::string_view(reinterpret_cast<const char*>(at), size));
-    if (--it->second.holders == 0) ids_.erase(it);
+  Ref hold(ByteView encoded);
+  // Lets go of what hold() returned.
+  void release(Ref ref);
+  ByteView bytes(Ref ref) const {
+    const Id& id = ids_[ref];
+    return {id.bytes.get(), id.size};
   }
   // Distinct ids held.
-  std::size_t size() const { return ids_.size(); }
+  std::size_t size() const { return refs_.size(); }
 
  private:
   struct Hash {
@@ -240,10 +238,13 @@ class IdTable {
     std::size_t operator()(std::string_view bytes) const { return hash_bytes(bytes, seed); }
   };
   struct Id {
-    std::unique_ptr<std::uint8_t[]> bytes;  // the key views them
+    std::unique_ptr<std::uint8_t[]> bytes;  // refs_ views them
+    std::uint32_t size = 0;
     std::uint32_t holders = 0;
   };
-  std::unordered_map<std::string_view, Id, Hash> ids_;
+  std::vector<Id> ids_;    // by ref; free ones have no bytes
+  std::vector<Ref> free_;  // refs to reuse
+  std::unordered_map<std::string_view, Ref, Hash> refs_;
 };
 
 // Frozen keys blocks, each held by the replicas whose keys are its content
@@ -320,6 +321,8 @@ struct Storage {
   static_assert(alignof(NodeState::Keys) <= 8 && sizeof(NodeState::Keys) % 8 == 0);
   ByteStore bytes;
 };
+
+inline ByteView NodeState::encoded_id() const { return storage_->ids->bytes(id_); }
 
 // --- The stored form of a key-value. ---
 

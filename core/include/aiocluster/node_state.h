@@ -194,7 +194,7 @@ class NodeState {
   // --- For ClusterState. ---
   // The canonical NodeIdPb body of the id: packets name the node by it, and
   // digests and deltas copy it.
-  ByteView encoded_id() const { return {encoded_id_, encoded_id_size_}; }
+  ByteView encoded_id() const;  // inline in src/storage.h
   std::size_t id_hash() const { return std::size_t{id_hash_} << 32; }
   // Points the state at the storage's id table's copy of `encoded`.
   void hold_encoded_id(ByteView encoded);
@@ -334,19 +334,20 @@ class NodeState {
   // Copies the entries of `from` into keys_ (empty), bytes to the arena.
   void copy_entries(const Keys& from);
 
-  // What every replica holds, keys or not: 72 bytes (a fixed-size block of
-  // the ClusterState's storage, not a pool class; static_assert in the .cc).
-  // The id hash keeps its top half, all the id table reads
-  // (ClusterState::hash clears the rest).
+  // What every replica holds, keys or not: 64 bytes, one cache line (a
+  // fixed-size block of the ClusterState's storage, not a pool class;
+  // static_assert in the .cc). The id hash keeps its top half, all the id
+  // table reads (ClusterState::hash clears the rest).
   std::uint64_t heartbeat_ = 0;
   std::uint64_t max_version_ = 0;
   std::uint64_t last_gc_version_ = 0;
   std::uint64_t max_version_announced_ = 0;
-  const std::uint8_t* encoded_id_ = nullptr;  // in storage_->ids; nullptr: moved from
   Storage* storage_;
   Keys* keys_ = nullptr;  // from storage_'s keys pool; nullptr: no keys
   std::uint32_t id_hash_ = 0;
-  std::uint32_t encoded_id_size_ : 30 = 0;
+  // The encoded id's ref in storage_->ids (IdTable::Ref); kNoId: moved from.
+  static constexpr std::uint32_t kNoId = (std::uint32_t{1} << 30) - 1;
+  std::uint32_t id_ : 30 = kNoId;
   std::uint32_t scheduled_for_deletion_ : 1 = 0;
   // keys_ is a frozen block of storage_->frozen (src/storage.h): read as
   // any other, given back to the table (and copied first to change it).
