@@ -181,10 +181,13 @@ class Node {
   // written, the zstd contexts) instead of one of its own, which leaves every
   // packet and event as it was: for a driver that runs many nodes on one
   // thread, such as the simulator, where per-node workspaces sized by the
-  // membership would grow with the square of the node count. Nodes sharing a
-  // workspace must not be used from different threads at once, nor called
-  // into from one another's callbacks (Config::extra_liveness). A fork()
-  // gets a workspace of its own.
+  // membership would grow with the square of the node count. Their
+  // ClusterStates then also share one copy of each node id and, copy on
+  // write, one frozen block of each replica content without tombstones
+  // (src/storage.h): a replica of 3 keys costs about what one without keys
+  // does. Nodes sharing a workspace must not be used from different threads
+  // at once, nor called into from one another's callbacks
+  // (Config::extra_liveness). A fork() gets a workspace of its own.
   void share_workspace(const Node& other);
 
   // --- Getters ---
