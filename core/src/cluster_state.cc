@@ -690,6 +690,22 @@ std::uint64_t announced_max(const wire::NodeDeltaView& nd, const wire::KeyValueV
 
 }  // namespace
 
+void ClusterState::credit_delivered(wire::PacketView& packet, std::vector<char>& seen) const {
+  seen.assign(slots(), 0);
+  for (const auto& e : packet.digest) {
+    if (e.id.state != nullptr && e.id.state->slot() < seen.size()) seen[e.id.state->slot()] = 1;
+  }
+  for (const auto& nd : packet.node_deltas) {
+    const NodeState* st = nd.id.state;
+    if (st == nullptr || st == self_ || st->slot() >= seen.size() || seen[st->slot()] != 0) {
+      continue;
+    }
+    seen[st->slot()] = 1;
+    packet.digest.push_back(wire::DigestEntryView{
+        nd.id, 0, nd.last_gc_version, announced_max(nd, packet.key_values_of(nd))});
+  }
+}
+
 ApplyReport ClusterState::apply(wire::PacketView& packet, Bytes* adopt, Instant now,
                                 const ApplyLimits& limits, const OnKeyChange& on_change) {
   // The packet's bytes are taken over when key-values are most of them;

@@ -950,6 +950,8 @@ Outcome Node::on_synack(Bytes* owned, const Inbound& in) {
   report_heartbeats();
   learn_features();
   apply_delta(owned);
+  // The Ack leaves out what this delta showed its sender holds.
+  PacketPaths::credit_delivered(cluster_, work_->packet, work_->seen);
   return Outcome{Reply{make_ack(), false}, std::nullopt};
 }
 

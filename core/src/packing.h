@@ -85,6 +85,10 @@ struct PacketPaths {
   static void write_delta(const ClusterState& state, wire::Writer& w, const DeltaPlan& plan) {
     state.write_delta(w, plan);
   }
+  static void credit_delivered(const ClusterState& state, wire::PacketView& packet,
+                               std::vector<char>& seen) {
+    state.credit_delivered(packet, seen);
+  }
   static ApplyReport apply(ClusterState& state, wire::PacketView& packet, Bytes* adopt, Instant now,
                            const ApplyLimits& limits, const OnKeyChange& on_change) {
     return state.apply(packet, adopt, now, limits, on_change);

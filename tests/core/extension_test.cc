@@ -527,6 +527,43 @@ TEST_CASE("a node joining a cluster at steady state: aligned digests fall back, 
   CHECK(c.value_seen(7, 20, "cluster") == "20");
 }
 
+TEST_CASE("an Ack does not send back the nodes its SynAck just brought") {
+  MemCluster c = MemCluster::ring(10, [](Config& config) { config.extensions.compression = false; });
+  c.run(20s);
+  REQUIRE(c.converged());
+  // A new node whose only contact is a seed: the seed's SynAck carries a
+  // compact digest it cannot read (it knows none of the members yet) and a
+  // delta of all of them.
+  Config config = make_config(10, {3});
+  config.extensions.compression = false;
+  Node& joining = c.add(std::move(config), {{"cluster", "10"}});
+  std::vector<std::set<std::string>> synack_nodes;
+  std::vector<std::set<std::string>> ack_nodes;
+  c.on_packet = [&](ByteView bytes) {
+    const DecodeResult decoded = decode(bytes);
+    const auto* packet = std::get_if<Packet>(&decoded);
+    REQUIRE(packet != nullptr);
+    auto names = [](const Delta& delta) {
+      std::set<std::string> out;
+      for (const auto& nd : delta.node_deltas) out.insert(nd.node_id.name);
+      return out;
+    };
+    if (const auto* synack = std::get_if<SynAck>(&packet->message)) {
+      synack_nodes.push_back(names(synack->delta));
+    }
+    if (const auto* ack = std::get_if<Ack>(&packet->message)) ack_nodes.push_back(names(ack->delta));
+  };
+  joining.handle_timeout(c.now);
+  while (auto tx = joining.poll_transmit()) c.exchange(10, *tx);
+  REQUIRE(synack_nodes.size() == 1);
+  REQUIRE(ack_nodes.size() == 1);
+  CHECK(synack_nodes[0].size() == 10);
+  CHECK(joining.stats().compact_digests_in == 1);
+  // Only what the seed lacked: the joining node itself.
+  CHECK(ack_nodes[0] == std::set<std::string>{"node10"});
+  CHECK(joining.cluster_state().size() == 11);
+}
+
 TEST_CASE("a table of member hashes is sized to the members and follows their placement") {
   // The members a Syn names, created from the last: until they are placed,
   // their positions are not those of id order.

@@ -216,6 +216,13 @@ class ClusterState {
   void plan_delta(std::span<const wire::DigestEntryView> peer, std::size_t max_delta_size, Rng& rng,
                   DeltaPlan& plan) const;
   void write_delta(wire::Writer& w, const DeltaPlan& plan) const;
+  // Adds to a resolved packet's digest an entry for each node its delta
+  // brought that the digest did not name (a compact digest cannot name a
+  // node its reader did not know), at the max_version the node delta
+  // announces: its sender holds at least that much, so a delta planned
+  // against the digest next (an Ack) does not send it back. `seen` is
+  // scratch.
+  void credit_delivered(wire::PacketView& packet, std::vector<char>& seen) const;
   // Applies the node deltas of a resolved packet (naming the nodes it
   // creates). With `adopt`, the state may take over the packet's bytes
   // (which `packet` views) instead of copying the key-values it keeps.
