@@ -212,6 +212,8 @@ Node::Node(const Node& other, std::uint64_t sender)
       detector_(std::make_unique<FailureDetector>(*other.detector_)),
       stats_(other.stats_),
       next_round_(other.next_round_),
+      later_syns_(other.later_syns_),
+      key_values_at_round_(other.key_values_at_round_),
       liveness_(other.liveness_),
       dead_since_(other.dead_since_),
       transmits_(other.transmits_),
@@ -253,8 +255,15 @@ void Node::advance_clock(Instant now) {
   now_ = now;
 }
 
+std::optional<Instant> Node::poll_timeout() const {
+  if (later_syns_.empty()) return next_round_;
+  const Instant syn = later_syns_.back().first;
+  return next_round_ ? std::min(*next_round_, syn) : syn;
+}
+
 void Node::handle_timeout(Instant now) {
   advance_clock(now);
+  send_due_syns();
   if (!next_round_ || now_ < *next_round_) return;
   run_round();
   *next_round_ += config_.gossip_interval;
@@ -268,36 +277,71 @@ void Node::run_round() {
   std::vector<Address> peers;
   std::vector<const NodeState*>& picked = work_->picked;
   select_peers(peers, picked);
+  std::vector<SynTarget> targets(peers.size());
+  for (std::size_t p = 0; p < peers.size(); ++p) {
+    const NodeState* st = picked[p];
+    targets[p] = SynTarget{std::move(peers[p]), "",
+                           static_cast<std::uint8_t>(!speaks_compact(st)           ? 0
+                                                     : speaks(st, compact::kAligned) ? 2
+                                                                                     : 1),
+                           speaks(st, compression::kFeature)};
+  }
   // The certificate to expect is the one of the node known at this
   // address (a live one first); a bare seed has none. One walk for all peers.
-  std::vector<std::string> tls_names(peers.size());
   for (std::size_t i = 0; cluster_.tls_named() > 0 && i < cluster_.size(); ++i) {
     const NodeId& id = cluster_.at(i).id();
     if (id.tls_name.empty()) continue;
-    for (std::size_t p = 0; p < peers.size(); ++p) {
-      if (id.gossip_advertise_addr == peers[p] &&
-          (tls_names[p].empty() || liveness(cluster_.at(i)).live)) {
-        tls_names[p] = id.tls_name;
+    for (SynTarget& t : targets) {
+      if (id.gossip_advertise_addr == t.to &&
+          (t.tls_name.empty() || liveness(cluster_.at(i)).live)) {
+        t.tls_name = id.tls_name;
       }
     }
   }
-  // One Syn of each form at most, copied to every peer that takes it: the
-  // compact one to peers that announced it, the base one to the others, and
-  // compressed (once) for those that announced compression when large
-  // enough to gain. The last peer of each form takes the plain Syn itself.
-  // Forms: base, compact, compact with our fingerprint (aligned when we
-  // believe the peers share our membership).
+  // While rounds bring more key-values than we know nodes (joining, or a
+  // cluster starting), peers answering one digest at once would send much
+  // the same: the round's Syns then go one after another, spread over the
+  // interval, each with what the exchanges before it brought. Otherwise all
+  // at once, one Syn of each form for every peer.
+  const bool catching_up = stats_.key_values_applied - key_values_at_round_ > cluster_.size();
+  key_values_at_round_ = stats_.key_values_applied;
+  later_syns_.clear();
+  if (catching_up && targets.size() > 1) {
+    for (std::size_t p = targets.size() - 1; p > 0; --p) {
+      const Duration offset = config_.gossip_interval * static_cast<Duration::rep>(p) /
+                              static_cast<Duration::rep>(targets.size());
+      later_syns_.emplace_back(now_ + offset, std::move(targets[p]));
+    }
+    targets.resize(1);
+  }
+  send_syns(targets);
+  if (sealing()) sealer_->expire(now_);
+  update_liveness();
+  stats_.tombstones_removed +=
+      cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
+}
+
+void Node::send_due_syns() {
+  while (!later_syns_.empty() && later_syns_.back().first <= now_) {
+    SynTarget target = std::move(later_syns_.back().second);
+    later_syns_.pop_back();
+    send_syns(std::span(&target, 1));
+  }
+}
+
+// One Syn of each form at most, copied to every target that takes it, and
+// compressed (once) for those that announced compression when large enough
+// to gain. The last target of each form takes the plain Syn itself.
+void Node::send_syns(std::span<SynTarget> targets) {
   std::optional<Bytes> syns[3];
   std::optional<Bytes> compressed[3];
   bool compress_tried[3] = {false, false, false};
   bool aligned[3] = {false, false, false};
   std::size_t last_of[3] = {0, 0, 0};
-  auto form_of = [&](const NodeState* st) -> std::size_t {
-    return !speaks_compact(st) ? 0 : speaks(st, compact::kAligned) ? 2 : 1;
-  };
-  for (std::size_t p = 0; p < peers.size(); ++p) last_of[form_of(picked[p])] = p;
-  for (std::size_t p = 0; p < peers.size(); ++p) {
-    const std::size_t form = form_of(picked[p]);
+  for (std::size_t p = 0; p < targets.size(); ++p) last_of[targets[p].form] = p;
+  for (std::size_t p = 0; p < targets.size(); ++p) {
+    SynTarget& target = targets[p];
+    const std::size_t form = target.form;
     const bool compact = form != 0;
     std::optional<Bytes>& syn = syns[form];
     if (!syn) {
@@ -305,7 +349,7 @@ void Node::run_round() {
       aligned[form] = form == 2 && work_->compact.aligned;
     }
     const Bytes* out = &*syn;
-    if (speaks(picked[p], compression::kFeature) && compression::worth_trying(syn->size(), false)) {
+    if (target.compression && compression::worth_trying(syn->size(), false)) {
       if (!compress_tried[form]) {
         compress_tried[form] = true;
         compressed[form] = work_->zstd.compress(*syn);
@@ -322,12 +366,8 @@ void Node::run_round() {
     Bytes payload = out == &*syn && p == last_of[form] ? std::move(*syn) : copy_of(*out);
     // Sealed one by one: every packet takes a nonce of its own.
     transmits_.push_back(
-        Transmit{std::move(peers[p]), sealed(std::move(payload)), std::move(tls_names[p])});
+        Transmit{std::move(target.to), sealed(std::move(payload)), std::move(target.tls_name)});
   }
-  if (sealing()) sealer_->expire(now_);
-  update_liveness();
-  stats_.tombstones_removed +=
-      cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
 }
 
 void Node::select_peers(std::vector<Address>& out, std::vector<const NodeState*>& picked) {

@@ -87,7 +87,7 @@ Recorded run_ring(bool shared, int nodes, const std::function<void(Config&)>& tw
     if (s == 15) c.nodes[0] = std::make_unique<Node>(c.nodes[0]->fork(77));
     if (s == 25 && shared) c.nodes[0]->share_workspace(*c.nodes[1]);
     if (s == 30) c.down[7] = true;
-    if (churn && s == 2) c.down[5] = true;
+    if (churn && s == 4) c.down[5] = true;
     if (churn && s == 24) c.down[5] = false;
   }
   for (const auto& n : c.nodes) {
@@ -173,6 +173,52 @@ TEST_CASE("the first round is due at once, then every gossip_interval") {
   CHECK(node.cluster_state().self().heartbeat() == 1);
   node.handle_timeout(t0() + 1s);
   CHECK(node.cluster_state().self().heartbeat() == 2);
+}
+
+TEST_CASE("while a node catches up, the Syns of a round go one after another") {
+  MemCluster c = MemCluster::ring(10);
+  for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+    for (int k = 0; k < 30; ++k) c.nodes[i]->set("key" + std::to_string(k), "value");
+  }
+  c.run(20s);
+  REQUIRE(c.converged());
+  Node& joining = c.add(make_config(10, {3}));
+  const int index = static_cast<int>(c.nodes.size()) - 1;
+  // Whatever the node sends at `at`, exchanged at once.
+  auto sent_at = [&](Instant at) {
+    c.now = at;
+    joining.handle_timeout(at);
+    std::vector<Transmit> sent;
+    while (auto tx = joining.poll_transmit()) sent.push_back(*tx);
+    for (const Transmit& tx : sent) c.exchange(index, tx);
+    return sent.size();
+  };
+  // Its first round brings 300 key-values of 10 nodes from the seed.
+  CHECK(sent_at(c.now) == 1);
+  CHECK(joining.stats().key_values_applied > joining.cluster_state().size());
+  // The next round's peers (every node it knows is still dead to it: three
+  // of them, one more dead node and the seed) hear from it one at a time,
+  // spread over the interval.
+  const Instant round = c.now + 1s;
+  CHECK(sent_at(round) == 1);
+  std::size_t syns = 1;
+  Instant last = round;
+  while (joining.poll_timeout() < round + 1s) {
+    const Instant at = *joining.poll_timeout();
+    CHECK(at > last);
+    CHECK(sent_at(at) == 1);
+    last = at;
+    ++syns;
+  }
+  CHECK(syns >= 4);
+  CHECK(last - round == Duration(1s) * (syns - 1) / syns);
+  CHECK(joining.poll_timeout() == round + 1s);
+  // Caught up, a round sends to all its peers at once.
+  for (int r = 0; r < 20; ++r) c.step();
+  REQUIRE(c.converged());
+  const Instant next = *joining.poll_timeout();
+  CHECK(sent_at(next) >= 3);
+  CHECK(joining.poll_timeout() == next + 1s);
 }
 
 TEST_CASE("a node never gossips with its own address, even as a seed") {

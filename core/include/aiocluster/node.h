@@ -147,7 +147,7 @@ class Node {
 
   // --- Outputs ---
   std::optional<Transmit> poll_transmit();
-  std::optional<Instant> poll_timeout() const { return next_round_; }
+  std::optional<Instant> poll_timeout() const;
   std::optional<Event> poll_event();
 
   // --- This node's key-values (PROTOCOL.md section 4). Mutations take the
@@ -232,6 +232,16 @@ class Node {
   // Up to gossip_count peers and more (PROTOCOL.md section 7), each with the
   // generation of the node picked there (0 for a bare seed).
   void select_peers(std::vector<Address>& out, std::vector<const NodeState*>& picked);
+  // A peer of a round and the Syn it takes (the form it reads, and whether
+  // it announced compression), decided when it was picked.
+  struct SynTarget {
+    Address to;
+    std::string tls_name;
+    std::uint8_t form = 0;  // 0: base digest, 1: compact, 2: compact with our fingerprint
+    bool compression = false;
+  };
+  void send_syns(std::span<SynTarget> targets);
+  void send_due_syns();
   void update_liveness();
   struct Liveness;
   void report_liveness(const NodeState& st, Liveness& l);
@@ -297,6 +307,10 @@ class Node {
   Stats stats_;
 
   std::optional<Instant> next_round_;
+  // The Syns of the round still to go, soonest last (see run_round).
+  std::vector<std::pair<Instant, SynTarget>> later_syns_;
+  // stats_.key_values_applied when the last round ran.
+  std::uint64_t key_values_at_round_ = 0;
   // Of every known node but this one, by NodeState::slot(). A byte: when a
   // dead node died is in dead_since_, as most known nodes are live.
   struct Liveness {
