@@ -701,8 +701,8 @@ void ClusterState::credit_delivered(wire::PacketView& packet, std::vector<char>&
       continue;
     }
     seen[st->slot()] = 1;
-    packet.digest.push_back(wire::DigestEntryView{
-        nd.id, 0, nd.last_gc_version, announced_max(nd, packet.key_values_of(nd))});
+    packet.digest.push_back(wire::DigestEntryView{nd.id, 0, nd.last_gc_version,
+                                                  announced_max(nd, packet.key_values_of(nd))});
   }
 }
 

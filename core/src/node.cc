@@ -274,30 +274,7 @@ void Node::run_round() {
   ++stats_.rounds;
   cluster_.self().increment_heartbeat();
   expire_pending();
-  std::vector<Address> peers;
-  std::vector<const NodeState*>& picked = work_->picked;
-  select_peers(peers, picked);
-  std::vector<SynTarget> targets(peers.size());
-  for (std::size_t p = 0; p < peers.size(); ++p) {
-    const NodeState* st = picked[p];
-    targets[p] = SynTarget{std::move(peers[p]), "",
-                           static_cast<std::uint8_t>(!speaks_compact(st)           ? 0
-                                                     : speaks(st, compact::kAligned) ? 2
-                                                                                     : 1),
-                           speaks(st, compression::kFeature)};
-  }
-  // The certificate to expect is the one of the node known at this
-  // address (a live one first); a bare seed has none. One walk for all peers.
-  for (std::size_t i = 0; cluster_.tls_named() > 0 && i < cluster_.size(); ++i) {
-    const NodeId& id = cluster_.at(i).id();
-    if (id.tls_name.empty()) continue;
-    for (SynTarget& t : targets) {
-      if (id.gossip_advertise_addr == t.to &&
-          (t.tls_name.empty() || liveness(cluster_.at(i)).live)) {
-        t.tls_name = id.tls_name;
-      }
-    }
-  }
+  std::vector<SynTarget> targets = round_targets();
   // While rounds bring more key-values than we know nodes (joining, or a
   // cluster starting), peers answering one digest at once would send much
   // the same: the round's Syns then go one after another, spread over the
@@ -319,6 +296,33 @@ void Node::run_round() {
   update_liveness();
   stats_.tombstones_removed +=
       cluster_.gc_tombstones(now_, config_.marked_for_deletion_grace_period);
+}
+
+std::vector<Node::SynTarget> Node::round_targets() {
+  std::vector<Address> peers;
+  std::vector<const NodeState*>& picked = work_->picked;
+  select_peers(peers, picked);
+  auto form_of = [&](const NodeState* st) -> std::uint8_t {
+    return !speaks_compact(st) ? 0 : speaks(st, compact::kAligned) ? 2 : 1;
+  };
+  std::vector<SynTarget> targets(peers.size());
+  for (std::size_t p = 0; p < peers.size(); ++p) {
+    targets[p] = SynTarget{std::move(peers[p]), "", form_of(picked[p]),
+                           speaks(picked[p], compression::kFeature)};
+  }
+  // The certificate to expect is the one of the node known at this
+  // address (a live one first); a bare seed has none. One walk for all peers.
+  for (std::size_t i = 0; cluster_.tls_named() > 0 && i < cluster_.size(); ++i) {
+    const NodeId& id = cluster_.at(i).id();
+    if (id.tls_name.empty()) continue;
+    for (SynTarget& t : targets) {
+      if (id.gossip_advertise_addr == t.to &&
+          (t.tls_name.empty() || liveness(cluster_.at(i)).live)) {
+        t.tls_name = id.tls_name;
+      }
+    }
+  }
+  return targets;
 }
 
 void Node::send_due_syns() {

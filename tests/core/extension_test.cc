@@ -528,7 +528,8 @@ TEST_CASE("a node joining a cluster at steady state: aligned digests fall back, 
 }
 
 TEST_CASE("an Ack does not send back the nodes its SynAck just brought") {
-  MemCluster c = MemCluster::ring(10, [](Config& config) { config.extensions.compression = false; });
+  MemCluster c =
+      MemCluster::ring(10, [](Config& config) { config.extensions.compression = false; });
   c.run(20s);
   REQUIRE(c.converged());
   // A new node whose only contact is a seed: the seed's SynAck carries a
@@ -551,7 +552,8 @@ TEST_CASE("an Ack does not send back the nodes its SynAck just brought") {
     if (const auto* synack = std::get_if<SynAck>(&packet->message)) {
       synack_nodes.push_back(names(synack->delta));
     }
-    if (const auto* ack = std::get_if<Ack>(&packet->message)) ack_nodes.push_back(names(ack->delta));
+    if (const auto* ack = std::get_if<Ack>(&packet->message))
+      ack_nodes.push_back(names(ack->delta));
   };
   joining.handle_timeout(c.now);
   while (auto tx = joining.poll_transmit()) c.exchange(10, *tx);

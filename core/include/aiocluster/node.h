@@ -240,6 +240,8 @@ class Node {
     std::uint8_t form = 0;  // 0: base digest, 1: compact, 2: compact with our fingerprint
     bool compression = false;
   };
+  // This round's peers, each with the Syn it takes.
+  std::vector<SynTarget> round_targets();
   void send_syns(std::span<SynTarget> targets);
   void send_due_syns();
   void update_liveness();
