@@ -263,6 +263,8 @@ std::optional<Instant> Node::poll_timeout() const {
 
 void Node::handle_timeout(Instant now) {
   advance_clock(now);
+  // Before a round that is due as well (a timer that fired late): no
+  // exchange a round picked is lost, and the round's own Syns come after.
   send_due_syns();
   if (!next_round_ || now_ < *next_round_) return;
   run_round();
@@ -282,7 +284,6 @@ void Node::run_round() {
   // at once, one Syn of each form for every peer.
   const bool catching_up = stats_.key_values_applied - key_values_at_round_ > cluster_.size();
   key_values_at_round_ = stats_.key_values_applied;
-  later_syns_.clear();
   if (catching_up && targets.size() > 1) {
     for (std::size_t p = targets.size() - 1; p > 0; --p) {
       const Duration offset = config_.gossip_interval * static_cast<Duration::rep>(p) /

@@ -201,6 +201,8 @@ TEST_CASE("while a node catches up, the Syns of a round go one after another") {
   // spread over the interval.
   const Instant round = c.now + 1s;
   CHECK(sent_at(round) == 1);
+  // A copy whose timer fires only at the next round.
+  Node late = joining.fork(5);
   std::size_t syns = 1;
   Instant last = round;
   while (joining.poll_timeout() < round + 1s) {
@@ -213,6 +215,12 @@ TEST_CASE("while a node catches up, the Syns of a round go one after another") {
   CHECK(syns >= 4);
   CHECK(last - round == Duration(1s) * (syns - 1) / syns);
   CHECK(joining.poll_timeout() == round + 1s);
+  // Late, the copy sends the Syns still to go before the round it finds
+  // due: none of the peers picked is skipped.
+  late.handle_timeout(round + 1s);
+  std::size_t late_syns = 0;
+  while (late.poll_transmit()) ++late_syns;
+  CHECK(late_syns >= (syns - 1) + 3);  // the rest, then a round of 3 peers at least
   // Caught up, a round sends to all its peers at once.
   for (int r = 0; r < 20; ++r) c.step();
   REQUIRE(c.converged());
