@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -73,6 +74,8 @@ struct Args {
   bool compression = true;
   bool json = false;
   bool progress = false;
+  // The machine's cores: the run is the same with any number.
+  std::size_t threads = std::max(1U, std::thread::hardware_concurrency());
 };
 
 const char* kUsage =
@@ -108,7 +111,9 @@ const char* kUsage =
     "                           a new key installed everywhere at 1/4 of the rounds, made\n"
     "                           primary at 1/2, the old one removed at 3/4\n"
     "  --json                   print one JSON object on the last line\n"
-    "  --progress               print each round's wall time and traffic to stderr\n";
+    "  --progress               print each round's wall time and traffic to stderr\n"
+    "  --threads N              threads handling the nodes' packets and timers (default:\n"
+    "                           the machine's cores); the run is the same with any number\n";
 
 [[noreturn]] void fail(const std::string& message) {
   std::fprintf(stderr, "aiocluster-sim: %s\n%s", message.c_str(), kUsage);
@@ -256,6 +261,9 @@ Args parse(int argc, char** argv) {
       if (colon == std::string_view::npos) fail("--spike: expected P:MAX_MS");
       args.spike_probability = parse_fraction(flag, value.substr(0, colon));
       args.spike_max_ms = parse_uint(flag, value.substr(colon + 1));
+    } else if (flag == "--threads") {
+      args.threads = parse_uint(flag, value);
+      if (args.threads == 0) fail("--threads: expected at least 1");
     } else if (flag == "--pause-buffer") {
       args.pause_buffer = parse_uint(flag, value);
     } else if (flag == "--detection-time-ms") {
@@ -350,6 +358,7 @@ int main(int argc, char** argv) {
   options.network.latency.spike_max = std::chrono::milliseconds(args.spike_max_ms);
   options.boot_jitter = interval;
   options.pause_buffer = args.pause_buffer;
+  options.threads = args.threads;
   Simulator sim(options);
 
   std::vector<NodeIndex> seeds;

@@ -1,6 +1,7 @@
 // The simulator's own mechanics: determinism, each fault, and the helpers a
 // user asserts with.
 #include <aiocluster/sim/sweep.h>
+#include <aiocluster/sim/trace_hash.h>
 #include <doctest/doctest.h>
 
 #include <map>
@@ -332,6 +333,113 @@ TEST_SUITE("simulator") {
     CHECK(events == sim.counters().events);
     CHECK(inputs >= sim.counters().delivered);
     CHECK(joined_at == std::set<NodeIndex>{0, 1, 2});
+  }
+
+  TEST_CASE("threads change nothing: a run on several is the run on one") {
+    struct Run {
+      std::uint64_t hash;
+      aiocluster::sim::Counters counters;
+      std::optional<Instant> converged;
+      std::vector<std::optional<Instant>> detected;
+      std::uint64_t events;  // every event hook call: who, what, when
+    };
+    auto run = [](Transport transport, std::size_t threads) {
+      Options options;
+      options.seed = 23;
+      options.transport = transport;
+      options.threads = threads;
+      options.network.loss = 0.03;
+      options.network.duplicate = 0.03;
+      options.network.latency = {2ms, 30ms, 0.02, 1s};
+      Simulator sim(options);
+      aiocluster::sim::TraceHash events;
+      sim.on_event([&](NodeIndex i, const aiocluster::Event& ev) {
+        events.add(i);
+        events.add(ev.index());
+        events.add(static_cast<std::uint64_t>(sim.now().time_since_epoch().count()));
+      });
+      const std::vector<NodeIndex> seeds = {0, 1};
+      for (std::size_t i = 0; i < 40; ++i) {
+        Config config = Simulator::make_config(i, seeds);
+        config.gossip_interval = 200ms;
+        sim.add_node(config, {{"index", std::to_string(i)}});
+        if (i % 7 == 3) sim.set_clock(i, {std::chrono::milliseconds(i), 2000});
+      }
+      sim.set_link(5, 6, LinkFaults{{1ms, 3ms}, 0.0, 0.0});  // the fastest link sets the batches
+      const auto converged = sim.run_until_converged(sim.epoch() + 60s, 100ms);
+      sim.partition({0, 1, 2}, {20, 21});
+      sim.crash(30);
+      sim.crash(31);
+      sim.pause(12, 3s);
+      sim.update(8, [](aiocluster::Node& n) { n.set("late", "value"); });
+      sim.run_for(20s);
+      sim.heal_all();
+      sim.restart(30);
+      sim.run_for(20s);
+      std::vector<std::optional<Instant>> detected;
+      for (const auto& c : sim.crashes()) detected.push_back(c.detected_at);
+      return Run{sim.trace_hash(), sim.counters(), converged, detected, events.value()};
+    };
+    for (Transport transport : {Transport::kUdp, Transport::kTcp}) {
+      CAPTURE(static_cast<int>(transport));
+      const Run one = run(transport, 1);
+      const Run three = run(transport, 3);
+      CHECK(one.counters.batched_inputs == 0);
+      // Over UDP most inputs ran alongside others; over TCP only timers do
+      // (frames go one at a time).
+      CHECK(three.counters.batched_inputs >
+            (transport == Transport::kUdp ? three.counters.delivered / 2 : 0));
+      CHECK(one.hash == three.hash);
+      CHECK(one.events == three.events);
+      CHECK(one.converged == three.converged);
+      CHECK(one.detected == three.detected);
+      CHECK(one.detected.size() == 2);
+      CHECK(one.detected[1].has_value());
+      CHECK(one.counters.messages == three.counters.messages);
+      CHECK(one.counters.bytes == three.counters.bytes);
+      CHECK(one.counters.lost == three.counters.lost);
+      CHECK(one.counters.false_deaths == three.counters.false_deaths);
+    }
+  }
+
+  TEST_CASE("threads: a crash is detected when the last survivor sees it, not sooner") {
+    // Rounds within 1.5 ms of one another and packets slower than that:
+    // survivors convict the crashed node one after another in one batch.
+    auto detected = [](std::size_t threads) {
+      Options options = seeded(25);
+      options.threads = threads;
+      options.boot_jitter = std::chrono::microseconds(1500);
+      options.network.latency = {5ms, 8ms};
+      Simulator sim(options);
+      const std::vector<NodeIndex> seeds = {0};
+      for (std::size_t i = 0; i < 24; ++i) {
+        Config config = Simulator::make_config(i, seeds);
+        config.failure_detector.detection_time = 3s;
+        sim.add_node(config);
+      }
+      REQUIRE(sim.run_until_converged(sim.epoch() + 30s, 100ms));
+      sim.crash(23);
+      sim.run_for(20s);
+      return std::pair{sim.crashes().at(0).detected_at, sim.counters().batched_inputs};
+    };
+    const auto [one, none] = detected(1);
+    const auto [two, batched] = detected(2);
+    REQUIRE(one.has_value());
+    CHECK(one == two);
+    CHECK(none == 0);
+    CHECK(batched > 0);
+  }
+
+  TEST_CASE("with a packet filter, inputs run one at a time") {
+    Options options = seeded(24);
+    options.threads = 2;
+    Simulator sim(options);
+    std::uint64_t seen = 0;
+    sim.filter_packets([&](const aiocluster::sim::Arrival&) { return ++seen > 0; });
+    add_cluster(sim, 10);
+    REQUIRE(sim.run_until_converged(sim.epoch() + 30s, 100ms));
+    CHECK(seen == sim.counters().delivered);
+    CHECK(sim.counters().batched_inputs == 0);
   }
 
   TEST_CASE("the README example runs as written") {

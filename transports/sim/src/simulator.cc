@@ -14,6 +14,7 @@
 #include "aiocluster/framing.h"
 #include "aiocluster/random.h"
 #include "aiocluster/sim/trace_hash.h"
+#include "workers.h"
 
 namespace aiocluster::sim {
 
@@ -148,7 +149,10 @@ struct Simulator::State {
       : options(std::move(opts)),
         now(options.epoch),
         net(derive_seed(options.seed, kNetworkStream, 0)),
-        schedule(derive_seed(options.seed, kScheduleStream, 0)) {}
+        schedule(derive_seed(options.seed, kScheduleStream, 0)),
+        workspace_holders(options.threads > 1 ? options.threads * kGroupsPerThread : 1) {
+    if (options.threads > 1) workers = std::make_unique<Workers>(options.threads);
+  }
 
   Options options;
   Instant now;
@@ -176,10 +180,30 @@ struct Simulator::State {
   // The pair that failed the last convergence probe: usually still failing,
   // so checking it first keeps probes cheap on large clusters.
   mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
-  // A node up whose workspace (packet views, plans, zstd contexts) every
-  // node booted shares: one thread runs them all, and each node's own would
-  // be sized by the membership, hundreds of bytes per replica.
-  std::optional<NodeIndex> workspace_holder;
+  // By group of slots (slot % size()): a node up whose workspace (packet
+  // views, plans, zstd contexts) every node of the group booted shares.
+  // Each node's own would be sized by the membership, hundreds of bytes per
+  // replica. A group runs on one thread at a time; with several threads,
+  // several groups per thread even out their share of a batch.
+  static constexpr std::size_t kGroupsPerThread = 4;
+  std::vector<std::optional<NodeIndex>> workspace_holders;
+
+  // --- Batches: node inputs handled at once (Options::threads > 1) ---
+  struct Input {
+    Item item;                 // a timer or a datagram
+    std::uint64_t digest = 0;  // the datagram's, for the trace
+    Outcome outcome;
+  };
+  std::unique_ptr<Workers> workers;
+  std::vector<Input> batch;
+  std::vector<std::vector<std::size_t>> batch_groups;  // inputs by group, in order
+  // By slot: 1 + the input's index in the current batch, while its outcome
+  // is still to be carried out (0 otherwise).
+  std::vector<std::size_t> pending;
+  // Of the crashes undetected when the batch started, whether each node of
+  // the batch saw it live before its input (batch index x crash).
+  std::vector<std::size_t> batch_crashes;
+  std::vector<char> live_before;
 
   // --- Scheduling ---
   void push(Item item) {
@@ -380,10 +404,11 @@ struct Simulator::State {
     slot.node = std::make_unique<Node>(
         slot.config, local_now(i),
         derive_seed(options.seed, kFirstNodeStream + i, slot.incarnation), slot.initial);
-    if (workspace_holder && is_up(*workspace_holder)) {
-      slot.node->share_workspace(*slots[*workspace_holder].node);
+    std::optional<NodeIndex>& holder = workspace_holders[i % workspace_holders.size()];
+    if (holder && is_up(*holder)) {
+      slot.node->share_workspace(*slots[*holder].node);
     } else {
-      workspace_holder = i;
+      holder = i;
     }
     by_id[slot.config.node_id] = i;
     trace_record(Tag::kBoot, i, generation);
@@ -465,9 +490,23 @@ struct Simulator::State {
   bool seen_dead_by_all(const NodeId& id) const {
     for (NodeIndex i = 0; i < slots.size(); ++i) {
       if (!is_running(i) || slots[i].node->self_id() == id) continue;
-      if (slots[i].node->is_live(id)) return false;
+      if (live_as_of_now(i, id)) return false;
     }
     return true;
+  }
+
+  // Whether node `i` sees `id` live at this point of the run: a node of the
+  // batch whose outcome is still to be carried out has handled its input
+  // ahead of it, and is asked as it was before.
+  bool live_as_of_now(NodeIndex i, const NodeId& id) const {
+    if (i < pending.size() && pending[i] != 0) {
+      for (std::size_t c = 0; c < batch_crashes.size(); ++c) {
+        if (crashes[batch_crashes[c]].id == id) {
+          return live_before[(pending[i] - 1) * batch_crashes.size() + c] != 0;
+        }
+      }
+    }
+    return slots[i].node->is_live(id);
   }
 
   // Records the crashes every survivor now sees dead (only those of `id`
@@ -504,11 +543,11 @@ struct Simulator::State {
     if (item.stream == 0 ? deliver_datagram(item) : deliver_frame(item)) drain(to);
   }
 
-  void note_delivery(NodeIndex from, NodeIndex to, Stage stage, ByteView payload) {
+  void note_delivery(NodeIndex from, NodeIndex to, Stage stage, std::uint64_t digest) {
     ++counters.delivered;
     trace_record(Tag::kDeliver, from, to);
     trace.add(static_cast<std::uint64_t>(stage));
-    trace.add(payload);
+    trace.add(digest);
   }
 
   // False when a packet filter drops it.
@@ -537,7 +576,7 @@ struct Simulator::State {
     const NodeIndex to = item.slot;
     const NodeIndex from = item.from;
     if (!passes_filters(from, to, item.bytes)) return false;
-    note_delivery(from, to, Stage::kDatagram, item.bytes);
+    note_delivery(from, to, Stage::kDatagram, TraceHash::of(item.bytes));
     Outcome outcome =
         slots[to].node->handle_packet(std::move(item.bytes), local_now(to),
                                       Inbound{Stage::kDatagram, PeerKey::of(address(from))});
@@ -590,7 +629,7 @@ struct Simulator::State {
       return false;
     }
     StreamExchange& end = item.to_initiator ? stream.initiating : *stream.responding;
-    note_delivery(item.from, to, end.stage(), *frame);
+    note_delivery(item.from, to, end.stage(), TraceHash::of(*frame));
     end.on_frame(*slot.node, std::move(*frame), local_now(to));
     StreamExchange::Step step = end.next();
     if (step.action == StreamExchange::Action::kWrite) {
@@ -601,13 +640,17 @@ struct Simulator::State {
     return true;
   }
 
+  // Whether a timer still stands: a later one replaces it, and resume runs
+  // the timer of a paused node.
+  bool timer_due(const Item& item) const {
+    const Slot& slot = slots[item.slot];
+    return slot.incarnation == item.incarnation && slot.node && slot.armed == item.wanted &&
+           slot.armed_at == item.at && !slot.paused_until;
+  }
+
   void timer(const Item& item) {
+    if (!timer_due(item)) return;
     Slot& slot = slots[item.slot];
-    if (slot.incarnation != item.incarnation || !slot.node || slot.armed != item.wanted ||
-        slot.armed_at != item.at) {
-      return;  // a later timer replaced it
-    }
-    if (slot.paused_until) return;  // resume runs it
     slot.armed.reset();
     trace_record(Tag::kTimer, item.slot, 0);
     slot.node->handle_timeout(local_now(item.slot));
@@ -629,6 +672,136 @@ struct Simulator::State {
     slot.armed.reset();
     slot.node->handle_timeout(local_now(item.slot));
     drain(item.slot);
+  }
+
+  // --- Batches ---
+  // The earliest a packet sent at t arrives, less t: inputs of different
+  // nodes closer in time than this cannot cause one another.
+  static Duration fastest(const Latency& latency) {
+    Duration lo = std::min(latency.min, latency.max);
+    return std::max(lo, Duration::zero());
+  }
+  Duration lookahead() const {
+    Duration least = fastest(options.network.latency);
+    for (const auto& [link, faults] : links) least = std::min(least, fastest(faults.latency));
+    return least;
+  }
+
+  // Handles, as a batch, the inputs due by `deadline` from the next one on
+  // that cannot affect one another: timers and datagrams of running nodes,
+  // one per node, within lookahead() of the first. False when the next
+  // thing scheduled is not such an input (step() handles it).
+  bool run_batch(Instant deadline) {
+    if (!workers || !filters.empty() || !input_hooks.empty()) return false;
+    if (pending.size() < slots.size()) pending.resize(slots.size(), 0);
+    const Instant first = queue.front().at;
+    const Duration ahead = lookahead();
+    Instant latest = now;
+    bool popped = false;
+    batch.clear();
+    while (!queue.empty()) {
+      const Item& next = queue.front();
+      if (next.at > deadline || (next.at != first && next.at - first >= ahead) ||
+          pending[next.slot] != 0) {
+        break;
+      }
+      if (next.kind == Kind::kTimer && !timer_due(next)) {
+        latest = std::max(latest, next.at);
+        pop();  // replaced, or its node paused: nothing happens
+        popped = true;
+        continue;
+      }
+      const bool datagram = next.kind == Kind::kDeliver && next.stream == 0;
+      if (!(next.kind == Kind::kTimer || (datagram && is_running(next.slot)))) break;
+      pending[next.slot] = batch.size() + 1;
+      batch.push_back(Input{pop(), 0, Outcome{}});
+    }
+    if (batch.empty()) {
+      now = std::max(now, latest);
+      return popped;
+    }
+    if (batch.size() > 1) counters.batched_inputs += batch.size();
+    snapshot_liveness();
+    handle_batch();
+    for (Input& in : batch) {
+      // Timers scheduled by the batch's own outcomes ahead of this input
+      // run first, as they would one input at a time.
+      while (!queue.empty() && Later{}(in.item, queue.front())) run_interloper();
+      now = std::max(now, in.item.at);
+      pending[in.item.slot] = 0;
+      finish(in);
+    }
+    now = std::max(now, latest);
+    return true;
+  }
+
+  // What each node of the batch sees of the undetected crashes, before its
+  // input (update_detections asks it so until its outcome is carried out).
+  void snapshot_liveness() {
+    batch_crashes = undetected;
+    live_before.assign(batch.size() * batch_crashes.size(), 0);
+    for (std::size_t b = 0; b < batch.size(); ++b) {
+      const Node& node = *slots[batch[b].item.slot].node;
+      for (std::size_t c = 0; c < batch_crashes.size(); ++c) {
+        live_before[b * batch_crashes.size() + c] = node.is_live(crashes[batch_crashes[c]].id);
+      }
+    }
+  }
+
+  // The nodes' part of each input, by group of workspace on the workers.
+  void handle_batch() {
+    batch_groups.resize(workspace_holders.size());
+    for (auto& group : batch_groups) group.clear();
+    for (std::size_t b = 0; b < batch.size(); ++b) {
+      batch_groups[batch[b].item.slot % batch_groups.size()].push_back(b);
+    }
+    std::erase_if(batch_groups, [](const auto& group) { return group.empty(); });
+    workers->run(batch_groups.size(), [this](std::size_t g) {
+      for (std::size_t b : batch_groups[g]) handle(batch[b]);
+    });
+    batch_groups.resize(workspace_holders.size());
+  }
+
+  // Reads nothing another input of the batch writes: its node, the slots'
+  // clocks and addresses.
+  void handle(Input& in) {
+    const NodeIndex i = in.item.slot;
+    Node& node = *slots[i].node;
+    const Instant local_at = local(i, in.item.at);
+    if (in.item.kind == Kind::kTimer) {
+      node.handle_timeout(local_at);
+      return;
+    }
+    in.digest = TraceHash::of(in.item.bytes);
+    in.outcome = node.handle_packet(std::move(in.item.bytes), local_at,
+                                    Inbound{Stage::kDatagram, PeerKey::of(address(in.item.from))});
+  }
+
+  // The rest of an input, as timer() and deliver_datagram() do it.
+  void finish(Input& in) {
+    const NodeIndex i = in.item.slot;
+    if (in.item.kind == Kind::kTimer) {
+      slots[i].armed.reset();
+      trace_record(Tag::kTimer, i, 0);
+    } else {
+      note_delivery(in.item.from, i, Stage::kDatagram, in.digest);
+      if (in.outcome.reply)
+        send_datagram(i, address(in.item.from), std::move(in.outcome.reply->payload));
+    }
+    drain(i);
+  }
+
+  // Something the batch's outcomes scheduled ahead of one of its inputs:
+  // only a timer of a node whose outcome was carried out can be (packets
+  // take at least lookahead()); anything else means a hook changed the run.
+  void run_interloper() {
+    Item item = pop();
+    if (item.kind != Kind::kTimer || pending[item.slot] != 0) {
+      throw std::logic_error(
+          "Simulator: an event hook scheduled or changed something with Options::threads > 1");
+    }
+    now = std::max(now, item.at);
+    timer(item);
   }
 
   void crash(NodeIndex i) {
@@ -811,7 +984,9 @@ bool Simulator::step() {
 }
 
 void Simulator::run_until(Instant deadline) {
-  while (!s_->queue.empty() && s_->queue.front().at <= deadline) step();
+  while (!s_->queue.empty() && s_->queue.front().at <= deadline) {
+    if (!s_->run_batch(deadline)) step();
+  }
   if (deadline > s_->now) s_->now = deadline;
 }
 

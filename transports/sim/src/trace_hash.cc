@@ -39,9 +39,10 @@ void TraceHash::add(std::string_view text) {
   add(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
-void TraceHash::add(std::span<const std::uint8_t> bytes) {
+std::uint64_t TraceHash::of(std::span<const std::uint8_t> bytes) {
   // Four independent lanes keep the multiplies pipelined on long packets.
-  std::uint64_t lanes[4] = {state_, state_ ^ kMul1, state_ ^ kMul2, ~state_};
+  constexpr std::uint64_t kSeed = 0x13198a2e03707344ULL;
+  std::uint64_t lanes[4] = {kSeed, kSeed ^ kMul1, kSeed ^ kMul2, ~kSeed};
   const std::uint8_t* p = bytes.data();
   std::size_t n = bytes.size();
   while (n >= 32) {
@@ -58,7 +59,7 @@ void TraceHash::add(std::span<const std::uint8_t> bytes) {
   std::uint64_t tail = 0;
   for (std::size_t i = 0; i < n; ++i) tail |= std::uint64_t{p[i]} << (8 * i);
   state = round(state, tail ^ (std::uint64_t{n} << 56));
-  state_ = round(state, bytes.size());
+  return round(state, bytes.size());
 }
 
 std::uint64_t TraceHash::value() const {

@@ -72,6 +72,16 @@ struct Options {
   Duration stream_timeout = 3s;
   // Packets a paused node's socket holds until it resumes; more are dropped.
   std::size_t pause_buffer = 1024;
+  // Threads that handle nodes' packets and timers at once (0 or 1: the
+  // calling thread alone). The run is the same whatever the number: only
+  // inputs that cannot affect one another run together (of different
+  // nodes, closer in time than the fastest packet), and everything else
+  // (the network's draws, the trace, events, hooks) happens on the calling
+  // thread in the order of a one-thread run. Packet filters and on_input
+  // hooks turn it off; on_event hooks run as usual but must not change the
+  // simulation (they may read it: nodes of the same batch may be seen a
+  // packet or a timer ahead).
+  std::size_t threads = 1;
 };
 
 }  // namespace aiocluster::sim

@@ -62,6 +62,9 @@ struct Counters {
   // node that slept and blames the others.
   std::uint64_t false_deaths_by_paused = 0;
   std::uint64_t filtered = 0;  // dropped by a packet filter
+  // Inputs (packets, timers) handled in a batch of more than one, on
+  // Options::threads threads: how much of the run could go in parallel.
+  std::uint64_t batched_inputs = 0;
 };
 
 // The message a packet carries, for packet filters (in the order of

@@ -14,8 +14,13 @@ class TraceHash {
  public:
   void add(std::uint64_t value);
   void add(std::string_view text);
-  void add(std::span<const std::uint8_t> bytes);
+  // Mixes in of(bytes): a packet's digest can be taken apart from the
+  // trace (on another thread) and added in its place.
+  void add(std::span<const std::uint8_t> bytes) { add(of(bytes)); }
   std::uint64_t value() const;
+
+  // A 64-bit digest of `bytes`, the same whatever the trace holds.
+  static std::uint64_t of(std::span<const std::uint8_t> bytes);
 
  private:
   std::uint64_t state_ = 0x243f6a8885a308d3ULL;  // any fixed non-zero start

@@ -1,0 +1,21 @@
+# Runs aiocluster-sim on one thread and on two with faults, and fails unless
+# the JSON lines agree but for wall time and memory.
+set(args --nodes 150 --rounds 30 --loss 3% --duplicate 2% --crash 2@12 --pause 3@15:4 --json)
+foreach(threads 1 2)
+  execute_process(COMMAND ${SIM} ${args} --threads ${threads}
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "aiocluster-sim --threads ${threads} exited with ${rc}")
+  endif()
+  string(REGEX MATCH "{[^\n]*}" json "${out}")
+  string(REGEX REPLACE "\"(wall_ms|peak_rss_bytes|peak_rss_per_replica)\":[0-9.]+" "" json "${json}")
+  if(json STREQUAL "")
+    message(FATAL_ERROR "no JSON from aiocluster-sim --threads ${threads}:\n${out}")
+  endif()
+  set(json_${threads} "${json}")
+endforeach()
+if(NOT json_1 STREQUAL json_2)
+  message(FATAL_ERROR "one thread:\n${json_1}\ntwo threads:\n${json_2}")
+endif()
+string(REGEX MATCH "\"trace_hash\":\"[0-9a-f]+\"" hash "${json_1}")
+message(STATUS "same run on one and two threads: ${hash}")
