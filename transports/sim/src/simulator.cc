@@ -180,6 +180,14 @@ struct Simulator::State {
   // The pair that failed the last convergence probe: usually still failing,
   // so checking it first keeps probes cheap on large clusters.
   mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
+  // Inputs each slot's nodes handled (drain() counts them): a node changes
+  // only by handling one.
+  std::vector<std::uint64_t> inputs;
+  // By slot: 1 + inputs[slot] when a probe found the node converged, against
+  // the running nodes and versions of `probed`. Near convergence most
+  // observers are, and a probe of a large cluster walks only the others.
+  mutable std::vector<std::uint64_t> converged_after;
+  mutable std::vector<std::uint64_t> probed;  // slot, incarnation, max_version of each
   // By group of slots (slot % size()): a node up whose workspace (packet
   // views, plans, zstd contexts) every node of the group booted shares.
   // Each node's own would be sized by the membership, hundreds of bytes per
@@ -419,6 +427,8 @@ struct Simulator::State {
   void drain(NodeIndex i) {
     Slot& slot = slots[i];
     Node& node = *slot.node;
+    if (inputs.size() <= i) inputs.resize(slots.size(), 0);
+    ++inputs[i];
     while (auto tx = node.poll_transmit()) {
       if (options.transport == Transport::kUdp) {
         node.handle_datagram_sent(PeerKey::of(tx->to));
@@ -868,11 +878,17 @@ struct Simulator::State {
 
   bool converged() const {
     std::vector<Expected> expected;
+    std::vector<std::uint64_t> probing;
     for (NodeIndex i = 0; i < slots.size(); ++i) {
       if (!slots[i].node && !slots[i].crashed) return false;  // still to boot
       if (!is_running(i)) continue;
       const Node& node = *slots[i].node;
       expected.push_back({&node.self_id(), node.cluster_state().self().max_version(), i});
+      probing.insert(probing.end(), {i, slots[i].incarnation, expected.back().max_version});
+    }
+    if (probing != probed) {
+      probed = std::move(probing);
+      converged_after.assign(slots.size(), 0);
     }
     // The pair that failed last time usually still fails: a cheap first test.
     if (last_unconverged) {
@@ -891,11 +907,14 @@ struct Simulator::State {
     }
     for (std::size_t step = 0; step < n; ++step) {
       const NodeIndex observer = expected[(first + step) % n].slot;
+      const std::uint64_t handled = observer < inputs.size() ? inputs[observer] : 0;
+      if (converged_after[observer] == handled + 1) continue;
       NodeIndex failed = observer;
       if (!observer_converged(observer, expected, failed)) {
         last_unconverged = {observer, failed};
         return false;
       }
+      converged_after[observer] = handled + 1;
     }
     last_unconverged.reset();
     return true;
