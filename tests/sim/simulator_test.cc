@@ -335,6 +335,21 @@ TEST_SUITE("simulator") {
     CHECK(joined_at == std::set<NodeIndex>{0, 1, 2});
   }
 
+  TEST_CASE("a probe after convergence sees an observer lose a node") {
+    // Probes remember which observers they found converged: a node declared
+    // dead, with nothing else changed (same nodes running, same versions),
+    // must still show.
+    Simulator sim(seeded(26));
+    add_cluster(sim, 6);
+    REQUIRE(sim.run_until_converged(sim.epoch() + 30s, 100ms));
+    CHECK(sim.converged());
+    sim.partition({5}, {0, 1, 2, 3, 4});
+    sim.run_for(30s);
+    CHECK_FALSE(sim.converged());
+    sim.heal_all();
+    CHECK(sim.run_until_converged(sim.now() + 30s, 100ms));
+  }
+
   TEST_CASE("threads change nothing: a run on several is the run on one") {
     struct Run {
       std::uint64_t hash;

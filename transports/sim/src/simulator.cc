@@ -180,12 +180,14 @@ struct Simulator::State {
   // The pair that failed the last convergence probe: usually still failing,
   // so checking it first keeps probes cheap on large clusters.
   mutable std::optional<std::pair<NodeIndex, NodeIndex>> last_unconverged;
-  // Inputs each slot's nodes handled (drain() counts them): a node changes
-  // only by handling one.
-  std::vector<std::uint64_t> inputs;
-  // By slot: 1 + inputs[slot] when a probe found the node converged, against
-  // the running nodes and versions of `probed`. Near convergence most
-  // observers are, and a probe of a large cluster walks only the others.
+  // By slot: the NodeLeft and ReplicaReset events its nodes emitted. An
+  // observer's view only regresses with one: replicas only grow otherwise,
+  // and a node seen live stays so until it leaves.
+  std::vector<std::uint64_t> regressions;
+  // By slot: 1 + regressions[slot] when a probe found the node converged,
+  // against the running nodes and versions of `probed`: converged still
+  // until one of them changes or it emits such an event. Near convergence
+  // most observers are, and a probe of a large cluster walks only the others.
   mutable std::vector<std::uint64_t> converged_after;
   mutable std::vector<std::uint64_t> probed;  // slot, incarnation, max_version of each
   // By group of slots (slot % size()): a node up whose workspace (packet
@@ -427,8 +429,6 @@ struct Simulator::State {
   void drain(NodeIndex i) {
     Slot& slot = slots[i];
     Node& node = *slot.node;
-    if (inputs.size() <= i) inputs.resize(slots.size(), 0);
-    ++inputs[i];
     while (auto tx = node.poll_transmit()) {
       if (options.transport == Transport::kUdp) {
         node.handle_datagram_sent(PeerKey::of(tx->to));
@@ -483,6 +483,10 @@ struct Simulator::State {
           }
         },
         ev);
+    if (std::holds_alternative<NodeLeft>(ev) || std::holds_alternative<ReplicaReset>(ev)) {
+      if (regressions.size() <= observer) regressions.resize(slots.size(), 0);
+      ++regressions[observer];
+    }
     for (const auto& hook : event_hooks) hook(observer, ev);
     if (const auto* left = std::get_if<NodeLeft>(&ev)) {
       const auto it = by_id.find(left->node);
@@ -907,14 +911,14 @@ struct Simulator::State {
     }
     for (std::size_t step = 0; step < n; ++step) {
       const NodeIndex observer = expected[(first + step) % n].slot;
-      const std::uint64_t handled = observer < inputs.size() ? inputs[observer] : 0;
-      if (converged_after[observer] == handled + 1) continue;
+      const std::uint64_t seen = observer < regressions.size() ? regressions[observer] : 0;
+      if (converged_after[observer] == seen + 1) continue;
       NodeIndex failed = observer;
       if (!observer_converged(observer, expected, failed)) {
         last_unconverged = {observer, failed};
         return false;
       }
-      converged_after[observer] = handled + 1;
+      converged_after[observer] = seen + 1;
     }
     last_unconverged.reset();
     return true;
