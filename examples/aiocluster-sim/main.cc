@@ -333,6 +333,14 @@ std::string fixed(double v, int decimals) {
   return buf;
 }
 
+// Hands every replica's memory back to the system at once: destroying
+// 10^8 of them one by one took most of a minute at 10,000 nodes.
+[[noreturn]] void exit_now() {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(0);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -598,7 +606,7 @@ int main(int argc, char** argv) {
     std::printf("peak RSS %" PRIu64 " bytes, %.0f per replica\n", peak_rss, peak_per_replica);
     std::printf("trace hash %s, wall %lld ms\n", hash, static_cast<long long>(wall_ms));
   }
-  if (!args.json) return 0;
+  if (!args.json) exit_now();
   std::printf(
       "{\"nodes\":%zu,\"seed\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"gossip_interval_ms\":%" PRIu64
       ",\"transport\":\"%s\",\"loss\":%s,\"converged_round\":%s,\"converged_ms\":%s,"
@@ -627,5 +635,5 @@ int main(int argc, char** argv) {
       partial_out, aligned_out, aligned_mismatched, truncated, sealed, seal_refused, compressed,
       exchanges, fixed(bytes_per_exchange, 1).c_str(), peak_rss, fixed(peak_per_replica, 1).c_str(),
       hash, static_cast<long long>(wall_ms));
-  return 0;
+  exit_now();
 }
