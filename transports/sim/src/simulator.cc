@@ -206,7 +206,8 @@ struct Simulator::State {
   };
   std::unique_ptr<Workers> workers;
   std::vector<Input> batch;
-  std::vector<std::vector<std::size_t>> batch_groups;  // inputs by group, in order
+  std::vector<std::vector<std::size_t>> batch_groups;        // inputs by group, in order
+  std::vector<const std::vector<std::size_t>*> busy_groups;  // those with inputs
   // By slot: 1 + the input's index in the current batch, while its outcome
   // is still to be carried out (0 otherwise).
   std::vector<std::size_t> pending;
@@ -766,14 +767,15 @@ struct Simulator::State {
   void handle_batch() {
     batch_groups.resize(workspace_holders.size());
     for (auto& group : batch_groups) group.clear();
+    busy_groups.clear();
     for (std::size_t b = 0; b < batch.size(); ++b) {
-      batch_groups[batch[b].item.slot % batch_groups.size()].push_back(b);
+      auto& group = batch_groups[batch[b].item.slot % batch_groups.size()];
+      if (group.empty()) busy_groups.push_back(&group);
+      group.push_back(b);
     }
-    std::erase_if(batch_groups, [](const auto& group) { return group.empty(); });
-    workers->run(batch_groups.size(), [this](std::size_t g) {
-      for (std::size_t b : batch_groups[g]) handle(batch[b]);
+    workers->run(busy_groups.size(), [this](std::size_t g) {
+      for (std::size_t b : *busy_groups[g]) handle(batch[b]);
     });
-    batch_groups.resize(workspace_holders.size());
   }
 
   // Reads nothing another input of the batch writes: its node, the slots'
