@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <functional>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <tuple>
 
@@ -153,6 +156,7 @@ ClusterState::ClusterState(const ClusterState& other)
       tls_named_(other.tls_named_),
       slots_(other.slots_),
       added_(other.added_),
+      laid_out_at_(other.added_),  // the copies are made in id order
       membership_(other.membership_ + 1),
       free_slots_(other.free_slots_),
       resets_(other.resets_),
@@ -180,6 +184,7 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       tls_named_(std::exchange(other.tls_named_, 0)),
       slots_(std::exchange(other.slots_, 0)),
       added_(other.added_),
+      laid_out_at_(other.laid_out_at_),
       membership_(other.membership_),
       free_slots_(std::move(other.free_slots_)),
       positions_stale_(other.positions_stale_),
@@ -200,6 +205,7 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   tls_named_ = std::exchange(other.tls_named_, 0);
   slots_ = std::exchange(other.slots_, 0);
   added_ = other.added_;
+  laid_out_at_ = other.laid_out_at_;
   membership_ = std::max(membership_, other.membership_) + 1;
   free_slots_ = std::move(other.free_slots_);
   positions_stale_ = other.positions_stale_;
@@ -327,6 +333,34 @@ void ClusterState::place_new_nodes() {
     }
   }
   unplaced_ = 0;
+}
+
+void ClusterState::lay_out() {
+  const std::size_t n = order_.size();
+  if (added_ - laid_out_at_ < std::max<std::size_t>(n / 8, 64)) return;
+  laid_out_at_ = added_;
+  // Out to a buffer in id order, then back into the same blocks sorted by
+  // address. A NodeState is relocatable: nothing points into it.
+  struct alignas(NodeState) Room {
+    std::byte bytes[sizeof(NodeState)];
+  };
+  const auto buffer = std::make_unique<Room[]>(n);
+  std::vector<NodeState*> homes(order_);
+  std::sort(homes.begin(), homes.end(), std::less<>());
+  const auto self_at =
+      static_cast<std::size_t>(std::find(order_.begin(), order_.end(), self_) - order_.begin());
+  for (std::size_t i = 0; i < n; ++i) {
+    new (buffer[i].bytes) NodeState(std::move(*order_[i]));
+    order_[i]->~NodeState();
+  }
+  std::fill(id_table_.begin(), id_table_.end(), nullptr);
+  for (std::size_t i = 0; i < n; ++i) {
+    auto* moved = std::launder(reinterpret_cast<NodeState*>(buffer[i].bytes));
+    order_[i] = new (homes[i]) NodeState(std::move(*moved));
+    moved->~NodeState();
+    index_id(order_[i]);
+  }
+  self_ = order_[self_at];
 }
 
 void ClusterState::renumber() const {

@@ -274,6 +274,9 @@ void Node::handle_timeout(Instant now) {
 
 void Node::run_round() {
   ++stats_.rounds;
+  // No NodeState pointer is held between calls: the start of a round may
+  // move them (ClusterState::lay_out).
+  PacketPaths::lay_out(cluster_);
   cluster_.self().increment_heartbeat();
   expire_pending();
   std::vector<SynTarget> targets = round_targets();

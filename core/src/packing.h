@@ -71,6 +71,7 @@ struct PacketPaths {
     return state.find_or_create(packet, id, max_nodes, created);
   }
   static void place_new_nodes(ClusterState& state) { state.place_new_nodes(); }
+  static void lay_out(ClusterState& state) { state.lay_out(); }
   static void plan_digest(const ClusterState& state, std::size_t max_size, Rng& rng,
                           DigestPlan& plan) {
     state.plan_digest(max_size, rng, plan);

@@ -209,6 +209,12 @@ class ClusterState {
   NodeState* find_or_create(const wire::PacketView& packet, wire::IdRef& id, std::size_t max_nodes,
                             bool* created = nullptr);
   void place_new_nodes();
+  // Moves the node states within the blocks they hold so that their
+  // addresses follow id order, once an eighth of the nodes came since the
+  // last time: every walk of the members in id order (digests, deltas,
+  // liveness) then reads memory in order, which the hardware prefetches.
+  // Invalidates every NodeState pointer and reference held outside.
+  void lay_out();
   void plan_digest(std::size_t max_size, Rng& rng, DigestPlan& plan) const;
   void write_digest(wire::Writer& w, const DigestPlan& plan) const;
   // Against the resolved digest of `peer`, within `max_delta_size` bytes of
@@ -270,7 +276,8 @@ class ClusterState {
   std::vector<NodeState*> id_table_;  // open addressing on NodeState::id_hash()
   std::size_t tls_named_ = 0;
   std::uint32_t slots_ = 0;
-  std::uint64_t added_ = 0;  // nodes ever added: resolved ids stay valid until it moves
+  std::uint64_t added_ = 0;        // nodes ever added: resolved ids stay valid until it moves
+  std::uint64_t laid_out_at_ = 0;  // added_ at the last lay_out()
   // Moves whenever a node is added or removed, or the state is assigned:
   // tables of the members (the compact digest's hashes) stay valid until then.
   std::uint64_t membership_ = 0;

@@ -217,6 +217,9 @@ class Node {
   // key of some node changed): a watcher compares it with what it last saw
   // instead of building live_set() after every input.
   std::uint64_t live_set_version() const { return live_set_version_; }
+  // The replicas, read in place. A NodeState pointer or reference is good
+  // until the next call that hands the node an input (a round may move the
+  // states so that their memory follows id order): keep ids, not states.
   const ClusterState& cluster_state() const { return cluster_; }
   const NodeState* node_state(const NodeId& id) const { return cluster_.find(id); }
   ClusterSnapshot snapshot() const;
