@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <bit>
 #include <functional>
-#include <memory>
 #include <new>
 #include <stdexcept>
 #include <tuple>
@@ -341,23 +340,19 @@ void ClusterState::lay_out() {
   laid_out_at_ = added_;
   // Out to a buffer in id order, then back into the same blocks sorted by
   // address. A NodeState is relocatable: nothing points into it.
-  struct alignas(NodeState) Room {
-    std::byte bytes[sizeof(NodeState)];
-  };
-  const auto buffer = std::make_unique<Room[]>(n);
   std::vector<NodeState*> homes(order_);
   std::sort(homes.begin(), homes.end(), std::less<>());
   const auto self_at =
       static_cast<std::size_t>(std::find(order_.begin(), order_.end(), self_) - order_.begin());
-  for (std::size_t i = 0; i < n; ++i) {
-    new (buffer[i].bytes) NodeState(std::move(*order_[i]));
-    order_[i]->~NodeState();
+  std::vector<NodeState> moved;
+  moved.reserve(n);
+  for (NodeState* st : order_) {
+    moved.emplace_back(std::move(*st));
+    st->~NodeState();
   }
   std::fill(id_table_.begin(), id_table_.end(), nullptr);
   for (std::size_t i = 0; i < n; ++i) {
-    auto* moved = std::launder(reinterpret_cast<NodeState*>(buffer[i].bytes));
-    order_[i] = new (homes[i]) NodeState(std::move(*moved));
-    moved->~NodeState();
+    order_[i] = new (homes[i]) NodeState(std::move(moved[i]));
     index_id(order_[i]);
   }
   self_ = order_[self_at];
