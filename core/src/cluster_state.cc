@@ -950,7 +950,15 @@ ApplyReport ClusterState::apply(const Delta& delta, Instant now, const ApplyLimi
 
 std::size_t ClusterState::gc_tombstones(Instant now, Duration grace) {
   std::size_t removed = 0;
-  for (NodeState* st : order_) removed += st->gc_tombstones(now - grace);
+  // Rounds go by with no tombstone anywhere: not a walk of every replica.
+  if (storage_->tombstoned > 0) {
+    std::size_t tombstoned = 0;
+    for (NodeState* st : order_) {
+      removed += st->gc_tombstones(now - grace);
+      if (st->keys_ != nullptr && st->keys_->tombstones != nullptr) ++tombstoned;
+    }
+    storage_->tombstoned = tombstoned;
+  }
   collect_garbage();
   return removed;
 }

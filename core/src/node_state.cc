@@ -158,6 +158,7 @@ NodeState::NodeState(const NodeState& other, Storage* shared) : NodeState(other.
   if (from.index_size > 0) reindex(from.index_size);
   if (from.tombstones != nullptr) {
     keys_->tombstones = std::make_unique<Tombstones>(*from.tombstones);
+    ++storage_->tombstoned;
   }
 }
 
@@ -434,7 +435,10 @@ void NodeState::make_hole(std::size_t slot) {
 
 void NodeState::add_tombstone(std::uint64_t version, Instant now) {
   assert(!shared_keys_);
-  if (keys_->tombstones == nullptr) keys_->tombstones = std::make_unique<Tombstones>();
+  if (keys_->tombstones == nullptr) {
+    keys_->tombstones = std::make_unique<Tombstones>();
+    ++storage_->tombstoned;
+  }
   Tombstones& t = *keys_->tombstones;
   if (t.empty() || t.back().first < version) {
     reserve_one_more(t);

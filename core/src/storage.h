@@ -314,6 +314,10 @@ struct Storage {
   // Likewise (ClusterState::share_keys); none until shared.
   std::shared_ptr<KeysTable> frozen;
   bool sharing_keys() const { return frozen != nullptr && frozen->shared(); }
+  // Node states that may hold tombstones: at least those that do. Counted
+  // up where a tombstone list is made, and recounted by the walk of
+  // ClusterState::gc_tombstones, which is skipped while it is 0.
+  std::size_t tombstoned = 0;
   SlabPool pool;
   FixedPool states{pool, sizeof(NodeState)};  // a ClusterState's NodeStates
   FixedPool keys{pool, sizeof(NodeState::Keys)};
