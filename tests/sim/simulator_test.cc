@@ -4,6 +4,7 @@
 #include <aiocluster/sim/trace_hash.h>
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -415,6 +416,41 @@ TEST_SUITE("simulator") {
       CHECK(one.counters.lost == three.counters.lost);
       CHECK(one.counters.false_deaths == three.counters.false_deaths);
     }
+  }
+
+  TEST_CASE("threads: a convergence probe on several answers as on one, reason included") {
+    // With several threads a probe walks runs of observers at once; its
+    // answer, and the observer and node it names when not converged, are
+    // those of a walk in order.
+    auto probes = [](std::size_t threads) {
+      Options options;
+      options.seed = 11;
+      options.threads = threads;
+      Simulator sim(options);
+      const std::vector<NodeIndex> seeds = {0, 1};
+      for (std::size_t i = 0; i < 100; ++i) {
+        Config config = Simulator::make_config(i, seeds);
+        config.gossip_interval = 200ms;
+        sim.add_node(config, {{"index", std::to_string(i)}});
+      }
+      std::vector<std::string> answers;
+      auto probe = [&] {
+        sim.run_for(50ms);
+        answers.push_back(sim.convergence_gap().value_or("converged"));
+      };
+      for (int i = 0; i < 80; ++i) probe();
+      // A node's change makes every observer out of step again.
+      sim.update(57, [](aiocluster::Node& n) { n.set("late", "value"); });
+      for (int i = 0; i < 40; ++i) probe();
+      return answers;
+    };
+    const std::vector<std::string> one = probes(1);
+    const std::vector<std::string> three = probes(3);
+    CHECK(one == three);
+    CHECK(one.front() != "converged");
+    CHECK(std::count(one.begin(), one.begin() + 80, "converged") > 0);
+    CHECK(one[80] != "converged");
+    CHECK(one.back() == "converged");
   }
 
   TEST_CASE("threads: a crash is detected when the last survivor sees it, not sooner") {

@@ -1,6 +1,7 @@
 #include "aiocluster/sim/simulator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <compare>
 #include <map>
 #include <stdexcept>
@@ -911,19 +912,60 @@ struct Simulator::State {
         if (expected[i].slot == last_unconverged->first) first = i;
       }
     }
+    std::vector<NodeIndex> observers;  // to check, in this order
     for (std::size_t step = 0; step < n; ++step) {
       const NodeIndex observer = expected[(first + step) % n].slot;
-      const std::uint64_t seen = observer < regressions.size() ? regressions[observer] : 0;
-      if (converged_after[observer] == seen + 1) continue;
-      NodeIndex failed = observer;
-      if (!observer_converged(observer, expected, failed)) {
-        last_unconverged = {observer, failed};
-        return false;
-      }
-      converged_after[observer] = seen + 1;
+      if (converged_after[observer] != regressions_of(observer) + 1) observers.push_back(observer);
+    }
+    const auto [checked, failed] = first_unconverged(observers, expected);
+    for (std::size_t i = 0; i < checked; ++i) {
+      converged_after[observers[i]] = regressions_of(observers[i]) + 1;
+    }
+    if (checked < observers.size()) {
+      last_unconverged = {observers[checked], failed};
+      return false;
     }
     last_unconverged.reset();
     return true;
+  }
+
+  std::uint64_t regressions_of(NodeIndex observer) const {
+    return observer < regressions.size() ? regressions[observer] : 0;
+  }
+
+  // The position in `observers` of the first one not converged (their
+  // number if none) and the node it failed on. A probe that finds the
+  // cluster converged walks every observer's view: 10^8 replicas at 10,000
+  // nodes, so the walks go to the workers, a run of observers each. Runs
+  // after one that failed are skipped, not needed: the answer is the one a
+  // walk in order gives.
+  std::pair<std::size_t, NodeIndex> first_unconverged(const std::vector<NodeIndex>& observers,
+                                                      const std::vector<Expected>& expected) const {
+    constexpr std::size_t kRun = 16;
+    const std::size_t runs = (observers.size() + kRun - 1) / kRun;
+    std::atomic<std::size_t> first_failed{runs};
+    std::vector<std::pair<std::size_t, NodeIndex>> failures(runs);
+    auto check = [&](std::size_t run) {
+      if (first_failed.load(std::memory_order_relaxed) < run) return;
+      const std::size_t end = std::min(observers.size(), (run + 1) * kRun);
+      for (std::size_t i = run * kRun; i < end; ++i) {
+        NodeIndex failed = observers[i];
+        if (observer_converged(observers[i], expected, failed)) continue;
+        failures[run] = {i, failed};
+        std::size_t seen = first_failed.load(std::memory_order_relaxed);
+        while (run < seen && !first_failed.compare_exchange_weak(seen, run)) {
+        }
+        return;
+      }
+    };
+    if (workers && runs > 1) {
+      workers->run(runs, check);
+    } else {
+      for (std::size_t run = 0; run < runs && first_failed.load() == runs; ++run) check(run);
+    }
+    const std::size_t failed_run = first_failed.load();
+    if (failed_run == runs) return {observers.size(), 0};
+    return failures[failed_run];
   }
 };
 
