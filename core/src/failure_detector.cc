@@ -97,32 +97,51 @@ void ArrivalWindow::set_sample(std::size_t i, std::uint32_t value) {
   }
 }
 
-ArrivalWindow ArrivalWindow::copy(std::size_t sample_bytes) const {
+ArrivalWindow ArrivalWindow::copy(std::size_t window, std::size_t sample_bytes,
+                                  RingPool& pool) const {
   ArrivalWindow w;
   w.last_arrival_ = last_arrival_;
   w.sum_ = sum_;
   w.count_ = count_;
   w.head_ = head_;
-  if (count_ == 0) return w;
-  // The room of the largest window: at least what record() counts on.
-  const std::size_t bytes = room(count_, kMaxWindow, sample_bytes) * sample_bytes;
-  w.ring_ = std::make_unique_for_overwrite<std::uint8_t[]>(bytes);
-  std::copy_n(ring_.get(), count_ * sample_bytes, w.ring_.get());
+  if (ring_ == nullptr) return w;
+  const std::size_t bytes = room(count_, window, sample_bytes) * sample_bytes;
+  w.ring_ = pool.allocate(bytes);
+  std::copy_n(ring_, count_ * sample_bytes, w.ring_);
   return w;
 }
 
+void ArrivalWindow::release(std::size_t window, std::size_t sample_bytes, RingPool& pool) {
+  if (ring_ != nullptr) pool.deallocate(ring_, room(count_, window, sample_bytes) * sample_bytes);
+  ring_ = nullptr;
+  last_arrival_ = {};
+  sum_ = 0;
+  count_ = 0;
+  head_ = 0;
+}
+
+void ArrivalWindow::move_ring(std::size_t window, std::size_t sample_bytes, RingPool& from,
+                              RingPool& to) {
+  if (ring_ == nullptr) return;
+  const std::size_t bytes = room(count_, window, sample_bytes) * sample_bytes;
+  std::uint8_t* ring = to.allocate(bytes);
+  std::copy_n(ring_, count_ * sample_bytes, ring);
+  from.deallocate(ring_, bytes);
+  ring_ = ring;
+}
+
 void ArrivalWindow::record(Instant now, const FailureDetectorConfig& config, Duration unit,
-                           Instant resumed, std::uint64_t* squares) {
+                           RingPool& pool, Instant resumed, std::uint64_t* squares) {
   if (sample_bytes(config, unit) == 1) {
-    record_as<1>(now, config, unit, resumed, squares);
+    record_as<1>(now, config, unit, pool, resumed, squares);
   } else {
-    record_as<2>(now, config, unit, resumed, squares);
+    record_as<2>(now, config, unit, pool, resumed, squares);
   }
 }
 
 template <std::size_t kBytes>
 void ArrivalWindow::record_as(Instant now, const FailureDetectorConfig& config, Duration unit,
-                              Instant resumed, std::uint64_t* squares) {
+                              RingPool& pool, Instant resumed, std::uint64_t* squares) {
   if (arrivals() > 0 && last_arrival_ >= resumed) {
     const Duration interval = now - last_arrival_;
     if (interval >= Duration::zero() && interval <= config.max_interval) {
@@ -130,15 +149,17 @@ void ArrivalWindow::record_as(Instant now, const FailureDetectorConfig& config, 
       constexpr std::int64_t largest = kBytes == 1 ? UINT8_MAX : UINT16_MAX;
       const std::int64_t units = (interval.count() + unit.count() / 2) / unit.count();
       const auto sample = static_cast<std::uint32_t>(std::min(units, largest));
-      const std::size_t window = std::min(config.sampling_window_size, kMaxWindow);
+      const std::size_t window = window_of(config);
       if (count_ < window) {
         // Below the window a room is 0 or 16k + 8 bytes: that cheap test first.
         if (count_ == 0 || (count_ * width % 16 == 8 && count_ == room(count_, window, width))) {
           // Lazily: most windows never fill.
-          auto ring = std::make_unique_for_overwrite<std::uint8_t[]>(
-              room(count_ + 1, window, width) * width);
-          std::copy_n(ring_.get(), count_ * width, ring.get());
-          ring_ = std::move(ring);
+          std::uint8_t* ring = pool.allocate(room(count_ + 1, window, width) * width);
+          if (ring_ != nullptr) {
+            std::copy_n(ring_, count_ * width, ring);
+            pool.deallocate(ring_, room(count_, window, width) * width);
+          }
+          ring_ = ring;
         }
         if (count_ == 0) head_ = 0;  // it counted arrivals; from now on the ring's oldest is 0
         set_sample<kBytes>(count_++, sample);
@@ -200,8 +221,17 @@ FailureDetector::FailureDetector(const FailureDetector& other)
       sample_bytes_(other.sample_bytes_),
       squares_(other.squares_),
       resumed_(other.resumed_) {
+  const std::size_t window = ArrivalWindow::window_of(config_);
   windows_.reserve(other.windows_.size());
-  for (const ArrivalWindow& w : other.windows_) windows_.push_back(w.copy(sample_bytes_));
+  for (const ArrivalWindow& w : other.windows_) {
+    windows_.push_back(w.copy(window, sample_bytes_, *rings_));
+  }
+}
+
+FailureDetector::~FailureDetector() {
+  // Rings too large for the pool's slabs came from operator new.
+  const std::size_t window = ArrivalWindow::window_of(config_);
+  for (ArrivalWindow& w : windows_) w.release(window, sample_bytes_, *rings_);
 }
 
 void FailureDetector::report_heartbeat(Slot node, Instant now) {
@@ -217,7 +247,15 @@ void FailureDetector::report_heartbeat(Slot node, Instant now) {
     }
     squares = &squares_[node];
   }
-  windows_[node].record(now, config_, unit_, resumed_, squares);
+  windows_[node].record(now, config_, unit_, *rings_, resumed_, squares);
+  if (rings_->wasteful()) repack();
+}
+
+void FailureDetector::repack() {
+  auto fresh = std::make_unique<RingPool>();
+  const std::size_t window = ArrivalWindow::window_of(config_);
+  for (ArrivalWindow& w : windows_) w.move_ring(window, sample_bytes_, *rings_, *fresh);
+  rings_ = std::move(fresh);
 }
 
 bool FailureDetector::spared_by_pause(Slot node, Instant now) const {
@@ -227,7 +265,9 @@ bool FailureDetector::spared_by_pause(Slot node, Instant now) const {
 }
 
 void FailureDetector::forget(Slot node) {
-  if (node < windows_.size()) windows_[node] = ArrivalWindow{};
+  if (node < windows_.size()) {
+    windows_[node].release(ArrivalWindow::window_of(config_), sample_bytes_, *rings_);
+  }
   if (node < squares_.size()) squares_[node] = 0;
 }
 

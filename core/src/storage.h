@@ -112,15 +112,15 @@ class SlabPool : public std::pmr::memory_resource {
   ~SlabPool() override = default;
 
   static constexpr std::size_t kSlab = 4096;
+  // Larger blocks would leave much of a one-page slab unused (a 3072-byte
+  // log left 1024 bytes): they come from operator new.
+  static constexpr std::size_t kLargest = kSlab / 4;
   // Bytes in slabs, whether handed out, free or not carved yet.
   std::size_t held() const { return slabs_.size() * kSlab; }
   // A slab of its own (what a FixedPool carves), freed with the pool.
   void* take_slab();
 
  private:
-  // Larger blocks would leave much of a one-page slab unused (a 3072-byte
-  // log left 1024 bytes): they come from operator new.
-  static constexpr std::size_t kLargest = kSlab / 4;
   static constexpr std::size_t kFine = 128;    // sizes 8 bytes apart up to here
   static constexpr std::size_t kClasses = 22;  // 8, 16 ... 128, then 192, 256 ... 768, 1024
   struct FreeBlock {

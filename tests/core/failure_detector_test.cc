@@ -285,19 +285,27 @@ TEST_CASE("a window is small and grows with its intervals, by an eighth") {
   const Duration unit = FailureDetector::unit_for(config, 1s);
   const std::size_t width = ArrivalWindow::sample_bytes(config, unit);
   CHECK(width == 1);
+  RingPool pool;
   ArrivalWindow w;
   Instant t = t0();
-  for (int i = 0; i <= 40; ++i, t += 1s) w.record(t, config, unit);
+  for (int i = 0; i <= 40; ++i, t += 1s) w.record(t, config, unit, pool);
   // 40 intervals of the default window of 1000, in 40 bytes with little
-  // room to spare.
+  // room to spare, from the pool: its rings, old and new, fill no more
+  // than its first slab.
   CHECK(w.intervals() == 40);
   CHECK(w.capacity(1000, width) >= 40);
   CHECK(w.capacity(1000, width) <= 40 + 40 / 8 + 8);
-  const ArrivalWindow copy = w.copy(width);
+  CHECK(pool.held() == SlabPool::kSlab);
+  const std::size_t window = ArrivalWindow::window_of(config);
+  ArrivalWindow copy = w.copy(window, width, pool);
   CHECK(copy.intervals() == 40);
   CHECK(*copy.phi(t, config, unit) == *w.phi(t, config, unit));
   // The last beat was a second before t.
   CHECK(*w.phi(t + 1s, config, unit) == doctest::Approx(2.0 / ((40.0 + 25) / 45)));
+  copy.release(window, width, pool);
+  CHECK(copy.intervals() == 0);
+  CHECK_FALSE(copy.phi(t, config, unit));
+  w.release(window, width, pool);
 }
 
 TEST_CASE("a ring's room is a size class: the room it was given when it last grew") {
@@ -424,4 +432,44 @@ TEST_CASE("a copied detector has the same windows, and they grow apart") {
     CHECK(*fd.phi(0, t + interval) == before);
     CHECK(*copy.phi(0, u + interval) < *fd.phi(0, t + interval));
   }
+}
+
+TEST_CASE("rings that grow are moved into fresh slabs, phi unchanged") {
+  // Every window grows at about the same time and leaves a block of a size
+  // no ring asks for again: the detector moves its rings together once the
+  // slabs hold an eighth more than the rings use. A window of 50 fills
+  // within the run, so phi reads the samples it drops from the moved rings.
+  FailureDetectorConfig config;
+  config.sampling_window_size = 50;
+  FailureDetector fd(config, 1s);
+  REQUIRE(fd.sample_bytes() == 1);
+  constexpr std::size_t kNodes = 2000;
+  constexpr std::size_t kBeats = 60;
+  Instant t = t0();
+  for (std::size_t beat = 0; beat <= kBeats; ++beat, t += 1s) {
+    // Uneven intervals, so that every window has a phi of its own.
+    for (FailureDetector::Slot s = 0; s < kNodes; ++s) {
+      if ((beat + s) % 7 != 0) fd.report_heartbeat(s, t + std::chrono::milliseconds(s % 500));
+    }
+  }
+  std::size_t ring_bytes = 0;
+  for (FailureDetector::Slot s = 0; s < kNodes; ++s) {
+    // The same beats alone in a detector of their own: nothing to move.
+    FailureDetector alone(config, 1s);
+    Instant u = t0();
+    std::size_t intervals = 0;
+    for (std::size_t beat = 0; beat <= kBeats; ++beat, u += 1s) {
+      if ((beat + s) % 7 != 0) {
+        alone.report_heartbeat(0, u + std::chrono::milliseconds(s % 500));
+        ++intervals;
+      }
+    }
+    CHECK(fd.phi(s, t) == alone.phi(0, t));
+    ring_bytes += ArrivalWindow::room(intervals - 1, 50, 1);
+  }
+  CHECK(fd.ring_slab_bytes() <= ring_bytes + ring_bytes / 8 + 2 * SlabPool::kSlab);
+  // A copy (a forked node) holds its rings in slabs of its own.
+  const FailureDetector copy(fd);
+  CHECK(copy.phi(kNodes - 1, t) == fd.phi(kNodes - 1, t));
+  CHECK(copy.ring_slab_bytes() <= ring_bytes + ring_bytes / 8 + 2 * SlabPool::kSlab);
 }
