@@ -117,6 +117,8 @@ class SlabPool : public std::pmr::memory_resource {
   static constexpr std::size_t kLargest = kSlab / 4;
   // Bytes in slabs, whether handed out, free or not carved yet.
   std::size_t held() const { return slabs_.size() * kSlab; }
+  // The bytes of the block a request for `bytes` (at most kLargest) takes.
+  static std::size_t block_size(std::size_t bytes) { return size_of(class_of(bytes)); }
   // A slab of its own (what a FixedPool carves), freed with the pool.
   void* take_slab();
 

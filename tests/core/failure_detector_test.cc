@@ -437,7 +437,7 @@ TEST_CASE("a copied detector has the same windows, and they grow apart") {
 TEST_CASE("rings that grow are moved into fresh slabs, phi unchanged") {
   // Every window grows at about the same time and leaves a block of a size
   // no ring asks for again: the detector moves its rings together once the
-  // slabs hold an eighth more than the rings use. A window of 50 fills
+  // slabs hold a 32nd more than the rings use. A window of 50 fills
   // within the run, so phi reads the samples it drops from the moved rings.
   FailureDetectorConfig config;
   config.sampling_window_size = 50;
@@ -465,11 +465,12 @@ TEST_CASE("rings that grow are moved into fresh slabs, phi unchanged") {
       }
     }
     CHECK(fd.phi(s, t) == alone.phi(0, t));
-    ring_bytes += ArrivalWindow::room(intervals - 1, 50, 1);
+    // Rings of 50 bytes take blocks of 56.
+    ring_bytes += SlabPool::block_size(ArrivalWindow::room(intervals - 1, 50, 1));
   }
-  CHECK(fd.ring_slab_bytes() <= ring_bytes + ring_bytes / 8 + 2 * SlabPool::kSlab);
+  CHECK(fd.ring_slab_bytes() <= ring_bytes + ring_bytes / 32 + 2 * SlabPool::kSlab);
   // A copy (a forked node) holds its rings in slabs of its own.
   const FailureDetector copy(fd);
   CHECK(copy.phi(kNodes - 1, t) == fd.phi(kNodes - 1, t));
-  CHECK(copy.ring_slab_bytes() <= ring_bytes + ring_bytes / 8 + 2 * SlabPool::kSlab);
+  CHECK(copy.ring_slab_bytes() <= ring_bytes + ring_bytes / 32 + 2 * SlabPool::kSlab);
 }
