@@ -105,14 +105,13 @@ ArrivalWindow ArrivalWindow::copy(std::size_t window, std::size_t sample_bytes,
   w.count_ = count_;
   w.head_ = head_;
   if (ring_ == nullptr) return w;
-  const std::size_t bytes = room(count_, window, sample_bytes) * sample_bytes;
-  w.ring_ = pool.allocate(bytes);
+  w.ring_ = pool.allocate(ring_bytes(window, sample_bytes));
   std::copy_n(ring_, count_ * sample_bytes, w.ring_);
   return w;
 }
 
 void ArrivalWindow::release(std::size_t window, std::size_t sample_bytes, RingPool& pool) {
-  if (ring_ != nullptr) pool.deallocate(ring_, room(count_, window, sample_bytes) * sample_bytes);
+  if (ring_ != nullptr) pool.deallocate(ring_, ring_bytes(window, sample_bytes));
   ring_ = nullptr;
   last_arrival_ = {};
   sum_ = 0;
@@ -123,7 +122,7 @@ void ArrivalWindow::release(std::size_t window, std::size_t sample_bytes, RingPo
 void ArrivalWindow::move_ring(std::size_t window, std::size_t sample_bytes, RingPool& from,
                               RingPool& to) {
   if (ring_ == nullptr) return;
-  const std::size_t bytes = room(count_, window, sample_bytes) * sample_bytes;
+  const std::size_t bytes = ring_bytes(window, sample_bytes);
   std::uint8_t* ring = to.allocate(bytes);
   std::copy_n(ring_, count_ * sample_bytes, ring);
   from.deallocate(ring_, bytes);
@@ -157,7 +156,7 @@ void ArrivalWindow::record_as(Instant now, const FailureDetectorConfig& config, 
           std::uint8_t* ring = pool.allocate(room(count_ + 1, window, width) * width);
           if (ring_ != nullptr) {
             std::copy_n(ring_, count_ * width, ring);
-            pool.deallocate(ring_, room(count_, window, width) * width);
+            pool.deallocate(ring_, ring_bytes(window, width));
           }
           ring_ = ring;
         }

@@ -144,6 +144,11 @@ class ArrivalWindow {
   static std::size_t room(std::size_t count, std::size_t window, std::size_t sample_bytes);
 
  private:
+  // The bytes of the ring a window of `window` intervals holding count_ of
+  // them has: what it was given and what it gives back.
+  std::size_t ring_bytes(std::size_t window, std::size_t sample_bytes) const {
+    return capacity(window, sample_bytes) * sample_bytes;
+  }
   // Arrivals counted up to 2: all phi needs to know. A recorded interval
   // means two arrivals; head_ counts them while the ring is empty.
   std::uint32_t arrivals() const { return count_ > 0 ? 2 : head_; }
