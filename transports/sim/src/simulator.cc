@@ -4,6 +4,7 @@
 #include <atomic>
 #include <compare>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -204,10 +205,20 @@ struct Simulator::State {
     Item item;                 // a timer or a datagram
     std::uint64_t digest = 0;  // the datagram's, for the trace
     Outcome outcome;
+    // The events its node raised, taken on the worker: events[begin, end)
+    // of its group's buffer.
+    const std::vector<Event>* events = nullptr;
+    std::size_t events_begin = 0;
+    std::size_t events_end = 0;
   };
   std::unique_ptr<Workers> workers;
   std::vector<Input> batch;
-  std::vector<std::vector<std::size_t>> batch_groups;        // inputs by group, in order
+  std::vector<std::vector<std::size_t>> batch_groups;  // inputs by group, in order
+  // By group, the events of its inputs. Taken on the workers: a cluster's
+  // first rounds raise a key change per key-value a node learns (millions),
+  // and each node hands its room for them back to the workspace it shares
+  // with the next node of the group as soon as they are taken.
+  std::vector<std::vector<Event>> batch_events;
   std::vector<const std::vector<std::size_t>*> busy_groups;  // those with inputs
   // By slot: 1 + the input's index in the current batch, while its outcome
   // is still to be carried out (0 otherwise).
@@ -428,7 +439,8 @@ struct Simulator::State {
     drain(i);
   }
 
-  void drain(NodeIndex i) {
+  // `taken`: events the node raised before, taken from it already.
+  void drain(NodeIndex i, std::span<const Event> taken = {}) {
     Slot& slot = slots[i];
     Node& node = *slot.node;
     while (auto tx = node.poll_transmit()) {
@@ -440,6 +452,7 @@ struct Simulator::State {
       }
     }
     arm(i);
+    for (const Event& ev : taken) on_event(i, ev);
     while (auto ev = node.poll_event()) on_event(i, *ev);
     for (const auto& hook : input_hooks) hook(i);
   }
@@ -774,8 +787,20 @@ struct Simulator::State {
       if (group.empty()) busy_groups.push_back(&group);
       group.push_back(b);
     }
+    batch_events.resize(batch_groups.size());
     workers->run(busy_groups.size(), [this](std::size_t g) {
-      for (std::size_t b : *busy_groups[g]) handle(batch[b]);
+      const auto group = static_cast<std::size_t>(busy_groups[g] - batch_groups.data());
+      std::vector<Event>& events = batch_events[group];
+      events.clear();
+      for (std::size_t b : *busy_groups[g]) {
+        Input& in = batch[b];
+        handle(in);
+        in.events = &events;
+        in.events_begin = events.size();
+        Node& node = *slots[in.item.slot].node;
+        while (auto ev = node.poll_event()) events.push_back(std::move(*ev));
+        in.events_end = events.size();
+      }
     });
   }
 
@@ -805,7 +830,10 @@ struct Simulator::State {
       if (in.outcome.reply)
         send_datagram(i, address(in.item.from), std::move(in.outcome.reply->payload));
     }
-    drain(i);
+    std::span<const Event> taken;
+    if (in.events != nullptr)
+      taken = std::span(*in.events).subspan(in.events_begin, in.events_end - in.events_begin);
+    drain(i, taken);
   }
 
   // Something the batch's outcomes scheduled ahead of one of its inputs:
