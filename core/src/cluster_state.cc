@@ -25,10 +25,6 @@ using wire_size::varint;
 std::size_t table_capacity(std::size_t nodes) { return nodes * 20 / 11 + 2; }
 bool table_full(std::size_t nodes, std::size_t capacity) { return nodes * 5 > capacity * 4; }
 
-std::size_t reduce(std::size_t hash, std::size_t n) {
-  return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
-}
-
 std::string_view as_text(ByteView bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }

@@ -72,4 +72,10 @@ inline std::size_t hash_bytes(std::string_view bytes, std::uint64_t seed) {
   return mix(kP1 ^ n, mix(a ^ kP1, b ^ seed) ^ kP2);
 }
 
+// Maps the top 32 bits of a hash onto [0, n), n < 2^32, without a division
+// (Lemire's multiply-shift): the home slot of the core's tables.
+inline std::size_t reduce(std::size_t hash, std::size_t n) {
+  return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
+}
+
 }  // namespace aiocluster

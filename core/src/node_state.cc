@@ -31,12 +31,6 @@ void reserve_one_more(Vector& v, std::size_t extra = 1) {
 std::size_t index_capacity(std::size_t keys) { return keys == 0 ? 0 : keys * 20 / 11 + 2; }
 bool index_full(std::size_t keys, std::size_t capacity) { return keys * 5 > capacity * 4; }
 
-// Maps the top 32 bits of a hash onto [0, n), n < 2^32, without a division
-// (Lemire's multiply-shift).
-std::size_t reduce(std::size_t hash, std::size_t n) {
-  return static_cast<std::size_t>(((static_cast<std::uint64_t>(hash) >> 32) * n) >> 32);
-}
-
 // Key equality without a call for short keys (most are): two overlapping
 // loads cover 4 to 16 bytes. Longer keys test their last eight bytes first:
 // keys that share a probe sequence mostly share a prefix ("node/4711/load"),

@@ -55,7 +55,7 @@ void ByteStore::free(Chunk* chunk) {
 
 KeysTable::~KeysTable() = default;
 
-std::uint64_t KeysTable::hash(ByteView id, const NodeState::Keys& keys) const {
+std::uint32_t KeysTable::hash(ByteView id, const NodeState::Keys& keys) const {
   auto text = [](const std::uint8_t* at, std::size_t size) {
     return std::string_view(reinterpret_cast<const char*>(at), size);
   };
@@ -63,7 +63,7 @@ std::uint64_t KeysTable::hash(ByteView id, const NodeState::Keys& keys) const {
   for (const Entry& e : keys.log) {
     if (e.chunk != nullptr) h = hash_bytes(text(e.stored, stored::size(e.stored)), h ^ e.version);
   }
-  return h & mask_;
+  return static_cast<std::uint32_t>((h & mask_) >> 32);
 }
 
 bool KeysTable::same(const Frozen& frozen, ByteView id, const NodeState::Keys& keys) {
@@ -85,13 +85,12 @@ bool KeysTable::same(const Frozen& frozen, ByteView id, const NodeState::Keys& k
 }
 
 NodeState::Keys* KeysTable::hold(ByteView id, const NodeState::Keys& keys) {
-  const std::uint64_t h = hash(id, keys);
-  const auto [first, last] = blocks_.equal_range(h);
-  for (auto it = first; it != last; ++it) {
-    if (same(*it->second, id, keys)) {
-      ++it->second->holders;
-      return it->second.get();
-    }
+  const std::uint32_t h = hash(id, keys);
+  const std::uint32_t found =
+      index_.find(h, [&](std::uint32_t number) { return same(*blocks_[number], id, keys); });
+  if (found != HashIndex::kNone) {
+    ++blocks_[found]->holders;
+    return blocks_[found].get();
   }
   auto frozen = std::make_unique<Frozen>();
   std::size_t size = id.size();
@@ -117,26 +116,32 @@ NodeState::Keys* KeysTable::hold(ByteView id, const NodeState::Keys& keys) {
   frozen->hash = h;
   frozen->holders = 1;
   frozen->id_size = static_cast<std::uint32_t>(id.size());
+  if (free_.empty()) {
+    frozen->number = static_cast<std::uint32_t>(blocks_.size());
+    blocks_.emplace_back();
+  } else {
+    frozen->number = free_.back();
+    free_.pop_back();
+  }
   Frozen* made = frozen.get();
-  blocks_.emplace(h, std::move(frozen));
+  index_.insert(h, made->number);
+  blocks_[made->number] = std::move(frozen);
   return made;
 }
 
 void KeysTable::release(NodeState::Keys* keys) {
   auto* frozen = static_cast<Frozen*>(keys);
   if (--frozen->holders > 0) return;
-  const auto [first, last] = blocks_.equal_range(frozen->hash);
-  for (auto it = first; it != last; ++it) {
-    if (it->second.get() != frozen) continue;
-    frozen->log.free(pool_);
-    blocks_.erase(it);
-    return;
-  }
+  const std::uint32_t number = frozen->number;
+  index_.erase(frozen->hash, number);
+  frozen->log.free(pool_);
+  blocks_[number].reset();
+  free_.push_back(number);
 }
 
 std::size_t KeysTable::holders() const {
   std::size_t n = 0;
-  for (const auto& [hash, frozen] : blocks_) n += frozen->holders;
+  for (const auto& frozen : blocks_) n += frozen != nullptr ? frozen->holders : 0;
   return n;
 }
 
@@ -194,11 +199,21 @@ void SlabPool::do_deallocate(void* p, std::size_t bytes, std::size_t alignment) 
   free_[c] = block;
 }
 
+std::uint32_t IdTable::hash(ByteView encoded) const {
+  const std::string_view text(reinterpret_cast<const char*>(encoded.data()), encoded.size());
+  return static_cast<std::uint32_t>(hash_bytes(text, seed_) >> 32);
+}
+
 IdTable::Ref IdTable::hold(ByteView encoded) {
-  const std::string_view key(reinterpret_cast<const char*>(encoded.data()), encoded.size());
-  if (const auto it = refs_.find(key); it != refs_.end()) {
-    ++ids_[it->second].holders;
-    return it->second;
+  const std::uint32_t h = hash(encoded);
+  const Ref found = refs_.find(h, [&](Ref ref) {
+    const Id& id = ids_[ref];
+    return id.size == encoded.size() &&
+           (id.size == 0 || std::memcmp(id.bytes.get(), encoded.data(), id.size) == 0);
+  });
+  if (found != HashIndex::kNone) {
+    ++ids_[found].holders;
+    return found;
   }
   Ref ref;
   if (!free_.empty()) {
@@ -219,14 +234,14 @@ IdTable::Ref IdTable::hold(ByteView encoded) {
   std::copy(encoded.begin(), encoded.end(), id.bytes.get());
   id.size = static_cast<std::uint32_t>(encoded.size());
   id.holders = 1;
-  refs_.emplace(std::string_view(reinterpret_cast<const char*>(id.bytes.get()), id.size), ref);
+  refs_.insert(h, ref);
   return ref;
 }
 
 void IdTable::release(Ref ref) {
   Id& id = ids_[ref];
   if (--id.holders != 0) return;
-  refs_.erase(std::string_view(reinterpret_cast<const char*>(id.bytes.get()), id.size));
+  refs_.erase(hash(bytes(ref)), ref);
   id.bytes.reset();
   id.size = 0;
   free_.push_back(ref);

@@ -31,13 +31,13 @@
 #include <memory>
 #include <memory_resource>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "aiocluster/node_state.h"
 #include "aiocluster/types.h"
 #include "hash.h"
+#include "hash_index.h"
 #include "wire.h"
 
 namespace aiocluster {
@@ -218,7 +218,7 @@ class IdTable {
   // Refs stay below this (NodeState keeps two flags beside one).
   static constexpr Ref kMaxRefs = Ref{1} << 30;
 
-  explicit IdTable(std::uint64_t seed) : refs_(0, Hash{seed}) {}
+  explicit IdTable(std::uint64_t seed) : seed_(seed) {}
   IdTable(const IdTable&) = delete;
   IdTable& operator=(const IdTable&) = delete;
   ~IdTable() = default;
@@ -235,18 +235,17 @@ class IdTable {
   std::size_t size() const { return refs_.size(); }
 
  private:
-  struct Hash {
-    std::uint64_t seed;
-    std::size_t operator()(std::string_view bytes) const { return hash_bytes(bytes, seed); }
-  };
   struct Id {
-    std::unique_ptr<std::uint8_t[]> bytes;  // refs_ views them
+    std::unique_ptr<std::uint8_t[]> bytes;
     std::uint32_t size = 0;
     std::uint32_t holders = 0;
   };
+  std::uint32_t hash(ByteView encoded) const;
+
+  std::uint64_t seed_;
   std::vector<Id> ids_;    // by ref; free ones have no bytes
   std::vector<Ref> free_;  // refs to reuse
-  std::unordered_map<std::string_view, Ref, Hash> refs_;
+  HashIndex refs_;         // the refs held, by the hash of their bytes
 };
 
 // Frozen keys blocks, each held by the replicas whose keys are its content
@@ -277,7 +276,7 @@ class KeysTable {
   // Lets go of what hold() returned.
   void release(NodeState::Keys* keys);
   // Distinct blocks, and the replicas holding them (for tests).
-  std::size_t size() const { return blocks_.size(); }
+  std::size_t size() const { return index_.size(); }
   std::size_t holders() const;
 
  private:
@@ -286,19 +285,22 @@ class KeysTable {
   // keys under each node's own seed), its entries pointing into `bytes`:
   // the id, then each stored key-value.
   struct Frozen : NodeState::Keys {
-    std::uint64_t hash = 0;
+    std::uint32_t hash = 0;
     std::uint32_t holders = 0;
     std::uint32_t id_size = 0;
+    std::uint32_t number = 0;  // its place in blocks_
     Chunk bytes;
   };
-  std::uint64_t hash(ByteView id, const NodeState::Keys& keys) const;
+  std::uint32_t hash(ByteView id, const NodeState::Keys& keys) const;
   static bool same(const Frozen& frozen, ByteView id, const NodeState::Keys& keys);
 
   std::uint64_t seed_;
   std::uint64_t mask_;
   std::size_t users_ = 0;
-  SlabPool pool_;  // the frozen logs
-  std::unordered_multimap<std::uint64_t, std::unique_ptr<Frozen>> blocks_;
+  SlabPool pool_;                                // the frozen logs
+  std::vector<std::unique_ptr<Frozen>> blocks_;  // by number; null when free
+  std::vector<std::uint32_t> free_;              // numbers to reuse
+  HashIndex index_;                              // the blocks' numbers, by hash
 };
 
 // What the node states of one ClusterState share.

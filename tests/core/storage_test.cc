@@ -5,11 +5,14 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
 #include <set>
 
 #include "harness.h"
 #include "hash.h"
+#include "hash_index.h"
 
 using namespace testing;
 
@@ -192,4 +195,66 @@ TEST_CASE("the hash of keys and ids depends on the node's seed") {
       CHECK(hash_bytes(other, 7) != hash_bytes(text.substr(0, n), 7));
     }
   }
+}
+
+TEST_CASE("the hash index finds what was inserted and not erased, whatever the collisions") {
+  // Against a model, through growth and backward-shift erasure; with few
+  // distinct hashes, long runs of equal hashes wrap around the table.
+  for (const std::uint32_t hashes : {std::uint32_t{1}, std::uint32_t{7}, ~std::uint32_t{0}}) {
+    CAPTURE(hashes);
+    HashIndex index;
+    std::map<std::uint32_t, std::uint32_t> hash_of;  // value -> hash, the values held
+    Rng rng(hashes);
+    auto hash_for = [&](std::uint32_t value) {
+      return hashes == ~std::uint32_t{0} ? value * 2654435761u : value % hashes * 0x9e3779b9u;
+    };
+    for (int step = 0; step < 4000; ++step) {
+      const auto value = static_cast<std::uint32_t>(rng.below(600));
+      if (hash_of.count(value) != 0) {
+        index.erase(hash_of[value], value);
+        hash_of.erase(value);
+      } else {
+        index.insert(hash_for(value), value);
+        hash_of[value] = hash_for(value);
+      }
+      REQUIRE(index.size() == hash_of.size());
+      if (step % 97 != 0) continue;
+      for (std::uint32_t v = 0; v < 600; ++v) {
+        const std::uint32_t found =
+            index.find(hash_for(v), [&](std::uint32_t candidate) { return candidate == v; });
+        CHECK(found == (hash_of.count(v) != 0 ? v : HashIndex::kNone));
+      }
+    }
+  }
+}
+
+TEST_CASE("the id table holds one copy of each id until its last holder lets go") {
+  IdTable ids(11);
+  std::vector<Bytes> encoded;
+  for (int i = 0; i < 300; ++i) {
+    const std::string text = "node-" + std::to_string(i);
+    encoded.emplace_back(text.begin(), text.end());
+  }
+  encoded.emplace_back();  // an empty id is an id too
+  std::vector<IdTable::Ref> refs;
+  for (const Bytes& id : encoded) refs.push_back(ids.hold(id));
+  CHECK(ids.size() == encoded.size());
+  for (std::size_t i = 0; i < encoded.size(); ++i) {
+    CHECK(ids.hold(encoded[i]) == refs[i]);  // a second holder
+    CHECK(std::ranges::equal(ids.bytes(refs[i]), encoded[i]));
+  }
+  for (std::size_t i = 0; i < encoded.size(); i += 2) ids.release(refs[i]);
+  CHECK(ids.size() == encoded.size());  // each still held once
+  for (std::size_t i = 0; i < encoded.size(); i += 2) ids.release(refs[i]);
+  CHECK(ids.size() == encoded.size() / 2);
+  for (std::size_t i = 1; i < encoded.size(); i += 2) {
+    CHECK(ids.hold(encoded[i]) == refs[i]);
+    CHECK(std::ranges::equal(ids.bytes(refs[i]), encoded[i]));
+  }
+  // Ids let go of come back under refs of their own.
+  for (std::size_t i = 0; i < encoded.size(); i += 2) {
+    const IdTable::Ref ref = ids.hold(encoded[i]);
+    CHECK(std::ranges::equal(ids.bytes(ref), encoded[i]));
+  }
+  CHECK(ids.size() == encoded.size());
 }

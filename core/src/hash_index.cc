@@ -1,0 +1,53 @@
+#include "hash_index.h"
+
+#include <utility>
+
+namespace aiocluster {
+
+namespace {
+
+// Kept between 55 % and 80 % full, like the core's other tables.
+std::size_t capacity_for(std::size_t values) { return values * 20 / 11 + 2; }
+bool full(std::size_t values, std::size_t capacity) { return values * 5 > capacity * 4; }
+
+}  // namespace
+
+void HashIndex::insert(std::uint32_t hash, std::uint32_t value) {
+  if (full(size_ + 1, slots_.size())) grow();
+  place(Slot{hash, value});
+  ++size_;
+}
+
+void HashIndex::place(Slot s) {
+  const std::size_t n = slots_.size();
+  std::size_t p = home(s.hash, n);
+  while (slots_[p].value != kNone) p = next(p, n);
+  slots_[p] = s;
+}
+
+void HashIndex::grow() {
+  std::vector<Slot> old(capacity_for(size_ + 1));
+  old.swap(slots_);
+  for (const Slot& s : old) {
+    if (s.value != kNone) place(s);
+  }
+}
+
+// Backward-shift deletion: no tombstones, so a lookup stops at the first
+// free slot whatever was erased before.
+void HashIndex::erase(std::uint32_t hash, std::uint32_t value) {
+  const std::size_t n = slots_.size();
+  std::size_t hole = home(hash, n);
+  while (slots_[hole].value != value) hole = next(hole, n);
+  slots_[hole] = Slot{};
+  --size_;
+  for (std::size_t q = next(hole, n); slots_[q].value != kNone; q = next(q, n)) {
+    const std::size_t h = home(slots_[q].hash, n);
+    const bool stays = hole <= q ? (h > hole && h <= q) : (h > hole || h <= q);
+    if (stays) continue;
+    slots_[hole] = std::exchange(slots_[q], Slot{});
+    hole = q;
+  }
+}
+
+}  // namespace aiocluster
