@@ -526,6 +526,30 @@ Digest ClusterState::digest(std::size_t max_size, Rng& rng) const {
 
 // --- Deltas. ---
 
+namespace {
+
+// What a node delta of a candidate reads is two cache misses, one after the
+// other: its keys block, then its key-values' bytes (two thirds of
+// plan_delta in a cluster's first rounds, perf). Each is asked for some
+// candidates ahead: the keys block of candidate `next + kAhead`, the first
+// key-value of `next`, whose keys block came meanwhile.
+void prefetch_delta(std::span<const DeltaPlan::Candidate> candidates, std::size_t next) {
+  constexpr std::size_t kAhead = 4;
+  if (next + kAhead < candidates.size()) {
+    if (const void* keys = PacketPaths::keys_block(*candidates[next + kAhead].state)) {
+      __builtin_prefetch(keys);
+    }
+  }
+  if (next < candidates.size()) {
+    const DeltaPlan::Candidate& c = candidates[next];
+    if (const void* bytes = PacketPaths::first_delta_bytes(*c.state, c.from)) {
+      __builtin_prefetch(bytes);
+    }
+  }
+}
+
+}  // namespace
+
 void ClusterState::plan_delta(std::span<const wire::DigestEntryView> peer,
                               std::size_t max_delta_size, Rng& rng, DeltaPlan& plan) const {
   renumber();
@@ -564,7 +588,9 @@ void ClusterState::plan_delta(std::span<const wire::DigestEntryView> peer,
 
   plan.parts.clear();
   std::size_t delta_len = 0;
-  for (const DeltaPlan::Candidate& c : plan.candidates) {
+  for (std::size_t i = 0; i < plan.candidates.size(); ++i) {
+    prefetch_delta(plan.candidates, i + 1);
+    const DeltaPlan::Candidate& c = plan.candidates[i];
     const NodeState& st = *c.state;
     const auto& log = st.log();
     const std::size_t header = length_delimited(st.encoded_id().size()) +

@@ -119,6 +119,16 @@ void sort_by_hash(MemberHashes::Table& table) {
   }
 }
 
+// Walks over every member read a replica each, a cache miss unless asked
+// for this many members ahead (callgrind cannot see it; perf put the
+// hashing of a table at 7 % of a cluster's first rounds, most of it that
+// miss).
+constexpr std::size_t kMembersAhead = 16;
+
+void prefetch_member(const ClusterState& state, std::size_t i) {
+  if (i < state.size()) __builtin_prefetch(&state.at(i));
+}
+
 void take_full(DigestPlan& full, const NodeState* st) {
   full.nodes.push_back(st);
   full.sizes.push_back(full_entry(*st));
@@ -177,6 +187,7 @@ std::uint32_t member_hash(ByteView encoded_id, std::uint64_t salt) {
 std::uint64_t fingerprint(const ClusterState& state) {
   std::uint64_t sum = 0;
   for (std::size_t i = 0; i < state.size(); ++i) {
+    prefetch_member(state, i + kMembersAhead);
     const NodeState& st = state.at(i);
     if (st.scheduled_for_deletion()) continue;
     const ByteView id = PacketPaths::encoded_id(st);
@@ -214,6 +225,7 @@ const MemberHashes& hashed(ClusterState& state, std::uint64_t salt, MemberHashes
   }
   table.by_hash.clear();
   for (std::size_t i = 0; i < n; ++i) {
+    prefetch_member(state, i + kMembersAhead);
     table.by_hash.push_back(
         {member_hash(PacketPaths::encoded_id(state.at(i)), salt), static_cast<std::uint32_t>(i)});
   }
@@ -662,6 +674,15 @@ bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::Pac
   std::uint64_t offset = 0;  // of the current hash from the range's start
   const std::uint64_t length = cover_length(header);
   std::size_t entries = 0;
+  // An entry's member is asked for when its hash is read and its id taken
+  // kMembersAhead entries later, when it has arrived.
+  std::size_t named = packet.digest.size();
+  auto name_members = [&](std::size_t end) {
+    for (; named < end; ++named) {
+      wire::IdRef& id = packet.digest[named].id;
+      id.bytes = PacketPaths::encoded_id(*id.state);
+    }
+  };
   while (!c.done()) {
     std::uint64_t gap = 0;
     std::uint64_t coded = 0;
@@ -684,14 +705,22 @@ bool read(ClusterState& state, ByteView body, std::size_t max_entries, wire::Pac
       continue;
     }
     if ((coded & kSpeaksCompact) != 0) scratch.speakers.push_back(st);
+    __builtin_prefetch(st);
     e.id.state = st;
-    e.id.bytes = PacketPaths::encoded_id(*st);
     packet.digest.push_back(e);
+    if (packet.digest.size() > named + kMembersAhead) {
+      name_members(packet.digest.size() - kMembersAhead);
+    }
     ++report.resolved;
   }
+  name_members(packet.digest.size());
   if (!header.partial) return true;
-  for (const auto& [hash, position] : ours_by_hash) {
+  for (std::size_t k = 0; k < ours_by_hash.size(); ++k) {
+    const auto [hash, position] = ours_by_hash[k];
     if (covers(header, hash)) continue;
+    if (k + kMembersAhead < ours_by_hash.size()) {
+      prefetch_member(state, ours_by_hash[k + kMembersAhead].position);
+    }
     NodeState& st = state.at(position);
     if (std::binary_search(listed.begin(), listed.end(), &st)) continue;
     packet.digest.push_back(held_as_ours(st));

@@ -59,6 +59,15 @@ struct DeltaPlan {
 struct PacketPaths {
   // A node's canonical NodeIdPb body (the compact digest hashes it).
   static ByteView encoded_id(const NodeState& st) { return st.encoded_id(); }
+  // Where a replica's keys block is (nullptr: it has no keys), to prefetch.
+  static const void* keys_block(const NodeState& st) { return st.keys_; }
+  // The bytes of the first key-value a node delta of `st` from `from`
+  // carries (nullptr: none), to prefetch.
+  static const void* first_delta_bytes(const NodeState& st, std::uint64_t from) {
+    const auto log = st.log();
+    const std::size_t first = st.first_after(from);
+    return first < log.size() && log[first].chunk != nullptr ? log[first].stored : nullptr;
+  }
   // Moves whenever the set of nodes does (ClusterState::membership_).
   static std::uint64_t membership(const ClusterState& state) { return state.membership_; }
   // Nodes added since the last place_new_nodes() (ClusterState::unplaced_).
