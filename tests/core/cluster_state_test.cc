@@ -359,6 +359,34 @@ TEST_CASE("apply: many new nodes at once are placed in id order among the known 
   CHECK(cs.tls_named() == 1);
 }
 
+TEST_CASE("apply: new nodes are placed among many known ones, below, above and between them") {
+  // New nodes are merged in from the back among the known ones: packets of
+  // one, a few and many new nodes, first or last in id order or between
+  // known ones, with names that share their first eight bytes.
+  ClusterState cs(nid("node-500"));
+  Rng rng(11);
+  std::vector<NodeId> pool;
+  for (int i = 0; i < 1000; ++i) pool.push_back(nid("node-" + std::to_string(i * 7919 % 1000)));
+  pool.push_back(nid("A"));
+  pool.push_back(nid("zzzz-last"));
+  rng.shuffle(std::span(pool));
+  std::size_t next = 0;
+  for (const std::size_t batch : {1, 2, 5, 300, 1, 64, 3, 200, 1, 425}) {
+    Delta delta;
+    for (std::size_t i = 0; i < batch && next < pool.size(); ++i, ++next) {
+      if (pool[next] == cs.self_id()) continue;
+      delta.node_deltas.push_back(NodeDelta{pool[next], 0, 0, {{"k", "v", 1, {}}}, 1});
+    }
+    cs.apply(delta, t0(), {}, no_events);
+    std::vector<NodeId> order;
+    for (const auto& [id, st] : cs.nodes()) order.push_back(id);
+    REQUIRE(std::is_sorted(order.begin(), order.end()));
+    REQUIRE(std::adjacent_find(order.begin(), order.end()) == order.end());
+  }
+  CHECK(cs.size() == pool.size());
+  for (const NodeId& id : pool) CHECK(cs.find(id) != nullptr);
+}
+
 TEST_CASE("apply: a new replica is looked up, updated and collected before it has a key index") {
   // A first delta of at most 128 key-values leaves its replica without a key
   // index: const lookups scan it, the next update or collection builds it.
