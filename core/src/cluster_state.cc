@@ -153,6 +153,7 @@ ClusterState::ClusterState(const ClusterState& other)
       added_(other.added_),
       laid_out_at_(other.added_),  // the copies are made in id order
       membership_(other.membership_ + 1),
+      id_sum_(other.id_sum_),
       free_slots_(other.free_slots_),
       resets_(other.resets_),
       self_id_(other.self_id_) {
@@ -181,6 +182,7 @@ ClusterState::ClusterState(ClusterState&& other) noexcept
       added_(other.added_),
       laid_out_at_(other.laid_out_at_),
       membership_(other.membership_),
+      id_sum_(other.id_sum_),
       free_slots_(std::move(other.free_slots_)),
       positions_stale_(other.positions_stale_),
       resets_(std::move(other.resets_)),
@@ -202,6 +204,7 @@ ClusterState& ClusterState::operator=(ClusterState&& other) noexcept {
   added_ = other.added_;
   laid_out_at_ = other.laid_out_at_;
   membership_ = std::max(membership_, other.membership_) + 1;
+  id_sum_ = other.id_sum_;
   free_slots_ = std::move(other.free_slots_);
   positions_stale_ = other.positions_stale_;
   resets_ = std::move(other.resets_);
@@ -270,6 +273,7 @@ NodeState* ClusterState::enter(NodeState* st) {
   index_id(st);
   ++added_;
   ++membership_;
+  id_sum_ += id_sum_term(st->encoded_id());
   if (free_slots_.empty()) {
     st->slot_ = slots_++;
   } else {
@@ -412,6 +416,7 @@ void ClusterState::remove(const NodeId& id) {
   resets_.erase(st->slot_);
   positions_stale_ = true;
   ++membership_;
+  id_sum_ -= id_sum_term(st->encoded_id());
   drop_node(st);
 }
 

@@ -47,13 +47,19 @@ bool read_announcement(ByteView body, Announcement& out);
 // so that two nodes holding the same members find the same value.
 std::uint64_t fingerprint(const ClusterState& state);
 
-// Our fingerprint, computed again only once the membership moved (nodes
-// added or removed) or `deletions` did (a count the node moves whenever it
-// schedules a node for deletion or takes one off the schedule).
+// Our fingerprint, in constant time: the sum over every member the state
+// keeps (ClusterState::id_sum_), less that of the members scheduled for
+// deletion. Those are found by a walk, only once `deletions` moved (a count
+// the node moves whenever it schedules a node for deletion or takes one off
+// the schedule), or the membership did while some were scheduled (one may
+// have been removed): a cluster's first rounds move the membership with
+// nearly every packet, and a walk per packet was 15 % of them at 10,000
+// nodes.
 struct FingerprintCache {
   std::uint64_t membership = ~std::uint64_t{0};
   std::uint64_t deletions = ~std::uint64_t{0};
-  std::uint64_t value = 0;
+  std::size_t scheduled = 0;        // members scheduled for deletion at the last walk
+  std::uint64_t scheduled_sum = 0;  // of their terms
 };
 std::uint64_t fingerprint(const ClusterState& state, std::uint64_t deletions,
                           FingerprintCache& cache);

@@ -13,6 +13,7 @@
 
 #include "aiocluster/cluster_state.h"
 #include "aiocluster/types.h"
+#include "hash.h"
 #include "storage.h"  // NodeState::encoded_id
 #include "wire.h"
 
@@ -53,12 +54,21 @@ struct DeltaPlan {
   std::vector<Candidate> candidates;
 };
 
+// A member's term in ClusterState::id_sum_: its id's unsalted hash, the
+// same on every node (the compact digest's fingerprint, proto/README.md).
+inline std::uint64_t id_sum_term(ByteView encoded_id) {
+  return hash_bytes(
+      std::string_view(reinterpret_cast<const char*>(encoded_id.data()), encoded_id.size()), 0);
+}
+
 // The packet paths of a ClusterState, private to it: the Node (and the
 // core's benchmarks) read and write gossip through them, straight from and
 // into the state. ClusterState documents each.
 struct PacketPaths {
   // A node's canonical NodeIdPb body (the compact digest hashes it).
   static ByteView encoded_id(const NodeState& st) { return st.encoded_id(); }
+  // Where the id table keeps the entry of a replica's id, to prefetch.
+  static const void* id_entry(const NodeState& st) { return st.storage_->ids->entry(st.id_); }
   // Where a replica's keys block is (nullptr: it has no keys), to prefetch.
   static const void* keys_block(const NodeState& st) { return st.keys_; }
   // The bytes of the first key-value a node delta of `st` from `from`
@@ -68,6 +78,8 @@ struct PacketPaths {
     const std::size_t first = st.first_after(from);
     return first < log.size() && log[first].chunk != nullptr ? log[first].stored : nullptr;
   }
+  // Of every member's id_sum_term() (ClusterState::id_sum_).
+  static std::uint64_t id_sum(const ClusterState& state) { return state.id_sum_; }
   // Moves whenever the set of nodes does (ClusterState::membership_).
   static std::uint64_t membership(const ClusterState& state) { return state.membership_; }
   // Nodes added since the last place_new_nodes() (ClusterState::unplaced_).

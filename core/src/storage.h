@@ -231,6 +231,8 @@ class IdTable {
     const Id& id = ids_[ref];
     return {id.bytes.get(), id.size};
   }
+  // Where the entry of `ref` is, to prefetch before bytes() is asked.
+  const void* entry(Ref ref) const { return &ids_[ref]; }
   // Distinct ids held.
   std::size_t size() const { return refs_.size(); }
 

@@ -566,6 +566,43 @@ TEST_CASE("an Ack does not send back the nodes its SynAck just brought") {
   CHECK(joining.cluster_state().size() == 11);
 }
 
+TEST_CASE("the fingerprint follows members added, removed, scheduled for deletion and spared") {
+  // Kept as a sum as members come and go; those scheduled for deletion are
+  // found by a walk only once the node says it scheduled or spared one.
+  ClusterState cs(make_config(0).node_id);
+  compact::FingerprintCache cache;
+  std::uint64_t deletions = 0;
+  auto check = [&] {
+    CHECK(compact::fingerprint(cs, deletions, cache) == compact::fingerprint(cs));
+  };
+  check();
+  for (int i = 1; i < 50; ++i) {
+    cs.find_or_create(make_config(i).node_id, 1'000);
+    if (i % 7 == 0) check();
+  }
+  check();
+  for (int i = 1; i < 50; i += 5) cs.remove(make_config(i).node_id);
+  check();
+  cs.find(make_config(2).node_id)->schedule_for_deletion();
+  cs.find(make_config(3).node_id)->schedule_for_deletion();
+  ++deletions;
+  check();
+  cs.find_or_create(make_config(60).node_id, 1'000);  // a member more, two still scheduled
+  check();
+  cs.remove(make_config(3).node_id);  // a scheduled member goes
+  check();
+  cs.find(make_config(2).node_id)->unschedule_deletion();
+  ++deletions;
+  check();
+  cs.remove(make_config(4).node_id);
+  check();
+  // A copy keeps the sum; a cache of another state is walked afresh.
+  const ClusterState copy(cs);
+  compact::FingerprintCache fresh;
+  CHECK(compact::fingerprint(copy, 0, fresh) == compact::fingerprint(cs));
+  CHECK(compact::fingerprint(cs) != compact::fingerprint(ClusterState(make_config(0).node_id)));
+}
+
 TEST_CASE("a table of member hashes is sized to the members and follows their placement") {
   // The members a Syn names, created from the last: until they are placed,
   // their positions are not those of id order.

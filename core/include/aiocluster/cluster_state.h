@@ -281,6 +281,9 @@ class ClusterState {
   // Moves whenever a node is added or removed, or the state is assigned:
   // tables of the members (the compact digest's hashes) stay valid until then.
   std::uint64_t membership_ = 0;
+  // The sum of every member's unsalted id hash, kept as nodes come and go:
+  // the compact digest's fingerprint is made of it.
+  std::uint64_t id_sum_ = 0;
   std::vector<std::uint32_t> free_slots_;  // of removed nodes
   mutable bool positions_stale_ = false;
   std::map<std::uint32_t, ResetShadow> resets_;  // by slot; usually empty
