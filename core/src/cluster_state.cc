@@ -284,23 +284,54 @@ NodeState* ClusterState::enter(NodeState* st) {
   return st;
 }
 
+namespace {
+
+// A node by its name's first eight bytes, which order most ids on their
+// own, computed once per node.
+using Keyed = std::pair<std::uint64_t, NodeState*>;
+
+Keyed keyed(NodeState* st) {
+  return {name_prefix(wire::canonical_id::name(PacketPaths::encoded_id(*st))), st};
+}
+
+bool keyed_less(const Keyed& a, const Keyed& b) {
+  return a.first != b.first ? a.first < b.first : ids_less(a.second, b.second);
+}
+
+// Where `node` goes among the placed nodes order[0, old): before the first
+// of them above it. Old nodes from `lo` up go above it, those below
+// `bottom` below it: the step down from `old` doubles until one goes below,
+// then a binary search finds the place in between.
+std::size_t place_among(std::span<NodeState* const> order, std::size_t old, const Keyed& node) {
+  std::size_t lo = old;
+  std::size_t bottom = 0;
+  for (std::size_t step = 1; lo > bottom; step *= 2) {
+    const std::size_t probe = lo - bottom > step ? lo - step : bottom;
+    if (keyed_less(keyed(order[probe]), node)) {
+      bottom = probe + 1;
+      break;
+    }
+    lo = probe;
+  }
+  const auto above =
+      std::upper_bound(order.begin() + static_cast<std::ptrdiff_t>(bottom),
+                       order.begin() + static_cast<std::ptrdiff_t>(lo), node,
+                       [](const Keyed& a, NodeState* b) { return keyed_less(a, keyed(b)); });
+  return static_cast<std::size_t>(above - order.begin());
+}
+
+}  // namespace
+
 void ClusterState::place_new_nodes() {
   if (unplaced_ == 0) return;
   // The new nodes sorted among themselves (by name prefix first, computed
   // once), then merged in from the back: one sort of a few and one pass,
   // where inserting each would move the tail of the order every time.
-  using Keyed = std::pair<std::uint64_t, NodeState*>;
   const std::size_t placed = order_.size() - unplaced_;
   // Local rather than kept: a burst of joins would leave its room behind in
   // every node's state, and most rounds place nothing.
   std::vector<Keyed> spare(unplaced_);
-  for (std::size_t i = 0; i < unplaced_; ++i) {
-    NodeState* st = order_[placed + i];
-    spare[i] = {name_prefix(wire::canonical_id::name(st->encoded_id())), st};
-  }
-  auto less = [](const Keyed& a, const Keyed& b) {
-    return a.first != b.first ? a.first < b.first : ids_less(a.second, b.second);
-  };
+  for (std::size_t i = 0; i < unplaced_; ++i) spare[i] = keyed(order_[placed + i]);
   // By prefix (then address, for a strict order): integers only; then the
   // few runs of one prefix by their whole ids.
   std::sort(spare.begin(), spare.end(), [](const Keyed& a, const Keyed& b) {
@@ -309,27 +340,32 @@ void ClusterState::place_new_nodes() {
   for (auto run = spare.begin(); run != spare.end();) {
     auto next = run + 1;
     while (next != spare.end() && next->first == run->first) ++next;
-    if (next - run > 1) std::sort(run, next, less);
+    if (next - run > 1) std::sort(run, next, keyed_less);
     run = next;
   }
+  // Each comparison with a placed node is a cache miss or two: while the
+  // new nodes are few beside them, each one's place is searched for rather
+  // than every placed node above it compared (the merge was 8 % of a
+  // cluster's fourth round at 10,000 nodes, most packets bringing a few
+  // hundred new nodes to thousands).
+  const bool search = spare.size() * 16 <= placed;
   std::size_t out = order_.size();
   std::size_t old = placed;
-  std::size_t fresh = spare.size();
-  Keyed last_old{};
-  if (old > 0) {
-    last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
-                order_[old - 1]};
-  }
-  while (fresh > 0) {
-    if (old > 0 && less(spare[fresh - 1], last_old)) {
-      order_[--out] = order_[--old];
-      if (old > 0) {
-        last_old = {name_prefix(wire::canonical_id::name(order_[old - 1]->encoded_id())),
-                    order_[old - 1]};
-      }
+  for (std::size_t fresh = spare.size(); fresh > 0; --fresh) {
+    const Keyed& node = spare[fresh - 1];
+    std::size_t at = old;
+    if (search) {
+      at = place_among(order_, old, node);
     } else {
-      order_[--out] = spare[--fresh].second;
+      while (at > 0 && keyed_less(node, keyed(order_[at - 1]))) --at;
     }
+    out = static_cast<std::size_t>(
+        std::move_backward(order_.begin() + static_cast<std::ptrdiff_t>(at),
+                           order_.begin() + static_cast<std::ptrdiff_t>(old),
+                           order_.begin() + static_cast<std::ptrdiff_t>(out)) -
+        order_.begin());
+    old = at;
+    order_[--out] = node.second;
   }
   unplaced_ = 0;
 }
