@@ -219,6 +219,9 @@ struct Simulator::State {
   // and each node hands its room for them back to the workspace it shares
   // with the next node of the group as soon as they are taken.
   std::vector<std::vector<Event>> batch_events;
+  // The room a group keeps for the next batch (256 bytes an event): a
+  // cold start's bursts are let go of, or they would stay for the whole run.
+  static constexpr std::size_t kKeptBatchEvents = 256;
   std::vector<const std::vector<std::size_t>*> busy_groups;  // those with inputs
   // By slot: 1 + the input's index in the current batch, while its outcome
   // is still to be carried out (0 otherwise).
@@ -791,7 +794,11 @@ struct Simulator::State {
     workers->run(busy_groups.size(), [this](std::size_t g) {
       const auto group = static_cast<std::size_t>(busy_groups[g] - batch_groups.data());
       std::vector<Event>& events = batch_events[group];
-      events.clear();
+      if (events.capacity() > kKeptBatchEvents) {
+        std::vector<Event>().swap(events);
+      } else {
+        events.clear();
+      }
       for (std::size_t b : *busy_groups[g]) {
         Input& in = batch[b];
         handle(in);
