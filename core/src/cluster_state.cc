@@ -21,10 +21,6 @@ namespace {
 using wire_size::length_delimited;
 using wire_size::varint;
 
-// The id table is kept between 55% and 80% full, like a node's key index.
-std::size_t table_capacity(std::size_t nodes) { return nodes * 20 / 11 + 2; }
-bool table_full(std::size_t nodes, std::size_t capacity) { return nodes * 5 > capacity * 4; }
-
 std::string_view as_text(ByteView bytes) {
   return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }

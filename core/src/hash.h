@@ -72,6 +72,13 @@ inline std::size_t hash_bytes(std::string_view bytes, std::uint64_t seed) {
   return mix(kP1 ^ n, mix(a ^ kP1, b ^ seed) ^ kP2);
 }
 
+// The core's open-addressing tables are kept between 55 % and 80 % full:
+// linear probing stays short, and a table costs under twice its entries.
+inline std::size_t table_capacity(std::size_t entries) { return entries * 20 / 11 + 2; }
+inline bool table_full(std::size_t entries, std::size_t capacity) {
+  return entries * 5 > capacity * 4;
+}
+
 // Maps the top 32 bits of a hash onto [0, n), n < 2^32, without a division
 // (Lemire's multiply-shift): the home slot of the core's tables.
 inline std::size_t reduce(std::size_t hash, std::size_t n) {

@@ -4,16 +4,8 @@
 
 namespace aiocluster {
 
-namespace {
-
-// Kept between 55 % and 80 % full, like the core's other tables.
-std::size_t capacity_for(std::size_t values) { return values * 20 / 11 + 2; }
-bool full(std::size_t values, std::size_t capacity) { return values * 5 > capacity * 4; }
-
-}  // namespace
-
 void HashIndex::insert(std::uint32_t hash, std::uint32_t value) {
-  if (full(size_ + 1, slots_.size())) grow();
+  if (table_full(size_ + 1, slots_.size())) grow();
   place(Slot{hash, value});
   ++size_;
 }
@@ -26,7 +18,7 @@ void HashIndex::place(Slot s) {
 }
 
 void HashIndex::grow() {
-  std::vector<Slot> old(capacity_for(size_ + 1));
+  std::vector<Slot> old(table_capacity(size_ + 1));
   old.swap(slots_);
   for (const Slot& s : old) {
     if (s.value != kNone) place(s);

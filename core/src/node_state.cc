@@ -26,10 +26,9 @@ void reserve_one_more(Vector& v, std::size_t extra = 1) {
   v.reserve(std::max(v.size() + extra, v.capacity() + v.capacity() / 8 + 1));
 }
 
-// The index is kept between 55% and 80% full: linear probing stays short
-// and the index costs 5 to 7 bytes per key.
-std::size_t index_capacity(std::size_t keys) { return keys == 0 ? 0 : keys * 20 / 11 + 2; }
-bool index_full(std::size_t keys, std::size_t capacity) { return keys * 5 > capacity * 4; }
+// A key index is a table like the core's others (hash.h): 5 to 7 bytes per
+// key; none for no keys.
+std::size_t index_capacity(std::size_t keys) { return keys == 0 ? 0 : table_capacity(keys); }
 
 // Key equality without a call for short keys (most are): two overlapping
 // loads cover 4 to 16 bytes. Longer keys test their last eight bytes first:
@@ -496,7 +495,7 @@ std::optional<NodeState::Entry> NodeState::store(std::string_view key, std::uint
                                                  std::size_t stored_size, Chunk* chunk,
                                                  Instant now) {
   const Keys& k = keys();
-  if (index_full(k.live + 1, k.index_size)) reindex(index_capacity(k.live + 1));
+  if (table_full(k.live + 1, k.index_size)) reindex(index_capacity(k.live + 1));
   return store_in_room(key, version, status, stored, stored_size, chunk, now);
 }
 
@@ -828,7 +827,7 @@ void NodeState::reserve(std::size_t entries) {
   if (keys_ == nullptr && entries == 0) return;
   Keys& k = keys();
   k.log.reserve(storage_->pool, k.log.size() + entries);
-  if (index_full(k.live + entries, k.index_size)) reindex(index_capacity(k.live + entries));
+  if (table_full(k.live + entries, k.index_size)) reindex(index_capacity(k.live + entries));
 }
 
 KeyChange NodeState::apply(std::string_view key, const VersionedValue& value, Instant now) {
