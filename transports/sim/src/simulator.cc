@@ -223,6 +223,12 @@ struct Simulator::State {
   // cold start's bursts are let go of, or they would stay for the whole run.
   static constexpr std::size_t kKeptBatchEvents = 256;
   std::vector<const std::vector<std::size_t>*> busy_groups;  // those with inputs
+  std::vector<std::size_t> group_cost;  // by group: a guess at its inputs' time
+  // A guess at an input's handling time, in bytes: a datagram's size, and a
+  // round's timer (which writes digests) like a middling packet.
+  static std::size_t cost(const Item& item) {
+    return item.kind == Kind::kTimer ? 4096 : 512 + item.bytes.size();
+  }
   // By slot: 1 + the input's index in the current batch, while its outcome
   // is still to be carried out (0 otherwise).
   std::vector<std::size_t> pending;
@@ -785,11 +791,20 @@ struct Simulator::State {
     batch_groups.resize(workspace_holders.size());
     for (auto& group : batch_groups) group.clear();
     busy_groups.clear();
+    group_cost.assign(batch_groups.size(), 0);
     for (std::size_t b = 0; b < batch.size(); ++b) {
-      auto& group = batch_groups[batch[b].item.slot % batch_groups.size()];
+      const std::size_t g = batch[b].item.slot % batch_groups.size();
+      auto& group = batch_groups[g];
       if (group.empty()) busy_groups.push_back(&group);
       group.push_back(b);
+      group_cost[g] += cost(batch[b].item);
     }
+    // The costliest groups first, so that the last ones taken, which the
+    // other threads may wait on, are short.
+    std::sort(busy_groups.begin(), busy_groups.end(), [&](const auto* a, const auto* b) {
+      return group_cost[static_cast<std::size_t>(a - batch_groups.data())] >
+             group_cost[static_cast<std::size_t>(b - batch_groups.data())];
+    });
     batch_events.resize(batch_groups.size());
     workers->run(busy_groups.size(), [this](std::size_t g) {
       const auto group = static_cast<std::size_t>(busy_groups[g] - batch_groups.data());
