@@ -34,7 +34,7 @@ bool zstd_magic(ByteView frame) {
 
 std::optional<std::size_t> grown_budget(std::size_t budget, std::size_t plain, std::size_t sent,
                                         std::size_t limit, std::size_t plain_cap) {
-  if (sent == 0 || sent >= limit || limit - sent < limit / 16 || plain >= plain_cap) {
+  if (sent == 0 || sent >= limit || limit - sent < limit / 8 || plain >= plain_cap) {
     return std::nullopt;
   }
   const std::uint64_t room = limit - sent;
@@ -55,7 +55,7 @@ std::size_t predicted_budget(std::size_t budget, std::size_t limit, std::size_t 
   // Length prefixes may each take a byte more in a larger packet.
   constexpr std::size_t kSlack = 64;
   if (plain_cap <= limit + kSlack) return budget;
-  std::uint64_t target = static_cast<std::uint64_t>(limit) * ratio / 16 * 7 / 8;
+  std::uint64_t target = static_cast<std::uint64_t>(limit) * ratio / 16 * 15 / 16;
   target = std::min<std::uint64_t>(target, plain_cap - kSlack);
   if (target < limit + kMinSize) return budget;
   return budget + static_cast<std::size_t>(target - limit);

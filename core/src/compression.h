@@ -36,7 +36,9 @@ inline constexpr int kMaxReplans = 3;
 // The delta budget to try next when a packet of `plain` bytes went out as
 // `sent` (<= limit): the room left, scaled by the ratio achieved, less an
 // eighth as headroom, and never past `plain_cap` bytes of packet; nullopt
-// when the room left is too little to gain from another try.
+// when the room left is too little to gain from another try: an eighth of
+// the limit or less, so that a packet planned from the ratio (which aims
+// at fifteen sixteenths) goes out compressed once.
 std::optional<std::size_t> grown_budget(std::size_t budget, std::size_t plain, std::size_t sent,
                                         std::size_t limit, std::size_t plain_cap);
 
@@ -47,7 +49,7 @@ Ratio16 ratio16(std::size_t plain, std::size_t sent);
 
 // The delta budget to try first, for a packet whose plain form fits
 // `limit` under `budget`: grown so that, at `ratio`, the compressed packet
-// fills seven eighths of `limit`, and never past `plain_cap` bytes of
+// fills fifteen sixteenths of `limit`, and never past `plain_cap` bytes of
 // packet; `budget` itself when the ratio promises no room. One compression
 // then usually suffices where growing from `budget` took two to four.
 std::size_t predicted_budget(std::size_t budget, std::size_t limit, std::size_t plain_cap,

@@ -830,11 +830,24 @@ Bytes Node::fitted(std::size_t budget, const std::function<Bytes()>& write) {
   std::optional<Bytes> sent = compressed(plain);
   const std::size_t size = sent ? sent->size() : plain.size();
   if (predicted > budget && (size > limit || plain.size() > cap)) {
-    // The ratio promised too much: the next prediction starts from this one.
+    // The ratio promised too much: predicted again from this packet's, which
+    // holds much the same, then the plain budget.
     scratch_->ratio = compression::ratio16(plain.size(), size);
-    plan(budget);
-    plain = write();
-    sent = compressed(plain);
+    const std::size_t again = compression::predicted_budget(budget, limit, cap, scratch_->ratio);
+    bool fits = false;
+    if (again > budget && again < predicted) {
+      plan(again);
+      plain = write();
+      sent = compressed(plain);
+      fits = sent && sent->size() <= limit && plain.size() <= cap;
+    }
+    if (fits) {
+      budget = again;
+    } else {
+      plan(budget);
+      plain = write();
+      sent = compressed(plain);
+    }
   } else {
     budget = predicted;
   }

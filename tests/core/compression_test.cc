@@ -240,13 +240,13 @@ TEST_CASE("the first budget tried is the one the last ratio predicts") {
   // No ratio yet, or one too small to promise room: the budget as given.
   CHECK(predicted_budget(kBudget, kLimit, kCap, 0) == kBudget);
   CHECK(predicted_budget(kBudget, kLimit, kCap, 16) == kBudget);
-  CHECK(predicted_budget(kBudget, kLimit, kCap, 18) == kBudget);
-  // 2:1 expected: a plain packet of 2 x 7/8 of the limit, the rest of the
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 17) == kBudget);
+  // 2:1 expected: a plain packet of 2 x 15/16 of the limit, the rest of the
   // packet (limit - budget) unchanged.
-  CHECK(predicted_budget(kBudget, kLimit, kCap, 32) == kBudget + kLimit * 7 / 4 - kLimit);
-  // 3:1: 2.625 limits of plain packet, still under the cap.
-  CHECK(predicted_budget(kBudget, kLimit, kCap, 48) == kBudget + kLimit * 21 / 8 - kLimit);
-  // 5:1 would be 4.375 limits: the plain packet stops short of the cap, by
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 32) == kBudget + kLimit * 15 / 8 - kLimit);
+  // 3:1: 2.8125 limits of plain packet, still under the cap.
+  CHECK(predicted_budget(kBudget, kLimit, kCap, 48) == kBudget + kLimit * 45 / 16 - kLimit);
+  // 5:1 would be 4.6875 limits: the plain packet stops short of the cap, by
   // room for length prefixes that grow with it.
   const std::size_t at_cap = predicted_budget(kBudget, kLimit, kCap, 80);
   CHECK(at_cap < kBudget + kCap - kLimit);
