@@ -201,13 +201,43 @@ struct Simulator::State {
   std::vector<std::optional<NodeIndex>> workspace_holders;
 
   // --- Batches: node inputs handled at once (Options::threads > 1) ---
+  // The digests of an event's strings in the trace (TraceHash::of), taken
+  // on the worker with the event: added in their place, they leave the
+  // trace as it was, and the serial part of a batch hashes no strings (a
+  // cluster's first rounds raise tens of millions of key changes).
+  struct EventDigests {
+    std::uint64_t name = 0;
+    std::uint64_t key = 0;    // key changes only
+    std::uint64_t value = 0;  // key changes only
+    static EventDigests of(const Event& ev) {
+      EventDigests d;
+      std::visit(
+          [&](const auto& e) {
+            d.name = digest(e.node.name);
+            if constexpr (std::is_same_v<std::decay_t<decltype(e)>, KeyChanged>) {
+              d.key = digest(e.key);
+              d.value = digest(e.new_value.value);
+            }
+          },
+          ev);
+      return d;
+    }
+    static std::uint64_t digest(std::string_view text) {
+      return TraceHash::of(
+          std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    }
+  };
+  struct TakenEvent {
+    Event event;
+    EventDigests digests;
+  };
   struct Input {
     Item item;                 // a timer or a datagram
     std::uint64_t digest = 0;  // the datagram's, for the trace
     Outcome outcome;
     // The events its node raised, taken on the worker: events[begin, end)
     // of its group's buffer.
-    const std::vector<Event>* events = nullptr;
+    const std::vector<TakenEvent>* events = nullptr;
     std::size_t events_begin = 0;
     std::size_t events_end = 0;
   };
@@ -218,8 +248,8 @@ struct Simulator::State {
   // first rounds raise a key change per key-value a node learns (millions),
   // and each node hands its room for them back to the workspace it shares
   // with the next node of the group as soon as they are taken.
-  std::vector<std::vector<Event>> batch_events;
-  // The room a group keeps for the next batch (256 bytes an event): a
+  std::vector<std::vector<TakenEvent>> batch_events;
+  // The room a group keeps for the next batch (280 bytes an event): a
   // cold start's bursts are let go of, or they would stay for the whole run.
   static constexpr std::size_t kKeptBatchEvents = 256;
   std::vector<const std::vector<std::size_t>*> busy_groups;  // those with inputs
@@ -449,7 +479,7 @@ struct Simulator::State {
   }
 
   // `taken`: events the node raised before, taken from it already.
-  void drain(NodeIndex i, std::span<const Event> taken = {}) {
+  void drain(NodeIndex i, std::span<const TakenEvent> taken = {}) {
     Slot& slot = slots[i];
     Node& node = *slot.node;
     while (auto tx = node.poll_transmit()) {
@@ -461,7 +491,7 @@ struct Simulator::State {
       }
     }
     arm(i);
-    for (const Event& ev : taken) on_event(i, ev);
+    for (const TakenEvent& t : taken) on_event(i, t.event, &t.digests);
     while (auto ev = node.poll_event()) on_event(i, *ev);
     for (const auto& hook : input_hooks) hook(i);
   }
@@ -483,25 +513,27 @@ struct Simulator::State {
     push(std::move(timer));
   }
 
-  void on_event(NodeIndex observer, const Event& ev) {
+  // `digests`: the event's, when taken on a worker.
+  void on_event(NodeIndex observer, const Event& ev, const EventDigests* digests = nullptr) {
     ++counters.events;
+    const EventDigests d = digests != nullptr ? *digests : EventDigests::of(ev);
     std::visit(
         [&](const auto& e) {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, NodeJoined>) {
             trace_record(Tag::kEventJoined, observer, e.node.generation_id);
-            trace.add(e.node.name);
+            trace.add(d.name);
           } else if constexpr (std::is_same_v<T, NodeLeft>) {
             trace_record(Tag::kEventLeft, observer, e.node.generation_id);
-            trace.add(e.node.name);
+            trace.add(d.name);
           } else if constexpr (std::is_same_v<T, ReplicaReset>) {
             trace_record(Tag::kEventReset, observer, e.node.generation_id);
-            trace.add(e.node.name);
+            trace.add(d.name);
           } else {
             trace_record(Tag::kEventKey, observer, e.node.generation_id);
-            trace.add(e.node.name);
-            trace.add(e.key);
-            trace.add(e.new_value.value);
+            trace.add(d.name);
+            trace.add(d.key);
+            trace.add(d.value);
             trace.add(e.new_value.version);
             trace.add(static_cast<std::uint64_t>(e.new_value.status));
           }
@@ -808,9 +840,9 @@ struct Simulator::State {
     batch_events.resize(batch_groups.size());
     workers->run(busy_groups.size(), [this](std::size_t g) {
       const auto group = static_cast<std::size_t>(busy_groups[g] - batch_groups.data());
-      std::vector<Event>& events = batch_events[group];
+      std::vector<TakenEvent>& events = batch_events[group];
       if (events.capacity() > kKeptBatchEvents) {
-        std::vector<Event>().swap(events);
+        std::vector<TakenEvent>().swap(events);
       } else {
         events.clear();
       }
@@ -820,7 +852,10 @@ struct Simulator::State {
         in.events = &events;
         in.events_begin = events.size();
         Node& node = *slots[in.item.slot].node;
-        while (auto ev = node.poll_event()) events.push_back(std::move(*ev));
+        while (auto ev = node.poll_event()) {
+          const EventDigests digests = EventDigests::of(*ev);
+          events.push_back(TakenEvent{std::move(*ev), digests});
+        }
         in.events_end = events.size();
       }
     });
@@ -852,7 +887,7 @@ struct Simulator::State {
       if (in.outcome.reply)
         send_datagram(i, address(in.item.from), std::move(in.outcome.reply->payload));
     }
-    std::span<const Event> taken;
+    std::span<const TakenEvent> taken;
     if (in.events != nullptr)
       taken = std::span(*in.events).subspan(in.events_begin, in.events_end - in.events_begin);
     drain(i, taken);
