@@ -213,18 +213,14 @@ struct Simulator::State {
       EventDigests d;
       std::visit(
           [&](const auto& e) {
-            d.name = digest(e.node.name);
+            d.name = TraceHash::of(e.node.name);
             if constexpr (std::is_same_v<std::decay_t<decltype(e)>, KeyChanged>) {
-              d.key = digest(e.key);
-              d.value = digest(e.new_value.value);
+              d.key = TraceHash::of(e.key);
+              d.value = TraceHash::of(e.new_value.value);
             }
           },
           ev);
       return d;
-    }
-    static std::uint64_t digest(std::string_view text) {
-      return TraceHash::of(
-          std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
     }
   };
   struct TakenEvent {

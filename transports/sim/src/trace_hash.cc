@@ -35,8 +35,10 @@ std::uint64_t load64(const std::uint8_t* p) {
 
 void TraceHash::add(std::uint64_t value) { state_ = round(state_, value); }
 
-void TraceHash::add(std::string_view text) {
-  add(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+void TraceHash::add(std::string_view text) { add(of(text)); }
+
+std::uint64_t TraceHash::of(std::string_view text) {
+  return of(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
 }
 
 std::uint64_t TraceHash::of(std::span<const std::uint8_t> bytes) {

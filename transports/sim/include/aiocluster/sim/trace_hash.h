@@ -21,6 +21,7 @@ class TraceHash {
 
   // A 64-bit digest of `bytes`, the same whatever the trace holds.
   static std::uint64_t of(std::span<const std::uint8_t> bytes);
+  static std::uint64_t of(std::string_view text);
 
  private:
   std::uint64_t state_ = 0x243f6a8885a308d3ULL;  // any fixed non-zero start
